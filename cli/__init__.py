@@ -1,0 +1,1 @@
+"""The `cosmos-sms` command line."""

@@ -1,0 +1,5 @@
+"""Configuration: environment read once into typed settings, Celery and logging set-up."""
+
+from config.settings import Settings, SettingsError, load_settings
+
+__all__ = ["Settings", "SettingsError", "load_settings"]

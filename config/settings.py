@@ -1,0 +1,154 @@
+"""Typed, frozen settings read once from the environment (and `.env`) at an entry point.
+
+Every variable of the contract is here, plus the knobs the pipeline needs; each
+default carries its unit in its name. Entry points call `load_settings()` and
+pass the object down; nothing below reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RETENTION_S = 7 * 24 * 3600
+"""Outcome records live 7 days (in seconds) after reaching a final state."""
+
+
+class SettingsError(Exception):
+    """A configuration value was refused; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of cosmos-sms; environment variable names in `alias`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    redis_url: str = Field("redis://localhost:6379/0", alias="REDIS_URL")
+    api_url: str = Field("https://api.cosmos.mobi/v1.0", alias="COSMOS_API_URL")
+    api_key: SecretStr | None = Field(None, alias="COSMOS_API_KEY")
+    api_secret: SecretStr | None = Field(None, alias="COSMOS_API_SECRET")
+    webhook_url: str | None = Field(None, alias="COSMOS_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(None, alias="COSMOS_WEBHOOK_SECRET")
+    webhook_secret_previous: SecretStr | None = Field(None, alias="COSMOS_WEBHOOK_SECRET_PREVIOUS")
+    redis_prefix: str = Field("cosmos", alias="COSMOS_REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    # Retries: attempts per message, in-call burst, backoff between attempts.
+    max_attempts: int = Field(8, alias="COSMOS_MAX_ATTEMPTS", ge=1, le=100)
+    burst_attempts: int = Field(3, alias="COSMOS_BURST_ATTEMPTS", ge=1, le=10)
+    retry_backoff_base_s: float = Field(0.5, alias="COSMOS_RETRY_BACKOFF_BASE_S", gt=0)
+    retry_backoff_max_s: float = Field(300.0, alias="COSMOS_RETRY_BACKOFF_MAX_S", gt=0)
+    connect_timeout_s: float = Field(3.05, alias="COSMOS_CONNECT_TIMEOUT_S", gt=0)
+    read_timeout_s: float = Field(10.0, alias="COSMOS_READ_TIMEOUT_S", gt=0)
+    default_expires_in_s: int = Field(86400, alias="COSMOS_DEFAULT_EXPIRES_IN_S", gt=0)
+    ambiguous_policy: Literal["resend", "hold"] = Field("resend", alias="COSMOS_AMBIGUOUS_POLICY")
+    rate_limit: float = Field(0.0, alias="COSMOS_RATE_LIMIT", ge=0)
+
+    # Ledger and reconciler.
+    retention_s: int = Field(DEFAULT_RETENTION_S, alias="COSMOS_RETENTION_S", gt=0)
+    requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
+    scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
+    poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
+    visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
+
+    # Circuit breaker shared by every worker.
+    breaker_threshold: int = Field(10, alias="COSMOS_BREAKER_THRESHOLD", ge=1)
+    breaker_open_s: float = Field(5.0, alias="COSMOS_BREAKER_OPEN_S", gt=0)
+
+    # Producers and workers.
+    enqueue_timeout_s: float = Field(5.0, alias="COSMOS_ENQUEUE_TIMEOUT_S", gt=0)
+    bulk_chunk_size: int = Field(50, alias="COSMOS_BULK_CHUNK_SIZE", ge=1, le=1000)
+    worker_concurrency: int = Field(32, alias="COSMOS_WORKER_CONCURRENCY", ge=1)
+    batch_threads: int = Field(96, alias="COSMOS_BATCH_THREADS", ge=1)
+    log_format: Literal["json", "console", "auto"] = Field("auto", alias="COSMOS_LOG_FORMAT")
+    log_level: str = Field("INFO", alias="COSMOS_LOG_LEVEL")
+
+    # Receiver and dashboard.
+    webhook_max_body_bytes: int = Field(4096, alias="COSMOS_WEBHOOK_MAX_BODY_BYTES", gt=0)
+    webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
+    flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Settings":
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("COSMOS_WEBHOOK_SECRET is required when COSMOS_WEBHOOK_URL is set")
+        if self.retry_backoff_max_s < self.retry_backoff_base_s:
+            raise ValueError("COSMOS_RETRY_BACKOFF_MAX_S must be >= COSMOS_RETRY_BACKOFF_BASE_S")
+        if self.lease_s >= self.visibility_timeout_s:
+            raise ValueError(
+                f"COSMOS_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed the lease "
+                f"({self.lease_s:.0f} s, from the timeouts and burst), or a running task is redelivered"
+            )
+        return self
+
+    # Derived bounds: a task never outlives its lease, the lease never outlives visibility.
+    @property
+    def attempt_bound_s(self) -> float:
+        """Longest one HTTP attempt can take (connect plus read timeout), in seconds."""
+        return self.connect_timeout_s + self.read_timeout_s
+
+    @property
+    def burst_bound_s(self) -> float:
+        """Longest one in-call burst can take: its attempts plus the waits between them."""
+        waits = sum(
+            min(self.retry_backoff_base_s * 2**i, self.retry_backoff_max_s) * 1.5
+            for i in range(self.burst_attempts - 1)
+        )
+        return self.burst_attempts * self.attempt_bound_s + waits
+
+    @property
+    def lease_s(self) -> float:
+        """How long a worker owns a job: a whole burst plus a margin, in seconds."""
+        return self.burst_bound_s + 10.0
+
+    def require_credentials(self) -> tuple[str, str]:
+        """The API key and secret, or SettingsError naming the missing variable."""
+        for name, value in (("COSMOS_API_KEY", self.api_key), ("COSMOS_API_SECRET", self.api_secret)):
+            if value is None or not value.get_secret_value():
+                raise SettingsError(f"{name} is not set: the worker refuses to start without it")
+        return self.api_key.get_secret_value(), self.api_secret.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = error.get("loc") or ()
+        name = _alias_of(where[0]) if where else "configuration"
+        raise SettingsError(f"{name}: {error['msg']}") from None
+
+
+def _alias_of(field_name: object) -> str:
+    field = Settings.model_fields.get(str(field_name))
+    return field.alias if field and field.alias else str(field_name)

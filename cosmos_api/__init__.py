@@ -1,0 +1,1 @@
+"""The provider: COSMOS message rules, status table, callback tokens and the HTTP client."""

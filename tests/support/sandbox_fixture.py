@@ -1,0 +1,1 @@
+"""Sandbox process fixture (filled by the sandbox work)."""

@@ -1,0 +1,1 @@
+"""Worker process fixture (filled by the pipeline work)."""
