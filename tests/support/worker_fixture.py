@@ -1,1 +1,72 @@
-"""Worker process fixture (filled by the pipeline work)."""
+"""Real Celery worker processes for integration tests, and a producer bound to the same Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from producers.producer import SmsProducer
+from tests.support.polling import wait_for
+from tests.support.processes import spawn, stop
+
+
+@dataclass
+class WorkerHandle:
+    proc: subprocess.Popen
+    log_path: object
+    name: str
+
+    def kill(self) -> None:
+        stop(self.proc, signal.SIGKILL)
+
+    def terminate(self, timeout: float = 30) -> None:
+        stop(self.proc, signal.SIGTERM, timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class WorkerPool:
+    env: dict
+    tmp_path: object
+    started: list = field(default_factory=list)
+
+    def start(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
+        name = f"w{len(self.started)}"
+        env = {**self.env, **env_overrides}
+        log_path = self.tmp_path / f"worker-{name}.log"
+        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", str(concurrency),
+               "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        handle = WorkerHandle(spawn(cmd, env, log_path), log_path, name)
+        self.started.append(handle)
+        wait_for(lambda: "ready" in handle.log() or handle.proc.poll() is not None, timeout=30,
+                 what=f"worker {name} to be ready")
+        assert handle.proc.poll() is None, handle.log()[-3000:]
+        return handle
+
+    def stop_all(self) -> None:
+        for handle in self.started:
+            stop(handle.proc, signal.SIGTERM, 20)
+
+
+@pytest.fixture
+def pipeline_env(base_env, sandbox) -> dict:
+    """Environment of a pipeline wired to the test's sandbox."""
+    return {**base_env, "COSMOS_API_URL": sandbox.api_url}
+
+
+@pytest.fixture
+def workers(pipeline_env, tmp_path):
+    pool = WorkerPool(pipeline_env, tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def producer(settings_for, sandbox) -> SmsProducer:
+    return SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url))

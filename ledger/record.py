@@ -1,0 +1,66 @@
+"""The outcome record as users see it: contract fields, ISO 8601 UTC times, typed numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
+"""States a job never leaves without an operator (`sent` still waits for its receipt)."""
+
+STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+
+_INTS = ("attempts", "ambiguous_resends", "extra_sends")
+_TIMES = {
+    "created_ts": "created_at",
+    "updated_ts": "updated_at",
+    "expires_ts": "expires_at",
+    "sent_ts": "sent_at",
+    "delivered_ts": "delivered_at",
+    "due_ts": "next_attempt_at",
+}
+
+
+def iso(ts: float | str | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with a `Z`, millisecond precision."""
+    if ts in (None, ""):
+        return None
+    moment = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def history(raw: str | None) -> list[dict]:
+    """The compact attempt history ("status/http/ms;...") as a list of dicts."""
+    out = []
+    for entry in (raw or "").split(";"):
+        if entry:
+            status, http, ms = (entry.split("/") + ["", ""])[:3]
+            out.append({"status": status, "http": int(http) if http.isdigit() else None,
+                        "latency_ms": int(ms) if ms.isdigit() else None})
+    return out
+
+
+def to_record(raw: dict[str, str]) -> dict | None:
+    """The contract's outcome record from a ledger hash (None for a missing job)."""
+    if not raw:
+        return None
+    record = {
+        "job_id": raw.get("job_id"),
+        "state": raw.get("state"),
+        "lane": raw.get("lane"),
+        "to": raw.get("to"),
+        "from": raw.get("from"),
+        "callback": raw.get("callback"),
+        "idempotency_key": raw.get("idem") or None,
+        "message_id": raw.get("message_id"),
+        "price": float(raw["price"]) if raw.get("price") not in (None, "") else None,
+        "last_error": raw.get("last_error") or None,
+        "dead_reason": raw.get("dead_reason") or None,
+        "delivery_status": raw.get("delivery_status"),
+        "receipt_timestamp": raw.get("receipt_timestamp"),
+        "history": history(raw.get("history")),
+    }
+    for name in _INTS:
+        record[name] = int(raw.get(name) or 0)
+    for stored, shown in _TIMES.items():
+        record[shown] = iso(raw.get(stored))
+    return record

@@ -1,0 +1,21 @@
+"""The ledger's Lua scripts, each prefixed with the shared `common.lua` and registered once."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import redis
+
+SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate")
+
+
+@cache
+def script_source(name: str) -> str:
+    lua = resources.files("ledger") / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def register_scripts(client: redis.Redis) -> dict[str, "redis.commands.core.Script"]:
+    """Scripts bound to `client`; redis-py runs them by SHA and reloads after a Redis restart."""
+    return {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}

@@ -1,0 +1,120 @@
+"""`SmsProducer`: validate, record durably (the outbox), then publish job ids by task name."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+import redis
+import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from config.celery import make_celery
+from config.keys import LANE_BULK, LANE_SINGLE, Keys
+from config.settings import Settings
+from cosmos_api.errors import EnqueueFailed, InvalidMessage
+from cosmos_api.rules import validate_message
+from ledger.outbox import publish_chunks, publish_single
+from ledger.store import Ledger, NewJob
+
+log = structlog.get_logger("cosmos.producer")
+
+MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
+
+
+class SmsProducer:
+    """Enqueues jobs on one Redis; thread-safe; cheap to keep for the life of the process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        # Short socket timeouts: a dead Redis must turn into EnqueueFailed, not a hang.
+        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
+                                    socket_timeout=2, socket_connect_timeout=1)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.settings)
+
+    @cached_property
+    def celery(self):
+        return make_celery(self.settings, name="cosmos-sms-producer")
+
+    # --- enqueue ---------------------------------------------------------------------
+    def send_sms(self, to: str, sender: str, text: str, callback: str | None = None,
+                 idempotency_key: str | None = None, expires_in: int | None = None) -> str:
+        job = self._job(LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
+        [(job_id, created)] = self._record([job])
+        if created:
+            self._publish(lambda producer: publish_single(self.celery, self.keys, LANE_SINGLE, job_id, producer))
+        return job_id
+
+    def send_bulk(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
+        jobs = []
+        for index, message in enumerate(messages):
+            try:
+                unknown = set(message) - MESSAGE_FIELDS
+                if unknown:
+                    raise InvalidMessage("invalid_json", sorted(unknown)[0], "is not a message field")
+                jobs.append(self._job(LANE_BULK, message.get("to"), message.get("sender"), message.get("text"),
+                                      message.get("callback"), message.get("idempotency_key"),
+                                      message.get("expires_in")))
+            except InvalidMessage as exc:
+                raise exc.at(index) from None
+        if not jobs:
+            return []
+        recorded = self._record(jobs)
+        new_ids = [job_id for job_id, created in recorded if created]
+        if new_ids:
+            chunk = self.settings.bulk_chunk_size
+            self._publish(lambda producer: publish_chunks(self.celery, self.keys, new_ids, chunk, producer))
+        return [job_id for job_id, _ in recorded]
+
+    def _job(self, lane, to, sender, text, callback, idempotency_key, expires_in) -> NewJob:
+        validate_message(to, sender, text, callback)
+        if expires_in is None:
+            expires_in = self.settings.default_expires_in_s
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+            raise InvalidMessage("invalid_json", "expires_in", "must be a positive whole number of seconds")
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+            raise InvalidMessage("invalid_json", "idempotency_key", "must be a string of 1 to 200 characters")
+        fingerprint = hashlib.sha256(
+            json.dumps([to, sender, text, callback], ensure_ascii=False).encode()
+        ).hexdigest()[:32]
+        return NewJob(uuid.uuid4().hex, lane, to, sender, text, callback, idempotency_key, fingerprint, expires_in)
+
+    def _record(self, jobs: list[NewJob]) -> list[tuple[str, bool]]:
+        """Write the records (the durable outbox), retrying within the enqueue bound."""
+        retrying = Retrying(
+            stop=stop_after_delay(self.settings.enqueue_timeout_s),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            reraise=True,
+        )
+        try:
+            return retrying(self.ledger.enqueue, jobs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}") from None
+
+    def _publish(self, publish) -> None:
+        """Nudge the workers. The record is already the queue: a lost publish is redone by the
+        workers' reconciler, so a failure here is logged, not raised."""
+        try:
+            with self.celery.producer_or_acquire() as producer:
+                publish(producer)
+        except Exception as exc:  # kombu raises many types; none may lose the recorded job
+            log.warning("publish failed; the reconciler will publish the job", error=str(exc))
+
+    # --- reads and control -----------------------------------------------------------
+    def get_status(self, job_id: str) -> dict | None:
+        return self.ledger.get(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        done, _ = self.ledger.operate("cancel", job_id)
+        return done

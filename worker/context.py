@@ -1,0 +1,69 @@
+"""Per-process worker state: settings, Redis, ledger, COSMOS client and the send pool.
+
+Global state department: one `WorkerContext` per process, built on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from config.keys import Keys
+from config.settings import Settings
+from cosmos_api.client import CosmosClient
+from ledger.store import Ledger
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
+            health_check_interval=30, max_connections=self.settings.batch_threads + self.settings.worker_concurrency + 16,
+        )
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.settings)
+
+    @cached_property
+    def client(self) -> CosmosClient:
+        api_key, api_secret = self.settings.require_credentials()
+        return CosmosClient(self.settings.api_url, api_key, api_secret,
+                            connect_timeout_s=self.settings.connect_timeout_s,
+                            read_timeout_s=self.settings.read_timeout_s)
+
+    @cached_property
+    def send_pool(self) -> ThreadPoolExecutor:
+        """Threads that send a bulk chunk's members concurrently."""
+        return ThreadPoolExecutor(self.settings.batch_threads, thread_name_prefix="cosmos-send")
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+
+
+def get_context(settings: Settings) -> WorkerContext:
+    global _context
+    with _lock:
+        if _context is None or _context.settings is not settings:
+            _context = WorkerContext(settings)
+        return _context
+
+
+def reset_context() -> None:
+    """Forget connections (after a fork they belong to the parent)."""
+    global _context
+    with _lock:
+        _context = None

@@ -1,0 +1,112 @@
+"""Sending one job: lease, attempt burst (tenacity), record each outcome, defer when spent.
+
+The ledger decides everything that must be atomic; this module only talks to COSMOS
+between two ledger calls and sleeps between attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+
+import structlog
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+
+from cosmos_api.callback_token import callback_url
+from ledger.store import Attempt
+from worker.context import WorkerContext
+from worker.retry_policy import backoff, delay_after
+
+log = structlog.get_logger("cosmos.delivery")
+
+_HOST = f"{socket.gethostname()}:{os.getpid()}"
+RETRY = "retry"
+"""An attempt's result that asks tenacity for another attempt in this burst."""
+
+
+def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=time.sleep) -> str:
+    """Send one job if the ledger lets us; returns how this delivery ended."""
+    owner = f"{_HOST}:{uuid.uuid4().hex[:12]}"
+    settings = ctx.settings
+
+    def attempt_once() -> str:
+        attempt = _begin(ctx, job_id, owner, count_delivery, sleep)
+        if attempt.verdict != "go":
+            _log_verdict(job_id, attempt)
+            return attempt.verdict
+        callback = attempt.callback or _our_callback(ctx, job_id)
+        outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, callback)
+        result, breaker = ctx.ledger.finish(
+            job_id, owner, outcome.kind, status=outcome.status, http=outcome.http,
+            latency_ms=outcome.latency_ms, message_id=outcome.message_id, price=outcome.price,
+            error=outcome.error,
+        )
+        _log_outcome(job_id, attempt.number, outcome, result, breaker)
+        return RETRY if result == "retry" else result
+
+    def before_sleep(state: RetryCallState) -> None:
+        log.info("retrying in-call", job_id=job_id, attempt=state.attempt_number,
+                 wait_s=round(state.next_action.sleep, 3))
+
+    burst = Retrying(
+        stop=stop_after_attempt(settings.burst_attempts),
+        wait=backoff(settings),
+        retry=retry_if_result(lambda result: result == RETRY),
+        before_sleep=before_sleep,
+        retry_error_callback=lambda state: "burst_spent",
+        sleep=sleep,
+    )
+    result = burst(attempt_once)
+    if result == "burst_spent":
+        attempts = int(ctx.redis.hget(ctx.keys.job(job_id), "attempts") or 0)
+        delay = delay_after(settings, attempts)
+        result, _ = ctx.ledger.finish(job_id, owner, "defer", delay_s=delay)
+        log.info("retry scheduled", job_id=job_id, attempts=attempts, delay_s=round(delay, 2))
+    return result
+
+
+def _begin(ctx: WorkerContext, job_id: str, owner: str, count_delivery: bool, sleep) -> Attempt:
+    """Take the lease; a short wait for a rate token happens here, a long one in the due set."""
+    while True:
+        attempt = ctx.ledger.begin(job_id, owner, count_delivery=count_delivery)
+        if attempt.verdict != "sleep":
+            return attempt
+        sleep(float(attempt.detail))
+
+
+def _our_callback(ctx: WorkerContext, job_id: str) -> str | None:
+    s = ctx.settings
+    if not s.webhook_url:
+        return None
+    return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value())
+
+
+def _log_verdict(job_id: str, attempt: Attempt) -> None:
+    if attempt.verdict in ("dead", "held", "expired"):
+        log.warning("job ended before sending", job_id=job_id, state=attempt.verdict, reason=attempt.detail)
+    elif attempt.verdict == "wait":
+        log.debug("job waits", job_id=job_id, until=attempt.detail)
+    else:
+        log.debug("delivery skipped", job_id=job_id, verdict=attempt.verdict, reason=attempt.detail)
+
+
+def _log_outcome(job_id: str, number: int, outcome, result: str, breaker: str) -> None:
+    if breaker == "open":
+        log.error("circuit breaker opened: COSMOS keeps failing", last_status=outcome.status)
+    elif breaker == "closed":
+        log.warning("circuit breaker closed: COSMOS answers again")
+    fields = dict(job_id=job_id, attempt=number, status=outcome.status, http=outcome.http,
+                  latency_ms=outcome.latency_ms, result=result)
+    if outcome.kind == "accepted":
+        log.debug("sent", message_id=outcome.message_id, **fields)
+    elif outcome.status == "unauthorized":
+        log.error("COSMOS refused our credentials; recover with `cosmos-sms dead requeue --reason unauthorized`",
+                  **fields)
+    elif outcome.http == 404:
+        log.error("COSMOS answered 404: check COSMOS_API_URL", **fields)
+    elif outcome.kind == "permanent":
+        log.info("dead-lettered", **fields)
+    else:
+        log.info("attempt failed", kind=outcome.kind, error=outcome.error, **fields)

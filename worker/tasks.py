@@ -1,0 +1,46 @@
+"""The Celery tasks: named after what they do, carrying job ids only."""
+
+from __future__ import annotations
+
+from concurrent.futures import wait
+
+import structlog
+from celery import Celery
+
+from config.celery import TASK_DELIVER, TASK_DELIVER_BATCH
+from config.keys import LANE_BULK
+from config.settings import Settings
+from ledger.outbox import publish_single
+from worker.context import get_context
+from worker.delivery import deliver_job
+
+log = structlog.get_logger("cosmos.tasks")
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    @app.task(name=TASK_DELIVER, ignore_result=True)
+    def deliver(job_id: str) -> None:
+        """Send one SMS job (lease, attempts, outcome) — the argument is its job id."""
+        deliver_job(get_context(settings), job_id, count_delivery=True)
+
+    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True)
+    def deliver_batch(job_ids: list[str]) -> None:
+        """Send a chunk of bulk SMS jobs concurrently, each with its own lease and outcome."""
+        ctx = get_context(settings)
+        batch_key = ctx.keys.batch(deliver_batch.request.id or ",".join(job_ids[:1]))
+        pipe = ctx.redis.pipeline()
+        pipe.incr(batch_key)
+        pipe.expire(batch_key, settings.visibility_timeout_s * 4)
+        deliveries = pipe.execute()[0]
+        if deliveries > 1:
+            # Redelivered: a member may have killed the worker. Split the chunk so only
+            # single-job deliveries count towards poison, and neighbours go on.
+            log.warning("redelivered chunk split into single jobs", jobs=len(job_ids))
+            for job_id in job_ids:
+                publish_single(app, ctx.keys, LANE_BULK, job_id)
+            return
+        futures = [ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False) for job_id in job_ids]
+        wait(futures)
+        for future in futures:
+            if future.exception() is not None:
+                log.error("member delivery failed", exc_info=future.exception())
