@@ -105,7 +105,7 @@ class Sandbox:
                         check_callback(body.get("callback"))
                     except InvalidMessage as exc:
                         outcome = Outcome(exc.status)
-                    except UnicodeEncodeError:  # a lone surrogate ("\\ud800") cannot be sent as UCS-2
+                    except UnicodeEncodeError:  # a lone surrogate (\ud800 in the JSON) has no UCS-2 form
                         outcome = Outcome("invalid_text")
                     else:
                         outcome, source = self._choose(to, body["api_key"])

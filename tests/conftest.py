@@ -11,7 +11,7 @@ import pytest
 from config.settings import Settings
 from tests.support.redis_server import RedisServer, start_private_redis
 
-pytest_plugins = ["tests.support.sandbox_fixture", "tests.support.worker_fixture"]
+pytest_plugins = ["tests.support.sandbox_fixture", "tests.support.worker_fixture", "tests.support.receiver_fixture"]
 
 TEST_API_KEY = "test-key-1EdZEH7484krjSQt1zg782"
 TEST_API_SECRET = "test-SECRET-L3tj45j45934534kKcrwrRaoGP"

@@ -1,0 +1,1 @@
+"""Receiver process fixture (filled by the receipts work)."""
