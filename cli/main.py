@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import sandbox_command
+from cli import jobs_commands, operator_commands, sandbox_command, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,7 +16,12 @@ def cli() -> None:
     """
 
 
-cli.add_command(sandbox_command.sandbox)
+for command in (
+    jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats,
+    operator_commands.dead, operator_commands.held, operator_commands.suppression,
+    worker_command.worker, sandbox_command.sandbox,
+):
+    cli.add_command(command)
 
 if __name__ == "__main__":
     cli()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 import redis
 
+LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate")
 
 
 @cache
 def script_source(name: str) -> str:
-    lua = resources.files("ledger") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    return (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
 def register_scripts(client: redis.Redis) -> dict[str, "redis.commands.core.Script"]:

@@ -531,3 +531,18 @@ def test_bad_limit_and_non_json_control_bodies_are_400(sandbox):
     assert requests.get(f"{sandbox.base_url}/_sandbox/messages?limit=0", timeout=10).status_code == 400
     response = requests.post(f"{sandbox.base_url}/_sandbox/faults", data=b"{", timeout=10)
     assert response.status_code == 400 and "error" in response.json()
+
+
+def test_hostile_input_and_faults_leave_no_traceback_in_the_sandbox_log(sandbox):
+    for _, _, data in BAD_REQUESTS:
+        post(sandbox, data)
+    sandbox.script(NUMBER, "drop", "accept_drop", "stall 0.1")
+    for _ in range(3):
+        try:
+            post(sandbox, body())
+        except requests.ConnectionError:
+            pass
+    assert post(sandbox, body()).status_code == 200
+
+    log = sandbox.log()
+    assert "Traceback" not in log and "Error handling request" not in log, log

@@ -1,0 +1,75 @@
+"""`send`, `status`, `cancel`, `stats`: the producer API and the ledger from a shell."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from ledger.stats import stats as ledger_stats
+from producers.producer import SmsProducer
+
+
+def _producer() -> SmsProducer:
+    return SmsProducer(settings_or_exit())
+
+
+@click.command()
+@click.option("--to", required=True, help="Recipient: 0 followed by 14 digits.")
+@click.option("--from", "sender", required=True, help="Sender name.")
+@click.option("--text", required=True, help="Message text.")
+@click.option("--callback", default=None, help="Your own delivery-status URL (else COSMOS_WEBHOOK_URL).")
+@click.option("--idempotency-key", default=None, help="Same key, same message: sent once.")
+@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds.")
+@one_line_errors
+def send(to, sender, text, callback, idempotency_key, expires_in) -> None:
+    """Enqueue one message; prints its job id."""
+    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+
+
+@click.command()
+@click.argument("job_id")
+@one_line_errors
+def status(job_id) -> None:
+    """Print a job's outcome record as JSON (exit 1 if unknown)."""
+    record = _producer().get_status(job_id)
+    if record is None:
+        raise CommandFailed(f"unknown job {job_id}")
+    echo_json(record)
+
+
+@click.command()
+@click.argument("job_id")
+@one_line_errors
+def cancel(job_id) -> None:
+    """Cancel a job that has not been sent yet."""
+    producer = _producer()
+    done, why = producer.ledger.operate("cancel", job_id)
+    if not done:
+        raise CommandFailed(f"not cancelled: {why}")
+    click.echo(f"cancelled {job_id}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@one_line_errors
+def stats(as_json) -> None:
+    """Counts per state and dead reason, dead letters, price, resends, breaker."""
+    figures = ledger_stats(_producer().ledger)
+    if as_json:
+        echo_json(figures)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="cosmos-sms", show_header=False)
+    for state, count in figures["states"].items():
+        table.add_row(f"state {state}", str(count))
+    for reason, count in figures["dead_reasons"].items():
+        table.add_row(f"dead: {reason}", str(count))
+    for name in ("dead_letter_size", "held_size", "due_size", "total_price", "attempts",
+                 "ambiguous_resends", "extra_sends"):
+        table.add_row(name.replace("_", " "), str(figures[name]))
+    for lane, depth in figures["queue_depth"].items():
+        table.add_row(f"queue {lane}", str(depth))
+    table.add_row("breaker", figures["breaker"]["state"])
+    Console().print(table)

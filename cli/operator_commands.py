@@ -1,0 +1,137 @@
+"""`dead`, `held`, `suppression`: what operators review and repair."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from ledger.outbox import publish_single
+from producers.producer import SmsProducer
+
+
+def _producer() -> SmsProducer:
+    return SmsProducer(settings_or_exit())
+
+
+def _print_records(records: list[dict], as_json: bool) -> None:
+    if as_json:
+        echo_json(records)
+        return
+    for r in records:
+        click.echo(f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
+                   f"{r['last_error'] or ''}")
+    click.echo(f"{len(records)} job(s)")
+
+
+def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
+    """Run an operator action per job and publish the ones that go back to a queue."""
+    failed = 0
+    for job_id in job_ids:
+        done, lane_or_why = producer.ledger.operate(action, job_id)
+        if not done:
+            failed += 1
+            click.echo(f"{job_id}: not done: {lane_or_why}", err=True)
+            continue
+        if action in ("requeue", "resend"):
+            publish_single(producer.celery, producer.keys, lane_or_why, job_id)
+        click.echo(f"{job_id}: {action.replace('_', ' ')}")
+    if failed:
+        raise CommandFailed(f"{failed} of {len(job_ids)} job(s) not done")
+
+
+@click.group()
+def dead() -> None:
+    """The dead-letter queue."""
+
+
+@dead.command("list")
+@click.option("--reason", default=None, help="Only this dead reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of outcome records.")
+@one_line_errors
+def dead_list(reason, as_json) -> None:
+    """List dead jobs, oldest first."""
+    producer = _producer()
+    _print_records(producer.ledger.listed(producer.keys.dead, reason), as_json)
+
+
+@dead.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead job.")
+@click.option("--reason", default=None, help="Every dead job with this reason.")
+@one_line_errors
+def dead_requeue(job_ids, everything, reason) -> None:
+    """Send dead jobs again with a fresh attempt budget and deadline."""
+    if bool(job_ids) + everything + (reason is not None) != 1:
+        raise click.UsageError("give JOB_IDs, --all or --reason (one of them)")
+    producer = _producer()
+    ids = list(job_ids) or producer.ledger.dead_ids(reason)
+    _apply(producer, "requeue", ids)
+
+
+@dead.command("purge")
+@click.option("--reason", default=None, help="Only this dead reason.")
+@one_line_errors
+def dead_purge(reason) -> None:
+    """Drop dead jobs and their records."""
+    producer = _producer()
+    ids = producer.ledger.dead_ids(reason)
+    for job_id in ids:
+        producer.ledger.operate("purge", job_id)
+    click.echo(f"purged {len(ids)} job(s)")
+
+
+@click.group()
+def held() -> None:
+    """Jobs held after an ambiguous attempt (COSMOS_AMBIGUOUS_POLICY=hold)."""
+
+
+@held.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of outcome records.")
+@one_line_errors
+def held_list(as_json) -> None:
+    """List held jobs."""
+    producer = _producer()
+    _print_records(producer.ledger.listed(producer.keys.held), as_json)
+
+
+@held.command("resend")
+@click.argument("job_ids", nargs=-1, required=True)
+@one_line_errors
+def held_resend(job_ids) -> None:
+    """Send held jobs again (counted as ambiguous resends)."""
+    _apply(_producer(), "resend", list(job_ids))
+
+
+@held.command("mark-sent")
+@click.argument("job_ids", nargs=-1, required=True)
+@one_line_errors
+def held_mark_sent(job_ids) -> None:
+    """Record held jobs as sent without sending again."""
+    _apply(_producer(), "mark_sent", list(job_ids))
+
+
+@click.group()
+def suppression() -> None:
+    """Numbers that opted out (COSMOS said blacklist)."""
+
+
+@suppression.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@one_line_errors
+def suppression_list(as_json) -> None:
+    """List suppressed numbers."""
+    numbers = _producer().ledger.suppressed()
+    if as_json:
+        echo_json(numbers)
+    else:
+        for number in numbers:
+            click.echo(number)
+
+
+@suppression.command("remove")
+@click.argument("numbers", nargs=-1, required=True)
+@one_line_errors
+def suppression_remove(numbers) -> None:
+    """Remove numbers from the suppression list (their dead jobs can then be requeued)."""
+    removed = _producer().ledger.unsuppress(numbers)
+    click.echo(f"removed {removed} number(s)")
