@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import jobs_commands, operator_commands, sandbox_command, worker_command
+from cli import demo_command, jobs_commands, operator_commands, sandbox_command, webhook_command, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -19,7 +19,7 @@ def cli() -> None:
 for command in (
     jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats,
     operator_commands.dead, operator_commands.held, operator_commands.suppression,
-    worker_command.worker, sandbox_command.sandbox,
+    worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
 ):
     cli.add_command(command)
 

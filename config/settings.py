@@ -17,6 +17,10 @@ DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
 
 
+LEASE_MARGIN_S = 5.0
+"""Lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
+
+
 class SettingsError(Exception):
     """A configuration value was refused; the message names the variable."""
 
@@ -128,7 +132,7 @@ class Settings(BaseSettings):
     @property
     def lease_s(self) -> float:
         """How long a worker owns a job: a whole burst plus a margin, in seconds."""
-        return self.burst_bound_s + 10.0
+        return self.burst_bound_s + LEASE_MARGIN_S
 
     def require_credentials(self) -> tuple[str, str]:
         """The API key and secret, or SettingsError naming the missing variable."""

@@ -10,6 +10,9 @@ from aiohttp import web
 from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 
+SHUTDOWN_TIMEOUT_S = 1.0
+"""Seconds in-flight answers get to finish at shutdown."""
+
 
 def use_uvloop() -> bool:
     """Install uvloop's event loop policy if uvloop is installed; say whether it was."""
@@ -40,4 +43,6 @@ def run(config: SandboxConfig) -> None:
         print(describe(config, loop_name), file=sys.stderr, flush=True)
 
     # access_log=None: one log line per request would cost more than the request itself.
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=announce)
+    # shutdown_timeout: a stalled answer must not hold a SIGTERM for the default 60 s.
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=announce,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S)

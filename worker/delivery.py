@@ -11,8 +11,12 @@ import socket
 import time
 import uuid
 
+import redis
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+from tenacity import (
+    RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt, stop_after_delay,
+    wait_exponential,
+)
 
 from cosmos_api.callback_token import callback_url
 from ledger.store import Attempt
@@ -30,6 +34,12 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=
     """Send one job if the ledger lets us; returns how this delivery ended."""
     owner = f"{_HOST}:{uuid.uuid4().hex[:12]}"
     settings = ctx.settings
+    # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
+    # as our lease lasts, or a sent message would later count as ambiguous.
+    record = Retrying(
+        stop=stop_after_delay(settings.lease_s / 2), wait=wait_exponential(multiplier=0.1, max=2),
+        retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)), reraise=True, sleep=sleep,
+    ).wraps(ctx.ledger.finish)
 
     def attempt_once() -> str:
         attempt = _begin(ctx, job_id, owner, count_delivery, sleep)
@@ -38,7 +48,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=
             return attempt.verdict
         callback = attempt.callback or _our_callback(ctx, job_id)
         outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, callback)
-        result, breaker = ctx.ledger.finish(
+        result, breaker = record(
             job_id, owner, outcome.kind, status=outcome.status, http=outcome.http,
             latency_ms=outcome.latency_ms, message_id=outcome.message_id, price=outcome.price,
             error=outcome.error,
@@ -62,7 +72,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=
     if result == "burst_spent":
         attempts = int(ctx.redis.hget(ctx.keys.job(job_id), "attempts") or 0)
         delay = delay_after(settings, attempts)
-        result, _ = ctx.ledger.finish(job_id, owner, "defer", delay_s=delay)
+        result, _ = record(job_id, owner, "defer", delay_s=delay)
         log.info("retry scheduled", job_id=job_id, attempts=attempts, delay_s=round(delay, 2))
     return result
 

@@ -1,0 +1,1 @@
+"""Benchmark of cosmos-sms against a naive Celery app, on one machine: `python -m bench.run`."""

@@ -1,0 +1,76 @@
+"""The benchmark's table: one column per sandbox latency, the issue's target beside each figure."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+TARGETS = {
+    "bulk": "≥ 1,500",
+    "single": "≥ 1.0× baseline",
+    "bulk_enqueue": "≥ 5,000",
+    "single_enqueue": "≥ 1,500",
+    "p50": "≤ 20",
+    "rss": "≤ 200",
+    "redis": "≤ 1,024",
+    "single_cost": "≥ 0.90 (≤ 10% cost)",
+}
+
+
+def _rate(value: float, baseline: float | None = None) -> str:
+    text = f"{value:,.0f}"
+    return f"{text} ({value / baseline:.2f}×)" if baseline else text
+
+
+def rows(results: dict) -> list[tuple[str, list[str], str]]:
+    """(figure, one cell per latency, target) in the order the table shows them."""
+    s = results["scenarios"]
+    light = [r["light_load"] for r in s]
+    out = [
+        ("send_bulk end to end, msg/s (× baseline)", [_rate(r["bulk_msgs_per_s"], r["baseline_msgs_per_s"]) for r in s],
+         TARGETS["bulk"]),
+        ("send_sms loop end to end, msg/s (× baseline)",
+         [_rate(r["single_msgs_per_s"], r["baseline_msgs_per_s"]) for r in s], TARGETS["single"]),
+        ("naive Celery baseline, msg/s", [_rate(r["baseline_msgs_per_s"]) for r in s], ""),
+        ("enqueue send_bulk (1,000 per call), msg/s", [_rate(r["bulk_enqueue_msgs_per_s"]) for r in s],
+         TARGETS["bulk_enqueue"]),
+        ("enqueue send_sms loop, msg/s", [_rate(r["single_enqueue_msgs_per_s"]) for r in s], TARGETS["single_enqueue"]),
+        ("enqueue baseline .delay() loop, msg/s", [_rate(r["baseline_enqueue_msgs_per_s"]) for r in s], ""),
+        ("enqueue→sent at 50 msg/s, p50 / p95 / p99 ms",
+         [f"{x['p50_ms']:.1f} / {x['p95_ms']:.1f} / {x['p99_ms']:.1f}" for x in light], f"p50 {TARGETS['p50']}"),
+        ("worker CPU per message, ms (bulk run)", [f"{r['worker_cpu_s_per_msg'] * 1000:.2f}" for r in s], ""),
+        ("sandbox CPU per message, ms (bulk run)", [f"{r['sandbox_cpu_s_per_msg'] * 1000:.2f}" for r in s], ""),
+        ("baseline worker CPU per message, ms", [f"{r['baseline_worker_cpu_s_per_msg'] * 1000:.2f}" for r in s], ""),
+        ("peak worker RSS, MB (max over processes)", [f"{r['worker_peak_rss_mb']:.0f}" for r in s], TARGETS["rss"]),
+        ("peak baseline worker RSS, MB", [f"{r['baseline_peak_rss_mb']:.0f}" for r in s], ""),
+        ("jobs not `sent` (bulk + single)",
+         [str(sum(r["bulk_failed"].values()) + sum(r["single_failed"].values())) for r in s], "0"),
+    ]
+    if len(s) > 1:
+        ratio = s[-1]["single_msgs_per_s"] / s[0]["single_msgs_per_s"]
+        out.append((f"send_sms loop at {s[-1]['latency_ms']} ms vs {s[0]['latency_ms']} ms",
+                    ["", f"{ratio:.2f}"] + [""] * (len(s) - 2), TARGETS["single_cost"]))
+    mem = s[0]
+    out.append(("Redis bytes per sent record (incl. msgid index)",
+                [f"{mem['redis_bytes_per_record']:,.0f} (hash {mem['redis_job_hash_bytes']}, "
+                 f"msgid {mem['redis_msgid_key_bytes']})"] + [""] * (len(s) - 1), TARGETS["redis"]))
+    out.append(("  same, raw used_memory growth incl. client buffers",
+                [f"{mem['redis_used_memory_delta_per_record']:,.0f}"] + [""] * (len(s) - 1), ""))
+    return out
+
+
+def print_table(results: dict, file=None) -> None:
+    console = Console(file=file, width=160)
+    m = results["machine"]
+    console.print(f"cosmos-sms benchmark: {results['messages']:,} messages; {m['nproc']} cores "
+                  f"({m['cpu_model']}), Python {m['python']}, load average at start "
+                  f"{', '.join(map(str, m['load_avg_at_start']))}, at end "
+                  f"{', '.join(map(str, m.get('load_avg_at_end', [])))}")
+    table = Table()
+    table.add_column("figure")
+    for r in results["scenarios"]:
+        table.add_column(f"sandbox latency {r['latency_ms']} ms", justify="right")
+    table.add_column("target")
+    for name, cells, target in rows(results):
+        table.add_row(name, *cells, target)
+    console.print(table)

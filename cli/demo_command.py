@@ -1,0 +1,61 @@
+"""`cosmos-sms demo`: the whole pipeline on this machine, with nothing set up beforehand."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from demo.scenario import MIN_COUNT
+
+
+@click.command()
+@click.option("--count", type=click.IntRange(min=MIN_COUNT), default=200, show_default=True,
+              help="Messages to send.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (no progress bar).")
+@one_line_errors
+def demo(count, as_json) -> None:
+    """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
+
+    Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
+    else starts a private redis-server. The messages take every path: accepted and delivered,
+    transient faults then accepted, failed, spam, blacklist, suppressed, not delivered.
+    Ctrl-C or SIGTERM stops every process it started.
+    """
+    # Imported here so `cosmos-sms --help` does not pay for the demo's imports.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from demo.pipeline import NoRedis
+    from demo.processes import DemoError
+    from demo.report import render
+    from demo.runner import run_demo
+
+    settings = settings_or_exit()
+    with_receiver = "webhook" in click.get_current_context().find_root().command.commands
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=as_json)
+    starting = progress.add_task("starting redis, sandbox, receiver and worker", total=None)
+    following = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal following
+        if following is None:
+            progress.remove_task(starting)
+            following = progress.add_task("jobs in a final state", total=total)
+        progress.update(following, completed=done)
+
+    try:
+        with progress:
+            summary, kept_logs = run_demo(settings.redis_url, count, with_receiver, on_progress)
+    except NoRedis as exc:
+        raise CommandFailed(str(exc)) from None
+    except DemoError as exc:
+        raise CommandFailed(f"demo failed: {exc}") from None
+    except KeyboardInterrupt:
+        raise CommandFailed("demo interrupted; every process it started has been stopped") from None
+    if as_json:
+        echo_json(summary)
+    else:
+        render(summary, Console())
+    if not summary["final"]:
+        raise CommandFailed(f"not every job reached a final state in time (logs in {kept_logs})")

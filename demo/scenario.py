@@ -1,0 +1,119 @@
+"""The demo's batch: plain messages plus every path a message can take, sent and followed to the end."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from demo.pipeline import Pipeline
+from ledger.record import FINAL_STATES
+from sandbox.faults import MAGIC_NUMBERS
+
+SENDER = "cosmos-demo"
+TRANSIENT_SCRIPT = ("internal_error", "timeout", "ok")
+"""Two transient faults, then acceptance: retried within one burst of attempts."""
+MAGIC = {verb: number for number, verb in MAGIC_NUMBERS.items()}
+NOT_DELIVERED_NUMBER = "099900000000007"
+
+SPECIAL_COUNTS = {"single": 5, "transient": 3, "failed": 2, "spam": 2, "blacklist": 1, "not_delivered": 3}
+"""Messages per path besides the plain bulk ones; `suppressed` adds one more, sent last."""
+MIN_COUNT = sum(SPECIAL_COUNTS.values()) + 2
+"""Every path once plus one suppressed and at least one plain bulk message."""
+POLL_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One message of the batch and the path it is meant to take."""
+
+    kind: str  # plain | single | transient | failed | spam | blacklist | suppressed | not_delivered
+    to: str
+
+    def as_message(self, index: int, count: int) -> dict:
+        return {"to": self.to, "sender": SENDER, "text": f"Demo {index + 1}/{count}: {self.kind}"}
+
+
+def plan(count: int, rng: random.Random) -> list[Planned]:
+    """`count` messages; the suppressed one is last because it must wait for the blacklisted one."""
+    numbers = {
+        "failed": MAGIC["failed"], "spam": MAGIC["spam"], "blacklist": MAGIC["blacklist"],
+        "not_delivered": NOT_DELIVERED_NUMBER,
+    }
+    batch = [Planned(kind, numbers.get(kind) or _random_number(rng))
+             for kind, n in SPECIAL_COUNTS.items() for _ in range(n)]
+    batch += [Planned("plain", _random_number(rng)) for _ in range(count - len(batch) - 1)]
+    rng.shuffle(batch)
+    return batch + [Planned("suppressed", MAGIC["blacklist"])]
+
+
+def _random_number(rng: random.Random) -> str:
+    # "03..." never collides with the sandbox's magic "0999..." numbers.
+    return "03" + "".join(rng.choice("0123456789") for _ in range(13))
+
+
+class Scenario:
+    """Sends the batch through the producer API and follows every job to a final state."""
+
+    def __init__(self, pipeline: Pipeline, batch: list[Planned]):
+        self.pipeline = pipeline
+        self.batch = batch
+        self.job_ids: list[str] = []
+        self.started = 0.0
+        self.finished = 0.0
+        self._held_back = batch[-1]
+        self._blacklisted_job = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.batch)
+
+    def is_final(self, state: str | None) -> bool:
+        # Without a receiver no receipt can arrive, so `sent` is as far as a job goes.
+        return state in FINAL_STATES or (state == "sent" and not self.pipeline.receipts)
+
+    def send(self) -> None:
+        """Script the transient faults, then send: a few with send_sms, the rest in one send_bulk."""
+        producer = self.pipeline.producer
+        for planned in self.batch:
+            if planned.kind == "transient":
+                self.pipeline.sandbox.script(planned.to, *TRANSIENT_SCRIPT)
+        self.started = time.monotonic()
+        first_wave = list(enumerate(self.batch[:-1]))
+        singles = [(i, p) for i, p in first_wave if p.kind == "single"]
+        bulk = [(i, p) for i, p in first_wave if p.kind != "single"]
+        for index, planned in singles:
+            self.job_ids.append(producer.send_sms(**planned.as_message(index, self.count)))
+        self.job_ids += producer.send_bulk([p.as_message(i, self.count) for i, p in bulk])
+        # send_sms ids first, then send_bulk's in its order: the same order as `singles + bulk`.
+        sent_in_order = [p for _, p in singles] + [p for _, p in bulk]
+        self._blacklisted_job = next(j for j, p in zip(self.job_ids, sent_in_order) if p.kind == "blacklist")
+
+    def follow(self, deadline_s: float, on_progress: Callable[[int], None]) -> bool:
+        """Poll until every job is final or the deadline passes; returns whether all are final."""
+        deadline = self.started + deadline_s
+        while True:
+            self.pipeline.check_alive()
+            states = self.pipeline.producer.ledger.states(self.job_ids)
+            self._release_held_back(states)
+            done = sum(1 for state in states if self.is_final(state))
+            on_progress(done)
+            if done == self.count:
+                self.finished = time.monotonic()
+                return True
+            if time.monotonic() > deadline:
+                self.finished = time.monotonic()
+                return False
+            time.sleep(POLL_INTERVAL_S)
+
+    def _release_held_back(self, states: list[str | None]) -> None:
+        """Send the second message to the blacklisted number once the first is dead (so suppressed)."""
+        if len(self.job_ids) == self.count:
+            return
+        if states[self.job_ids.index(self._blacklisted_job)] == "dead":
+            planned = self._held_back
+            self.job_ids.append(self.pipeline.producer.send_sms(**planned.as_message(self.count - 1, self.count)))
+
+    def records(self) -> list[dict]:
+        return [r for r in self.pipeline.producer.ledger.get_many(self.job_ids) if r is not None]

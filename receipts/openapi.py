@@ -1,0 +1,66 @@
+"""How /openapi.json describes the receiver: the token parameters, the body and every answer."""
+
+from __future__ import annotations
+
+from cosmos_api.callback_token import PARAM_JOB, PARAM_KID, PARAM_SIG
+from receipts.schema import DeliveryStatus, ErrorAnswer, ReceiptAnswer
+
+TITLE = "cosmos-sms delivery-status receiver"
+DESCRIPTION = """\
+Receives COSMOS's Delivery Status callbacks and completes each job's outcome record
+(`sent` → `delivered` | `not_delivered`).
+
+COSMOS signs nothing, so every callback URL the worker gives COSMOS carries a per-message
+token (`cosmos_job`, `cosmos_kid`, `cosmos_sig`): an HMAC of the job id under
+`COSMOS_WEBHOOK_SECRET` (or `COSMOS_WEBHOOK_SECRET_PREVIOUS` after a rotation).
+Requests without a valid token change nothing. See docs/receiver.md.
+"""
+
+_TOKEN_PARAMETERS = [
+    {"name": PARAM_JOB, "in": "query", "required": True, "schema": {"type": "string", "maxLength": 64},
+     "description": "The job id this callback is for."},
+    {"name": PARAM_KID, "in": "query", "required": True, "schema": {"type": "string"},
+     "description": "Which webhook secret signed the token (a public key id)."},
+    {"name": PARAM_SIG, "in": "query", "required": True, "schema": {"type": "string"},
+     "description": "HMAC-SHA256 of the job id under that secret."},
+]
+
+DELIVERY_STATUS_EXTRA = {
+    "parameters": _TOKEN_PARAMETERS,
+    "requestBody": {
+        "required": True,
+        "description": "COSMOS's Delivery Status parameters, nothing else.",
+        "content": {"application/json": {"schema": DeliveryStatus.model_json_schema()}},
+    },
+}
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorAnswer, "description": description}
+
+
+DELIVERY_STATUS_RESPONSES = {
+    200: {"model": ReceiptAnswer, "description": "The receipt was taken (or was already)."},
+    400: _error("The body is not valid JSON."),
+    401: _error("The callback token is missing, forged, or signed by a secret no longer accepted."),
+    403: _error("The receipt's `to` is not the job's recipient."),
+    404: _error("No such job (never existed, or its record passed retention)."),
+    413: _error("The body is larger than COSMOS_WEBHOOK_MAX_BODY_BYTES."),
+    415: _error("Content-Type is not application/json."),
+    422: _error("The JSON is not a Delivery Status: missing, extra or mistyped fields, unknown status, "
+                "bad number or timestamp."),
+    429: _error("This client sent more than COSMOS_WEBHOOK_RATE_LIMIT requests per second."),
+    503: _error("Redis is unreachable; nothing was recorded, COSMOS should retry."),
+}
+
+HEALTHZ_RESPONSES = {
+    200: {"description": "Redis answers PING.", "content": {"application/json": {"example": {"redis": "ok"}}}},
+    503: {"description": "Redis does not answer.",
+          "content": {"application/json": {"example": {"redis": "unavailable"}}}},
+}
+
+METRICS_RESPONSES = {
+    200: {"description": "Prometheus text exposition, read from Redis at each scrape.",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    503: _error("Redis is unreachable."),
+}

