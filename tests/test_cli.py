@@ -1,0 +1,60 @@
+"""The command line as operators use it: one-line errors, exit codes, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.support.processes import ROOT, cosmos_cmd
+
+
+def run(env, *args):
+    return subprocess.run(cosmos_cmd(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_invalid_message_exits_1_with_one_line_starting_with_the_status(base_env):
+    result = run(base_env, "send", "--to", "12345", "--from", "F", "--text", "hi")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("invalid_to: ")
+
+
+def test_send_then_status_then_cancel(base_env):
+    sent = run(base_env, "send", "--to", "033334445566770", "--from", "F", "--text", "hi")
+    assert sent.returncode == 0, sent.stderr
+    job_id = sent.stdout.strip()
+
+    status = run(base_env, "status", job_id)
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["state"] == "queued"
+
+    assert run(base_env, "cancel", job_id).returncode == 0
+    assert json.loads(run(base_env, "status", job_id).stdout)["state"] == "cancelled"
+    assert run(base_env, "cancel", job_id).returncode == 1
+
+
+def test_unknown_job_status_exits_1(base_env):
+    result = run(base_env, "status", "nope")
+    assert result.returncode == 1 and "unknown job" in result.stderr
+
+
+def test_stats_json_has_the_contract_keys(base_env):
+    result = run(base_env, "stats", "--json")
+    figures = json.loads(result.stdout)
+    assert {"states", "dead_reasons", "dead_letter_size", "total_price", "ambiguous_resends", "breaker"} <= set(figures)
+
+
+def test_bad_usage_exits_2(base_env):
+    assert run(base_env, "dead", "requeue").returncode == 2
+    assert run(base_env, "send", "--to", "x").returncode == 2
+
+
+def test_bad_setting_is_refused_naming_the_variable(base_env):
+    result = run({**base_env, "COSMOS_MAX_ATTEMPTS": "zero"}, "stats")
+    assert result.returncode == 2 and "COSMOS_MAX_ATTEMPTS" in result.stderr
+
+
+def test_dead_list_and_held_list_print_json_arrays(base_env):
+    for args in (("dead", "list", "--json"), ("held", "list", "--json"), ("suppression", "list", "--json")):
+        result = run(base_env, *args)
+        assert result.returncode == 0 and json.loads(result.stdout) == []
