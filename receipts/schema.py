@@ -28,7 +28,7 @@ class DeliveryStatus(BaseModel):
     """COSMOS's Delivery Status parameters; anything else, or any other type, is refused."""
 
     model_config = ConfigDict(
-        extra="ignore",
+        extra="forbid",
         strict=True,
         title="DeliveryStatus",
         json_schema_extra={

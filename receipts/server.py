@@ -7,9 +7,6 @@ import uvicorn
 from config.settings import Settings
 from receipts.app import create_app
 
-FORWARDED_ALLOW_IPS = "127.0.0.1"
-"""Proxies whose X-Forwarded-For names the client (for the rate limit): a reverse proxy on this host."""
-
 
 def run(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM; logging must already be configured (configure_logging)."""
@@ -21,7 +18,8 @@ def run(settings: Settings, host: str, port: int) -> None:
         access_log=False,
         # None: uvicorn's loggers propagate to the root handler configure_logging set up.
         log_config=None,
+        # X-Forwarded-For names the client (for the rate limit) when it comes from a trusted
+        # proxy: 127.0.0.1 unless uvicorn's FORWARDED_ALLOW_IPS variable says otherwise.
         proxy_headers=True,
-        forwarded_allow_ips=FORWARDED_ALLOW_IPS,
         server_header=False,
     )

@@ -70,6 +70,14 @@ json_values = st.recursive(
     max_leaves=6,
 )
 huge_strings = st.integers(100, 6000).map(lambda n: "9" * n)
+# Values of another JSON type that a lax parser would coerce into the field's type.
+WRONG_TYPES = {
+    "price": ["0.5", "1", "1e3", True, False, None, [0.5]],
+    "status": [1, True, None, ["delivered"], {"status": "delivered"}],
+    "to": [33334445566770, 3.3334445566770e13, True, None, [JOB_TO]],
+    "message_id": [252521, 1.5, True, None, [JOB_MESSAGE_ID]],
+    "message_timestamp": [1459848177, 1459848177.0, True, None, ["2016-04-05 09:22:57"]],
+}
 valid_receipts = st.fixed_dictionaries({
     "status": st.sampled_from(["delivered", "not_delivered"]),
     "to": st.just(JOB_TO) | st.from_regex(r"\A0[0-9]{14}\Z"),
@@ -107,6 +115,15 @@ def mutated_receipts(draw) -> dict:
     return body
 
 
+@st.composite
+def wrongly_typed_receipts(draw) -> dict:
+    """A valid receipt for the job but for one field of another JSON type."""
+    body = {**draw(valid_receipts), "to": JOB_TO}
+    name = draw(st.sampled_from(sorted(WRONG_TYPES)))
+    body[name] = draw(st.sampled_from(WRONG_TYPES[name]))
+    return body
+
+
 def encoded(value: object, ascii_only: bool) -> bytes:
     return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
@@ -119,6 +136,7 @@ bodies = st.one_of(
         lambda pair: encoded({**pair[0], "message_id": "9" * pair[1]}, True)),
     st.tuples(mixed_receipts, st.booleans()).map(lambda pair: encoded(*pair)),
     st.tuples(mutated_receipts(), st.booleans()).map(lambda pair: encoded(*pair)),
+    st.tuples(wrongly_typed_receipts(), st.booleans()).map(lambda pair: encoded(*pair)),
     st.tuples(json_values, st.booleans()).map(lambda pair: encoded(*pair)),
     st.binary(max_size=300),
 )
