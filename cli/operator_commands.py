@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
-from ledger.outbox import publish_single
+from ledger.outbox import republish
 from producers.producer import SmsProducer
 
 
@@ -33,7 +33,7 @@ def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
             click.echo(f"{job_id}: not done: {lane_or_why}", err=True)
             continue
         if action in ("requeue", "resend"):
-            publish_single(producer.celery, producer.keys, lane_or_why, job_id)
+            republish(producer.redis, producer.keys, [(job_id, lane_or_why)])
         click.echo(f"{job_id}: {action.replace('_', ' ')}")
     if failed:
         raise CommandFailed(f"{failed} of {len(job_ids)} job(s) not done")

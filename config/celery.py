@@ -57,7 +57,9 @@ def celery_config(settings: Settings) -> dict:
         "task_publish_retry": True,
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
+        # Task events cost three Redis publishes per task; Flower switches them on
+        # in the workers it watches (its --enable_events default), so none are lost.
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "broker_pool_limit": max(10, settings.worker_concurrency + 4),
     }

@@ -33,8 +33,8 @@ def callback_url(base_url: str, job_id: str, secret: str) -> str:
 def verify(params: dict[str, str], secrets: list[str]) -> str | None:
     """The job id a token names, if it is signed by one of `secrets` (current first)."""
     job_id, kid, sig = params.get(PARAM_JOB), params.get(PARAM_KID), params.get(PARAM_SIG)
-    if not (job_id and kid and sig) or len(job_id) > 64:
-        return None
+    if not (job_id and kid and sig) or len(job_id) > 64 or not (kid.isascii() and sig.isascii()):
+        return None  # compare_digest refuses non-ASCII str: a forged token must not become a 500
     for secret in secrets:
         if secret and hmac.compare_digest(kid, key_id(secret)):
             return job_id if hmac.compare_digest(sig, signature(secret, job_id)) else None

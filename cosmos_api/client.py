@@ -16,9 +16,9 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from cosmos_api.outcomes import (
     AMBIGUOUS_HTTP, PERMANENT_STATUSES, TRANSIENT_HTTP, TRANSIENT_STATUSES, Outcome,
 )
-from cosmos_api.rules import MAX_BODY_BYTES, body_size
+from cosmos_api.rules import MAX_BODY_BYTES, encode_body
 
-HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}  # as the spec lists them
 POOL_SIZE = 256
 """Keep-alive connections per Session: one per concurrent sender, so none is reopened."""
 
@@ -40,6 +40,9 @@ class CosmosClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # Proxy variables are read once here, not on every request (a measurable cost).
+            session.proxies = requests.utils.get_environ_proxies(self.endpoint)
+            session.trust_env = False
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
@@ -51,11 +54,12 @@ class CosmosClient:
         body = {**self._credentials, "to": to, "from": sender, "text": text}
         if callback:
             body["callback"] = callback
-        if body_size(body) > MAX_BODY_BYTES:
+        data = encode_body(body)
+        if len(data) > MAX_BODY_BYTES:
             return Outcome("permanent", "large_request", error="request body over 4096 bytes; not sent")
         started = time.perf_counter()
         try:
-            response = self._session().post(self.endpoint, json=body, timeout=self._timeout)
+            response = self._session().post(self.endpoint, data=data, timeout=self._timeout)
         except requests.RequestException as exc:
             return _from_exception(exc, _ms(started))
         return _from_response(response, _ms(started))
@@ -91,8 +95,10 @@ def _from_response(response: requests.Response, latency_ms: int) -> Outcome:
     if code == 200 and status == "ok":
         message_id = data.get("message_id")
         price = data.get("price", 0.0)
-        if isinstance(message_id, str) and message_id and isinstance(price, (int, float)) and not isinstance(price, bool):
-            return Outcome("accepted", "ok", code, latency_ms, message_id, float(price))
+        if isinstance(message_id, str) and message_id:
+            # Accepted is accepted; a price we cannot count is recorded as 0.0, not trusted.
+            usable = isinstance(price, (int, float)) and not isinstance(price, bool) and 0 <= price < 1e6
+            return Outcome("accepted", "ok", code, latency_ms, message_id, float(price) if usable else 0.0)
     if status in PERMANENT_STATUSES:
         return Outcome("permanent", status, code, latency_ms, error=f"COSMOS said {status} (HTTP {code})")
     if status in TRANSIENT_STATUSES:

@@ -79,9 +79,13 @@ def check_callback(callback: object) -> str | None:
     return callback
 
 
+def encode_body(body: dict) -> bytes:
+    """A request body as we send it and COSMOS measures it: compact JSON, UTF-8, unescaped."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def body_size(body: dict) -> int:
-    """Bytes of `body` as COSMOS measures it: compact JSON, UTF-8, non-ASCII unescaped."""
-    return len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(encode_body(body))
 
 
 def check_size(body: dict, allowance: int = 0) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import requests
 
+from config.celery import make_celery
 from config.settings import load_settings
 from demo.processes import (
     Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
@@ -43,7 +44,6 @@ class Pipeline:
 
     def close(self) -> None:
         self.sandbox.close()
-        self.producer.celery.close()
         self.producer.redis.close()
 
 
@@ -95,8 +95,10 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     settings = load_settings(redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url,
                              webhook_url=None, webhook_secret=None)
     producer = SmsProducer(settings)
-    wait_until(lambda: producer.celery.control.ping(timeout=0.5), START_TIMEOUT_S,
+    celery = make_celery(settings)
+    wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S,
                "the worker to answer a ping", (worker,))
+    celery.close()
     return Pipeline(supervisor, producer, control, with_receiver, private)
 
 

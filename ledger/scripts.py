@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +17,20 @@ def script_source(name: str) -> str:
     return (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
-def register_scripts(client: redis.Redis) -> dict[str, "redis.commands.core.Script"]:
-    """Scripts bound to `client`; redis-py runs them by SHA and reloads after a Redis restart."""
-    return {name: client.register_script(script_source(name)) for name in SCRIPT_NAMES}
+class Scripts:
+    """Runs the ledger's scripts by SHA, loading them again after a Redis restart or flush.
+
+    Calls `evalsha` directly: redis-py's Script objects add a slow type check per call.
+    """
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.sources = {name: script_source(name) for name in SCRIPT_NAMES}
+        self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
+
+    def run(self, name: str, *args: object):
+        try:
+            return self.client.evalsha(self.shas[name], 0, *args)
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(self.sources[name])
+            return self.client.evalsha(self.shas[name], 0, *args)

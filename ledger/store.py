@@ -11,7 +11,7 @@ from config.keys import Keys
 from config.settings import Settings
 from cosmos_api.errors import IdempotencyConflict
 from ledger.record import to_record
-from ledger.scripts import register_scripts
+from ledger.scripts import Scripts
 
 RECEIPT_RESULTS = ("applied", "pending", "duplicate", "extra", "settled_held", "unknown_job", "to_mismatch")
 PROBE_S_FACTOR = 1.5
@@ -56,18 +56,25 @@ class Ledger:
         self.redis = client
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self._scripts = register_scripts(client)
+        self._scripts = Scripts(client)
 
-    def _run(self, name: str, *args: object, client: redis.Redis | None = None):
-        return self._scripts[name](keys=[], args=[self.keys.prefix, *args], client=client)
+    def _run(self, name: str, *args: object):
+        return self._scripts.run(name, self.keys.prefix, *args)
 
     # --- producers -------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
-        """Record new jobs atomically; returns (job id, newly created) per job, in order."""
+    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[str, str]]) -> list[tuple[str, bool]]:
+        """Record new jobs and push their broker messages atomically, in one round trip.
+
+        Returns (job id, newly created) per job, in order; the messages are pushed only
+        when at least one job is new (an idempotent repeat publishes nothing).
+        """
         args: list[object] = [self.settings.requeue_grace_s, len(jobs)]
         for job in jobs:
             args += [job.job_id, job.idempotency_key or "", job.fingerprint, job.lane, job.to,
                      job.sender, job.text, job.callback or "", job.expires_in_s]
+        args.append(len(messages))
+        for queue_key, message in messages:
+            args += [queue_key, message]
         result = self._run("enqueue", *args)
         if result[0] == "conflict":
             raise IdempotencyConflict(result[3], result[2])

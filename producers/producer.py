@@ -1,4 +1,4 @@
-"""`SmsProducer`: validate, record durably (the outbox), then publish job ids by task name."""
+"""`SmsProducer`: validate, then record jobs and their broker messages in one atomic step."""
 
 from __future__ import annotations
 
@@ -9,18 +9,14 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import redis
-import structlog
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from config.celery import make_celery
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
 from config.settings import Settings
 from cosmos_api.errors import EnqueueFailed, InvalidMessage
 from cosmos_api.rules import validate_message
-from ledger.outbox import publish_chunks, publish_single
+from ledger.outbox import chunk_messages, single_message
 from ledger.store import Ledger, NewJob
-
-log = structlog.get_logger("cosmos.producer")
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
 
@@ -42,17 +38,11 @@ class SmsProducer:
     def ledger(self) -> Ledger:
         return Ledger(self.redis, self.settings)
 
-    @cached_property
-    def celery(self):
-        return make_celery(self.settings, name="cosmos-sms-producer")
-
     # --- enqueue ---------------------------------------------------------------------
     def send_sms(self, to: str, sender: str, text: str, callback: str | None = None,
                  idempotency_key: str | None = None, expires_in: int | None = None) -> str:
         job = self._job(LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
-        [(job_id, created)] = self._record([job])
-        if created:
-            self._publish(lambda producer: publish_single(self.celery, self.keys, LANE_SINGLE, job_id, producer))
+        [(job_id, _)] = self._record([job], [single_message(self.keys, LANE_SINGLE, job.job_id)])
         return job_id
 
     def send_bulk(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -69,12 +59,8 @@ class SmsProducer:
                 raise exc.at(index) from None
         if not jobs:
             return []
-        recorded = self._record(jobs)
-        new_ids = [job_id for job_id, created in recorded if created]
-        if new_ids:
-            chunk = self.settings.bulk_chunk_size
-            self._publish(lambda producer: publish_chunks(self.celery, self.keys, new_ids, chunk, producer))
-        return [job_id for job_id, _ in recorded]
+        messages = chunk_messages(self.keys, [job.job_id for job in jobs], self.settings.bulk_chunk_size)
+        return [job_id for job_id, _ in self._record(jobs, messages)]
 
     def _job(self, lane, to, sender, text, callback, idempotency_key, expires_in) -> NewJob:
         validate_message(to, sender, text, callback)
@@ -89,8 +75,8 @@ class SmsProducer:
         ).hexdigest()[:32]
         return NewJob(uuid.uuid4().hex, lane, to, sender, text, callback, idempotency_key, fingerprint, expires_in)
 
-    def _record(self, jobs: list[NewJob]) -> list[tuple[str, bool]]:
-        """Write the records (the durable outbox), retrying within the enqueue bound."""
+    def _record(self, jobs: list[NewJob], messages: list[tuple[str, str]]) -> list[tuple[str, bool]]:
+        """Write records and broker messages, retrying within the enqueue bound."""
         retrying = Retrying(
             stop=stop_after_delay(self.settings.enqueue_timeout_s),
             wait=wait_exponential(multiplier=0.05, max=1.0),
@@ -98,18 +84,9 @@ class SmsProducer:
             reraise=True,
         )
         try:
-            return retrying(self.ledger.enqueue, jobs)
+            return retrying(self.ledger.enqueue, jobs, messages)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}") from None
-
-    def _publish(self, publish) -> None:
-        """Nudge the workers. The record is already the queue: a lost publish is redone by the
-        workers' reconciler, so a failure here is logged, not raised."""
-        try:
-            with self.celery.producer_or_acquire() as producer:
-                publish(producer)
-        except Exception as exc:  # kombu raises many types; none may lose the recorded job
-            log.warning("publish failed; the reconciler will publish the job", error=str(exc))
 
     # --- reads and control -----------------------------------------------------------
     def get_status(self, job_id: str) -> dict | None:

@@ -51,7 +51,7 @@ def _after_fork(**_kwargs) -> None:
 @signals.worker_ready.connect
 def _start_scheduler(**_kwargs) -> None:
     global _scheduler
-    _scheduler = Scheduler(app, get_context(settings))
+    _scheduler = Scheduler(get_context(settings))
     _scheduler.start()
 
 

@@ -11,9 +11,7 @@ import uuid
 
 import redis
 import structlog
-from celery import Celery
-
-from ledger.outbox import publish_single
+from ledger.outbox import republish
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.scheduler")
@@ -24,9 +22,8 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 class Scheduler(threading.Thread):
     """A daemon thread per worker process; the lock makes one of them act per tick."""
 
-    def __init__(self, app: Celery, ctx: WorkerContext):
+    def __init__(self, ctx: WorkerContext):
         super().__init__(name="cosmos-scheduler", daemon=True)
-        self.app = app
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
@@ -50,9 +47,7 @@ class Scheduler(threading.Thread):
             return 0
         try:
             picked = ctx.ledger.claim_due()
-            with self.app.producer_or_acquire() as producer:
-                for job_id, lane, why in picked:
-                    publish_single(self.app, ctx.keys, lane, job_id, producer=producer)
+            republish(ctx.redis, ctx.keys, ((job_id, lane) for job_id, lane, _ in picked))
             if picked:
                 reasons = {}
                 for _, _, why in picked:

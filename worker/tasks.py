@@ -10,7 +10,7 @@ from celery import Celery
 from config.celery import TASK_DELIVER, TASK_DELIVER_BATCH
 from config.keys import LANE_BULK
 from config.settings import Settings
-from ledger.outbox import publish_single
+from ledger.outbox import republish
 from worker.context import get_context
 from worker.delivery import deliver_job
 
@@ -36,8 +36,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             # Redelivered: a member may have killed the worker. Split the chunk so only
             # single-job deliveries count towards poison, and neighbours go on.
             log.warning("redelivered chunk split into single jobs", jobs=len(job_ids))
-            for job_id in job_ids:
-                publish_single(app, ctx.keys, LANE_BULK, job_id)
+            republish(ctx.redis, ctx.keys, ((job_id, LANE_BULK) for job_id in job_ids))
             return
         futures = [ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False) for job_id in job_ids]
         wait(futures)

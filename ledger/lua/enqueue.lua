@@ -1,5 +1,6 @@
 -- Write a batch of new outcome records (the durable outbox) in one round trip.
--- ARGV: prefix, grace_s, n, then per job: job_id, idem, fingerprint, lane, to, from, text, callback, expires_in_s
+-- ARGV: prefix, grace_s, n, then per job: job_id, idem, fingerprint, lane, to, from, text, callback, expires_in_s,
+--       then m, then m pairs of (broker list, message) pushed when any job was created
 local grace = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local t = now()
@@ -45,5 +46,12 @@ for i = 0, n - 1 do
     table.insert(result, job); table.insert(result, '1')
   end
 end
-if created > 0 then redis.call('HINCRBY', COUNTERS, 'state:queued', created) end
+if created > 0 then
+  redis.call('HINCRBY', COUNTERS, 'state:queued', created)
+  -- The broker messages land in the same atomic step as their records.
+  local m_base = 3 + n * W
+  for j = 0, tonumber(ARGV[m_base + 1]) - 1 do
+    redis.call('LPUSH', ARGV[m_base + 2 + j * 2], ARGV[m_base + 3 + j * 2])
+  end
+end
 return result

@@ -11,6 +11,12 @@ if f[2] ~= to then return 'to_mismatch' end
 local t = now()
 
 if state == 'sent' then
+  if not f[3] or f[3] == '' then
+    -- Marked sent by an operator without a message_id: this receipt names it.
+    redis.call('HSET', jk, 'message_id', mid)
+    redis.call('SET', key('msgid', mid), job, 'EX', retention)
+    f[3] = mid
+  end
   if f[3] == mid then deliver(jk, job, status, price, stamp, t, retention); return 'applied' end
   return extra_send(jk, job, mid, retention)
 end

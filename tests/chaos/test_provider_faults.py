@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ledger.outbox import publish_single
+from ledger.outbox import republish
 from ledger.stats import stats
 from tests.chaos.conftest import load, settle, tally
 from tests.support.polling import wait_for
@@ -80,7 +80,7 @@ def test_redelivered_message_of_a_sent_job_makes_no_request(producer, workers, s
     settle(producer, [job_id])
     assert sandbox.stats()["requests"] == 1
 
-    publish_single(producer.celery, producer.keys, "single", job_id)  # as if redelivered
+    republish(producer.redis, producer.keys, [(job_id, "single")])  # as if redelivered
     barrier = producer.send_sms(TO, "F", "barrier")  # same lane, one thread: runs after it
     settle(producer, [barrier])
 
