@@ -62,7 +62,7 @@ class Ledger:
         return self._scripts.run(name, self.keys.prefix, *args)
 
     # --- producers -------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[str, str]]) -> list[tuple[str, bool]]:
+    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[str, str]] = ()) -> list[tuple[str, bool]]:
         """Record new jobs and push their broker messages atomically, in one round trip.
 
         Returns (job id, newly created) per job, in order; the messages are pushed only
