@@ -1,0 +1,50 @@
+"""What the worker refuses or warns about at start, and what Celery may show of its configuration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from config.celery import celery_config
+from config.settings import SettingsError, load_settings
+from ledger.outbox import single_message
+from config.keys import Keys
+from tests.conftest import TEST_API_SECRET
+from worker.startup_checks import check_redis_safety
+
+
+def test_celery_configuration_never_holds_the_api_secret(settings):
+    assert TEST_API_SECRET not in json.dumps(celery_config(settings), default=str)
+
+
+def test_broker_message_carries_the_job_id_only():
+    _, message = single_message(Keys("p"), "single", "job-1")
+    decoded = json.loads(message)
+    assert decoded["headers"]["argsrepr"] == "['job-1']"
+    assert "033334445566770" not in message and "text" not in decoded["headers"]
+
+
+def test_a_lease_longer_than_the_visibility_timeout_is_refused():
+    with pytest.raises(SettingsError) as err:
+        load_settings(_env_file=None, COSMOS_READ_TIMEOUT_S="300", COSMOS_VISIBILITY_TIMEOUT_S="600")
+    assert "COSMOS_VISIBILITY_TIMEOUT_S" in str(err.value)
+
+
+def test_missing_credentials_refuse_the_worker(settings):
+    with pytest.raises(SettingsError) as err:
+        settings.model_copy(update={"api_secret": None}).require_credentials()
+    assert "COSMOS_API_SECRET" in str(err.value)
+
+
+def test_redis_without_persistence_or_with_eviction_is_warned_about(redis_server):
+    client = redis_server.client()
+    # The test server runs without AOF or RDB and with noeviction.
+    warnings = check_redis_safety(client)
+    assert any("persistence is off" in w for w in warnings)
+    assert not any("maxmemory-policy" in w for w in warnings)
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        assert any("maxmemory-policy" in w for w in check_redis_safety(client))
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
