@@ -36,19 +36,23 @@ class CosmosClient:
     def __repr__(self) -> str:  # never show the credentials, even in a traceback
         return f"CosmosClient({self.endpoint!r})"
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
+    def _session(self) -> tuple[requests.Session, requests.PreparedRequest]:
+        """This thread's Session and a request to the endpoint prepared once.
+
+        Preparing per send would merge settings, cookies and proxy variables from the
+        environment every time: a third of the client's CPU, for a request that never changes.
+        """
+        local = self._local
+        if getattr(local, "session", None) is None:
             session = requests.Session()
-            # Proxy variables are read once here, not on every request (a measurable cost).
             session.proxies = requests.utils.get_environ_proxies(self.endpoint)
             session.trust_env = False
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            session.headers.update(HEADERS)
-            self._local.session = session
-        return session
+            local.session = session
+            local.template = session.prepare_request(requests.Request("POST", self.endpoint, headers=HEADERS))
+        return local.session, local.template
 
     def send(self, to: str, sender: str, text: str, callback: str | None = None) -> Outcome:
         body = {**self._credentials, "to": to, "from": sender, "text": text}
@@ -57,9 +61,13 @@ class CosmosClient:
         data = encode_body(body)
         if len(data) > MAX_BODY_BYTES:
             return Outcome("permanent", "large_request", error="request body over 4096 bytes; not sent")
+        session, template = self._session()
+        request = template.copy()
+        request.prepare_body(data=data, files=None)
         started = time.perf_counter()
         try:
-            response = self._session().post(self.endpoint, data=data, timeout=self._timeout)
+            response = session.send(request, timeout=self._timeout, allow_redirects=False,
+                                    proxies=session.proxies)
         except requests.RequestException as exc:
             return _from_exception(exc, _ms(started))
         return _from_response(response, _ms(started))

@@ -34,3 +34,18 @@ class Scripts:
         except redis.exceptions.NoScriptError:
             self.client.script_load(self.sources[name])
             return self.client.evalsha(self.shas[name], 0, *args)
+
+    def run_many(self, name: str, calls: list[tuple]) -> list:
+        """The same script for many argument lists, in one round trip."""
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for args in calls:
+                pipe.evalsha(self.shas[name], 0, *args)
+            results = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                break
+            self.client.script_load(self.sources[name])  # none ran: load and run them all
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results

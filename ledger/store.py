@@ -49,6 +49,12 @@ class Attempt:
     detail: str = ""
 
 
+def _attempt(reply: list) -> Attempt:
+    if reply[0] == "go":
+        return Attempt("go", int(reply[1]), reply[2], reply[3], reply[4], reply[5] or None, float(reply[6]))
+    return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
+
+
 class Ledger:
     """Outcome records for one prefix on one Redis."""
 
@@ -83,14 +89,20 @@ class Ledger:
 
     # --- workers ---------------------------------------------------------------------
     def begin(self, job_id: str, owner: str, *, count_delivery: bool) -> Attempt:
+        """Take (or renew) the job's lease for one HTTP attempt, if the ledger allows one."""
+        return _attempt(self._run("begin", *self._begin_args(job_id, owner, count_delivery)))
+
+    def begin_many(self, job_ids: Sequence[str], owners: Sequence[str], *, count_delivery: bool) -> list[Attempt]:
+        """`begin` for a whole chunk in one round trip; each job still gets its own lease."""
+        calls = [(self.keys.prefix, *self._begin_args(job_id, owner, count_delivery))
+                 for job_id, owner in zip(job_ids, owners)]
+        return [_attempt(r) for r in self._scripts.run_many("begin", calls)]
+
+    def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple:
         s = self.settings
-        r = self._run("begin", job_id, owner, s.lease_s, s.ambiguous_policy, s.max_attempts,
-                      s.poison_deliveries, int(count_delivery), s.breaker_open_s, s.rate_limit,
-                      RATE_INLINE_MAX_S, s.retention_s, s.attempt_bound_s * PROBE_S_FACTOR)
-        verdict = r[0]
-        if verdict == "go":
-            return Attempt("go", int(r[1]), r[2], r[3], r[4], r[5] or None, float(r[6]))
-        return Attempt(verdict, detail=r[1] if len(r) > 1 else "")
+        return (job_id, owner, s.lease_s, s.ambiguous_policy, s.max_attempts, s.poison_deliveries,
+                int(count_delivery), s.breaker_open_s, s.rate_limit, RATE_INLINE_MAX_S, s.retention_s,
+                s.attempt_bound_s * PROBE_S_FACTOR)
 
     def finish(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
                latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",

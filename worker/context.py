@@ -16,6 +16,7 @@ from config.keys import Keys
 from config.settings import Settings
 from cosmos_api.client import CosmosClient
 from ledger.store import Ledger
+from worker.slots import SendSlots
 
 
 @dataclass
@@ -48,6 +49,10 @@ class WorkerContext:
     def send_pool(self) -> ThreadPoolExecutor:
         """Threads that send a bulk chunk's members concurrently."""
         return ThreadPoolExecutor(self.settings.batch_threads, thread_name_prefix="cosmos-send")
+
+    @cached_property
+    def send_slots(self) -> SendSlots:
+        return SendSlots(self.settings.batch_threads)
 
 
 _lock = threading.Lock()

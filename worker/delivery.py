@@ -30,10 +30,20 @@ RETRY = "retry"
 """An attempt's result that asks tenacity for another attempt in this burst."""
 
 
-def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=time.sleep) -> str:
-    """Send one job if the ledger lets us; returns how this delivery ended."""
-    owner = f"{_HOST}:{uuid.uuid4().hex[:12]}"
+def new_owner() -> str:
+    """A lease owner id: this process and one delivery in it."""
+    return f"{_HOST}:{uuid.uuid4().hex[:12]}"
+
+
+def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner: str | None = None,
+                first: Attempt | None = None, sleep=time.sleep) -> str:
+    """Send one job if the ledger lets us; returns how this delivery ended.
+
+    `first` is a lease already taken for `owner` (a bulk chunk takes its leases in one round trip).
+    """
+    owner = owner or new_owner()
     settings = ctx.settings
+    taken = [first] if first is not None else []
     # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
     # as our lease lasts, or a sent message would later count as ambiguous.
     record = Retrying(
@@ -42,9 +52,9 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, sleep=
     ).wraps(ctx.ledger.finish)
 
     def attempt_once() -> str:
-        attempt = _begin(ctx, job_id, owner, count_delivery, sleep)
+        attempt = taken.pop() if taken else _begin(ctx, job_id, owner, count_delivery, sleep)
         if attempt.verdict != "go":
-            _log_verdict(job_id, attempt)
+            log_verdict(job_id, attempt)
             return attempt.verdict
         callback = attempt.callback or _our_callback(ctx, job_id)
         outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, callback)
@@ -93,7 +103,7 @@ def _our_callback(ctx: WorkerContext, job_id: str) -> str | None:
     return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value())
 
 
-def _log_verdict(job_id: str, attempt: Attempt) -> None:
+def log_verdict(job_id: str, attempt: Attempt) -> None:
     if attempt.verdict in ("dead", "held", "expired"):
         log.warning("job ended before sending", job_id=job_id, state=attempt.verdict, reason=attempt.detail)
     elif attempt.verdict == "wait":

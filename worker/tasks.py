@@ -12,7 +12,7 @@ from config.keys import LANE_BULK
 from config.settings import Settings
 from ledger.outbox import republish
 from worker.context import get_context
-from worker.delivery import deliver_job
+from worker.delivery import deliver_job, log_verdict, new_owner
 
 log = structlog.get_logger("cosmos.tasks")
 
@@ -38,8 +38,18 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             log.warning("redelivered chunk split into single jobs", jobs=len(job_ids))
             republish(ctx.redis, ctx.keys, ((job_id, LANE_BULK) for job_id in job_ids))
             return
-        futures = [ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False) for job_id in job_ids]
-        wait(futures)
+        with ctx.send_slots.hold(len(job_ids)):
+            owners = [new_owner() for _ in job_ids]
+            attempts = ctx.ledger.begin_many(job_ids, owners, count_delivery=False)
+            futures = []
+            for job_id, owner, attempt in zip(job_ids, owners, attempts):
+                if attempt.verdict in ("go", "sleep"):  # "sleep": a rate token is near; it waits for it
+                    first = attempt if attempt.verdict == "go" else None
+                    futures.append(ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False,
+                                                        owner=owner, first=first))
+                else:
+                    log_verdict(job_id, attempt)
+            wait(futures)
         for future in futures:
             if future.exception() is not None:
                 log.error("member delivery failed", exc_info=future.exception())
