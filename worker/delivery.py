@@ -44,6 +44,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
     owner = owner or new_owner()
     settings = ctx.settings
     taken = [first] if first is not None else []
+    made = [first.number if first is not None else 0]  # attempts made so far, as the ledger counts them
     # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
     # as our lease lasts, or a sent message would later count as ambiguous.
     record = Retrying(
@@ -56,6 +57,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
         if attempt.verdict != "go":
             log_verdict(job_id, attempt)
             return attempt.verdict
+        made[0] = attempt.number
         callback = attempt.callback or _our_callback(ctx, job_id)
         outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, callback)
         result, breaker = record(
@@ -80,10 +82,9 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
     )
     result = burst(attempt_once)
     if result == "burst_spent":
-        attempts = int(ctx.redis.hget(ctx.keys.job(job_id), "attempts") or 0)
-        delay = delay_after(settings, attempts)
+        delay = delay_after(settings, made[0])
         result, _ = record(job_id, owner, "defer", delay_s=delay)
-        log.info("retry scheduled", job_id=job_id, attempts=attempts, delay_s=round(delay, 2))
+        log.info("retry scheduled", job_id=job_id, attempts=made[0], delay_s=round(delay, 2))
     return result
 
 
