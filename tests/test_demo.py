@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import yaml
 
 from cli.main import cli
 from config.settings import Settings
+from tests.support.polling import wait_for
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,10 +85,11 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
         assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]
 
     # And: nothing it started survives (its children run in process groups of their own).
-    deadline = time.monotonic() + 30
-    while (alive := _survivors(proc.pid, marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive, alive
+    try:
+        wait_for(lambda: not _survivors(proc.pid, marker), timeout=30, interval=0.1,
+                 what="every process the demo started to exit")
+    except AssertionError:
+        raise AssertionError(f"survivors: {_survivors(proc.pid, marker)}") from None
 
 
 # --- deployment files --------------------------------------------------------------------
