@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from functools import cached_property
 from typing import Any, Iterable, Mapping
@@ -77,8 +78,13 @@ class SmsProducer:
 
     def _record(self, jobs: list[NewJob], messages: list[tuple[str, str]]) -> list[tuple[str, bool]]:
         """Write records and broker messages, retrying within the enqueue bound."""
+        started = time.monotonic()
+        try:
+            return self.ledger.enqueue(jobs, messages)  # the usual case, without tenacity's cost
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
         retrying = Retrying(
-            stop=stop_after_delay(self.settings.enqueue_timeout_s),
+            stop=stop_after_delay(max(0.0, self.settings.enqueue_timeout_s - (time.monotonic() - started))),
             wait=wait_exponential(multiplier=0.05, max=1.0),
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
             reraise=True,

@@ -45,12 +45,18 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
     settings = ctx.settings
     taken = [first] if first is not None else []
     made = [first.number if first is not None else 0]  # attempts made so far, as the ledger counts them
-    # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
-    # as our lease lasts, or a sent message would later count as ambiguous.
-    record = Retrying(
-        stop=stop_after_delay(settings.lease_s / 2), wait=wait_exponential(multiplier=0.1, max=2),
-        retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)), reraise=True, sleep=sleep,
-    ).wraps(ctx.ledger.finish)
+
+    def record(*args, **kwargs) -> tuple[str, str]:
+        # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
+        # as our lease lasts, or a sent message would later count as ambiguous.
+        try:
+            return ctx.ledger.finish(*args, **kwargs)  # the usual case, without tenacity's cost
+        except (redis.ConnectionError, redis.TimeoutError):
+            return Retrying(
+                stop=stop_after_delay(settings.lease_s / 2), wait=wait_exponential(multiplier=0.1, max=2),
+                retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)), reraise=True,
+                sleep=sleep,
+            )(ctx.ledger.finish, *args, **kwargs)
 
     def attempt_once() -> str:
         attempt = taken.pop() if taken else _begin(ctx, job_id, owner, count_delivery, sleep)
