@@ -50,6 +50,8 @@ class SmsProducer:
         jobs = []
         for index, message in enumerate(messages):
             try:
+                if not isinstance(message, Mapping):
+                    raise InvalidMessage("invalid_json", "message", "must be a dict of send_sms's arguments")
                 unknown = set(message) - MESSAGE_FIELDS
                 if unknown:
                     raise InvalidMessage("invalid_json", sorted(unknown)[0], "is not a message field")
@@ -67,8 +69,8 @@ class SmsProducer:
         validate_message(to, sender, text, callback)
         if expires_in is None:
             expires_in = self.settings.default_expires_in_s
-        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
-            raise InvalidMessage("invalid_json", "expires_in", "must be a positive whole number of seconds")
+        if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or not 0 < expires_in < 10**9:
+            raise InvalidMessage("invalid_json", "expires_in", "must be a positive number of seconds")
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
             raise InvalidMessage("invalid_json", "idempotency_key", "must be a string of 1 to 200 characters")
         fingerprint = hashlib.sha256(

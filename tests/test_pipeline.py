@@ -153,6 +153,22 @@ def test_invalid_message_raises_and_enqueues_nothing(producer, redis_client, pre
     assert list(redis_client.scan_iter(f"{prefix}:*")) == []
 
 
+@pytest.mark.parametrize(
+    "message, field",
+    [("not a dict", "message"), ({"to": TO, "sender": "F", "text": "x", "colour": "red"}, "colour"),
+     ({"to": TO, "sender": "F", "text": "x", "expires_in": -1}, "expires_in"),
+     ({"to": TO, "sender": "F", "text": "x", "expires_in": True}, "expires_in"),
+     ({"to": TO, "sender": " ", "text": "x"}, "from"),
+     ({"to": TO, "sender": "F", "text": "x", "callback": "javascript:alert(1)"}, "callback")],
+)
+def test_hostile_bulk_member_is_refused_by_index_and_nothing_is_enqueued(producer, redis_client, prefix,
+                                                                         message, field):
+    with pytest.raises(InvalidMessage) as err:
+        producer.send_bulk([{"to": TO, "sender": "F", "text": "fine"}, message])
+    assert (err.value.field, err.value.index) == (field, 1)
+    assert list(redis_client.scan_iter(f"{prefix}:*")) == []
+
+
 def test_bulk_is_delivered_and_uses_bounded_round_trips(producer, workers, sandbox, monkeypatch):
     workers.start()
     producer.send_bulk([{"to": TO, "sender": "F", "text": "warm-up"}])  # loads the script once
