@@ -1,7 +1,8 @@
 """Every Redis key shape of cosmos-sms, all under `COSMOS_REDIS_PREFIX`.
 
 Celery's own keys (broker queues, unacked messages, results) sit under
-`{prefix}:celery:` through kombu's `global_keyprefix`.
+`{prefix}:celery:` through kombu's `global_keyprefix`. The ledger's Lua scripts build
+the same shapes from the prefix (`key(...)` in ledger/lua/common.lua): change both together.
 """
 
 from __future__ import annotations

@@ -26,7 +26,3 @@ class Outcome:
     message_id: str = ""
     price: float = 0.0
     error: str = ""
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in ("transient", "ambiguous")
