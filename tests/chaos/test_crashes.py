@@ -99,6 +99,10 @@ def test_poison_job_ends_dead_after_n_deliveries_and_others_go_on(producer, work
             break
         last_owner = owner()
         deliveries += 1
+        # Kill only while the poison job alone is in flight: a neighbour caught mid-send by
+        # every kill would rightly count as a crash of its own.
+        wait_for(lambda: "sending" not in producer.ledger.states(others), timeout=60,
+                 what="the neighbours to leave `sending`")
         handle.kill()
     record = producer.get_status(job_id)
 
