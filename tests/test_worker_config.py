@@ -48,3 +48,16 @@ def test_redis_without_persistence_or_with_eviction_is_warned_about(redis_server
         assert any("maxmemory-policy" in w for w in check_redis_safety(client))
     finally:
         client.config_set("maxmemory-policy", "noeviction")
+
+
+def test_a_retried_enqueue_never_resets_a_record_it_already_wrote(settings, redis_client):
+    from ledger.store import Ledger, NewJob
+
+    ledger = Ledger(redis_client, settings)
+    job = NewJob("job-r", "single", "033334445566770", "F", "x", None, None, "fp", 60)
+    assert ledger.enqueue([job]) == [("job-r", True)]
+    assert ledger.begin("job-r", "owner", count_delivery=True).verdict == "go"
+
+    assert ledger.enqueue([job], [("some-list", "message")]) == [("job-r", False)]
+    assert ledger.get("job-r")["state"] == "sending"
+    assert redis_client.llen("some-list") == 0

@@ -28,6 +28,10 @@ local created = 0
 for i = 0, n - 1 do
   local b = 3 + i * W
   local job = ARGV[b + 1]
+  if not reuse[i] and redis.call('EXISTS', key('job', job)) == 1 then
+    -- A retried call whose first try did run (its reply was lost): never reset a live record.
+    reuse[i] = job
+  end
   if reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
