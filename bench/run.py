@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -39,7 +40,7 @@ MEMORY_RECORDS = 10_000
 WARMUP_MESSAGES = 200
 """Sent before any timing, so connections, scripts and imports are warm on both sides."""
 TO, SENDER, TEXT = "033334445566770", "Company Name 123", "Hello world!"
-MESSAGE = {"to": TO, "sender": SENDER, "text": TEXT}
+MESSAGE: dict[str, Any] = {"to": TO, "sender": SENDER, "text": TEXT}
 
 
 def log(text: str) -> None:
@@ -82,7 +83,7 @@ class Bench:
             "sandbox", "--port", str(port), "--latency-ms", str(latency_ms), "--receipt-delay-s", "3600"),
             self.env())
         base_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: sandbox.check_alive() or _answers(base_url), 30, "the sandbox to answer")
+        wait_for(lambda: sandbox.check_alive() and _answers(base_url), 30, "the sandbox to answer")
         result: dict = {"latency_ms": latency_ms}
         result.update(self.run_cosmos(latency_ms, base_url, sandbox, measure_memory))
         result.update(self.run_enqueue_only(latency_ms, base_url))
@@ -105,7 +106,7 @@ class Bench:
         workers = self.start(f"workers-{latency_ms}ms", cosmos_cmd("worker"), env)
         processes = os.cpu_count() or 1
         log(f"latency {latency_ms} ms: starting `cosmos-sms worker` ({processes} processes)")
-        wait_for(lambda: workers.check_alive() or workers.log().count(" ready") >= processes, 60,
+        wait_for(lambda: workers.check_alive() and workers.log().count(" ready") >= processes, 60,
                  "every worker process to log `ready`")
         producer = self.producer(prefix, base_url)
         sampler = RssSampler([workers.proc.pid])
@@ -180,7 +181,7 @@ class Bench:
             "-c", str(baseline.CONCURRENCY), "--hostname", f"{prefix}@%h"], env)
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         log(f"latency {latency_ms} ms: naive baseline, {self.messages} messages")
-        wait_for(lambda: worker.check_alive() or client.get(baseline.ready_key(prefix)), 60,
+        wait_for(lambda: worker.check_alive() and client.get(baseline.ready_key(prefix)), 60,
                  "the baseline worker to be ready")
         done = baseline.done_key(prefix)
 
@@ -303,7 +304,7 @@ def redis_memory(producer: SmsProducer, records: int) -> dict:
         "redis_used_memory_delta_per_record": grew / records,
         "redis_client_buffers_delta_per_record": clients / records,
         "redis_job_hash_bytes": client.memory_usage(producer.keys.job(ids[-1])),
-        "redis_msgid_key_bytes": client.memory_usage(producer.keys.message_id(sample.get("message_id", ""))) or 0,
+        "redis_msgid_key_bytes": client.memory_usage(producer.keys.message_id(str(sample.get("message_id", "")))) or 0,
         "redis_job_fields": len(sample),
     }
 

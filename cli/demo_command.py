@@ -31,7 +31,8 @@ def demo(count, as_json) -> None:
     from demo.runner import run_demo
 
     settings = settings_or_exit()
-    with_receiver = "webhook" in click.get_current_context().find_root().command.commands
+    root = click.get_current_context().find_root().command
+    with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=as_json)
     starting = progress.add_task("starting redis, sandbox, receiver and worker", total=None)

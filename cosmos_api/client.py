@@ -14,7 +14,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from cosmos_api.outcomes import (
-    AMBIGUOUS_HTTP, PERMANENT_STATUSES, TRANSIENT_HTTP, TRANSIENT_STATUSES, Outcome,
+    AMBIGUOUS_HTTP,
+    PERMANENT_STATUSES,
+    TRANSIENT_HTTP,
+    TRANSIENT_STATUSES,
+    Outcome,
 )
 from cosmos_api.rules import MAX_BODY_BYTES, encode_body
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from cosmos_api.errors import InvalidMessage
@@ -79,16 +80,16 @@ def check_callback(callback: object) -> str | None:
     return callback
 
 
-def encode_body(body: dict) -> bytes:
+def encode_body(body: Mapping[str, object]) -> bytes:
     """A request body as we send it and COSMOS measures it: compact JSON, UTF-8, unescaped."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def body_size(body: dict) -> int:
+def body_size(body: Mapping[str, object]) -> int:
     return len(encode_body(body))
 
 
-def check_size(body: dict, allowance: int = 0) -> None:
+def check_size(body: Mapping[str, object], allowance: int = 0) -> None:
     size = body_size(body) + allowance
     if size > MAX_BODY_BYTES:
         raise InvalidMessage("large_request", "body", f"is {size} bytes; COSMOS takes at most {MAX_BODY_BYTES}")

@@ -11,7 +11,13 @@ import requests
 from config.celery import make_celery
 from config.settings import load_settings
 from demo.processes import (
-    Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
+    Supervisor,
+    cosmos_cmd,
+    free_port,
+    redis_answers,
+    redis_binary,
+    start_private_redis,
+    wait_until,
 )
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl

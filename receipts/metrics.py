@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -44,7 +46,8 @@ class LedgerCollector(Collector):
 
     def collect(self):
         figures = stats(self.ledger)
-        histograms = self.ledger.redis.hgetall(self.ledger.keys.histograms)
+        # The ledger's client decodes responses: field names and counts are str.
+        histograms = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.histograms))
 
         jobs = GaugeMetricFamily(f"{PREFIX}jobs", "Jobs per state, as the ledger counts them.", labels=["state"])
         for state, count in figures["states"].items():

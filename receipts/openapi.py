@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cosmos_api.callback_token import PARAM_JOB, PARAM_KID, PARAM_SIG
 from receipts.schema import DeliveryStatus, ErrorAnswer, ReceiptAnswer
 
@@ -35,11 +37,15 @@ DELIVERY_STATUS_EXTRA = {
 }
 
 
-def _error(description: str) -> dict:
+Responses = dict[int | str, dict[str, Any]]
+"""The shape FastAPI takes for a route's `responses=`."""
+
+
+def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorAnswer, "description": description}
 
 
-DELIVERY_STATUS_RESPONSES = {
+DELIVERY_STATUS_RESPONSES: Responses = {
     200: {"model": ReceiptAnswer, "description": "The receipt was taken (or was already)."},
     400: _error("The body is not valid JSON."),
     401: _error("The callback token is missing, forged, or signed by a secret no longer accepted."),
@@ -53,13 +59,13 @@ DELIVERY_STATUS_RESPONSES = {
     503: _error("Redis is unreachable; nothing was recorded, COSMOS should retry."),
 }
 
-HEALTHZ_RESPONSES = {
+HEALTHZ_RESPONSES: Responses = {
     200: {"description": "Redis answers PING.", "content": {"application/json": {"example": {"redis": "ok"}}}},
     503: {"description": "Redis does not answer.",
           "content": {"application/json": {"example": {"redis": "unavailable"}}}},
 }
 
-METRICS_RESPONSES = {
+METRICS_RESPONSES: Responses = {
     200: {"description": "Prometheus text exposition, read from Redis at each scrape.",
           "content": {"text/plain": {"schema": {"type": "string"}}}},
     503: _error("Redis is unreachable."),

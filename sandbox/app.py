@@ -26,7 +26,7 @@ from sandbox.faults import (
     parse_outcome,
     random_fault,
 )
-from sandbox.inspection import MESSAGE_LOG_SIZE, Inspection, last
+from sandbox.inspection import MESSAGE_LOG_SIZE, RECEIPT_LOG_SIZE, REQUEST_LOG_SIZE, Inspection, last
 from sandbox.receipts import ReceiptSender
 
 CLIENT_MAX_SIZE = 1024 * 1024
@@ -41,7 +41,7 @@ _ID_SPACE = 10**11
 """message_id carries 11 digits (5 + 6); the counter wraps after that many acceptances."""
 
 
-SANDBOX_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox")
+SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
 """Where the application keeps its Sandbox (tests and embedders read it from there)."""
 
 
@@ -99,7 +99,7 @@ class Sandbox:
                     outcome = Outcome("unauthorized")
                 else:
                     try:
-                        check_to(to)
+                        number = check_to(to)
                         check_from(body.get("from"))
                         check_text(body.get("text"))
                         check_callback(body.get("callback"))
@@ -108,7 +108,7 @@ class Sandbox:
                     except UnicodeEncodeError:  # a lone surrogate (\ud800 in the JSON) has no UCS-2 form
                         outcome = Outcome("invalid_text")
                     else:
-                        outcome, source = self._choose(to, body["api_key"])
+                        outcome, source = self._choose(number, body["api_key"])
         return await self._answer(request, now, outcome, source, body, to, auth_ok)
 
     def _authorized(self, key: object, secret: object) -> bool:
@@ -143,7 +143,9 @@ class Sandbox:
         body: object, to: object, auth_ok: bool,
     ) -> web.StreamResponse:
         verb = outcome.verb
-        message = self._accept(body, verb == ACCEPT_NOT_DELIVERED) if verb in _ACCEPTING else None
+        message = None
+        if verb in _ACCEPTING and isinstance(body, dict):  # only a valid JSON object is ever accepted
+            message = self._accept(body, verb == ACCEPT_NOT_DELIVERED)
         dropped = verb in ("drop", "accept_drop")
         if dropped:
             status, http = None, None
@@ -170,7 +172,7 @@ class Sandbox:
         if message is not None:
             payload = {"status": "ok", "message_id": message["message_id"], "price": message["price"]}
             return web.Response(body=json.dumps(payload).encode(), status=200, content_type=_JSON)
-        return web.Response(body=_ERROR_BODIES[verb], status=http, content_type=_JSON)
+        return web.Response(body=_ERROR_BODIES[verb], status=STATUS_HTTP[verb], content_type=_JSON)
 
     def _latency_s(self) -> float:
         faults = self.faults
@@ -217,11 +219,11 @@ class Sandbox:
         return _ok({"messages": last(self.inspection.message_log, limit)})
 
     async def get_requests(self, request: web.Request) -> web.Response:
-        limit = _limit(request, self.inspection.request_log.maxlen)
+        limit = _limit(request, REQUEST_LOG_SIZE)
         return _ok({"requests": last(self.inspection.request_log, limit)})
 
     async def get_receipts(self, request: web.Request) -> web.Response:
-        limit = _limit(request, self.inspection.receipt_log.maxlen)
+        limit = _limit(request, RECEIPT_LOG_SIZE)
         return _ok({"receipts": last(self.inspection.receipt_log, limit)})
 
     async def get_faults(self, request: web.Request) -> web.Response:
@@ -239,9 +241,8 @@ class Sandbox:
 
     async def post_script(self, request: web.Request) -> web.Response:
         data = await _json_object(request)
-        to = data.get("to")
         try:
-            check_to(to)
+            to = check_to(data.get("to"))
         except InvalidMessage:
             raise ControlError("to must be a valid COSMOS number (a 0 and 14 digits)") from None
         outcomes = data.get("outcomes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +18,7 @@ TEST_API_SECRET = "test-SECRET-L3tj45j45934534kKcrwrRaoGP"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> RedisServer:
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     """The session's own redis-server on a free port; stopped at the end."""
     server = start_private_redis(tmp_path_factory.mktemp("redis"))
     yield server

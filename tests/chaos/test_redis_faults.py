@@ -10,8 +10,8 @@ from cosmos_api.errors import EnqueueFailed
 from producers.producer import SmsProducer
 from tests.chaos.conftest import load, settle, tally
 from tests.support.polling import wait_for
-from tests.support.redis_server import RedisServer
 from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.worker_fixture import WorkerPool
 
 TO = "033334445566770"
