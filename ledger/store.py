@@ -195,7 +195,7 @@ class Ledger:
         after = float("-inf")
         seen_at_after: set[str] = set()
         while True:
-            low = "-inf" if after == float("-inf") else f"[{after!r}"
+            low = "-inf" if after == float("-inf") else repr(after)
             pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=step + len(seen_at_after),
                                              withscores=True)
             fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]  # type: ignore[union-attr]
