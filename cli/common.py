@@ -8,8 +8,8 @@ from functools import wraps
 import click
 import redis
 
-from config.settings import Settings, SettingsError, load_settings
 from config.errors import CosmosSmsError
+from config.settings import Settings, SettingsError, load_settings
 
 
 class CommandFailed(click.ClickException):
