@@ -353,7 +353,7 @@ def test_claim_republishes_a_dead_workers_lease_and_a_lost_message_only_on_evide
     ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
     picked = {(j, why) for j, _, why in ledger.claim_due()}
     assert (leased, "lease_expired") in picked
-    assert (queued, "stale_queued") not in picked  # its message is still in the lane
+    assert (queued, "stale_queued") not in picked  # its message is still in its lane
     ledger.redis.delete(ledger.keys.broker_queue_key("single"))
     ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
     assert (queued, "single", "stale_queued") in ledger.claim_due()
