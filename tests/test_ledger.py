@@ -353,7 +353,7 @@ def test_claim_republishes_a_dead_workers_lease_and_a_lost_message_only_on_evide
     ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
     picked = {(j, why) for j, _, why in ledger.claim_due()}
     assert (leased, "lease_expired") in picked
-    assert (queued, "stale_queued") not in picked  # its message is still in the lane
+    assert (queued, "stale_queued") not in picked  # its message is still in its lane
     ledger.redis.delete(ledger.keys.broker_queue_key("single"))
     ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
     assert (queued, "single", "stale_queued") in ledger.claim_due()
@@ -405,6 +405,16 @@ def test_purge_and_sweep_remove_the_record_with_every_index_and_correct_the_coun
     assert not ledger.redis.exists(ledger.keys.idempotency("k1"))
     figures = stats(ledger)
     assert figures["states"]["dead"] == 0 and figures["dead_reasons"] == {} and figures["swept"] == 1
+
+
+def test_a_sent_job_that_never_got_a_receipt_is_swept_a_retention_after_it_was_sent(producer, ledger):
+    job_id = job(producer)
+    sent(ledger, job_id)
+    assert ledger.sweep() == 0
+    ledger.redis.zadd(ledger.keys.awaiting, {job_id: 1})
+    assert ledger.sweep() == 1
+    assert not ledger.redis.exists(ledger.keys.job(job_id), ledger.keys.message_id("m-1"))
+    assert stats(ledger)["states"]["sent"] == 0
 
 
 def test_dead_letters_are_paged_through_whole_sets_even_with_equal_scores(producer, ledger):
