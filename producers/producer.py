@@ -13,6 +13,7 @@ import redis
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
+from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.errors import EnqueueFailed, InvalidMessage
 from cosmos_api.rules import validate_message
@@ -31,9 +32,8 @@ class SmsProducer:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        # Short socket timeouts: a dead Redis must turn into EnqueueFailed, not a hang.
-        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
-                                    socket_timeout=2, socket_connect_timeout=1)
+        # The producer role's short timeouts: a dead Redis must turn into EnqueueFailed, not a hang.
+        return redis_client(self.settings, "producer")
 
     @cached_property
     def ledger(self) -> Ledger:
