@@ -21,7 +21,7 @@ def sentinel_conf(dir: Path, port: int, master_host: str, master_port: int, quor
     """A sentinel's config file (sentinels rewrite theirs, so each has its own)."""
     conf = dir / f"sentinel-{bind}-{port}.conf"
     conf.write_text(
-        f"port {port}\nbind {bind}\ndir {dir}\n"
+        f"port {port}\nbind {bind}\ndir {dir}\nprotected-mode no\n"
         f"sentinel monitor {MASTER_NAME} {master_host} {master_port} {quorum}\n"
         f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
         f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
