@@ -8,6 +8,8 @@ sentinels, the sandbox, two worker hosts and a producer host. Built once per mod
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,10 @@ from tests.support.sentinel import MASTER_NAME, start_sentinel
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
 SANDBOX_PORT = 8900
+SANDBOX_LATENCY_MS = 300
+RESTART_MARK = "multihost: worker exited, restarting"
+RESTART_DELAY_S = 1
+"""A supervisor's pause before restarting a worker that exited (systemd's RestartSec)."""
 
 # Time-scaled settings: a short lease (so a dead host's jobs come back in seconds) and a quick reconciler.
 FAST = dict(
@@ -125,13 +131,22 @@ class Cluster:
 
     # --- workers -------------------------------------------------------------------------------------------
     def start_worker(self, host: str) -> None:
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", "8", "--hostname",
-               f"{host}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        """A worker under a supervisor that restarts it, as systemd or compose's restart policy would:
+        kombu 5.7 can exit the worker on a failover (AttributeError in restore_unacked, see docs/scaling.md)."""
+        celery = shlex.join([sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", "8",
+                             "--hostname", f"{host}@%h", "--loglevel", "INFO", "--without-mingle",
+                             "--without-gossip"])
+        cmd = ["sh", "-c", f"while :; do {celery}; echo {RESTART_MARK}; sleep {RESTART_DELAY_S}; done"]
         self.workers[host] = self.bed.run(host, cmd, self.env, f"worker-{host}")
-        log = self.bed.logs / f"worker-{host}.log"
-        wait_for(lambda: "ready" in log.read_text(errors="replace") or self.workers[host].poll() is not None,
+        wait_for(lambda: "ready" in self.worker_log(host) or self.workers[host].poll() is not None,
                  timeout=60, what=f"worker on {host} to be ready")
-        assert self.workers[host].poll() is None, log.read_text(errors="replace")[-3000:]
+        assert self.workers[host].poll() is None, self.worker_log(host)[-3000:]
+
+    def worker_log(self, host: str) -> str:
+        return (self.bed.logs / f"worker-{host}.log").read_text(errors="replace")
+
+    def worker_restarts(self) -> int:
+        return sum(self.worker_log(host).count(RESTART_MARK) for host in self.workers)
 
     def run_load(self, seconds: float, rate: float, tag: str, **overrides: str):
         out = self.bed.logs / f"load-{tag}.txt"
@@ -153,6 +168,8 @@ def cluster(tmp_path_factory):
         pytest.skip(why)
     logs = tmp_path_factory.mktemp("multihost")
     bed = NetBed(subnet=os.getpid() % 250 + 1, logs=logs).open()
+    # A SIGTERMed test run still tears the bed down (pytest runs finalizers on SystemExit).
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         for name, index in (("r1", 1), ("r2", 2), ("r3", 3), ("w1", 11), ("w2", 12), ("p", 21)):
             bed.add_host(name, index)
@@ -176,8 +193,9 @@ def cluster(tmp_path_factory):
             sentinel = start_sentinel(logs / f"sentinel-{name}", SENTINEL_PORT, bed.hosts["r1"].address, REDIS_PORT,
                                       quorum=2, bind=host.address, prefix=tuple(host.exec_prefix()))
             bed.procs.append(sentinel.proc)
-        bed.run("r3", cosmos_cmd("sandbox", "--host", bed.hosts["r3"].address, "--port", str(SANDBOX_PORT)),
-                env, "sandbox")
+        # 300 ms per send: jobs are in flight (leased, HTTP under way) when a host fails.
+        bed.run("r3", cosmos_cmd("sandbox", "--host", bed.hosts["r3"].address, "--port", str(SANDBOX_PORT),
+                                 "--latency-ms", str(SANDBOX_LATENCY_MS)), env, "sandbox")
         wait_for(cluster.sandbox.answers, timeout=30, what="the sandbox on r3")
         cluster.start_worker("w1")
         cluster.start_worker("w2")
@@ -186,3 +204,8 @@ def cluster(tmp_path_factory):
         print(f"\n[multihost] bed up for {time.monotonic() - started:.0f} s; logs in {logs}")
     finally:
         bed.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)

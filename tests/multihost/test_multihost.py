@@ -41,6 +41,7 @@ def _epoch(iso: str | None) -> float | None:
 def run_scenario(cluster, tag: str, fault, load_s: float, **producer_env: str) -> dict:
     """Load from the producer host, `fault()` once sends flow, then settle and count."""
     producer = cluster.producer(**producer_env)
+    restarts_before = cluster.worker_restarts()
     proc, out = cluster.run_load(load_s, RATE, tag, **producer_env)
 
     def sent_so_far() -> int:
@@ -89,6 +90,7 @@ def run_scenario(cluster, tag: str, fault, load_s: float, **producer_env: str) -
         "in_flight_at_fault": len(in_flight),
         "in_flight_sent_within_s": round(max(t or 0 for t in resent) - fault_ts, 1) if resent else None,
         "producer_min_replicas": int(producer.settings.redis_min_replicas),
+        "worker_restarts": cluster.worker_restarts() - restarts_before,
     }
     FIGURES[tag] = figures
     (cluster.bed.logs / f"figures-{tag}.json").write_text(json.dumps(figures, indent=2))
