@@ -9,7 +9,7 @@
   new connection, so after a failover every command finds the new primary without a restart.
 
 Each role has its own timeouts (`TIMEOUTS`): a producer fails fast into `EnqueueFailed`, a worker
-waits out a slow Redis rather than abandon a lease. `ride_out_blip` retries one call on a
+waits out a slow Redis rather than abandon a lease. `ride_out` retries one call on a
 connection error within a bound: the call itself first (no tenacity cost on the usual path),
 then tenacity with a short exponential wait.
 """
@@ -76,12 +76,12 @@ SENTINEL_SOCKET_TIMEOUT_S = 1.0
 CLIENT_RETRIES = 1
 """redis-py's own retries of one command on a connection error (redis-py 6+ defaults to 3 with backoff).
 One immediate retry replaces a pooled connection that died while idle (or points at a demoted primary
-after a failover); longer outages are `ride_out_blip`'s job, so a call's bound stays predictable."""
+after a failover); longer outages are `ride_out`'s job, so a call's bound stays predictable."""
 
 BLIP_WAIT_MAX_S = 1.0
-"""Longest wait between two tries of `ride_out_blip` (seconds); the waits start at 50 ms."""
+"""Longest wait between two tries of `ride_out` (seconds); the waits start at 50 ms."""
 
-BLIP_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_DOWN = BLIP_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 """Errors that mean "Redis was not there for a moment"; a sentinel that finds no primary raises
 MasterNotFoundError, a ConnectionError."""
 
@@ -146,7 +146,7 @@ def sentinel_kwargs(settings: Settings) -> dict[str, object]:
     return kwargs
 
 
-def redis_client(settings: Settings, role: Role, *, max_connections: int | None = None,
+def redis_client(settings: Settings, role: Role, max_connections: int | None = None, *,
                  decode_responses: bool = True) -> redis.Redis:
     """A Redis client for `role`, on the primary `settings.redis_url` names (directly or via sentinels)."""
     timeouts = TIMEOUTS[role]
@@ -178,15 +178,15 @@ def is_blip(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and "NOREPLICAS" in str(exc)
 
 
-def ride_out_blip(call: Callable[..., T], *args: object, bound_s: float,
-                  sleep: Callable[[float], None] = time.sleep, **kwargs: object) -> T:
-    """`call(*args, **kwargs)`, tried again on a Redis blip until `bound_s` seconds have passed since it began.
+def ride_out(call: Callable[[], T], bound_s: float, sleep: Callable[[float], None] = time.sleep) -> T:
+    """`call()`, tried again on a Redis blip until `bound_s` seconds have passed since it began.
 
-    No try starts after the bound; the last error is raised as is (the caller translates it).
+    The first try runs without tenacity's per-call cost; no try starts after the bound; the last error
+    is raised as is (the caller translates it). The call must be safe to repeat.
     """
     started = time.monotonic()
     try:
-        return call(*args, **kwargs)  # the usual case, without tenacity's cost
+        return call()  # the usual case, without tenacity's cost
     except Exception as exc:
         remaining = bound_s - (time.monotonic() - started)
         if not is_blip(exc) or remaining <= 0:
@@ -198,4 +198,4 @@ def ride_out_blip(call: Callable[..., T], *args: object, bound_s: float,
         reraise=True,
         sleep=sleep,
     )
-    return retrying(call, *args, **kwargs)
+    return retrying(call)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import SettingsError
+from config.errors import SettingsError
 from ledger.scripts import Scripts
 from ledger.store import Ledger, NewJob
 from tests.support.polling import wait_for
@@ -25,7 +25,7 @@ def primary_and_replica(tmp_path_factory):
 
 
 def _job(job_id: str) -> NewJob:
-    return NewJob(job_id, "single", "033334445566770", "Shop", "hello", None, None, "fp", 60)
+    return NewJob(job_id, "single", "033334445566770", "Shop", "hello", None, False, None, "fp", 60)
 
 
 class DurableScripts(Scripts):

@@ -11,10 +11,10 @@ import redis
 
 from config.celery import celery_config
 from config.redis_client import (
-    BadRedisUrl, TIMEOUTS, parse_sentinel_url, redis_client, ride_out_blip,
+    BadRedisUrl, TIMEOUTS, parse_sentinel_url, redis_client, ride_out,
 )
 from config.settings import SettingsError, load_settings
-from cosmos_api.errors import EnqueueFailed
+from config.errors import EnqueueFailed
 from producers.producer import SmsProducer
 from tests.support.ports import free_port
 from tests.support.processes import ROOT, cosmos_cmd
@@ -113,7 +113,7 @@ def test_riding_out_a_blip_tries_the_call_first_then_retries_within_the_bound():
             raise redis.ConnectionError("blip")
         return value
 
-    assert ride_out_blip(flaky, "x", bound_s=10, sleep=slept.append) == "x"
+    assert ride_out(lambda: flaky("x"), 10, sleep=slept.append) == "x"
     assert len(calls) == 3 and len(slept) == 1
 
     def down():
@@ -121,7 +121,7 @@ def test_riding_out_a_blip_tries_the_call_first_then_retries_within_the_bound():
 
     started = time.monotonic()
     with pytest.raises(redis.TimeoutError):
-        ride_out_blip(down, bound_s=0.3)
+        ride_out(down, 0.3)
     assert time.monotonic() - started < 1.5
 
     def refused():
@@ -130,5 +130,5 @@ def test_riding_out_a_blip_tries_the_call_first_then_retries_within_the_bound():
 
     calls.clear()
     with pytest.raises(redis.ResponseError):
-        ride_out_blip(refused, bound_s=10)
+        ride_out(refused, 10)
     assert calls == ["refused"]  # not a blip: never retried

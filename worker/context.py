@@ -26,8 +26,8 @@ class WorkerContext:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis_client(self.settings, "worker",
-                            max_connections=self.settings.batch_threads + self.settings.worker_concurrency + 16)
+        s = self.settings
+        return redis_client(s, role="worker", max_connections=s.batch_threads + s.worker_concurrency + 16)
 
     @cached_property
     def keys(self) -> Keys:
@@ -52,6 +52,11 @@ class WorkerContext:
     @cached_property
     def send_slots(self) -> SendSlots:
         return SendSlots(self.settings.batch_threads)
+
+    @cached_property
+    def bulk_gate(self) -> threading.Lock:
+        """One bulk thread per process asks Redis for a rate slot at a time; the others wait here."""
+        return threading.Lock()
 
 
 _lock = threading.Lock()

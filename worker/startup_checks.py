@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis
 import structlog
 
-from config.settings import Settings, SettingsError
+from config.errors import SettingsError
+from config.settings import Settings
 
 log = structlog.get_logger("cosmos.startup")
 

@@ -30,8 +30,9 @@ def redis_cpu_s(client) -> float:
 
 def one_message(ledger: Ledger, keys: Keys, index: int) -> None:
     job_id = uuid.uuid4().hex
-    job = NewJob(job_id, LANE_SINGLE, "033334445566770", "Shop", f"message {index}", None, None, "fp", 3600)
-    ledger.enqueue([job], [single_message(keys, LANE_SINGLE, job_id)])
+    job = NewJob(job_id, LANE_SINGLE, "033334445566770", "Shop", f"message {index}", None, False, None, "fp", 3600)
+    queue_key, message = single_message(keys, LANE_SINGLE, job_id)
+    ledger.enqueue([job], [(1, 1, queue_key, message)])
     owner = f"capacity:{index}"
     ledger.begin(job_id, owner, count_delivery=True)
     ledger.finish(job_id, owner, "accepted", status="accepted", http=201, latency_ms=5, message_id=f"m{index}")

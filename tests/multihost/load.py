@@ -12,7 +12,7 @@ import threading
 import time
 
 from config.settings import load_settings
-from cosmos_api.errors import EnqueueFailed
+from config.errors import EnqueueFailed
 from producers.producer import SmsProducer
 
 TO = "033334445566770"
