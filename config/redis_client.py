@@ -17,8 +17,9 @@ then tenacity with a short exponential wait.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -165,9 +166,10 @@ def redis_client(settings: Settings, role: Role, max_connections: int | None = N
     target = parse_sentinel_url(url)
     # No redis-py retries per sentinel: the list itself is the retry, and it must stay within its bound.
     asking = {**sentinel_kwargs(settings), "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)
-    return sentinel.master_for(settings.redis_sentinel_master, db=target.db, username=target.username,
-                               password=target.password, **options)
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
+    primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        settings.redis_sentinel_master, db=target.db, username=target.username, password=target.password, **options)
+    return primary
 
 
 def is_blip(exc: BaseException) -> bool:

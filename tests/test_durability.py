@@ -9,7 +9,7 @@ from ledger.scripts import Scripts
 from ledger.store import Ledger, NewJob
 from tests.support.polling import wait_for
 from tests.support.redis_server import start_private_redis
-from worker.startup_checks import check_redis_role, check_redis_safety, replicas_connected
+from worker.startup_checks import check_redis_role, check_redis_safety
 
 
 @pytest.fixture(scope="module")

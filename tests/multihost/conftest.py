@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis
@@ -37,16 +36,16 @@ RESTART_DELAY_S = 1
 """A supervisor's pause before restarting a worker that exited (systemd's RestartSec)."""
 
 # Time-scaled settings: a short lease (so a dead host's jobs come back in seconds) and a quick reconciler.
-FAST = dict(
-    COSMOS_CONNECT_TIMEOUT_S="0.5",
-    COSMOS_READ_TIMEOUT_S="1.0",
-    COSMOS_BURST_ATTEMPTS="2",
-    COSMOS_REQUEUE_GRACE_S="2",
-    COSMOS_SCHEDULER_INTERVAL_S="0.2",
-    COSMOS_MAX_ATTEMPTS="40",
-    COSMOS_RETRY_BACKOFF_BASE_S="0.05",
-    COSMOS_RETRY_BACKOFF_MAX_S="0.5",
-)
+FAST = {
+    "COSMOS_CONNECT_TIMEOUT_S": "0.5",
+    "COSMOS_READ_TIMEOUT_S": "1.0",
+    "COSMOS_BURST_ATTEMPTS": "2",
+    "COSMOS_REQUEUE_GRACE_S": "2",
+    "COSMOS_SCHEDULER_INTERVAL_S": "0.2",
+    "COSMOS_MAX_ATTEMPTS": "40",
+    "COSMOS_RETRY_BACKOFF_BASE_S": "0.05",
+    "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
+}
 
 
 FIGURES: dict[str, dict] = {}

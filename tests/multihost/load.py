@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 
-from config.settings import load_settings
 from config.errors import EnqueueFailed
+from config.settings import load_settings
 from producers.producer import SmsProducer
 
 TO = "033334445566770"

@@ -80,7 +80,7 @@ class NetBed:
         """The test process's own address on the bridge."""
         return f"{SUBNET_BASE}.{self.subnet}.254"
 
-    def open(self) -> "NetBed":
+    def open(self) -> NetBed:
         self._remove_leftovers()
         ip("link", "add", self.bridge, "type", "bridge")
         ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)

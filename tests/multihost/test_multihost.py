@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from itertools import pairwise
 
 from tests.multihost.conftest import FIGURES
 from tests.multihost.load import TO
@@ -77,7 +78,7 @@ def run_scenario(cluster, tag: str, fault, load_s: float, **producer_env: str) -
         silent += max(0, extra - known)
     sent_ts = sorted(t for t in (_epoch(r and r.get("sent_at")) for r in records) if t)
     window = [fault_ts] + [t for t in sent_ts if t > fault_ts]
-    gaps = [b - a for a, b in zip(window, window[1:])]
+    gaps = [b - a for a, b in pairwise(window)]
     resent = [_epoch(r.get("sent_at")) for (job, _), r in zip(acked, records) if job in in_flight and r]
     figures = {
         "acknowledged": len(acked), "enqueue_failed": len(failed),
