@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
 
+    # --- Operations console (issue 14; owned by the console branch) ---
+    console_users: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_USERS")
+    console_session_secret: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_SESSION_SECRET")
+    console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
+    console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
+    # --- end of the console block ---
+
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
