@@ -161,52 +161,23 @@ class Keys:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
 
-    # --- Operations console (issue 14): operator controls, audit, console bookkeeping ---
-    @property
-    def pause(self) -> str:
-        """Hash: pauses of sending; `op:all|op:single|op:bulk` (operator) and `account` (Lua) -> JSON."""
-        return f"{self.prefix}:pause"
-
+    # --- Operations console (issue 14): audit stream and console bookkeeping ---
     @property
     def audit(self) -> str:
         """Stream: operator actions (ts, user, action, target, count, detail), MAXLEN ~ 100000."""
         return f"{self.prefix}:audit"
 
-    @property
-    def events(self) -> str:
-        """Stream: every state change (job, state, prev, ts, ...), written by the ledger's Lua."""
-        return f"{self.prefix}:events"
-
-    @property
-    def idx_created(self) -> str:
-        """Sorted set: every record, job id -> created_ts (the console's default search index)."""
-        return f"{self.prefix}:idx:created"
-
-    def idx_to(self, number: str) -> str:
-        """Sorted set: records sent to one number, job id -> created_ts."""
-        return f"{self.prefix}:idx:to:{number}"
-
-    @property
-    def awaiting(self) -> str:
-        """Sorted set: jobs in `sent` waiting for their receipt, job id -> sent_ts."""
-        return f"{self.prefix}:awaiting"
-
-    @property
-    def forwards_failed(self) -> str:
-        """Sorted set: forwarded callbacks that failed for good, fwd id -> ts."""
-        return f"{self.prefix}:forwards:failed"
-
-    def forward(self, fwd_id: str) -> str:
-        """Hash: one forward intent of a job's outcome to the application's callback."""
-        return f"{self.prefix}:fwd:{fwd_id}"
-
     def console_minute(self, minute: int) -> str:
-        """Hash: state-change counts of one minute (epoch minutes), kept ~2 h for the overview chart."""
+        """Hash: state-change counts (and price) of one minute (epoch minutes), kept ~2 h for the chart."""
         return f"{self.prefix}:console:minute:{minute}"
+
+    def console_hour(self, hour: int) -> str:
+        """Hash: price of one hour (epoch hours), kept ~2 days for price today and over 24 h."""
+        return f"{self.prefix}:console:hour:{hour}"
 
     @property
     def console_events_cursor(self) -> str:
-        """String: last events-stream id the console's chart aggregator has counted."""
+        """String: last events-stream id the console's chart counter has counted."""
         return f"{self.prefix}:console:events_cursor"
 
     def console_task(self, task_id: str) -> str:

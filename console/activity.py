@@ -27,10 +27,6 @@ LOCK_TTL_MS = 10_000
 log = logging.getLogger(__name__)
 
 
-def hour_key(keys: Keys, hour: int) -> str:
-    return f"{keys.prefix}:console:hour:{hour}"
-
-
 class ActivityCounter:
     """Tails the events stream into per-minute and per-hour hashes."""
 
@@ -56,7 +52,7 @@ class ActivityCounter:
         for entry_id, fields in rows:
             ts = float(fields.get("ts") or int(entry_id.split("-")[0]) / 1000)
             minute_key = self.keys.console_minute(int(ts // 60))
-            hour = hour_key(self.keys, int(ts // 3600))
+            hour = self.keys.console_hour(int(ts // 3600))
             state = fields.get("state", "")
             pipe.hincrby(minute_key, state, 1)
             if state in PRICED_STATES:
@@ -94,7 +90,7 @@ class ActivityCounter:
         hours = list(range(current - 23, current + 1))
         pipe = self.redis.pipeline(transaction=False)
         for hour in hours:
-            pipe.hget(hour_key(self.keys, hour), "price")
+            pipe.hget(self.keys.console_hour(hour), "price")
         values = [float(v or 0) for v in pipe.execute()]
         today = sum(v for h, v in zip(hours, values) if h >= midnight)
         return round(today, 6), round(sum(values), 6)

@@ -54,12 +54,13 @@ def figures(ledger: Ledger, controls: Controls, activity: ActivityCounter) -> di
     now = time.time()
     figures = stats(ledger)
     pipe = ledger.redis.pipeline(transaction=False)
-    pipe.zcount(ledger.keys.due, "-inf", now)
-    pipe.zcount(ledger.keys.awaiting, "-inf", "+inf")
-    due_now, awaiting = pipe.execute()
+    for lane in LANES:
+        pipe.zcount(ledger.keys.retry(lane), "-inf", now)
+    pipe.zcard(ledger.keys.awaiting)
+    *due_now, awaiting = pipe.execute()
     today, day = activity.price(now)
     figures.update(
-        due_now=due_now,
+        due_now=dict(zip(LANES, due_now)),
         awaiting_receipt=awaiting,
         oldest_queued_age_s=oldest_queued_age_s(ledger, now),
         pauses=controls.pauses(),

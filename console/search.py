@@ -111,8 +111,8 @@ class Searcher:
             return self._direct(q, driver)
         if driver == "batch":
             return self._batch(q)
-        zset = {"number": self.keys.idx_to(q.number), "dead": self.keys.dead, "held": self.keys.held,
-                "created": self.keys.idx_created}[driver]
+        zset = {"number": self.keys.by_number(q.number), "dead": self.keys.dead, "held": self.keys.held,
+                "created": self.keys.created}[driver]
         return self._walk(q, zset)
 
     def _direct(self, q: Query, driver: str) -> Page:

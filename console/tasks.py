@@ -114,15 +114,17 @@ class Tasks:
     def _batch_step(self, task_id: str, task: dict) -> bool:
         if self.batch_job_id is None:
             raise RuntimeError("this ledger has no batch members index (ledger.schema.batch_job_id)")
-        total = int(self.redis.hget(self.ledger.keys.batch(task["batch"]), "total") or 0)
+        batch_key = self.ledger.keys.batch(task["batch"])
+        total = int(self.redis.hget(batch_key, "total") or 0)
         start = int(task["seen"])
+        if start == 0:
+            self.redis.hset(batch_key, "cancelled", 1)  # as producers' cancel_batch: no new members
         if start >= total:
             return False
-        done = refused = 0
-        for index in range(start, min(total, start + STEP)):
-            ok, _ = self.ledger.operate("cancel", self.batch_job_id(task["batch"], index))
-            done, refused = done + ok, refused + (not ok)
-        self._progress(task_id, done, refused, min(total, start + STEP) - start)
+        ids = [self.batch_job_id(task["batch"], i) for i in range(start, min(total, start + STEP))]
+        results = self.ledger.operate_many("cancel", ids, "batch_cancelled")
+        done = sum(ok for ok, _ in results)
+        self._progress(task_id, done, len(ids) - done, len(ids))
         return True
 
     def _progress(self, task_id: str, done: int, refused: int, seen: int) -> None:

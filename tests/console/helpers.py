@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from bs4 import BeautifulSoup
 
-from config.keys import Keys
+from ledger.schema import batch_job_id
 from ledger.store import Ledger, NewJob
 
 OPERATOR = ("alice", "operator", "correct horse battery staple")
@@ -39,40 +38,36 @@ def number(i: int) -> str:
     return f"0{i:014d}"
 
 
-def enqueue(ledger: Ledger, to: str, *, lane: str = "single", idem: str | None = None, batch: str = "") -> str:
-    """A record written by the ledger's own enqueue, plus the console's indexes (the lead's Lua adds them too)."""
+def enqueue(ledger: Ledger, to: str, *, lane: str = "single", idem: str | None = None) -> str:
+    """A record written by the ledger's own enqueue (which also writes the search indexes)."""
     job_id = uuid.uuid4().hex
-    ledger.enqueue([NewJob(job_id, lane, to, "Sender", "hello", None, idem, f"fp-{job_id}", 3600)])
-    keys: Keys = ledger.keys
-    created = float(ledger.redis.hget(keys.job(job_id), "created_ts"))
-    pipe = ledger.redis.pipeline()
-    pipe.zadd(keys.idx_created, {job_id: created}, nx=True)
-    pipe.zadd(keys.idx_to(to), {job_id: created}, nx=True)
-    if batch:
-        pipe.hset(keys.job(job_id), "batch", batch)
-    pipe.execute()
+    ledger.enqueue([NewJob(job_id, lane, to, "Sender", "hello", None, False, idem, f"fp-{job_id}", 3600)])
     return job_id
 
 
+def enqueue_batch(ledger: Ledger, batch_id: str, numbers: list[str]) -> list[str]:
+    """A batch as send_bulk records it: member ids from ledger.schema.batch_job_id, the batch hash."""
+    jobs = [NewJob(batch_job_id(batch_id, i), "bulk", to, "Sender", "hello", None, False, None, f"fp-{i}", 3600)
+            for i, to in enumerate(numbers)]
+    ledger.enqueue(jobs, batch_id=batch_id, batch_fingerprint=f"bfp-{batch_id}", batch_total=len(jobs))
+    return [job.job_id for job in jobs]
+
+
+def _attempt(ledger: Ledger, job_id: str) -> str:
+    owner = f"test-{uuid.uuid4().hex[:6]}"
+    attempt = ledger.begin(job_id, owner, count_delivery=False)
+    assert attempt.verdict == "go", attempt
+    return owner
+
+
 def make_dead(ledger: Ledger, job_id: str, reason: str) -> None:
-    """Move a queued job to dead as the ledger's `dead` does (state, reason, set, counters)."""
-    keys, r, t = ledger.keys, ledger.redis, time.time()
-    pipe = r.pipeline()
-    pipe.hset(keys.job(job_id), mapping={"state": "dead", "dead_reason": reason, "updated_ts": t})
-    pipe.zrem(keys.due, job_id)
-    pipe.zadd(keys.dead, {job_id: t})
-    pipe.hincrby(keys.counters, "state:queued", -1)
-    pipe.hincrby(keys.counters, "state:dead", 1)
-    pipe.hincrby(keys.counters, f"dead:{reason}", 1)
-    pipe.execute()
+    """Kill a queued job through the ledger's own path: an attempt that COSMOS refused for good."""
+    ledger.finish(job_id, _attempt(ledger, job_id), "permanent", status=reason, http=200, error=reason)
+    assert ledger.get(job_id)["state"] == "dead"
 
 
 def make_held(ledger: Ledger, job_id: str) -> None:
-    keys, r, t = ledger.keys, ledger.redis, time.time()
-    pipe = r.pipeline()
-    pipe.hset(keys.job(job_id), mapping={"state": "held", "updated_ts": t})
-    pipe.zrem(keys.due, job_id)
-    pipe.zadd(keys.held, {job_id: t})
-    pipe.hincrby(keys.counters, "state:queued", -1)
-    pipe.hincrby(keys.counters, "state:held", 1)
-    pipe.execute()
+    """Hold a queued job through the ledger: an ambiguous attempt under the `hold` policy."""
+    held = Ledger(ledger.redis, ledger.settings.model_copy(update={"ambiguous_policy": "hold"}))
+    held.finish(job_id, _attempt(held, job_id), "ambiguous", status="timeout", error="read timeout")
+    assert ledger.get(job_id)["state"] == "held", ledger.get(job_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.console.helpers import enqueue, make_dead, make_held, number, soup, token
+from tests.console.helpers import enqueue, enqueue_batch, make_dead, make_held, number, soup, token
 from tests.support.polling import wait_for
 
 
@@ -124,9 +124,7 @@ def test_pause_resume_and_breaker_reset(operator, ledger, redis_client):
 
 
 def test_batch_cancel_behind_confirmation_as_a_background_action(app, operator, ledger, redis_client):
-    members = [enqueue(ledger, number(i), lane="bulk", batch="b7") for i in range(3)]
-    redis_client.hset(ledger.keys.batch("b7"), mapping={"total": 3})
-    app.state.console.tasks.batch_job_id = lambda batch, index: members[index]
+    members = enqueue_batch(ledger, "b7", [number(i) for i in range(3)])
     csrf = token(operator)
     confirm = operator.post("/batches/b7/cancel", data={"csrf_token": csrf})
     assert "batch b7" in soup(confirm).find(id="confirm-text").text
@@ -136,6 +134,7 @@ def test_batch_cancel_behind_confirmation_as_a_background_action(app, operator, 
     page = soup(operator.get(started.headers["location"]))
     assert page.find(id="task-state").text == "finished" and page.find(id="task-done").text == "3"
     assert [ledger.get(j)["state"] for j in members] == ["cancelled"] * 3
+    assert redis_client.hget(ledger.keys.batch("b7"), "cancelled") == "1"  # it takes no new members
     assert operator.post("/batches/none/cancel", data={"csrf_token": csrf}).status_code == 404
 
 

@@ -30,7 +30,7 @@ def test_overview_chart_counts_events_per_minute_and_price(operator, ledger, red
     for state in ("sent", "sent", "delivered", "dead"):
         redis_client.xadd(ledger.keys.events, {"job": job_id, "state": state, "prev": "queued", "ts": now})
     counter = ActivityCounter(redis_client, ledger.keys)
-    assert counter.step() == 4 and counter.step() == 0  # each event counted once
+    assert counter.step() == 5 and counter.step() == 0  # the enqueue event and ours, each counted once
     page = soup(operator.get("/"))
     chart = page.find(id="chart")
     titles = [t.text for t in chart.find_all("title")]
