@@ -21,6 +21,8 @@ STREAM_LIFETIME_UPDATES = 300
 """An overview stream ends after this many updates; the browser's EventSource reconnects."""
 EVENTS_WINDOW = 500
 """Stream entries read from a job's creation time when showing its events (bounded, may miss late ones)."""
+SUPPRESSION_STEP = 200
+"""SSCAN COUNT of one suppression page: a bounded read, and a page a person can look through."""
 _BATCH = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
@@ -157,7 +159,7 @@ def suppression(request: Request, q: str = "", cursor: str = "0", user: User = D
         error = "cursor: malformed (start the search again)"
     else:
         scan_cursor, numbers = console.redis.sscan(console.keys.suppressed, int(cursor), match=f"{q}*" if q else None,
-                                                   count=SCAN_LIMIT)
+                                                   count=SUPPRESSION_STEP)
         next_cursor = str(scan_cursor) if scan_cursor else None
     return render(request, "suppression.html", 400 if error else 200, user=user, q=q, numbers=sorted(numbers),
                   next_cursor=next_cursor, error=error, size=console.redis.scard(console.keys.suppressed))

@@ -24,7 +24,6 @@ SCAN_LIMIT = 1000
 NUMBER = re.compile(r"^0[0-9]{14}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@|-]{1,200}$")
 _CURSOR = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?):([0-9]+)$")
-FILTER_FIELDS = ("state", "dead_reason", "to", "batch", "created_ts")
 
 
 class SearchError(ValueError):
@@ -104,6 +103,7 @@ class Searcher:
         self.redis = client
         self.keys = keys
         self.batch_job_id = batch_job_id
+        self._filter = None
 
     def run(self, q: Query) -> Page:
         driver = q.driver
@@ -135,7 +135,9 @@ class Searcher:
             score, seen = q.cursor.split(":")
             top, skip = score, int(seen)
         bottom = f"{q.since}" if q.since is not None else "-inf"
-        rows = self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=SCAN_LIMIT,
+        # The index answers the query alone: read one page. Otherwise scan at most SCAN_LIMIT entries.
+        limit = SCAN_LIMIT if self._needs_filter(q, zset) else PAGE_SIZE
+        rows = self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit,
                                  withscores=True)
         ids = [job_id for job_id, _ in rows]
         matches = self._matching(q, ids)
@@ -146,7 +148,7 @@ class Searcher:
         else:
             used = len(rows)
         next_cursor = None
-        if len(rows) == SCAN_LIMIT or used < len(rows):
+        if len(rows) == limit or used < len(rows):
             last_score = rows[used - 1][1]
             same = sum(1 for _, s in rows[:used] if s == last_score)
             if q.cursor and float(q.cursor.split(":")[0]) == last_score:
@@ -154,12 +156,21 @@ class Searcher:
             next_cursor = f"{_score(last_score)}:{same}"
         return Page(matches, next_cursor, used)
 
+    def _needs_filter(self, q: Query, zset: str) -> bool:
+        """Whether a filter remains that the walked index does not answer by itself."""
+        if q.reason or q.batch:
+            return True
+        if q.state:
+            return not ((q.state == "dead" and zset == self.keys.dead) or (q.state == "held" and zset == self.keys.held))
+        return False
+
     def _batch(self, q: Query) -> Page:
         if self.batch_job_id is None:
             raise SearchError("batch: this ledger has no batch index yet")
         total = int(self.redis.hget(self.keys.batch(q.batch), "total") or 0) if self._is_hash(q.batch) else 0
         start = int(q.cursor.split(":")[1]) if q.cursor else 0
-        end = min(total, start + SCAN_LIMIT)
+        filtered = bool(q.state or q.reason or q.since is not None or q.until is not None)
+        end = min(total, start + (SCAN_LIMIT if filtered else PAGE_SIZE))
         ids = [self.batch_job_id(q.batch, i) for i in range(start, end)]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:
@@ -171,25 +182,38 @@ class Searcher:
         return self.redis.type(self.keys.batch(batch_id)) == "hash"
 
     def _matching(self, q: Query, ids: list[str]) -> list[str]:
-        """The ids whose records exist and pass every filter, in order (one pipelined HMGET each)."""
+        """The ids whose records exist and pass every filter, in order: one read-only script call
+        over at most SCAN_LIMIT records (a pipeline of 1,000 HMGETs costs more in the client than in Redis)."""
         if not ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hmget(self.keys.job(job_id), FILTER_FIELDS)
-        out = []
-        for job_id, (state, reason, to, batch, created) in zip(ids, pipe.execute()):
-            if state is None:
-                continue  # the record's retention ran out before its index entry was swept
-            if (q.state and state != q.state) or (q.reason and reason != q.reason):
-                continue
-            if (q.number and to != q.number) or (q.batch and batch != q.batch):
-                continue
-            ts = float(created or 0)
-            if (q.since is not None and ts < q.since) or (q.until is not None and ts > q.until):
-                continue
-            out.append(job_id)
-        return out
+        if self._filter is None:
+            self._filter = self.redis.register_script(_FILTER_LUA)
+        args = [q.state, q.reason, q.number, q.batch, "" if q.since is None else repr(q.since),
+                "" if q.until is None else repr(q.until)]
+        hits = self._filter(keys=[self.keys.job(job_id) for job_id in ids], args=args)
+        return [ids[int(i) - 1] for i in hits]
+
+
+_FILTER_LUA = """
+-- Read-only: which of KEYS (job hashes) exist and match state, dead reason, number, batch, created range.
+local state, reason, number, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local since, till = tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {}
+for i, k in ipairs(KEYS) do
+  local f = redis.call('HMGET', k, 'state', 'dead_reason', 'to', 'batch', 'created_ts')
+  local ok = f[1] ~= false
+  if ok and state ~= '' and f[1] ~= state then ok = false end
+  if ok and reason ~= '' and f[2] ~= reason then ok = false end
+  if ok and number ~= '' and f[3] ~= number then ok = false end
+  if ok and batch ~= '' and f[4] ~= batch then ok = false end
+  if ok and (since or till) then
+    local ts = tonumber(f[5]) or 0
+    if (since and ts < since) or (till and ts > till) then ok = false end
+  end
+  if ok then out[#out + 1] = i end
+end
+return out
+"""
 
 
 def _score(value: float) -> str:
