@@ -196,6 +196,12 @@ def main(argv: list[str] | None = None) -> dict:
         sample = fill(url, args.records)
         fill_s = time.monotonic() - started
         memory_mb = client.info("memory")["used_memory"] / 1e6
+        index_bytes = {
+            "idx:created per entry": round(client.memory_usage(f"{PREFIX}:idx:created") / args.records, 1),
+            "idx:to (hot number) per entry": round(client.memory_usage(f"{PREFIX}:idx:to:{HOT_NUMBER}")
+                                                   / client.zcard(f"{PREFIX}:idx:to:{HOT_NUMBER}"), 1),
+            "job hash (one record)": client.memory_usage(f"{PREFIX}:job:{sample['job']}"),
+        }
         port = free_port()
         env = {"REDIS_URL": url, "COSMOS_REDIS_PREFIX": PREFIX, "PATH": "/usr/bin:/bin",
                "COSMOS_CONSOLE_USERS": f"bench:operator:{encode_hash(PASSWORD)}", "COSMOS_LOG_FORMAT": "json"}
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
                 path = path or (cursor.group(1).replace("&amp;", "&") if cursor else "/messages")
                 results[name] = measure(http, path, args.requests)
         report = {"records": args.records, "fill_s": round(fill_s, 1), "redis_used_memory_mb": round(memory_mb),
+                  "index_memory_bytes": index_bytes,
                   "requests_per_page": args.requests, "pages": results,
                   "worst_p95_ms": max(r["p95_ms"] for r in results.values())}
         print(json.dumps(report, indent=2))

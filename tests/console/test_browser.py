@@ -162,8 +162,9 @@ def test_watch_the_overview_change_while_messages_are_sent(browser, console_serv
     # No reload: the tiles change through server-sent events (read from the page as it stands).
     wait_for(lambda: int(page.inner_text("td[data-state='sent']")) >= before + 8, timeout=60, interval=0.5,
              what="the overview's sent count to rise without a reload")
-    wait_for(lambda: page.locator("#chart rect.sent").count() > 0, timeout=30, interval=0.5,
-             what="the chart to show sent messages")
+    wait_for(lambda: int(page.inner_text("#chart-sent")) >= 8, timeout=30, interval=0.5,
+             what="the chart to count the sent messages")
+    assert page.locator("#chart rect.sent").count() > 0
     assert page.get_attribute("#tiles", "data-updated")  # set by the event-stream handler
     shoot(page, "overview")
 
