@@ -10,16 +10,22 @@ import click
 import redis
 
 from cli.common import CommandFailed, one_line_errors, settings_or_exit
-from config.keys import LANES, Keys
+from config.keys import LANES
 from ledger.controls import Controls
+from ledger.store import Ledger
 
 _LANE = click.Choice(LANES)
 
 
-def _controls() -> Controls:
+def _ledger() -> Ledger:
     settings = settings_or_exit()
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
-    return Controls(client, Keys(settings.redis_prefix))
+    return Ledger(client, settings)
+
+
+def _controls(ledger: Ledger | None = None) -> Controls:
+    ledger = ledger or _ledger()
+    return Controls(ledger.redis, ledger.keys)
 
 
 def _operator() -> str:
@@ -62,9 +68,9 @@ def add_suppression_command(group: click.Group) -> None:
         bad = [n for n in numbers if not NUMBER.match(n)]
         if bad:
             raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
-        controls = _controls()
-        added = controls.redis.sadd(controls.keys.suppressed, *numbers)
-        controls.audit(_operator(), "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers",
+        ledger = _ledger()
+        added = ledger.suppress(numbers)
+        _controls(ledger).audit(_operator(), "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers",
                        added)
         click.echo(f"added {added} number(s)")
 

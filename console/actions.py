@@ -56,8 +56,7 @@ async def logout(request: Request):
 def _run_job_actions(console, user: User, action: str, job_ids: list[str]) -> tuple[int, list[str]]:
     """Apply an action to each job like the CLI does; (done, reasons of the refused ones)."""
     done, refused, republished = 0, [], []
-    for job_id in job_ids:
-        ok, lane_or_why = console.ledger.operate(action, job_id)
+    for job_id, (ok, lane_or_why) in zip(job_ids, console.ledger.operate_many(action, job_ids)):
         if ok:
             done += 1
             if action in ("requeue", "resend"):
@@ -161,7 +160,7 @@ def _numbers(form) -> list[str]:
 async def suppression_add(request: Request, user: User = Depends(operator_of)):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    added = console.redis.sadd(console.keys.suppressed, *numbers)
+    added = console.ledger.suppress(numbers)
     console.controls.audit(user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers",
                            added)
     return render(request, "done.html", user=user, back="/suppression", message=f"Added {added} number(s).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ from ledger.record import iso
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
+_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -40,6 +42,13 @@ def mask(number: str | None, user: User | None) -> str:
     if user is not None and user.can_act:
         return number
     return number[:4] + "•" * max(len(number) - 7, 0) + number[-3:] if len(number) > 7 else "•" * len(number)
+
+
+def mask_numbers(text: str | None, user: User | None) -> str:
+    """Free text (audit targets and details) with every phone number masked for a viewer."""
+    if not text:
+        return ""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
 
 
 def without_query(url: str | None) -> str:
@@ -72,7 +81,7 @@ class Console:
         controls = Controls(client, keys)
         batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
-        templates.env.globals.update(mask=mask, iso=iso, without_query=without_query)
+        templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
         return cls(settings, users, client, ledger, controls, Searcher(client, keys, batch_job_id),
                    Tasks(ledger, controls, batch_job_id), ActivityCounter(client, keys), LoginThrottle(client, keys),
                    templates)

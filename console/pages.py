@@ -14,6 +14,7 @@ from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_quer
 from console.users import User
 from console.web import console_of, render, user_of
 from ledger.controls import PAUSE_SCOPES
+from ledger.record import to_record
 
 router = APIRouter()
 STREAM_INTERVAL_S = 2.0
@@ -91,7 +92,7 @@ def messages(request: Request, user: User = Depends(user_of)):
 def message(request: Request, job_id: str, user: User = Depends(user_of)):
     console = console_of(request)
     raw = console.redis.hgetall(console.keys.job(job_id)) if len(job_id) <= 200 else {}
-    record = console.ledger.get(job_id) if raw else None
+    record = to_record(raw)
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
     return render(request, "message.html", user=user, r=record, raw=raw, events=_events(console, job_id, raw),

@@ -90,15 +90,16 @@ class Tasks:
         for job_id in ids:
             reasons.hget(keys.job(job_id), "dead_reason")
         done = refused = kept = 0
-        republished = []
+        chosen = []
         for job_id, reason in zip(ids, reasons.execute()):
             if reason is None:
                 self.redis.zrem(keys.dead, job_id)  # record expired: the entry is stale
-                continue
-            if task["reason"] and reason != task["reason"]:
+            elif task["reason"] and reason != task["reason"]:
                 kept += 1
-                continue
-            ok, lane = self.ledger.operate(task["kind"], job_id)
+            else:
+                chosen.append(job_id)
+        republished = []
+        for job_id, (ok, lane) in zip(chosen, self.ledger.operate_many(task["kind"], chosen)):
             if ok:
                 done += 1
                 if task["kind"] == "requeue":

@@ -77,6 +77,8 @@ class Controls:
         """Every pause in force, operator's and account's: field -> its JSON object."""
         out = {}
         for field, raw in sorted(self.redis.hgetall(self.keys.pause).items()):
+            if field != "account" and not field.startswith("op:"):
+                continue  # bookkeeping of the account pause's probes, not a pause
             try:
                 value = json.loads(raw)
             except ValueError:

@@ -130,3 +130,10 @@ def test_audit_records_logins(operator, redis_client, ledger):
     entries = redis_client.xrange(ledger.keys.audit)
     assert [(e["user"], e["action"]) for _, e in entries] == [("alice", "login")]
     assert json.dumps(entries).count(OPERATOR[2]) == 0
+
+
+def test_viewer_sees_numbers_masked_in_the_audit_log(operator, viewer):
+    operator.post("/suppression/add", data={"csrf_token": token(operator), "numbers": "033334445566770"})
+    assert "033334445566770" in operator.get("/audit").text
+    page = viewer.get("/audit").text
+    assert "033334445566770" not in page and "0333••••••••770" in page
