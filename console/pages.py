@@ -24,6 +24,7 @@ EVENTS_WINDOW = 500
 """Stream entries read from a job's creation time when showing its events (bounded, may miss late ones)."""
 SUPPRESSION_STEP = 200
 """SSCAN COUNT of one suppression page: a bounded read, and a page a person can look through."""
+MAX_FORWARDS = 10
 _BATCH = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
@@ -96,7 +97,7 @@ def message(request: Request, job_id: str, user: User = Depends(user_of)):
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
     return render(request, "message.html", user=user, r=record, raw=raw, events=_events(console, job_id, raw),
-                  actions=_actions(record["state"]))
+                  forwards=_forwards(console, job_id, raw), actions=_actions(record["state"]))
 
 
 def _actions(state: str) -> list[tuple[str, str]]:
@@ -107,6 +108,28 @@ def _actions(state: str) -> list[tuple[str, str]]:
         "held": [("resend", "Resend"), ("mark_sent", "Mark sent"), ("cancel", "Cancel")],
         "dead": [("requeue", "Requeue"), ("purge", "Purge")],
     }.get(state, [])
+
+
+def _forwards(console, job_id: str, raw: dict) -> list[dict]:
+    """The job's forwards to the application's callback (`{P}:fwd:<job>.<n>`), the last MAX_FORWARDS."""
+    seq = int(raw.get("fwd_seq") or 0)
+    ids = [f"{job_id}.{n}" for n in range(max(1, seq - MAX_FORWARDS + 1), seq + 1)]
+    if not ids:
+        return []
+    pipe = console.redis.pipeline(transaction=False)
+    for fid in ids:
+        pipe.hgetall(console.keys.forward(fid))
+        pipe.zscore(console.keys.forwards_failed, fid)
+        pipe.zscore(console.keys.forwards_due, fid)
+    replies = pipe.execute()
+    out = []
+    for i, fid in enumerate(ids):
+        fwd, failed, due = replies[3 * i:3 * i + 3]
+        status = "failed for good" if failed is not None else "pending" if due is not None else \
+            "delivered" if fwd else "done (record gone)"
+        out.append({"id": fid, "url": fwd.get("url"), "attempts": fwd.get("attempts"), "created_ts": fwd.get("created_ts"),
+                    "status": status})
+    return out
 
 
 def _events(console, job_id: str, raw: dict) -> list[dict]:

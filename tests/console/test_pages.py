@@ -115,3 +115,18 @@ def test_controls_and_audit_pages(operator):
 def test_unknown_background_action_is_404(operator):
     assert operator.get("/tasks/0123456789abcdef").status_code == 404
     assert operator.get("/tasks/../../etc").status_code == 404
+
+
+def test_message_page_shows_its_forwards(operator, ledger, redis_client):
+    job_id = enqueue(ledger, number(8))
+    redis_client.hset(ledger.keys.job(job_id), "fwd_seq", 2)
+    for n in (1, 2):
+        redis_client.hset(ledger.keys.forward(f"{job_id}.{n}"), mapping={
+            "job": job_id, "url": "https://app.example/cb?token=secret-token", "attempts": n, "created_ts": 1})
+    redis_client.zadd(ledger.keys.forwards_failed, {f"{job_id}.1": 1})
+    redis_client.zadd(ledger.keys.forwards_due, {f"{job_id}.2": 1})
+    page = operator.get(f"/messages/{job_id}").text
+    items = [li.text for li in soup(operator.get(f"/messages/{job_id}")).find_all("li", class_="forward")]
+    assert items[0].startswith(f"forward {job_id}.1 to https://app.example/cb: failed for good, 1 attempt(s)")
+    assert "pending, 2 attempt(s)" in items[1]
+    assert "secret-token" not in page  # the callback's query string carries a token
