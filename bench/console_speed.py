@@ -1,9 +1,10 @@
 """Console speed: p50/p95 of every GET page with N records in Redis (default 1,000,000).
 
-Fills a private redis-server quickly with pipelined HSET/ZADD in the ledger's shapes (job hashes,
+Fills a private redis-server quickly with HSET/ZADD in the ledger's shapes (job hashes,
 `idx:created`, `idx:to:<number>`, dead and held sets, message ids, idempotency keys, batches, counters,
-an hour of events; packed by hiredis, streamed by `redis-cli --pipe`), starts a real `cosmos-sms console` process, logs in once (the login's argon2
-cost is not measured) and times sequential GETs of each page over HTTP.
+an hour of events; packed by hiredis, streamed by `redis-cli --pipe`), starts a real `cosmos-sms console`
+process, logs in once (the login's argon2 cost is not measured) and times sequential GETs of each page
+over HTTP.
 
     .venv/bin/python -m bench.console_speed [--records N] [--requests 40] [--out results.json]
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import shutil
 import subprocess

@@ -70,8 +70,8 @@ def add_suppression_command(group: click.Group) -> None:
             raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
         ledger = _ledger()
         added = ledger.suppress(numbers)
-        _controls(ledger).audit(_operator(), "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers",
-                       added)
+        target = numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers"
+        _controls(ledger).audit(_operator(), "suppression add", target, added)
         click.echo(f"added {added} number(s)")
 
 

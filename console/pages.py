@@ -127,8 +127,8 @@ def _forwards(console, job_id: str, raw: dict) -> list[dict]:
         fwd, failed, due = replies[3 * i:3 * i + 3]
         status = "failed for good" if failed is not None else "pending" if due is not None else \
             "delivered" if fwd else "done (record gone)"
-        out.append({"id": fid, "url": fwd.get("url"), "attempts": fwd.get("attempts"), "created_ts": fwd.get("created_ts"),
-                    "status": status})
+        out.append({"id": fid, "url": fwd.get("url"), "attempts": fwd.get("attempts"),
+                    "created_ts": fwd.get("created_ts"), "status": status})
     return out
 
 

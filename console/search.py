@@ -161,7 +161,8 @@ class Searcher:
         if q.reason or q.batch:
             return True
         if q.state:
-            return not ((q.state == "dead" and zset == self.keys.dead) or (q.state == "held" and zset == self.keys.held))
+            walked = {self.keys.dead: "dead", self.keys.held: "held"}.get(zset)
+            return q.state != walked
         return False
 
     def _batch(self, q: Query) -> Page:
