@@ -130,3 +130,19 @@ def test_message_page_shows_its_forwards(operator, ledger, redis_client):
     assert items[0].startswith(f"forward {job_id}.1 to https://app.example/cb: failed for good, 1 attempt(s)")
     assert "pending, 2 attempt(s)" in items[1]
     assert "secret-token" not in page  # the callback's query string carries a token
+
+
+def test_redis_down_is_a_503_page_not_a_traceback(console_settings, users):
+    import redis
+    from fastapi.testclient import TestClient
+
+    from console.app import create_app
+    from tests.console.helpers import OPERATOR, login
+    from tests.support.ports import free_port
+
+    nowhere = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
+    app = create_app(console_settings, users=users, client=nowhere, background=False)
+    with TestClient(app) as client:
+        # Logging in needs Redis too (the failure counter): the same page, no traceback.
+        response = login(client, OPERATOR[0], OPERATOR[2])
+        assert response.status_code == 503 and "Redis is not reachable" in soup(response).find(id="error").text
