@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import json
+import time
 
 import pytest
 
@@ -50,7 +52,7 @@ def sent(ledger, job_id, message_id="m-1"):
 
 def receipt(ledger, job_id, message_id="m-1", status="delivered", to=TO):
     return ledger.apply_receipt(job_id, to=to, status=status, message_id=message_id, price=0.04,
-                                timestamp="2026-12-01T10:00:00.000Z")
+                                timestamp="2026-12-01 10:00:00")
 
 
 def expire_lease(ledger, job_id):
@@ -432,6 +434,18 @@ def test_dead_letters_are_paged_through_whole_sets_even_with_equal_scores(produc
     assert sorted(seen) == ids
 
 
+def test_a_forward_of_our_own_final_state_carries_our_time_in_cosmos_form(settings_for, redis_client):
+    producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
+                                        COSMOS_WEBHOOK_SECRET="s" * 32))
+    job_id = job(producer, callback="https://app.example.com/hook")
+    assert producer.cancel(job_id)
+    [forward_id] = producer.ledger.redis.zrange(producer.keys.forwards_due, 0, -1)
+    payload = json.loads(producer.ledger.redis.hget(producer.keys.forward(forward_id), "payload"))
+    assert (payload["status"], payload["message_id"], payload["price"]) == ("cancelled", None, None)
+    stamped = calendar.timegm(time.strptime(payload["message_timestamp"], "%Y-%m-%d %H:%M:%S"))
+    assert abs(stamped - producer.ledger.redis.time()[0]) <= 2
+
+
 def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for, redis_client):
     producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
                                         COSMOS_WEBHOOK_SECRET="s" * 32))
@@ -445,4 +459,4 @@ def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for
     assert intent["url"] == "https://app.example.com/hook" and intent["webhook_id"]
     assert (payload["status"], payload["job_id"], payload["message_id"], payload["to"]) == (
         "delivered", job_id, "m-1", TO)
-    assert payload["message_timestamp"] == "2026-12-01T10:00:00.000Z"
+    assert payload["message_timestamp"] == "2026-12-01 10:00:00"

@@ -28,10 +28,9 @@ end
 
 local function count(name, by) redis.call('HINCRBY', COUNTERS, name, by or 1) end
 
--- ISO 8601 UTC with milliseconds, from epoch seconds (Redis Lua has no os.date).
-local function iso(ts)
+-- COSMOS's timestamp form, "YYYY-MM-DD HH:MM:SS" at UTC, from epoch seconds (Redis Lua has no os.date).
+local function cosmos_time(ts)
   local secs = math.floor(ts)
-  local ms = math.floor((ts - secs) * 1000)
   local days, rem = math.floor(secs / 86400), secs % 86400
   local z = days + 719468
   local era = math.floor(z / 146097)
@@ -42,8 +41,8 @@ local function iso(ts)
   local d = doy - math.floor((153 * mp + 2) / 5) + 1
   local m = mp < 10 and mp + 3 or mp - 9
   local y = yoe + era * 400 + (m <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
-    math.floor(rem % 3600 / 60), rem % 60, ms)
+  return string.format('%04d-%02d-%02d %02d:%02d:%02d', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60)
 end
 
 local function observe(name, seconds)
@@ -87,7 +86,7 @@ local function forward_intent(j, new, t)
   local fid = j.id .. '.' .. seq
   local payload = {status = new, to = j[F.to], message_id = r[2] or cjson.null,
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
-    message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or iso(t)}
+    message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
     'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
