@@ -66,7 +66,7 @@ def test_enqueue_records_job_indexes_and_one_event(producer, ledger):
     assert (record["state"], record["to"], record["attempts"]) == ("queued", TO, 0)
     assert ledger.redis.zscore(ledger.keys.created, job_id) is not None
     assert ledger.redis.zscore(ledger.keys.by_number(TO), job_id) is not None
-    assert ledger.redis.zscore(ledger.keys.outbox, job_id) is not None
+    assert ledger.redis.zscore(ledger.keys.outbox("single"), job_id) is not None
     assert ledger.redis.zscore(ledger.keys.deadlines, job_id) is not None
     [(_, event)] = ledger.redis.xrange(ledger.keys.events)
     assert (event["job"], event["state"], event["prev"]) == (job_id, "queued", "")
@@ -360,12 +360,12 @@ def test_claim_republishes_a_dead_workers_lease_and_a_lost_message_only_on_evide
     expire_lease(ledger, leased)
     ledger.redis.zadd(ledger.keys.leases, {leased: 1})
     queued = job(producer)
-    ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
+    ledger.redis.zadd(ledger.keys.outbox("single"), {queued: 1})
     picked = {(j, why) for j, _, why in ledger.claim_due()}
     assert (leased, "lease_expired") in picked
     assert (queued, "stale_queued") not in picked  # its message is still in its lane
     ledger.redis.delete(ledger.keys.broker_queue_key("single"))
-    ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
+    ledger.redis.zadd(ledger.keys.outbox("single"), {queued: 1})
     assert (queued, "single", "stale_queued") in ledger.claim_due()
 
 

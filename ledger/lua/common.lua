@@ -105,7 +105,7 @@ local function move(j, new, t, o)
     return
   end
   if old == S.queued or old == S.retrying then redis.call('ZREM', key('deadlines'), job) end
-  if old == S.queued then redis.call('ZREM', key('outbox'), job)
+  if old == S.queued then redis.call('ZREM', key('outbox', j[F.lane]), job)
   elseif old == S.sending then
     -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
     redis.call('HDEL', jk, F.owner, F.lease_ts)
@@ -136,7 +136,7 @@ local function move(j, new, t, o)
     local exp = redis.call('HGET', jk, F.expires_ts)
     redis.call('ZADD', key('deadlines'), exp, job)
   end
-  if new == S.queued then redis.call('ZADD', key('outbox'), t + GRACE, job)
+  if new == S.queued then redis.call('ZADD', key('outbox', j[F.lane]), t + GRACE, job)
   elseif new == S.sending then redis.call('ZADD', key('leases'), o.lease_ts, job)
   elseif new == S.retrying then
     redis.call('HSET', jk, F.due_ts, o.due)
@@ -254,10 +254,11 @@ local function forget(j)
   count('state:' .. state, -1)
   if state == S.dead then count('dead:' .. j[F.dead_reason], -1) end
   if j[F.batch] then redis.call('HINCRBY', key('batch', j[F.batch]), 'state:' .. state, -1) end
-  for _, set in ipairs({'retention', 'outbox', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do
+  for _, set in ipairs({'retention', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do
     redis.call('ZREM', key(set), job)
   end
   redis.call('ZREM', key('retry', j[F.lane]), job)
+  redis.call('ZREM', key('outbox', j[F.lane]), job)
   redis.call('ZREM', key('idx', 'created'), job)
   redis.call('ZREM', key('idx', 'to', j[F.to]), job)
   if j[F.idem] and j[F.idem] ~= '' then
