@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import click
-import redis
 
 from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from config.redis_client import redis_client
 from ledger.forwards import Forwards
 
 
 def _forwards() -> Forwards:
     settings = settings_or_exit()
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10,
-                                  socket_connect_timeout=5)
-    return Forwards(client, settings)
+    return Forwards(redis_client(settings, "cli"), settings)
 
 
 def _when(ts: float | None) -> str:

@@ -160,23 +160,3 @@ class Keys:
     def broker_queue_key(self, lane: str) -> str:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
-
-    # Outcomes pushed to the application (issue 13): the event feed and forward intents.
-    @property
-    def events(self) -> str:
-        """Stream: every state change of a record (`job`, `state`, `prev`, `ts`, ...), `MAXLEN ~` bounded."""
-        return f"{self.prefix}:events"
-
-    @property
-    def forwards_due(self) -> str:
-        """Sorted set: forward id -> when its next POST to the application's callback is due."""
-        return f"{self.prefix}:forwards:due"
-
-    @property
-    def forwards_failed(self) -> str:
-        """Sorted set: forwards that failed for good, forward id -> time given up."""
-        return f"{self.prefix}:forwards:failed"
-
-    def forward(self, fwd_id: str) -> str:
-        """Hash: one forward intent (`job`, `url`, `payload`, `webhook_id`, `attempts`, `created_ts`, ...)."""
-        return f"{self.prefix}:fwd:{fwd_id}"

@@ -23,8 +23,6 @@ DEFAULT_RETENTION_S = 7 * 24 * 3600
 
 
 # --- issue 13: outcomes pushed to the application ---
-DEFAULT_EVENTS_MAXLEN = 1_000_000
-"""Entries kept in the events stream (`MAXLEN ~`); older ones are trimmed whether read or not."""
 DEFAULT_FORWARD_MAX_AGE_S = 86400.0
 """A forward is retried for 24 hours (in seconds) before it is given up into the failed list."""
 # --- end of the issue 13 block ---
@@ -91,7 +89,6 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
 
     # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
-    events_maxlen: int = Field(DEFAULT_EVENTS_MAXLEN, alias="COSMOS_EVENTS_MAXLEN", ge=1000)
     app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")
     forward_timeout_s: float = Field(5.0, alias="COSMOS_FORWARD_TIMEOUT_S", gt=0, le=60)
     forward_max_age_s: float = Field(DEFAULT_FORWARD_MAX_AGE_S, alias="COSMOS_FORWARD_MAX_AGE_S", gt=0)

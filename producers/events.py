@@ -39,7 +39,7 @@ import redis
 
 from config.keys import Keys
 from config.settings import Settings, load_settings
-from cosmos_api.errors import CosmosSmsError
+from config.errors import CosmosSmsError
 
 MAX_READ_COUNT = 1000
 """Most entries one read returns: no call of ours holds Redis long."""

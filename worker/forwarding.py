@@ -29,15 +29,15 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import redis
 import requests
 import structlog
 from standardwebhooks.webhooks import Webhook
-from tenacity import wait_exponential_jitter
 
+from config.backoff import backoff_s
+from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.forwards import MAX_STEP, Forward, Forwards
 
@@ -105,8 +105,9 @@ class DestinationBreakers:
             if state.failures >= self.threshold:
                 state.opens += 1
                 state.open_until = now + min(self.open_s * 2 ** (state.opens - 1), self.max_open_s)
-                log.warning("forward destination failing: breaker open", destination=dest,
-                            failures=state.failures, open_s=round(state.open_until - now, 2))
+                if state.opens == 1:  # said once per outage, not on every failed probe
+                    log.warning("forward destination failing: breaker open", destination=dest,
+                                failures=state.failures, open_s=round(state.open_until - now, 2))
 
     def is_open(self, dest: str, now: float | None = None) -> bool:
         with self._lock:
@@ -137,9 +138,7 @@ class Forwarder:
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
-        self.redis = client or redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
-            health_check_interval=30, max_connections=settings.forward_threads + 8)
+        self.redis = client or redis_client(settings, "worker", max_connections=settings.forward_threads + 8)
         self.forwards = Forwards(self.redis, settings)
         self.breakers = DestinationBreakers(
             settings.forward_breaker_threshold, settings.forward_breaker_open_s, settings.forward_backoff_max_s,
@@ -147,9 +146,6 @@ class Forwarder:
         secret = settings.app_webhook_secret
         self.webhook = Webhook(secret.get_secret_value()) if secret else None
         self.session = _session(settings.forward_threads)
-        self._wait = wait_exponential_jitter(initial=settings.forward_backoff_base_s,
-                                             max=settings.forward_backoff_max_s,
-                                             jitter=settings.forward_backoff_base_s)
         self._free = threading.Semaphore(settings.forward_threads)
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -224,7 +220,7 @@ class Forwarder:
                 log.info("forward delivered", fwd_id=forward.fwd_id, job_id=forward.job_id, destination=dest,
                          attempts=forward.attempts + 1)
                 return
-            delay = self._wait(SimpleNamespace(attempt_number=forward.attempts + 1))
+            delay = self.retry_delay_s(forward.attempts + 1)
             result = self.forwards.reschedule(forward.fwd_id, delay, error)
             if result == "failed":
                 log.warning("forward given up: retry window passed", fwd_id=forward.fwd_id, job_id=forward.job_id,
@@ -240,6 +236,11 @@ class Forwarder:
         finally:
             self.breakers.release(dest, ok, time.time())
             self._free.release()
+
+    def retry_delay_s(self, attempts_made: int) -> float:
+        """Wait before the next POST of a forward that failed `attempts_made` times: the one backoff formula."""
+        base = self.settings.forward_backoff_base_s
+        return backoff_s(attempts_made, base, self.settings.forward_backoff_max_s, random.uniform(0, base))
 
     def headers(self, forward: Forward) -> dict[str, str]:
         """Standard Webhooks headers of one attempt: the intent's id, this attempt's time."""
