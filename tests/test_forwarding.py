@@ -325,3 +325,32 @@ def test_bad_secret_is_refused_naming_the_variable(settings_for):
 
     with pytest.raises(SettingsError, match="^COSMOS_APP_WEBHOOK_SECRET:"):
         load_settings(_env_file=None, COSMOS_APP_WEBHOOK_SECRET="whsec_not base64!")
+
+
+def test_pipeline_final_states_reach_the_application_signed_and_the_events_show_them(
+        app_receiver, sandbox, receiver, workers, settings_for, store, base_env, pipeline_env, tmp_path):
+    """End to end: the ledger's own intents (Lua), a real worker, receiver and sandbox, a forwarder process."""
+    from producers.events import EventFeed
+    from producers.producer import SmsProducer
+
+    app = app_receiver()
+    workers.start(**receiver.env)
+    forwarder = spawn(FORWARDER_CMD, {**pipeline_env, **receiver.env, **FAST}, tmp_path / "forwarder.log")
+    try:
+        sandbox.script("033334445566771", "failed")
+        producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **receiver.env))
+        delivered = producer.send_sms(to="033334445566770", sender="F", text="hi", callback=app.url("/ok"))
+        dead = producer.send_sms(to="033334445566771", sender="F", text="hi", callback=app.url("/ok"))
+        wait_for(lambda: app.count("/ok") >= 2, timeout=60, what="both outcomes forwarded to the application")
+    finally:
+        stop(forwarder)
+    bodies = {p.body["job_id"]: p for p in app.of("/ok")}
+    assert set(bodies) == {delivered, dead} and all(p.verified for p in bodies.values())
+    assert bodies[delivered].body["status"] == "delivered" and bodies[delivered].body["message_id"]
+    assert (bodies[dead].body["status"], bodies[dead].body["dead_reason"]) == ("dead", "failed")
+    assert len({p.webhook_id for p in bodies.values()}) == 2
+    wait_for(lambda: store.due_count() == 0, timeout=10, what="no forward left due")
+
+    events = [e for e in EventFeed(settings_for(), client=store.redis).after("0-0", 1000) if e.job_id == delivered]
+    assert [e.state for e in events][-1] == "delivered"
+    assert [e.state for e in events][:1] == ["queued"]
