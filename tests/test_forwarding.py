@@ -354,3 +354,50 @@ def test_pipeline_final_states_reach_the_application_signed_and_the_events_show_
     events = [e for e in EventFeed(settings_for(), client=store.redis).after("0-0", 1000) if e.job_id == delivered]
     assert [e.state for e in events][-1] == "delivered"
     assert [e.state for e in events][:1] == ["queued"]
+
+
+def test_a_claim_hides_a_forward_for_the_grace_only(store):
+    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"), now=1000.0)
+    grace = store.settings.forward_claim_grace_s
+    assert [f.fwd_id for f in store.claim(now=1000.0)] == [intent.fwd_id]
+    assert store.claim(now=1000.0 + grace - 0.1) == []  # another worker does not see it meanwhile
+    assert [f.fwd_id for f in store.claim(now=1000.0 + grace)] == [intent.fwd_id]  # its worker died
+
+
+def test_claims_are_bounded_steps(store):
+    for i in range(600):
+        store.add(f"j{i}", "http://app.example/cb", payload(f"j{i}", "delivered"), now=1000.0)
+    assert len(store.claim(limit=10_000, now=1000.0)) == 500
+    assert len(store.claim(limit=10_000, now=1000.0)) == 100
+
+
+def test_give_up_after_the_window_and_retry_opens_a_new_one(store):
+    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"), now=1000.0)
+    max_age = store.settings.forward_max_age_s
+    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=1000.0 + max_age - 1) == "rescheduled"
+    held = store.reschedule(intent.fwd_id, 1.0, "", attempted=False, now=1000.0 + max_age - 0.5)
+    assert held == "rescheduled" and store.get(intent.fwd_id).attempts == 1  # a held-back try is no attempt
+    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=1000.0 + max_age) == "failed"
+    assert store.due_count() == 0 and [f.fwd_id for f in store.failed_page()] == [intent.fwd_id]
+    assert store.retry(["nope", intent.fwd_id], now=5000.0 + max_age) == 1
+    assert store.failed_count() == 0 and store.due_count() == 1
+    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=5000.0 + max_age + 1) == "rescheduled"
+
+
+def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_success():
+    from worker.forwarding import DestinationBreakers
+
+    breakers = DestinationBreakers(threshold=2, open_s=10, max_open_s=100, threads=8)
+    assert breakers.acquire("a:80", 0) == 0 and breakers.acquire("a:80", 0) == 0
+    breakers.release("a:80", False, 1)
+    breakers.release("a:80", False, 1)
+    assert breakers.acquire("a:80", 2) == pytest.approx(9)  # open until 11
+    assert breakers.acquire("b:80", 2) == 0  # another destination is untouched
+    assert breakers.acquire("a:80", 11) == 0  # half-open: one probe
+    assert breakers.acquire("a:80", 11) > 0
+    breakers.release("a:80", False, 12)  # the probe failed: open again, twice as long
+    assert breakers.acquire("a:80", 12) == pytest.approx(20)
+    assert breakers.acquire("a:80", 32) == 0
+    breakers.release("a:80", True, 33)
+    assert [breakers.acquire("a:80", 33) for _ in range(4)] == [0, 0, 0, 0]  # closed: half the pool
+    assert breakers.acquire("a:80", 33) > 0

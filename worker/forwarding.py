@@ -53,7 +53,10 @@ USER_AGENT = "cosmos-sms-forwarder"
 def destination(url: str) -> str:
     """The breaker's key of a URL: host:port."""
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: the POST fails on its own, keyed apart
+        port = 0
     return f"{(parts.hostname or '').lower()}:{port}"
 
 
@@ -108,6 +111,13 @@ class DestinationBreakers:
                 if state.opens == 1:  # said once per outage, not on every failed probe
                     log.warning("forward destination failing: breaker open", destination=dest,
                                 failures=state.failures, open_s=round(state.open_until - now, 2))
+
+    def cancel(self, dest: str) -> None:
+        """Give back a thread taken by `acquire` without a POST (nothing learnt about the destination)."""
+        with self._lock:
+            state = self._states.get(dest)
+            if state is not None:
+                state.in_flight = max(0, state.in_flight - 1)
 
     def is_open(self, dest: str, now: float | None = None) -> bool:
         with self._lock:
@@ -195,7 +205,7 @@ class Forwarder:
             for _ in range(free - len(claimed)):
                 self._free.release()
         for forward in claimed:
-            self._dispatch(forward)
+            self._dispatch(forward)  # each one gives its thread permit back, whatever happens
         return len(claimed)
 
     def _dispatch(self, forward: Forward) -> None:
@@ -203,11 +213,21 @@ class Forwarder:
         wait_s = self.breakers.acquire(dest, time.time())
         if wait_s > 0:
             # Held back without a request: the breaker is open, or the destination has its share.
-            self._free.release()
-            self.forwards.reschedule(forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10), attempted=False)
+            try:
+                self.forwards.reschedule(forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10),
+                                         attempted=False)
+            except redis.RedisError as exc:  # its claim's grace brings it back
+                log.warning("forwarder: Redis error while holding a forward back", fwd_id=forward.fwd_id,
+                            error=str(exc))
+            finally:
+                self._free.release()
             return
-        assert self._pool is not None
-        self._pool.submit(self._deliver, forward, dest)
+        try:
+            assert self._pool is not None
+            self._pool.submit(self._deliver, forward, dest)
+        except RuntimeError:  # the pool is shutting down: its claim's grace brings it back
+            self.breakers.cancel(dest)
+            self._free.release()
 
     # One POST ------------------------------------------------------------------------------
     def _deliver(self, forward: Forward, dest: str) -> None:
