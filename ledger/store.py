@@ -132,17 +132,28 @@ class Ledger:
                latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
                delay_s: float = 0.0) -> tuple[str, str]:
         """Record an attempt's outcome; returns (what happened, breaker or pause change, or '')."""
-        s = self.settings
-        r = self._run("finish", job_id, owner, kind, status, http or 0, latency_ms, message_id, price,
-                      error[:300], s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s,
-                      s.retry_backoff_max_s, delay_s, s.max_ambiguous_resends)
+        r = self._run("finish", *self.finish_args(job_id, owner, kind, status=status, http=http,
+                                                  latency_ms=latency_ms, message_id=message_id, price=price,
+                                                  error=error, delay_s=delay_s))
         return r[0], r[1]
+
+    def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
+        """Several outcomes (each a `finish_args` tuple) in one round trip."""
+        return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
+
+    def finish_args(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
+                    latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
+                    delay_s: float = 0.0) -> tuple[object, ...]:
+        s = self.settings
+        return (job_id, owner, kind, status, http or 0, latency_ms, message_id, price, error[:300],
+                s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s, s.retry_backoff_max_s, delay_s,
+                s.max_ambiguous_resends)
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
         k = self.keys
         flat = self._run("claim", limit, k.broker_queue_key(LANES[0]), k.broker_queue_key(LANES[1]),
-                         k.broker_unacked, self.settings.pause_probe_interval_s)
+                         self.settings.pause_probe_interval_s)
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
     def sweep(self, limit: int = STEP) -> int:
@@ -195,7 +206,7 @@ class Ledger:
         after = float("-inf")
         seen_at_after: set[str] = set()
         while True:
-            low = "-inf" if after == float("-inf") else f"[{after!r}"
+            low = "-inf" if after == float("-inf") else repr(after)
             pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=step + len(seen_at_after),
                                              withscores=True)
             fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]  # type: ignore[union-attr]
