@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from config.keys import Keys
-from producers.events import EventFeed, EventReader, EventsMissed
+from producers.events import Event, EventFeed, EventReader, EventsMissed
 from tests.support.polling import wait_for
 from tests.support.processes import ROOT, stop
 
@@ -215,3 +215,38 @@ def test_stream_memory_per_entry(redis_client, prefix, capsys):
         print(f"\nevents stream: {redis_client.xlen(stream)} entries, {used} bytes, {per_entry:.1f} bytes/entry")
     assert per_entry < 200
     json.dumps({"bytes_per_entry": per_entry})
+
+
+def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(settings_for, redis_client, prefix,
+                                                                             capsys):
+    """The ledger's own scripts write the events (queued, sending, sent per message), 3x the bound.
+
+    10,000 messages against a bound of 10,000 entries: the same trimming as 100,000 messages against
+    the default bound, at a size this shared machine runs in a test (the 100,000-entry XADD run above
+    covers the count)."""
+    from ledger.schema import STEP
+    from producers.producer import SmsProducer
+
+    bound = 10_000
+    producer = SmsProducer(settings_for(COSMOS_EVENTS_MAXLEN=str(bound)))
+    ledger = producer.ledger
+    messages = 10_000
+    for batch in range(messages // 2_500):
+        ids = producer.send_bulk([{"to": "033334445566770", "sender": "F", "text": f"m {batch} {i}"}
+                                  for i in range(2_500)], batch_id=f"campaign-{batch}")
+        for start in range(0, len(ids), STEP):
+            step = ids[start:start + STEP]
+            ledger.begin_many(step, ["w"] * len(step), count_delivery=False)
+            ledger.finish_many([ledger.finish_args(j, "w", "accepted", message_id=f"mid-{j}", price=0.01, http=200)
+                                for j in step])
+    stream = Keys(prefix).events
+    info = redis_client.xinfo_stream(stream)
+    assert info["entries-added"] == 3 * messages
+    length = redis_client.xlen(stream)
+    assert bound <= length <= bound + 100
+    last = Event.from_entry(*info["last-entry"])
+    assert (last.state, last.prev, last.batch_id) == ("sent", "sending", "campaign-3")
+    used = redis_client.memory_usage(stream, samples=0)
+    with capsys.disabled():
+        print(f"\nledger-written events: {length} entries kept of {3 * messages}, {used} bytes, "
+              f"{used / length:.1f} bytes/entry")
