@@ -37,9 +37,9 @@ from typing import Iterator, Sequence
 
 import redis
 
+from config.errors import CosmosSmsError
 from config.keys import Keys
 from config.settings import Settings, load_settings
-from config.errors import CosmosSmsError
 
 MAX_READ_COUNT = 1000
 """Most entries one read returns: no call of ours holds Redis long."""

@@ -214,7 +214,6 @@ def test_stream_memory_per_entry(redis_client, prefix, capsys):
     with capsys.disabled():
         print(f"\nevents stream: {redis_client.xlen(stream)} entries, {used} bytes, {per_entry:.1f} bytes/entry")
     assert per_entry < 200
-    json.dumps({"bytes_per_entry": per_entry})
 
 
 def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(settings_for, redis_client, prefix,
@@ -250,3 +249,20 @@ def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(sett
     with capsys.disabled():
         print(f"\nledger-written events: {length} entries kept of {3 * messages}, {used} bytes, "
               f"{used / length:.1f} bytes/entry")
+
+
+def test_cli_shows_the_latest_events_as_text_or_json(redis_client, prefix, base_env):
+    from tests.support.processes import cosmos_cmd
+
+    ids = write_events(redis_client, prefix, 3, batch="b7")
+    shown = subprocess.run(cosmos_cmd("events", "--json", "--count", "5"), env=base_env, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [r["id"] for r in rows] == ids[-5:] and rows[-1]["state"] == "delivered" and rows[-1]["batch_id"] == "b7"
+    text = subprocess.run(cosmos_cmd("events", "--count", "2"), env=base_env, capture_output=True, text=True,
+                          timeout=60)
+    assert text.returncode == 0 and "sent -> delivered" in text.stdout and "batch=b7" in text.stdout
+    bad = subprocess.run(cosmos_cmd("events", "--count", "0"), env=base_env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "--count" in bad.stderr
