@@ -55,7 +55,7 @@ class AppReceiver:
     """A test application: records every POST, verifies it, answers per path.
 
     /ok 200 · /fail 500 (or 200 once `.healthy`) · /redirect 302 · /hang waits `hang_s` ·
-    /hang-once waits `hang_s` on its first request only.
+    /hang-once waits `hang_s` on its first request only · /drip sends its headers a byte at a time.
     """
 
     def __init__(self, secret: str | None = APP_SECRET, port: int | None = None, hang_s: float = 30.0):
@@ -100,7 +100,17 @@ class AppReceiver:
                     receiver.posts.append(Post(self.path, headers.get("webhook-id"), verified,
                                                "webhook-signature" in headers, json.loads(body)))
                 if self.path == "/hang" or (self.path == "/hang-once" and first):
-                    time.sleep(receiver.hang_s)
+                    time.sleep(receiver.hang_s)  # the application hangs
+                if self.path == "/drip":  # an answer that never ends: one header byte at a time
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                        for _ in range(int(receiver.hang_s / 0.2)):
+                            self.wfile.write(b"a")
+                            time.sleep(0.2)  # the application's drip, not synchronisation
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
                 if self.path == "/redirect":
                     self.send_response(302)
                     self.send_header("Location", receiver.url("/ok-after-redirect"))
@@ -240,6 +250,20 @@ def test_a_hanging_receiver_holds_no_delivery_thread(app_receiver, forwarder_for
     forwarder.stop(timeout=10)
     assert time.monotonic() - began_stop < 5, "a delivery thread was still held by the hanging receiver"
     assert all(store.get(s.fwd_id) is not None for s in stuck)  # still owed, retried later
+
+
+def test_an_answer_dripping_byte_by_byte_is_cut_at_the_total_deadline(app_receiver, forwarder_for, store):
+    dripping = app_receiver(hang_s=30)
+    intent = store.add("d1", dripping.url("/drip"), payload("d1", "delivered"))
+    started = time.monotonic()
+    forwarder = forwarder_for()
+    # Connect 1 s + answer 1 s: every read gets a byte in time, the whole request does not.
+    wait_for(lambda: "within 2 s" in ((store.get(intent.fwd_id) or intent).last_error or ""), timeout=10,
+             what="the dripping POST cut at its total deadline")
+    assert time.monotonic() - started < 6
+    began_stop = time.monotonic()
+    forwarder.stop(timeout=10)
+    assert time.monotonic() - began_stop < 4
 
 
 def test_a_failing_destination_gets_its_own_breaker_and_attempts_count_only_real_requests(

@@ -7,7 +7,8 @@ pool of its own sends them, so forwarding never takes a delivery thread. Per POS
 - signed per Standard Webhooks with `COSMOS_APP_WEBHOOK_SECRET` (`webhook-id` is the
   intent's, the same on every retry; `webhook-timestamp` is the attempt's); unsigned, with a
   warning at start-up, when the secret is unset;
-- short timeouts (`COSMOS_FORWARD_TIMEOUT_S`), redirects not followed (a 3xx is a failure),
+- short timeouts (`COSMOS_FORWARD_TIMEOUT_S`) and a total deadline (their sum) that even an
+  answer dripping byte by byte cannot stretch; redirects not followed (a 3xx is a failure);
   the body never read beyond its headers;
 - anything but 2xx, or no answer, is retried with exponential backoff and jitter for
   `COSMOS_FORWARD_MAX_AGE_S` (24 h), then given up into the failed list the CLI shows.
@@ -21,7 +22,6 @@ the pool (a quarter once failing), so a dead or hanging application never slows 
 
 from __future__ import annotations
 
-import http.cookiejar
 import random
 import threading
 import time
@@ -40,6 +40,7 @@ from config.backoff import backoff_s
 from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.forwards import MAX_STEP, Forward, Forwards
+from worker.forward_session import DeadlinePassed, forward_session, post_within
 
 log = structlog.get_logger("cosmos.forwarding")
 
@@ -134,15 +135,6 @@ class DestinationBreakers:
                 self._states.popitem(last=False)
 
 
-def _session(threads: int) -> requests.Session:
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # no cookies kept
-    adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=threads, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 class Forwarder:
     """Drains the due forwards of one prefix with a thread pool of its own."""
 
@@ -155,7 +147,7 @@ class Forwarder:
             threads=settings.forward_threads)
         secret = settings.app_webhook_secret
         self.webhook = Webhook(secret.get_secret_value()) if secret else None
-        self.session = _session(settings.forward_threads)
+        self.session = forward_session(settings.forward_threads)
         self._free = threading.Semaphore(settings.forward_threads)
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -273,13 +265,16 @@ class Forwarder:
 
     def post(self, forward: Forward) -> str | None:
         """POST once; None when answered 2xx, else why not (the last_error shown to operators)."""
+        connect_s, read_s = self.settings.forward_connect_timeout_s, self.settings.forward_timeout_s
         try:
-            response = self.session.post(
-                forward.url, data=forward.payload.encode("utf-8"), headers=self.headers(forward),
-                timeout=(self.settings.forward_connect_timeout_s, self.settings.forward_timeout_s),
-                allow_redirects=False, stream=True)
+            # Each socket operation within its timeout, and the whole request by their sum.
+            response = post_within(
+                self.session, connect_s + read_s, forward.url, data=forward.payload.encode("utf-8"),
+                headers=self.headers(forward), timeout=(connect_s, read_s), allow_redirects=False, stream=True)
+        except DeadlinePassed as exc:
+            return str(exc)
         except requests.Timeout:
-            return f"no answer within {self.settings.forward_timeout_s:g} s"
+            return f"no answer within {read_s:g} s"
         except requests.ConnectionError as exc:
             return f"connection failed: {type(exc.__cause__ or exc).__name__}"
         except requests.RequestException as exc:
