@@ -109,7 +109,8 @@ class Ledger:
         out: list[str | None] = []
         for start in range(0, len(keys), STEP):
             page = keys[start:start + STEP]
-            out += self.redis.mget([self.keys.idempotency(k) for k in page]) if page else []
+            out += [str(v) if v is not None else None
+                    for v in self.redis.mget([self.keys.idempotency(k) for k in page])]
         return out
 
     # --- workers ---------------------------------------------------------------------
@@ -195,8 +196,9 @@ class Ledger:
     def page_ids(self, zset: str, after: float = float("-inf"), count: int = STEP) -> list[tuple[str, float]]:
         """Up to `count` members of a time-scored set with a score above `after`, oldest first."""
         low = "-inf" if after == float("-inf") else f"({after!r}"
-        pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=count, withscores=True)
-        return [(str(m), float(s)) for m, s in pairs]  # type: ignore[union-attr]
+        pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            zset, low, "+inf", start=0, num=count, withscores=True)
+        return [(str(m), float(s)) for m, s in pairs]
 
     def iter_ids(self, zset: str, step: int = STEP) -> Iterator[list[str]]:
         """Every member of a time-scored set, a page at a time (a cursor by score, never capped).
@@ -207,14 +209,14 @@ class Ledger:
         seen_at_after: set[str] = set()
         while True:
             low = "-inf" if after == float("-inf") else repr(after)
-            pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=step + len(seen_at_after),
-                                             withscores=True)
-            fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]  # type: ignore[union-attr]
+            pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                zset, low, "+inf", start=0, num=step + len(seen_at_after), withscores=True)
+            fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]
             if not fresh:
                 return
             page = fresh[:step]
             yield [str(m) for m, _ in page]
-            last = page[-1][1]
+            last = float(page[-1][1])
             seen_at_after = {str(m) for m, s in page if s == last} | (seen_at_after if last == after else set())
             after = last
             if len(fresh) < step:
@@ -254,11 +256,11 @@ class Ledger:
 
     def unsuppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0  # type: ignore[arg-type]
+        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0  # type: ignore[arg-type]
+        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
 
     # --- batches ---------------------------------------------------------------------
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:

@@ -407,6 +407,16 @@ def test_purge_and_sweep_remove_the_record_with_every_index_and_correct_the_coun
     assert figures["states"]["dead"] == 0 and figures["dead_reasons"] == {} and figures["swept"] == 1
 
 
+def test_a_sent_job_that_never_got_a_receipt_is_swept_a_retention_after_it_was_sent(producer, ledger):
+    job_id = job(producer)
+    sent(ledger, job_id)
+    assert ledger.sweep() == 0
+    ledger.redis.zadd(ledger.keys.awaiting, {job_id: 1})
+    assert ledger.sweep() == 1
+    assert not ledger.redis.exists(ledger.keys.job(job_id), ledger.keys.message_id("m-1"))
+    assert stats(ledger)["states"]["sent"] == 0
+
+
 def test_dead_letters_are_paged_through_whole_sets_even_with_equal_scores(producer, ledger):
     ids = [f"j{i:05d}" for i in range(2 * STEP + 7)]
     ledger.redis.zadd(ledger.keys.dead, {job_id: 5.0 for job_id in ids})

@@ -96,7 +96,9 @@ def test_a_bulk_call_retried_with_its_batch_id_after_a_timeout_sends_each_messag
 
 
 def test_a_single_under_the_rate_limit_overtakes_the_bulk_backlog(producer, workers, sandbox, chaos_env):
-    workers.start(concurrency=8, COSMOS_RATE_LIMIT="40", **chaos_env)
+    # The topology of `cosmos-sms worker`: the lanes in processes of their own.
+    workers.start(concurrency=3, lane="bulk", COSMOS_RATE_LIMIT="40", **chaos_env)
+    workers.start(concurrency=4, lane="single", COSMOS_RATE_LIMIT="40", **chaos_env)
     producer.send_bulk([{"to": TO, "sender": "F", "text": f"backlog {i}"} for i in range(400)])
     wait_for(lambda: sandbox.stats()["requests"] >= 40, timeout=30, what="the backlog to be under way")
 
