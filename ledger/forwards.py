@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import redis
 
@@ -119,7 +119,7 @@ class Forward:
                    attempts=int(fields.get("attempts") or 0), created_ts=float(fields.get("created_ts") or 0),
                    last_error=fields.get("last_error") or None, failed_ts=float(failed) if failed else None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the CLI (the payload parsed)."""
         try:
             payload = json.loads(self.payload)
@@ -145,14 +145,15 @@ class Forwards:
         self._reschedule = client.register_script(_RESCHEDULE)
         self._retry = client.register_script(_RETRY)
 
-    def add(self, job_id: str, url: str, payload: dict, now: float | None = None) -> Forward:
+    def add(self, job_id: str, url: str, payload: dict[str, Any], now: float | None = None) -> Forward:
         """Write an intent as the ledger's script does (tools and tests; the ledger writes its own in Lua)."""
         now = time.time() if now is None else now
         fwd_id = uuid.uuid4().hex
-        fields = {"job": job_id, "url": url, "payload": json.dumps(payload, separators=(",", ":")),
-                  "webhook_id": f"msg_{fwd_id}", "attempts": 0, "created_ts": now}
+        fields: dict[str, str | float] = {
+            "job": job_id, "url": url, "payload": json.dumps(payload, separators=(",", ":")),
+            "webhook_id": f"msg_{fwd_id}", "attempts": 0, "created_ts": now}
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.forward(fwd_id), mapping=fields)
+        pipe.hset(self.keys.forward(fwd_id), mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(self.keys.forwards_due, {fwd_id: now})
         pipe.execute()
         return Forward.from_fields(fwd_id, {k: str(v) for k, v in fields.items()})
@@ -177,10 +178,10 @@ class Forwards:
                    now: float | None = None) -> str:
         """Next try in `delay_s`; 'failed' once the retry window has passed ('gone' if it no longer exists)."""
         now = time.time() if now is None else now
-        return self._reschedule(
+        return str(self._reschedule(
             keys=[self.keys.forwards_due, self.keys.forwards_failed, self.keys.forward(fwd_id)],
             args=[fwd_id, now, max(0.0, delay_s), error[:500], "1" if attempted else "0",
-                  self.settings.forward_max_age_s, self.settings.retention_s])
+                  self.settings.forward_max_age_s, self.settings.retention_s]))
 
     def due_count(self) -> int:
         """Forwards waiting for a (next) POST, claimed ones included."""
@@ -190,13 +191,14 @@ class Forwards:
         return self.redis.zcard(self.keys.forwards_failed)
 
     def get(self, fwd_id: str) -> Forward | None:
-        fields = self.redis.hgetall(self.keys.forward(fwd_id))
+        fields: dict[str, str] = self.redis.hgetall(self.keys.forward(fwd_id))  # type: ignore[assignment]
         return Forward.from_fields(fwd_id, fields) if fields else None
 
     def failed_page(self, offset: int = 0, count: int = 100) -> list[Forward]:
         """Given-up forwards, oldest first: `count` (at most MAX_STEP) from `offset`."""
         count = max(1, min(int(count), MAX_STEP))
-        ids = self.redis.zrange(self.keys.forwards_failed, offset, offset + count - 1)
+        ids: list[str] = self.redis.zrange(  # type: ignore[assignment]
+            self.keys.forwards_failed, offset, offset + count - 1)
         pipe = self.redis.pipeline(transaction=False)
         for fwd_id in ids:
             pipe.hgetall(self.keys.forward(fwd_id))
@@ -226,7 +228,10 @@ class Forwards:
         """Retry every forward given up before now, a step at a time."""
         cutoff = time.time()
         moved = 0
-        while ids := self.redis.zrange(self.keys.forwards_failed, "-inf", cutoff, byscore=True,
-                                       offset=0, num=MAX_STEP):
+        while ids := self._failed_before(cutoff):
             moved += self.retry(ids)
         return moved
+
+    def _failed_before(self, cutoff: float) -> list[str]:
+        return self.redis.zrange(  # type: ignore[return-value]
+            self.keys.forwards_failed, "-inf", cutoff, byscore=True, offset=0, num=MAX_STEP)

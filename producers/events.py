@@ -33,7 +33,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import redis
 
@@ -184,7 +184,7 @@ class Event:
             late=fields.get("late", "") in ("1", "true"),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; `at` is `ts` in ISO 8601 UTC."""
         at = datetime.fromtimestamp(self.ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return {"id": self.id, "job_id": self.job_id, "state": self.state, "prev": self.prev, "ts": self.ts,
@@ -208,7 +208,7 @@ def _check_block(block_ms: int | None) -> int | None:
     return block_ms
 
 
-def _events(entries: Sequence) -> tuple[list[Event], list[str]]:
+def _events(entries: Sequence[Any] | None) -> tuple[list[Event], list[str]]:
     """Events of an XRANGE/XREADGROUP entry list, and the ids whose entries were trimmed (no fields)."""
     events, trimmed = [], []
     for entry_id, fields in entries or ():
@@ -297,7 +297,8 @@ class EventReader:
     def _read_pending(self, count: int) -> list[Event]:
         if self._pending_cursor is None:
             return []
-        reply = self.redis.xreadgroup(self.group, self.consumer, {self.stream: self._pending_cursor}, count=count)
+        reply: Any = self.redis.xreadgroup(self.group, self.consumer, {self.stream: self._pending_cursor},
+                                           count=count)
         entries = reply[0][1] if reply else []
         if not entries:
             self._pending_cursor = None
@@ -352,8 +353,8 @@ class EventReader:
         return _events(entries)[0], reply[1]
 
     def _first_id(self) -> str | None:
-        first = self.redis.xrange(self.stream, count=1)
-        return first[0][0] if first else None
+        first: Any = self.redis.xrange(self.stream, count=1)
+        return str(first[0][0]) if first else None
 
 
 class EventFeed:
@@ -366,31 +367,32 @@ class EventFeed:
 
     def latest(self, count: int = 50) -> list[Event]:
         """The last `count` events, oldest first."""
-        entries = self.redis.xrevrange(self.stream, count=_check_count(count))
+        entries: Any = self.redis.xrevrange(self.stream, count=_check_count(count))
         return _events(list(reversed(entries)))[0]
 
     def after(self, event_id: str = "0-0", count: int = 100) -> list[Event]:
         """Up to `count` events after `event_id` (exclusive), oldest first: a page."""
-        return _events(self.redis.xrange(self.stream, min=f"({event_id}", count=_check_count(count)))[0]
+        entries: Any = self.redis.xrange(self.stream, min=f"({event_id}", count=_check_count(count))
+        return _events(entries)[0]
 
     def follow(self, after: str = "$", block_ms: int = 5000, count: int = 100) -> Iterator[Event]:
         """Iterate events after `after` (`$`: from now on) forever, waiting for new ones."""
         _check_block(block_ms)
         last = after
         if last == "$":
-            newest = self.redis.xrevrange(self.stream, count=1)
+            newest: Any = self.redis.xrevrange(self.stream, count=1)
             last = newest[0][0] if newest else "0-0"
         while True:
-            reply = self.redis.xread({self.stream: last}, count=_check_count(count), block=block_ms)
+            reply: Any = self.redis.xread({self.stream: last}, count=_check_count(count), block=block_ms)
             for event in _events(reply[0][1] if reply else [])[0]:
                 last = event.id
                 yield event
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """Length, bound, first and last ids, and each group's position and lag."""
         try:
-            stream = self.redis.xinfo_stream(self.stream)
-            groups = self.redis.xinfo_groups(self.stream)
+            stream: Any = self.redis.xinfo_stream(self.stream)
+            groups: Any = self.redis.xinfo_groups(self.stream)
         except redis.ResponseError:  # no stream yet
             return {"length": 0, "maxlen": self.settings.events_maxlen, "first_id": None, "last_id": None,
                     "entries_added": 0, "groups": []}

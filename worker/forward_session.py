@@ -12,6 +12,7 @@ import http.cookiejar
 import socket
 import threading
 import time
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -79,7 +80,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().connect()
         _register(self.sock)
 
-    def getresponse(self, *args, **kwargs):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register(self.sock)  # a reused connection was not connected by this request
         return super().getresponse(*args, **kwargs)
 
@@ -89,7 +90,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         super().connect()
         _register(self.sock)
 
-    def getresponse(self, *args, **kwargs):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register(self.sock)  # a reused connection was not connected by this request
         return super().getresponse(*args, **kwargs)
 
@@ -103,7 +104,7 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 class _WatchedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs) -> None:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
@@ -122,7 +123,7 @@ class DeadlinePassed(requests.Timeout):
     """The request was cut at its total deadline (whatever the other side had sent by then)."""
 
 
-def post_within(session: requests.Session, total_s: float, url: str, **kwargs) -> requests.Response:
+def post_within(session: requests.Session, total_s: float, url: str, **kwargs: Any) -> requests.Response:
     """`session.post(url, **kwargs)` that ends by `total_s` seconds from now, else DeadlinePassed.
 
     Use `stream=True` and close the response without reading its body: the deadline covers

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -233,7 +234,7 @@ class Forwarder:
                          attempts=forward.attempts + 1)
                 return
             delay = self.retry_delay_s(forward.attempts + 1)
-            result = self.forwards.reschedule(forward.fwd_id, delay, error)
+            result = self.forwards.reschedule(forward.fwd_id, delay, error or "")
             if result == "failed":
                 log.warning("forward given up: retry window passed", fwd_id=forward.fwd_id, job_id=forward.job_id,
                             destination=dest, attempts=forward.attempts + 1, error=error)
@@ -288,7 +289,7 @@ class Forwarder:
         return f"HTTP {status}"
 
 
-def start_forwarder(ctx) -> Forwarder:
+def start_forwarder(ctx: Any) -> Forwarder:
     """Start the forwarder of a worker process (`ctx`: its WorkerContext); call `.stop()` at shutdown."""
     return Forwarder(ctx.settings).start()
 
