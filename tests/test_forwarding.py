@@ -315,7 +315,8 @@ def test_without_the_secret_posts_are_unsigned_and_the_start_warns(app_receiver,
     app = app_receiver(secret=None)
     intent = store.add("j1", app.url("/ok"), payload("j1", "cancelled"))
     with capture_logs() as logs:
-        forwarder_for(COSMOS_APP_WEBHOOK_SECRET="")
+        forwarder_for(COSMOS_APP_WEBHOOK_SECRET="", COSMOS_WEBHOOK_URL="http://127.0.0.1:1/delivery-status",
+                      COSMOS_WEBHOOK_SECRET="receiver-secret")
     assert any("COSMOS_APP_WEBHOOK_SECRET is not set" in entry["event"] for entry in logs)
     wait_for(lambda: gone(store, intent.fwd_id), timeout=20, what="the unsigned forward delivered")
     [post] = app.of("/ok")

@@ -156,7 +156,7 @@ class Forwarder:
 
     # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Forwarder":
-        if self.webhook is None:
+        if self.webhook is None and self.settings.webhook_url:  # without it nothing is forwarded
             log.warning("COSMOS_APP_WEBHOOK_SECRET is not set: forwarded callbacks are sent unsigned")
         self._pool = ThreadPoolExecutor(self.settings.forward_threads, thread_name_prefix="cosmos-forward")
         self._dispatcher = threading.Thread(target=self._run, name="cosmos-forward-dispatch", daemon=True)
