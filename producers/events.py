@@ -39,6 +39,7 @@ import redis
 
 from config.errors import CosmosSmsError
 from config.keys import Keys
+from config.redis_client import redis_client
 from config.settings import Settings, load_settings
 
 MAX_READ_COUNT = 1000
@@ -192,8 +193,21 @@ class Event:
 
 
 def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=5,
-                                socket_timeout=MAX_BLOCK_MS / 1000 + 10)
+    return redis_client(settings, "cli")  # any REDIS_URL form, Sentinel included
+
+
+def _wait_for_entries(client: redis.Redis, stream: str, after: str, block_ms: int, count: int = 1) -> Any:
+    """XREAD BLOCK for up to `block_ms`, in slices shorter than the client's reply timeout."""
+    timeout_s = client.connection_pool.connection_kwargs.get("socket_timeout")
+    slice_ms = max(100, int((float(timeout_s) - 1.0) * 1000)) if timeout_s else block_ms
+    deadline = time.monotonic() + block_ms / 1000
+    while True:
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            return None
+        reply = client.xread({stream: after}, count=count, block=min(left_ms, slice_ms))
+        if reply:
+            return reply
 
 
 def _check_count(count: int) -> int:
@@ -336,7 +350,7 @@ class EventReader:
         if events or block_ms is None:
             return events
         # Wait for anything after the stream's end, then read again under the same check.
-        self.redis.xread({self.stream: last_id or "0-0"}, count=1, block=block_ms)
+        _wait_for_entries(self.redis, self.stream, last_id or "0-0", block_ms)
         return self._run_read_new(count)[0]
 
     def _run_read_new(self, count: int) -> tuple[list[Event], str | None]:
@@ -383,7 +397,7 @@ class EventFeed:
             newest: Any = self.redis.xrevrange(self.stream, count=1)
             last = newest[0][0] if newest else "0-0"
         while True:
-            reply: Any = self.redis.xread({self.stream: last}, count=_check_count(count), block=block_ms)
+            reply: Any = _wait_for_entries(self.redis, self.stream, last, block_ms, _check_count(count))
             for event in _events(reply[0][1] if reply else [])[0]:
                 last = event.id
                 yield event

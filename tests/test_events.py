@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from config.keys import Keys
 from producers.events import Event, EventFeed, EventReader, EventsMissed
@@ -81,6 +82,15 @@ def test_a_blocking_read_returns_when_an_event_arrives(redis_client, prefix, set
     assert reader.read(count=10, block_ms=50) == []
     write_events(redis_client, prefix, 1)
     assert len(reader.read(count=10, block_ms=1000)) == 4
+
+
+def test_a_blocking_read_longer_than_the_clients_reply_timeout_waits_in_slices(redis_server, prefix, settings):
+    client = redis.Redis(port=redis_server.port, decode_responses=True, socket_timeout=1)
+    reader = EventReader("app", "slow-1", settings, client=client)
+    reader.ensure_group()
+    started = time.monotonic()
+    assert reader.read(count=10, block_ms=1800) == []  # no TimeoutError from the 1 s socket timeout
+    assert time.monotonic() - started >= 1.7
 
 
 def test_bad_arguments_name_the_field(redis_client, settings):
