@@ -354,21 +354,17 @@ def test_bad_secret_is_refused_naming_the_variable(settings_for):
 
 def test_pipeline_final_states_reach_the_application_signed_and_the_events_show_them(
         app_receiver, sandbox, receiver, workers, settings_for, store, base_env, pipeline_env, tmp_path):
-    """End to end: the ledger's own intents (Lua), a real worker, receiver and sandbox, a forwarder process."""
+    """End to end: the ledger's own intents (Lua), a real worker (whose forwarder posts them), receiver, sandbox."""
     from producers.events import EventFeed
     from producers.producer import SmsProducer
 
     app = app_receiver()
-    workers.start(**receiver.env)
-    forwarder = spawn(FORWARDER_CMD, {**pipeline_env, **receiver.env, **FAST}, tmp_path / "forwarder.log")
-    try:
-        sandbox.script("033334445566771", "failed")
-        producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **receiver.env))
-        delivered = producer.send_sms(to="033334445566770", sender="F", text="hi", callback=app.url("/ok"))
-        dead = producer.send_sms(to="033334445566771", sender="F", text="hi", callback=app.url("/ok"))
-        wait_for(lambda: app.count("/ok") >= 2, timeout=60, what="both outcomes forwarded to the application")
-    finally:
-        stop(forwarder)
+    workers.start(**receiver.env, **FAST)
+    sandbox.script("033334445566771", "failed")
+    producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **receiver.env))
+    delivered = producer.send_sms(to="033334445566770", sender="F", text="hi", callback=app.url("/ok"))
+    dead = producer.send_sms(to="033334445566771", sender="F", text="hi", callback=app.url("/ok"))
+    wait_for(lambda: app.count("/ok") >= 2, timeout=60, what="both outcomes forwarded to the application")
     bodies = {p.body["job_id"]: p for p in app.of("/ok")}
     assert set(bodies) == {delivered, dead} and all(p.verified for p in bodies.values())
     assert bodies[delivered].body["status"] == "delivered" and bodies[delivered].body["message_id"]
