@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cli import (
-    console_command, control_commands, demo_command, jobs_commands, operator_commands, sandbox_command,
-    webhook_command, worker_command,
+    console_command, control_commands, demo_command, events_commands, forwards_commands, jobs_commands,
+    operator_commands, sandbox_command, webhook_command, worker_command,
 )
 
 
@@ -23,6 +23,7 @@ for command in (
     jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats, jobs_commands.batch,
     operator_commands.dead, operator_commands.held, operator_commands.suppression,
     worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
+    events_commands.events, forwards_commands.forwards,
     console_command.console, control_commands.pause, control_commands.resume, control_commands.hash_password,
 ):
     cli.add_command(command)
