@@ -71,6 +71,7 @@ def test_enqueue_records_job_indexes_and_one_event(producer, ledger):
     [(_, event)] = ledger.redis.xrange(ledger.keys.events)
     assert (event["job"], event["state"], event["prev"]) == (job_id, "queued", "")
     assert stats(ledger)["states"]["queued"] == 1
+    assert stats(ledger)["states_by_lane"]["single"]["queued"] == 1
 
 
 def test_bulk_is_written_in_steps_and_repeating_its_batch_records_nothing_new(producer, ledger):

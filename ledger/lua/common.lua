@@ -124,8 +124,10 @@ local function move(j, new, t, o)
   if old == S.sent or FINAL[old] then unretain(j) end
 
   redis.call('HSET', jk, F.state, new, F.updated_ts, t)
-  if old then count('state:' .. old, -1) end
+  local lane = j[F.lane]
+  if old then count('state:' .. old, -1); count('lane:' .. lane .. ':' .. old, -1) end
   count('state:' .. new)
+  count('lane:' .. lane .. ':' .. new)
   if j[F.batch] then
     local bk = key('batch', j[F.batch])
     if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
@@ -252,6 +254,7 @@ end
 local function forget(j)
   local job, state = j.id, j[F.state]
   count('state:' .. state, -1)
+  count('lane:' .. j[F.lane] .. ':' .. state, -1)
   if state == S.dead then count('dead:' .. j[F.dead_reason], -1) end
   if j[F.batch] then redis.call('HINCRBY', key('batch', j[F.batch]), 'state:' .. state, -1) end
   for _, set in ipairs({'retention', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do

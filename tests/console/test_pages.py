@@ -17,6 +17,9 @@ def test_overview_shows_counts_queues_pause_breaker_and_price(operator, ledger, 
     redis_client.hset(ledger.keys.breaker, mapping={"state": "open", "failures": 12})
     page = soup(operator.get("/"))
     assert page.find("td", attrs={"data-state": "queued"}).text == "4"
+    queued_row = page.find("td", attrs={"data-state": "queued"}).parent
+    lanes = {td["data-lane"]: td.text for td in queued_row.find_all("td", attrs={"data-lane": True})}
+    assert sum(int(n) for n in lanes.values()) == 4 and set(lanes) == {"single", "bulk"}
     assert page.find("td", attrs={"data-queue": "single"}).text == "1"
     assert page.find(id="oldest").text.endswith(" s")
     assert "op:bulk: campaign review" in page.find(id="paused").text
