@@ -19,7 +19,7 @@ from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from worker.context import get_context, reset_context
 from worker.forwarding import Forwarder, start_forwarder
-from worker.scheduler import Scheduler
+from worker.reconciler import Reconciler
 from worker.startup_checks import run_startup_checks
 from worker.tasks import register_tasks
 
@@ -48,7 +48,7 @@ def app_from_environment() -> Celery:
 
 
 def _connect_lifecycle(settings: Settings) -> None:
-    scheduler: list[Scheduler] = []
+    reconciler: list[Reconciler] = []
     forwarders: list[Forwarder] = []
 
     def refuse_bad_start(**_: Any) -> None:
@@ -65,12 +65,12 @@ def _connect_lifecycle(settings: Settings) -> None:
 
     def start_duties(**_: Any) -> None:
         """The reconciler, and the forwarder of final states to applications' callbacks."""
-        scheduler.append(Scheduler(get_context(settings)))
-        scheduler[0].start()
+        reconciler.append(Reconciler(get_context(settings)))
+        reconciler[0].start()
         forwarders.append(start_forwarder(get_context(settings)))
 
     def stop_duties(**_: Any) -> None:
-        for s in scheduler:
+        for s in reconciler:
             s.stop()
         for f in forwarders:
             f.stop(timeout=10)
