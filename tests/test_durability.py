@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from config.errors import SettingsError
+from config.errors import EnqueueFailed, SettingsError
 from ledger.scripts import Scripts
 from ledger.store import Ledger, NewJob
+from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 from tests.support.redis_server import start_private_redis
 from worker.startup_checks import check_redis_role, check_redis_safety
@@ -93,3 +94,42 @@ def test_writes_that_are_not_durable_are_warned_about(primary_and_replica):
         assert check_redis_safety(client, min_replicas=0) == []
     finally:
         client.config_set("appendonly", "no")
+
+
+def _producer(settings_for, primary, replicas: int) -> SmsProducer:
+    return SmsProducer(settings_for(REDIS_URL=primary.url, COSMOS_REDIS_MIN_REPLICAS=str(replicas),
+                                    COSMOS_REDIS_WAIT_TIMEOUT_MS="100"))
+
+
+def test_an_unreplicated_enqueue_is_withdrawn_and_raises_with_no_job_ids(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    producer = _producer(settings_for, primary, replicas=2)  # only one replica exists
+    with pytest.raises(EnqueueFailed) as failed:
+        producer.send_sms("033334445566770", "Shop", "hello")
+    assert failed.value.job_ids == []
+    [job_id] = [k.split(":")[-1] for k in primary.client().scan_iter(f"{producer.keys.prefix}:job:*")]
+    record = producer.get_status(job_id)
+    assert (record["state"], record["last_error"]) == ("cancelled", "unreplicated")
+
+
+def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    messages = [{"to": "033334445566770", "sender": "Shop", "text": f"m{i}"} for i in range(3)]
+    with pytest.raises(EnqueueFailed) as failed:
+        _producer(settings_for, primary, replicas=2).send_bulk(messages, batch_id="replicated-batch")
+    assert failed.value.job_ids == [] and failed.value.batch_id == "replicated-batch"
+
+    producer = _producer(settings_for, primary, replicas=1)
+    ids = producer.send_bulk(messages, batch_id="replicated-batch")
+    assert set(producer.ledger.states(ids)) == {"queued"}
+    assert producer.get_batch("replicated-batch")["states"] == {"queued": 3}
+
+
+def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    job_id = _producer(settings_for, primary, replicas=1).send_sms("033334445566770", "Shop", "hello")
+    ledger = _producer(settings_for, primary, replicas=2).ledger
+    attempt = ledger.begin(job_id, "owner", count_delivery=True)
+    assert (attempt.verdict, attempt.detail) == ("wait", "unreplicated")
+    record = ledger.get(job_id)
+    assert (record["state"], record["attempts"], record["last_error"]) == ("retrying", 0, "unreplicated")
