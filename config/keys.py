@@ -47,6 +47,11 @@ class Keys:
         return f"{self.prefix}:due"
 
     @property
+    def awaiting(self) -> str:
+        """Sorted set: jobs in `sent` waiting for a receipt, job id -> when sent (overdue receipts)."""
+        return f"{self.prefix}:awaiting"
+
+    @property
     def leases(self) -> str:
         """Sorted set: job id -> when its worker's lease expires."""
         return f"{self.prefix}:leases"

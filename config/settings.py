@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
 
+    # --- receiver (helper `receiver`, issue 13): metrics protection, overdue receipts -------------
+    # COSMOS_WEBHOOK_RATE_LIMIT above limits only requests that fail authentication, per client.
+    metrics_token: SecretStr | None = Field(None, alias="COSMOS_METRICS_TOKEN")
+    receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
+    # --- end receiver block ------------------------------------------------------------------------
+
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -150,7 +156,15 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         where = error.get("loc") or ()
         name = _alias_of(where[0]) if where else "configuration"
-        raise SettingsError(f"{name}: {error['msg']}") from None
+        raise SettingsError(f"{name}: {_clean(error['msg'])}") from None
+
+
+def _clean(message: str) -> str:
+    """Pydantic's message without its "Value error, " / "Assertion failed, " prefix: one plain sentence."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def _alias_of(field_name: object) -> str:

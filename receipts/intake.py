@@ -1,4 +1,4 @@
-"""Checking one delivery-status request, cheapest refusal first: size, content type, token, body."""
+"""Checking one delivery-status request, cheapest refusal first: token, size, content type, body."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ MAX_TOKEN_PARAM_CHARS = 128
 class Refusal(Exception):
     """A request the receiver refuses: HTTP status, machine-readable error, human detail."""
 
-    def __init__(self, status: int, error: str, detail: object):
+    def __init__(self, status: int, error: str, detail: object, headers: dict[str, str] | None = None):
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+        self.headers = headers
 
 
 async def read_body(request: Request, limit: int) -> bytes:

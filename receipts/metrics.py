@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import redis
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -36,14 +41,40 @@ COUNTERS = {
 }
 
 
+@dataclass(frozen=True)
+class Overdue:
+    """Jobs `sent` for longer than the threshold without a receipt, and how long the oldest has waited."""
+
+    count: int
+    oldest_age_s: float
+
+
+def overdue_receipts(client: redis.Redis, awaiting_key: str, threshold_s: float, now: float) -> Overdue:
+    """Two O(log n) reads of the `awaiting` zset (job -> sent_ts), whatever its size."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zcount(awaiting_key, "-inf", f"({now - threshold_s}")
+    pipe.zrange(awaiting_key, 0, 0, withscores=True)
+    count, oldest = pipe.execute()
+    age = max(0.0, now - float(oldest[0][1])) if oldest else 0.0
+    return Overdue(int(count), round(age, 3))
+
+
 class LedgerCollector(Collector):
     """A custom collector: no state in this process, everything from the ledger's counters and hashes."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, overdue_s: float, clock: Callable[[], float] = time.time):
         self.ledger = ledger
+        self.overdue_s = overdue_s
+        self.clock = clock
 
     def collect(self):
         figures = stats(self.ledger)
+        overdue = overdue_receipts(self.ledger.redis, self.ledger.keys.awaiting, self.overdue_s, self.clock())
+        yield GaugeMetricFamily(f"{PREFIX}receipts_overdue", "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S "
+                                "ago that still await their delivery receipt.", value=overdue.count)
+        yield GaugeMetricFamily(f"{PREFIX}receipt_oldest_wait_seconds", "How long the job that has waited "
+                                "longest for its delivery receipt has been sent (0 when none waits).",
+                                value=overdue.oldest_age_s)
         histograms = self.ledger.redis.hgetall(self.ledger.keys.histograms)
 
         jobs = GaugeMetricFamily(f"{PREFIX}jobs", "Jobs per state, as the ledger counts them.", labels=["state"])

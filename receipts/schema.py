@@ -1,4 +1,4 @@
-"""The delivery-status body COSMOS posts, as a strict pydantic model, and the receiver's answers."""
+"""The delivery-status body COSMOS posts, as a pydantic model strict on its known fields, and the answers."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ MessageId = Annotated[
 
 
 class DeliveryStatus(BaseModel):
-    """COSMOS's Delivery Status parameters; anything else, or any other type, is refused."""
+    """COSMOS's Delivery Status parameters, each strictly typed; fields COSMOS may add later are ignored.
+
+    Refusing unknown fields would refuse every receipt the day COSMOS adds one.
+    """
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         strict=True,
         title="DeliveryStatus",
         json_schema_extra={
