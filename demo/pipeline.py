@@ -6,10 +6,12 @@ import os
 import secrets
 from dataclasses import dataclass
 
+import redis
 import requests
 
 from config.celery import make_celery
 from config.settings import load_settings
+from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
     Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
 )
@@ -67,6 +69,8 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
     prefix = f"demo{secrets.token_hex(5)}"
+    if not private:
+        _own_prefix(supervisor, redis_url, prefix)
     sandbox_port, receiver_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
     env.update(
@@ -102,6 +106,28 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     return Pipeline(supervisor, producer, control, with_receiver, private)
 
 
+def _own_prefix(supervisor: Supervisor, redis_url: str, prefix: str) -> None:
+    """Register `prefix` on the shared Redis (dropping dead demos' keys) and drop it once every child stopped.
+
+    Registered before any key is written, so even a demo SIGKILLed now is cleaned up by the next one.
+    """
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    drop_stale(client)
+    heartbeat = Heartbeat(client, prefix)
+    heartbeat.start()
+
+    def clean_up() -> None:
+        heartbeat.stop()
+        try:
+            drop_prefix(client, prefix)
+        except redis.RedisError:
+            pass  # the next demo drops them: this prefix's heartbeat stops now
+        finally:
+            client.close()
+
+    supervisor.after_stop(clean_up)
+
+
 def _answers_ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).ok
@@ -109,9 +135,4 @@ def _answers_ok(url: str) -> bool:
         return False
 
 
-def drop_demo_keys(producer: SmsProducer) -> None:
-    """Remove every key under the demo's own prefix (on a Redis the demo did not start)."""
-    client = producer.redis
-    for key in client.scan_iter(f"{producer.keys.prefix}:*", count=1000):
-        client.delete(key)
 

@@ -34,10 +34,14 @@ MAGIC_NUMBERS: dict[str, str] = {
     "099900000000003": "blacklist",
     "099900000000004": "internal_error",
     "099900000000005": "timeout",
-    "099900000000006": "unauthorized",
     "099900000000007": ACCEPT_NOT_DELIVERED,
 }
-"""Recipients that always get the same answer (unless a script for them says otherwise)."""
+"""Recipients that always get the same answer (unless a script for them says otherwise).
+
+No number answers `unauthorized`: in COSMOS it means the account's credentials are wrong, true of
+every message at once. The sandbox makes it an account-level fault: wrong credentials, or the
+`unauthorized` window (`POST /_sandbox/unauthorized {"seconds": N}`, `--unauthorized-s N`).
+"""
 
 FAULT_VERBS = ("drop", "accept_drop", "stall")
 """Script verbs that are not COSMOS statuses: close without answering, accept then close, accept late."""
@@ -155,8 +159,8 @@ class Scripts:
         self._queues.clear()
 
 
-class Outage:
-    """The outage switch: every SMS request answers internal_error until it ends."""
+class Window:
+    """A switch that stays on for a number of seconds: while on, every SMS request gets one answer."""
 
     def __init__(self) -> None:
         self._until = 0.0
@@ -169,6 +173,12 @@ class Outage:
 
     def remaining_s(self) -> float:
         return max(0.0, round(self._until - time.monotonic(), 3))
+
+
+Outage = Window
+"""The outage: every authorized SMS request answers 500 internal_error while it lasts."""
+Unauthorized = Window
+"""The account-level 401: every SMS request answers unauthorized while it lasts, whatever its credentials."""
 
 
 class ThroughputLimiter:
