@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def _survivors(pgid: int, marker: str) -> list[str]:
     """Processes still alive from the demo: in its process group, or carrying the test's env marker."""
     alive = []
     try:
-        os.killpg(pgid, 0)
-        alive.append(f"process group {pgid}")
+        if pgid > 0:
+            os.killpg(pgid, 0)
+            alive.append(f"process group {pgid}")
     except ProcessLookupError:
         pass
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
@@ -167,3 +169,40 @@ def test_env_example_and_readme_list_every_setting():
     assert SETTING_NAMES <= example_names, sorted(SETTING_NAMES - example_names)
     assert not {n for n in SETTING_NAMES if f"`{n}`" not in readme}, "settings missing from the README table"
     assert example_names <= SETTING_NAMES, sorted(example_names - SETTING_NAMES)
+
+
+# --- a demo killed outright ----------------------------------------------------------------
+
+def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redis_server, tmp_path):
+    from demo.leftovers import RUNS_KEY, STALE_AFTER_S, drop_stale
+
+    client = redis_server.client()
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker)
+    cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
+    proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "3000", "--json"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Running for real: registered on the shared Redis, and jobs written under its prefix.
+        prefix = wait_for(lambda: (runs := client.zrange(RUNS_KEY, 0, -1)) and runs[0], timeout=DEMO_TIMEOUT_S,
+                          interval=0.1, what="the demo to register its prefix")
+        wait_for(lambda: any(True for _ in client.scan_iter(f"{prefix}:job:*", count=1000)),
+                 timeout=DEMO_TIMEOUT_S, interval=0.2, what="the demo to send")
+        children = [p for p in _survivors(-1, marker) if "process group" not in p]
+        assert len(children) >= 4, children  # sandbox, receiver, worker command, its Celery process
+
+        proc.kill()  # SIGKILL: no handler, no finally
+        proc.wait(30)
+
+        wait_for(lambda: not _survivors(-1, marker), timeout=60, interval=0.2,
+                 what="every child to die with the demo")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert any(True for _ in client.scan_iter(f"{prefix}:*", count=1000))  # nothing ran its clean-up
+
+    # The next demo on this Redis finds the dead run's heartbeat stale and drops its keys.
+    assert drop_stale(client, now=time.time() + STALE_AFTER_S + 1) == [prefix]
+    assert not any(True for _ in client.scan_iter(f"{prefix}:*", count=1000))
+    assert client.zscore(RUNS_KEY, prefix) is None
