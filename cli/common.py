@@ -9,7 +9,7 @@ import click
 import redis
 
 from config.settings import Settings, SettingsError, load_settings
-from cosmos_api.errors import CosmosSmsError
+from config.errors import CosmosSmsError
 
 
 class CommandFailed(click.ClickException):

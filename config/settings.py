@@ -13,16 +13,15 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.backoff import backoff_bound_s
+from config.errors import SettingsError
+
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
 
 
 LEASE_MARGIN_S = 5.0
 """Lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
-
-
-class SettingsError(Exception):
-    """A configuration value was refused; the message names the variable."""
 
 
 class Settings(BaseSettings):
@@ -42,7 +41,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("cosmos", alias="COSMOS_REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$")
 
     # Retries: attempts per message, in-call burst, backoff between attempts.
-    max_attempts: int = Field(8, alias="COSMOS_MAX_ATTEMPTS", ge=1, le=100)
+    # The deadline (expires_in), not the attempt count, bounds a message's life: the default cap is
+    # far above what exponential backoff to the cap fits into a day.
+    max_attempts: int = Field(1000, alias="COSMOS_MAX_ATTEMPTS", ge=1, le=100_000)
+    max_ambiguous_resends: int = Field(2, alias="COSMOS_MAX_AMBIGUOUS_RESENDS", ge=0, le=100)
     burst_attempts: int = Field(3, alias="COSMOS_BURST_ATTEMPTS", ge=1, le=10)
     retry_backoff_base_s: float = Field(0.5, alias="COSMOS_RETRY_BACKOFF_BASE_S", gt=0)
     retry_backoff_max_s: float = Field(300.0, alias="COSMOS_RETRY_BACKOFF_MAX_S", gt=0)
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
     scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
+    pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
+    events_maxlen: int = Field(1_000_000, alias="COSMOS_EVENTS_MAXLEN", ge=0)
     visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
 
     # Circuit breaker shared by every worker.
@@ -130,8 +134,8 @@ class Settings(BaseSettings):
     def burst_bound_s(self) -> float:
         """Longest one in-call burst can take: its attempts plus the waits between them."""
         waits = sum(
-            min(self.retry_backoff_base_s * 2**i, self.retry_backoff_max_s) * 1.5
-            for i in range(self.burst_attempts - 1)
+            backoff_bound_s(n, self.retry_backoff_base_s, self.retry_backoff_max_s)
+            for n in range(1, self.burst_attempts)
         )
         return self.burst_attempts * self.attempt_bound_s + waits
 
@@ -145,6 +149,7 @@ class Settings(BaseSettings):
         for name, value in (("COSMOS_API_KEY", self.api_key), ("COSMOS_API_SECRET", self.api_secret)):
             if value is None or not value.get_secret_value():
                 raise SettingsError(f"{name} is not set: the worker refuses to start without it")
+        assert self.api_key is not None and self.api_secret is not None  # checked just above
         return self.api_key.get_secret_value(), self.api_secret.get_secret_value()
 
 
@@ -156,15 +161,8 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         where = error.get("loc") or ()
         name = _alias_of(where[0]) if where else "configuration"
-        raise SettingsError(f"{name}: {_clean(error['msg'])}") from None
-
-
-def _clean(message: str) -> str:
-    """Pydantic's message without its "Value error, " / "Assertion failed, " prefix: one plain sentence."""
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            return message[len(prefix):]
-    return message
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from exc
 
 
 def _alias_of(field_name: object) -> str:

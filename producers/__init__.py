@@ -3,7 +3,7 @@
     from producers import send_sms, send_bulk, get_status, cancel
 """
 
-from cosmos_api.errors import EnqueueFailed, IdempotencyConflict, InvalidMessage
+from config.errors import EnqueueFailed, IdempotencyConflict, InvalidMessage
 from producers.api import cancel, get_status, send_bulk, send_sms
 from producers.producer import SmsProducer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cosmos_api.errors import IdempotencyConflict, InvalidMessage
+from config.errors import IdempotencyConflict, InvalidMessage
 from tests.conftest import TEST_API_KEY, TEST_API_SECRET
 from tests.support.polling import wait_for
 
