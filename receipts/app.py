@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 import typing
 from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
@@ -21,7 +20,8 @@ from config.settings import Settings
 from ledger.store import Ledger
 from receipts import openapi
 from receipts.intake import Refusal, job_of_token, parse_receipt, read_body, require_json
-from receipts.metrics import PREFIX, LedgerCollector, overdue_receipts
+from ledger.stats import stats
+from receipts.metrics import PREFIX, LedgerCollector
 from receipts.ratelimit import AuthFailureLimit
 from receipts.refusals import Refusals
 from receipts.schema import ReceiptAnswer
@@ -165,13 +165,12 @@ async def _watch_overdue(ledger: Ledger, threshold_s: float) -> None:
     while True:
         await asyncio.sleep(OVERDUE_LOG_INTERVAL_S)
         try:
-            overdue = await run_in_threadpool(overdue_receipts, ledger.redis, ledger.keys.awaiting, threshold_s,
-                                              time.time())
+            figures = await run_in_threadpool(stats, ledger, threshold_s)
         except redis.RedisError:
             continue  # /healthz and the receipts themselves say Redis is down
-        if overdue.count:
-            log.warning("receipts overdue", count=overdue.count, threshold_s=threshold_s,
-                        oldest_wait_s=overdue.oldest_age_s)
+        if figures["receipts_overdue"]:
+            log.warning("receipts overdue", count=figures["receipts_overdue"], threshold_s=threshold_s,
+                        oldest_wait_s=figures["oldest_awaiting_receipt_s"])
 
 
 def _bearer_matches(request: Request, token: str) -> bool:

@@ -71,12 +71,15 @@ class DeliveryStatus(BaseModel):
 class ReceiptAnswer(BaseModel):
     """What the ledger did with an accepted receipt."""
 
-    result: Literal["applied", "pending", "duplicate", "extra", "settled_held"] = Field(
+    result: Literal["applied", "pending", "duplicate", "extra", "settled", "late"] = Field(
         description=(
             "applied: the job is now delivered or not_delivered; pending: the job is still being sent, "
-            "the receipt is kept and applied when `sent` is recorded; duplicate: already applied, nothing "
-            "changed; extra: a message id other than the job's, counted as an extra send; settled_held: "
-            "a job held after an ambiguous attempt is now known to be sent and its status applied."
+            "the receipt is kept and applied when `sent` is recorded (and no new attempt is made); "
+            "duplicate: already applied, nothing changed; extra: a message id other than the job's after "
+            "an attempt with an unknown outcome, counted as an extra send; settled: a job held or waiting "
+            "after an attempt with an unknown outcome is now known to be sent and its status applied; "
+            "late: a job that had ended expired, dead or cancelled did go out: the provider's word wins "
+            "(`late: true` on the record)."
         )
     )
 

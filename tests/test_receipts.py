@@ -66,7 +66,8 @@ def sent_job(producer, message_id: str = "M-1", *, to: str = TO, price: float = 
 def snapshot(client: redis.Redis, prefix: str) -> dict:
     """Every key of this test's prefix with its value, to prove a request changed nothing."""
     readers = {"hash": client.hgetall, "string": client.get, "set": client.smembers,
-               "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True)}
+               "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+               "stream": lambda k: client.xrange(k, "-", "+")}
     return {key: readers[client.type(key)](key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
 
 
@@ -306,18 +307,37 @@ def test_replayed_receipt_is_applied_once(producer, receiver, redis_client, pref
     assert figures["total_price"] == pytest.approx(0.02)
 
 
-def test_receipt_for_another_message_id_counts_one_extra_send(producer, receiver):
+def test_receipt_for_another_message_id_on_a_clean_sent_record_is_refused_and_changes_nothing(
+        producer, receiver, redis_client, prefix):
+    """Reverses "a foreign message_id on a clean `sent` record → counted" (issue 13): no doubt, no extra send."""
     job_id = sent_job(producer, "M-1")
+    before = snapshot(redis_client, prefix)
 
-    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "extra"}
-    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "duplicate"}
+    refused = post(receiver, job_id, receipt("M-2"))
+
+    assert (refused.status_code, refused.json()["error"]) == (409, "refused_foreign")
+    assert snapshot(redis_client, prefix) == before
+    assert stats(producer.ledger)["extra_sends"] == 0
+    # The job's own receipt still completes it.
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "applied"}
+    assert producer.get_status(job_id)["state"] == "delivered"
+
+
+def test_receipt_for_another_message_id_after_an_ambiguous_resend_counts_one_extra_send(producer, receiver):
+    job_id = producer.send_sms(to=TO, sender="F", text="maybe twice")
+    assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
+    producer.ledger.finish(job_id, OWNER, "ambiguous", status="timeout", error="read timeout")
+    assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
+    assert producer.ledger.finish(job_id, OWNER, "accepted", status="ok", http=200, message_id="M-2",
+                                  price=0.01)[0] == "sent"
+
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "extra"}
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "duplicate"}
 
     record = producer.get_status(job_id)
     assert (record["state"], record["extra_sends"]) == ("sent", 1)
     assert stats(producer.ledger)["extra_sends"] == 1
-    # The job's own receipt still completes it.
-    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "applied"}
-    assert producer.get_status(job_id)["state"] == "delivered"
+    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "applied"}
     assert stats(producer.ledger)["extra_sends"] == 1
 
 
@@ -330,7 +350,7 @@ def test_receipt_settles_a_held_job(producer, receiver, settings_for):
 
     response = post(receiver, job_id, receipt("M-held", price=0.03))
 
-    assert response.json() == {"result": "settled_held"}
+    assert response.json() == {"result": "settled"}
     record = producer.get_status(job_id)
     assert (record["state"], record["message_id"], record["price"]) == ("delivered", "M-held", 0.03)
     figures = stats(producer.ledger)
@@ -533,6 +553,14 @@ def test_a_ledger_result_the_receiver_does_not_take_is_a_4xx_naming_it(inproc, m
         counts = refusal_counts(client)
     assert (answer.status_code, answer.json()["error"]) == (status, result)
     assert counts == {(result, str(status)): 1}
+
+
+def test_every_ledger_receipt_result_is_either_taken_or_refused_with_a_4xx():
+    from ledger.schema import RECEIPT_RESULTS
+    from receipts.app import ACCEPTED_RESULTS, LEDGER_REFUSALS
+
+    assert set(RECEIPT_RESULTS) <= ACCEPTED_RESULTS | set(LEDGER_REFUSALS)
+    assert not ACCEPTED_RESULTS & set(LEDGER_REFUSALS)
 
 
 def test_refusals_are_logged_at_most_once_per_reason_per_interval():

@@ -157,7 +157,7 @@ def fuzz_target(settings_for, redis_client):
 
     def sent_job() -> str:
         job_id = uuid.uuid4().hex
-        ledger.enqueue([NewJob(job_id, "single", JOB_TO, "F", "fuzz", None, None, "fuzz", 3600)])
+        ledger.enqueue([NewJob(job_id, "single", JOB_TO, "F", "fuzz", None, False, None, "fuzz", 3600)])
         assert ledger.begin(job_id, "fuzz-owner", count_delivery=True).verdict == "go"
         assert ledger.finish(job_id, "fuzz-owner", "accepted", status="ok", http=200,
                              message_id=JOB_MESSAGE_ID, price=0.5)[0] == "sent"
