@@ -24,8 +24,9 @@ SANDBOX_ARGS = ("--receipt-delay-s", "0.2", "--not-delivered-share", "0.1", "--l
                 "--jitter-ms", "10", "--price", "0.0075")
 """A little latency, receipts after 0.2 s, one in ten not delivered, and a price to add up."""
 FAST_RETRIES = {"COSMOS_RETRY_BACKOFF_BASE_S": "0.05", "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-                "COSMOS_SCHEDULER_INTERVAL_S": "0.2"}
-"""Retries within a second, so transient faults show up as retries, not as a wait."""
+                "COSMOS_SCHEDULER_INTERVAL_S": "0.2", "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5"}
+"""Retries within a second, so transient faults show up as retries, not as a wait; the account pause
+probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
 

@@ -44,7 +44,7 @@ def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
         final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count,
                                 lambda done: on_progress(done, count))
         summary = summarize(scenario.records(), count, scenario.finished - scenario.started, final,
-                            pipeline.receipts, pipeline.private_redis)
+                            pipeline.receipts, pipeline.private_redis, scenario.account_pause())
         keep_logs = not final
         return summary, work_dir if keep_logs else None
     except DemoError as exc:

@@ -82,6 +82,10 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     assert reasons["blacklist"] == 1 and reasons["suppressed"] == 1
     assert sum(reasons.values()) == states["dead"]
     assert summary["total_price"] > 0 and summary["throughput_msg_s"] > 0
+    # The account refused for a moment (401, COSMOS's wrong credentials): paused and resumed, nothing dead.
+    pause = summary["account_pause"]
+    assert pause["paused_seen"] is True and pause["unauthorized_answers"] >= 1, pause
+    assert "unauthorized" not in reasons
     for leg in ("to_sent", "to_delivered"):
         latency = summary["latency_ms"][leg]
         assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]
