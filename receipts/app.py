@@ -97,6 +97,12 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return refuse(request, Refusal(exc.status_code, _slug(exc.detail), exc.detail, exc.headers))
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: still our JSON shape, counted; the traceback goes to the log.
+        log.error("request failed: unexpected error", path=request.url.path, exc_info=exc)
+        return refuse(request, Refusal(500, "internal_error", "unexpected error; retry later"))
+
     @app.post("/delivery-status", summary="Take one COSMOS delivery receipt",
               responses=openapi.DELIVERY_STATUS_RESPONSES, openapi_extra=openapi.DELIVERY_STATUS_EXTRA,
               response_class=JSONResponse)

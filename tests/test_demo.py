@@ -210,3 +210,43 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     assert drop_stale(client, now=time.time() + STALE_AFTER_S + 1) == [prefix]
     assert not any(True for _ in client.scan_iter(f"{prefix}:*", count=1000))
     assert client.zscore(RUNS_KEY, prefix) is None
+
+
+def test_the_next_demo_drops_only_dead_demos_keys(redis_server):
+    from demo.leftovers import RUNS_KEY, STALE_AFTER_S, Heartbeat, drop_stale
+
+    client = redis_server.client()
+    dead, alive = f"demo{uuid.uuid4().hex[:10]}", f"demo{uuid.uuid4().hex[:10]}"
+    client.zadd(RUNS_KEY, {dead: time.time() - STALE_AFTER_S - 1})
+    heartbeat = Heartbeat(client, alive, interval_s=0.05)
+    heartbeat.start()
+    try:
+        for prefix in (dead, alive):
+            client.set(f"{prefix}:job:1", "x")
+            client.hset(f"{prefix}:celery:unacked", "m", "x")
+        assert drop_stale(client) == [dead]
+        assert client.keys(f"{dead}:*") == [] and client.zscore(RUNS_KEY, dead) is None
+        assert len(client.keys(f"{alive}:*")) == 2
+    finally:
+        heartbeat.stop()
+        for key in client.keys(f"{alive}:*"):
+            client.delete(key)
+        client.zrem(RUNS_KEY, alive)
+
+
+def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
+    [command] = [line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
+                 if line.startswith("redis:")]
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    proc = subprocess.Popen(["sh", "-c", f"exec {command}"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening():
+            return [c for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN]
+        sockets = wait_for(listening, timeout=30, interval=0.1, what="the Procfile's redis-server to listen")
+        assert {(s.laddr.ip, s.laddr.port) for s in sockets} == {("127.0.0.1", port)}
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -563,6 +563,23 @@ def test_every_ledger_receipt_result_is_either_taken_or_refused_with_a_4xx():
     assert not ACCEPTED_RESULTS & set(LEDGER_REFUSALS)
 
 
+def test_an_unexpected_error_anywhere_answers_json_and_is_counted(inproc, monkeypatch):
+    import receipts.metrics
+
+    client, _, _ = inproc()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receipts.metrics, "stats", broken)
+    with client:
+        answer = client.get("/metrics")
+        monkeypatch.undo()
+        counts = refusal_counts(client)
+    assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
+    assert counts == {("internal_error", "500"): 1}
+
+
 def test_refusals_are_logged_at_most_once_per_reason_per_interval():
     from receipts.refusals import LogThrottle
 
