@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def backoff_s(attempt: int, base_s: float, cap_s: float, jitter_s: float = 0.0) -> float:
     """Seconds to wait after attempt number `attempt` (1-based): base * 2^(attempt-1) + jitter, capped."""
-    return min(base_s * 2 ** max(0, attempt - 1) + jitter_s, cap_s)
+    return min(base_s * 2.0 ** max(0, attempt - 1) + jitter_s, cap_s)
 
 
 def backoff_bound_s(attempt: int, base_s: float, cap_s: float) -> float:

@@ -148,11 +148,6 @@ class Keys:
         """kombu `global_keyprefix` for broker and results."""
         return f"{self.prefix}:celery:"
 
-    @property
-    def broker_unacked(self) -> str:
-        """kombu's hash of messages delivered to a worker and not yet acknowledged."""
-        return f"{self.celery_prefix}unacked"
-
     def queue(self, lane: str) -> str:
         """Celery queue name of a lane."""
         return f"{self.prefix}.{lane}"

@@ -156,7 +156,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; a bad value raises SettingsError naming the variable."""
     try:
-        return Settings(**overrides)
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
     except ValidationError as exc:
         error = exc.errors()[0]
         where = error.get("loc") or ()

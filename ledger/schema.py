@@ -8,6 +8,7 @@ is prepended to every script, so a name exists in exactly one place. Lua code wr
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from functools import cache
 
 # --- states -------------------------------------------------------------------------------
@@ -116,15 +117,19 @@ def batch_job_id(batch_id: str, index: int) -> str:
     return f"b{digest}-{index}"
 
 
-def _lua_table(name: str, names: object) -> str:
-    entries = ", ".join(f"[{n!r}] = {n!r}" for n in names)  # type: ignore[union-attr]
+def _lua_table(name: str, names: Iterable[str]) -> str:
+    entries = ", ".join(f"[{n!r}] = {n!r}" for n in names)
+    return f"local {name} = {{{entries}}}"
+
+
+def _lua_set(name: str, values: Iterable[str]) -> str:
+    entries = ", ".join(f"[{v!r}] = true" for v in sorted(values))
     return f"local {name} = {{{entries}}}"
 
 
 @cache
 def lua_prelude() -> str:
     """Lua definitions of every schema name; the first lines of every ledger script."""
-    set_of = lambda name, values: f"local {name} = {{{', '.join(f'[{v!r}] = true' for v in sorted(values))}}}"  # noqa: E731
     lines = [
         "-- Generated from ledger/schema.py: every name the scripts use.",
         _lua_table("F", JOB_FIELDS),
@@ -135,9 +140,9 @@ def lua_prelude() -> str:
         _lua_table("R", sorted(set(FINISH_RESULTS) | set(RECEIPT_RESULTS))),
         _lua_table("DR", DEAD_REASONS_OURS),
         _lua_table("AP", ACCOUNT_PAUSE_REASONS),
-        set_of("FINAL", FINAL_STATES),
-        set_of("LATE_OK", LATE_SETTLEABLE),
-        set_of("WAITING", WAITING_STATES),
+        _lua_set("FINAL", FINAL_STATES),
+        _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",

@@ -109,7 +109,8 @@ class Ledger:
         out: list[str | None] = []
         for start in range(0, len(keys), STEP):
             page = keys[start:start + STEP]
-            out += self.redis.mget([self.keys.idempotency(k) for k in page]) if page else []
+            out += [str(v) if v is not None else None
+                    for v in self.redis.mget([self.keys.idempotency(k) for k in page])]
         return out
 
     # --- workers ---------------------------------------------------------------------
@@ -132,17 +133,28 @@ class Ledger:
                latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
                delay_s: float = 0.0) -> tuple[str, str]:
         """Record an attempt's outcome; returns (what happened, breaker or pause change, or '')."""
-        s = self.settings
-        r = self._run("finish", job_id, owner, kind, status, http or 0, latency_ms, message_id, price,
-                      error[:300], s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s,
-                      s.retry_backoff_max_s, delay_s, s.max_ambiguous_resends)
+        r = self._run("finish", *self.finish_args(job_id, owner, kind, status=status, http=http,
+                                                  latency_ms=latency_ms, message_id=message_id, price=price,
+                                                  error=error, delay_s=delay_s))
         return r[0], r[1]
+
+    def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
+        """Several outcomes (each a `finish_args` tuple) in one round trip."""
+        return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
+
+    def finish_args(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
+                    latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
+                    delay_s: float = 0.0) -> tuple[object, ...]:
+        s = self.settings
+        return (job_id, owner, kind, status, http or 0, latency_ms, message_id, price, error[:300],
+                s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s, s.retry_backoff_max_s, delay_s,
+                s.max_ambiguous_resends)
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
         k = self.keys
         flat = self._run("claim", limit, k.broker_queue_key(LANES[0]), k.broker_queue_key(LANES[1]),
-                         k.broker_unacked, self.settings.pause_probe_interval_s)
+                         self.settings.pause_probe_interval_s)
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
     def sweep(self, limit: int = STEP) -> int:
@@ -184,8 +196,9 @@ class Ledger:
     def page_ids(self, zset: str, after: float = float("-inf"), count: int = STEP) -> list[tuple[str, float]]:
         """Up to `count` members of a time-scored set with a score above `after`, oldest first."""
         low = "-inf" if after == float("-inf") else f"({after!r}"
-        pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=count, withscores=True)
-        return [(str(m), float(s)) for m, s in pairs]  # type: ignore[union-attr]
+        pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            zset, low, "+inf", start=0, num=count, withscores=True)
+        return [(str(m), float(s)) for m, s in pairs]
 
     def iter_ids(self, zset: str, step: int = STEP) -> Iterator[list[str]]:
         """Every member of a time-scored set, a page at a time (a cursor by score, never capped).
@@ -195,15 +208,15 @@ class Ledger:
         after = float("-inf")
         seen_at_after: set[str] = set()
         while True:
-            low = "-inf" if after == float("-inf") else f"[{after!r}"
-            pairs = self.redis.zrangebyscore(zset, low, "+inf", start=0, num=step + len(seen_at_after),
-                                             withscores=True)
-            fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]  # type: ignore[union-attr]
+            low = "-inf" if after == float("-inf") else repr(after)
+            pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                zset, low, "+inf", start=0, num=step + len(seen_at_after), withscores=True)
+            fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]
             if not fresh:
                 return
             page = fresh[:step]
             yield [str(m) for m, _ in page]
-            last = page[-1][1]
+            last = float(page[-1][1])
             seen_at_after = {str(m) for m, s in page if s == last} | (seen_at_after if last == after else set())
             after = last
             if len(fresh) < step:
@@ -243,11 +256,11 @@ class Ledger:
 
     def unsuppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0  # type: ignore[arg-type]
+        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0  # type: ignore[arg-type]
+        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
 
     # --- batches ---------------------------------------------------------------------
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:

@@ -3,11 +3,11 @@
 --    breaker: then only its one probe goes), so waiting costs nothing per job;
 -- 2. waiting jobs whose deadline passed, ended `expired` on the spot;
 -- 3. leases whose owner died;
--- 4. queued jobs whose broker message is evidently lost: no message left in either lane nor unacked.
+-- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
--- args: limit, single broker list, bulk broker list, unacked hash, probe_interval_s
+-- args: limit, single broker list, bulk broker list, probe_interval_s
 -- Returns a flat list: job, lane, reason, ...
-local limit, probe_interval = tonumber(arg(1)), tonumber(arg(5))
+local limit, probe_interval = tonumber(arg(1)), tonumber(arg(4))
 local lists = {single = arg(2), bulk = arg(3)}
 local t = now()
 local out = {}
@@ -61,17 +61,19 @@ for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('leases'), '-inf', t, 'LIMI
   end
 end
 
--- A healthy backlog is never republished: only when the broker holds nothing at all can a
--- queued job's message be missing (a Redis rollback, say).
-if redis.call('LLEN', lists.single) == 0 and redis.call('LLEN', lists.bulk) == 0
-    and redis.call('HLEN', arg(4)) == 0 then
+-- A healthy backlog is never republished: a queued job past its grace counts as lost only when its
+-- lane holds no message at all. Its message may still sit unacked in a worker that died (kombu
+-- would restore it only after the visibility timeout): a second message then costs one skipped
+-- task, never a second send, because the lease decides who sends.
+local drained = {single = redis.call('LLEN', lists.single) == 0, bulk = redis.call('LLEN', lists.bulk) == 0}
+if drained.single or drained.bulk then
   for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('outbox'), '-inf', t, 'LIMIT', 0, limit)) do
     local f = redis.call('HMGET', key('job', job), F.state, F.lane)
-    if f[1] == S.queued then
-      redis.call('ZADD', key('outbox'), t + GRACE, job)
-      pick(job, f[2], 'stale_queued')
-    else
+    if f[1] ~= S.queued then
       redis.call('ZREM', key('outbox'), job)
+    else
+      redis.call('ZADD', key('outbox'), t + GRACE, job)
+      if drained[f[2]] then pick(job, f[2], 'stale_queued') end
     end
   end
 end

@@ -64,9 +64,11 @@ local function remember(jk, entry)
   redis.call('HSET', jk, F.history, h)
 end
 
--- Retention counts from `sent` and from the final state; the sweep removes the record, EXPIRE is a backstop.
-local function retain(j, t)
-  redis.call('ZADD', key('retention'), t + RETENTION, j.id)
+-- Retention counts from `sent` and from the final state; the sweep removes the record, EXPIRE is a
+-- backstop. A `sent` job's retention is read from the awaiting set (its score is sent_ts), so it
+-- is not indexed twice.
+local function retain(j, t, indexed)
+  if indexed then redis.call('ZADD', key('retention'), t + RETENTION, j.id) end
   redis.call('EXPIRE', j.jk, RETENTION + BACKSTOP_S)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('EXPIRE', key('idem', j[F.idem]), RETENTION + BACKSTOP_S) end
   if j[F.batch] then redis.call('EXPIRE', key('batch', j[F.batch]), RETENTION + BACKSTOP_S) end
@@ -141,7 +143,7 @@ local function move(j, new, t, o)
     redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
   elseif new == S.sent then
     redis.call('ZADD', key('awaiting'), t, job)
-    retain(j, t)
+    retain(j, t, false)
   elseif new == S.dead then
     j[F.dead_reason] = o.reason
     redis.call('HSET', jk, F.dead_reason, o.reason)
@@ -154,7 +156,7 @@ local function move(j, new, t, o)
     count(C.late)
   end
   if FINAL[new] then
-    retain(j, t)
+    retain(j, t, true)
     if j[F.forward] == '1' then forward_intent(j, new, t) end
   end
   if EVENTS_MAXLEN > 0 then
