@@ -24,7 +24,14 @@ def demo(count, as_json) -> None:
     """
     # Imported here so `cosmos-sms --help` does not pay for the demo's imports.
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from demo.pipeline import NoRedis
     from demo.processes import DemoError

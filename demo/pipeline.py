@@ -13,7 +13,13 @@ from config.celery import make_celery
 from config.settings import load_settings
 from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
-    Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
+    Supervisor,
+    cosmos_cmd,
+    free_port,
+    redis_answers,
+    redis_binary,
+    start_private_redis,
+    wait_until,
 )
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl

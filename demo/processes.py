@@ -7,18 +7,18 @@ PING, else a private redis-server).
 
 from __future__ import annotations
 
-import os
 import ctypes
 import ctypes.util
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import redis
 
@@ -93,7 +93,8 @@ class Supervisor:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=die_with_parent_hook(os.getpid()))
+                                    # Safe with threads: the hook only calls prctl, getppid and kill.
+                                    preexec_fn=die_with_parent_hook(os.getpid()))  # noqa: PLW1509
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child

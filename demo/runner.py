@@ -6,8 +6,8 @@ import random
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from demo.pipeline import start_pipeline
 from demo.processes import DemoError, Supervisor

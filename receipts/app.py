@@ -12,15 +12,26 @@ import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.settings import Settings
+from ledger.stats import stats
 from ledger.store import Ledger
 from receipts import openapi
-from receipts.intake import Refusal, job_of_token, parse_receipt, read_body, require_json
-from ledger.stats import stats
+from receipts.intake import (
+    Refusal,
+    job_of_token,
+    parse_receipt,
+    read_body,
+    require_json,
+)
 from receipts.metrics import PREFIX, LedgerCollector
 from receipts.ratelimit import AuthFailureLimit
 from receipts.refusals import Refusals

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 MAX_CLIENTS = 10_000
 """Buckets kept at most; the least recently seen client is forgotten (and starts full again)."""

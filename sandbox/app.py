@@ -13,17 +13,23 @@ import time
 from aiohttp import web
 
 from config.errors import InvalidMessage
-from cosmos_api.rules import MAX_BODY_BYTES, check_callback, check_from, check_text, check_to
+from cosmos_api.rules import (
+    MAX_BODY_BYTES,
+    check_callback,
+    check_from,
+    check_text,
+    check_to,
+)
 from sandbox.config import SandboxConfig
 from sandbox.faults import (
     ACCEPT_NOT_DELIVERED,
     MAGIC_NUMBERS,
     STATUS_HTTP,
     Outage,
-    Unauthorized,
     Outcome,
     Scripts,
     ThroughputLimiter,
+    Unauthorized,
     parse_outcome,
     random_fault,
 )
@@ -42,7 +48,7 @@ _ID_SPACE = 10**11
 """message_id carries 11 digits (5 + 6); the counter wraps after that many acceptances."""
 
 
-SANDBOX_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox")
+SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
 """Where the application keeps its Sandbox (tests and embedders read it from there)."""
 
 

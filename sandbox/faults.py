@@ -7,6 +7,7 @@ import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 STATUS_HTTP: dict[str, int] = {
     "ok": 200,
@@ -64,7 +65,7 @@ class Outcome:
 def parse_outcome(text: object) -> Outcome:
     """Read one script entry ("ok", "timeout", "drop", "accept_drop", "stall 2.5"); ValueError if unknown."""
     if not isinstance(text, str):
-        raise ValueError(f"outcome must be a string, got {text!r}")
+        raise ValueError(f"outcome must be a string, got {text!r}")  # noqa: TRY004
     parts = text.split()
     if len(parts) == 1 and (parts[0] in STATUS_HTTP or parts[0] in ("drop", "accept_drop")):
         return Outcome(parts[0])
@@ -92,7 +93,7 @@ class FaultSettings:
     throughput_limit: int = 0
 
     # (lowest, highest) allowed for each knob; shares are probabilities.
-    _LIMITS = {
+    _LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
         "latency_ms": (0.0, 600_000.0),
         "jitter_ms": (0.0, 600_000.0),
         "fault_rate": (0.0, 1.0),
@@ -108,7 +109,7 @@ class FaultSettings:
     def update(self, changes: object) -> None:
         """Apply a subset of the knobs, all or nothing; ValueError names the first bad one."""
         if not isinstance(changes, dict):
-            raise ValueError("expected a JSON object of settings")
+            raise ValueError("expected a JSON object of settings")  # noqa: TRY004
         names = {f.name for f in fields(self)}
         checked = {}
         for name, value in changes.items():
@@ -122,7 +123,7 @@ class FaultSettings:
         low, high = self._LIMITS[name]
         integral = name == "throughput_limit"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number")
+            raise ValueError(f"{name} must be a number")  # noqa: TRY004
         if integral and value != int(value):
             raise ValueError(f"{name} must be a whole number")
         if not (math.isfinite(value) and low <= value <= high):

@@ -10,7 +10,9 @@ from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cosmos_api.callback_token import callback_url
 from ledger.store import Ledger, NewJob

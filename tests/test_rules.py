@@ -6,7 +6,15 @@ import pytest
 
 from config.errors import InvalidMessage
 from cosmos_api.rules import (
-    MAX_BODY_BYTES, body_size, check_callback, check_from, check_size, check_text, check_to, text_units, validate_message,
+    MAX_BODY_BYTES,
+    body_size,
+    check_callback,
+    check_from,
+    check_size,
+    check_text,
+    check_to,
+    text_units,
+    validate_message,
 )
 
 TO = "033334445566770"

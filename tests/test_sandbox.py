@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -242,8 +242,8 @@ def test_receipt_reaches_the_callback_with_exactly_the_spec_fields(sandbox_facto
     assert receipt["message_id"] == answer["message_id"]
     assert receipt["price"] == 0.25
     assert TIMESTAMP.match(receipt["message_timestamp"])
-    pushed = datetime.strptime(receipt["message_timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - pushed).total_seconds()) < 10
+    pushed = datetime.strptime(receipt["message_timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - pushed).total_seconds()) < 10
     wait_for(lambda: sandbox.stats()["receipts_sent"] == 1, what="receipts_sent to count it")
 
 
