@@ -658,3 +658,18 @@ def _answers(url: str):
     except requests.RequestException:
         return None
     return response if response.status_code == 200 else None
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_has_its_own_failure_budget(receiver_factory, producer):
+    # The test connects from 127.0.0.1, uvicorn's default trusted proxy: X-Forwarded-For names the client.
+    limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
+    url = callback_url(limited.url, sent_job(producer), "not-our-secret")
+
+    def forged(client_ip: str) -> int:
+        return requests.post(url, json=receipt(), headers={"X-Forwarded-For": client_ip}, timeout=30).status_code
+
+    first = [forged("203.0.113.1") for _ in range(4)]
+    other = forged("203.0.113.2")
+
+    assert first[0] == 401 and 429 in first, first
+    assert other == 401
