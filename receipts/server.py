@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+import structlog
 import uvicorn
 from prometheus_client import start_http_server
 
@@ -16,6 +19,10 @@ def run(settings: Settings, host: str, port: int, metrics_host: str = "127.0.0.1
     With `metrics_port`, /metrics leaves the public address and is served (plain HTTP, any path)
     on `metrics_host:metrics_port` instead, from a thread of this process.
     """
+    if metrics_port is None and settings.metrics_token is None and not _loopback(host):
+        structlog.get_logger("cosmos.receipts").warning(
+            "/metrics is served unprotected on a public address: set COSMOS_METRICS_TOKEN or use --metrics-port",
+            host=host)
     app = create_app(settings, serve_metrics=metrics_port is None)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host, registry=app.state.registry)
@@ -32,3 +39,12 @@ def run(settings: Settings, host: str, port: int, metrics_host: str = "127.0.0.1
         proxy_headers=True,
         server_header=False,
     )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
