@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.backoff import backoff_bound_s
@@ -86,6 +86,27 @@ class Settings(BaseSettings):
     receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
     # --- end receiver block ------------------------------------------------------------------------
 
+    # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
+    # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.
+    redis_sentinel_master: str | None = Field(None, alias="COSMOS_REDIS_SENTINEL_MASTER", validate_default=True)
+    # The sentinels' own password (requirepass on the sentinels), when they have one.
+    redis_sentinel_password: SecretStr | None = Field(None, alias="COSMOS_REDIS_SENTINEL_PASSWORD")
+    # Replicas that must have an enqueue or a lease before it counts (WAIT); 0: the primary's memory is enough.
+    redis_min_replicas: int = Field(0, alias="COSMOS_REDIS_MIN_REPLICAS", ge=0, le=16)
+    # Longest WAIT for those replicas, in milliseconds (WAIT 0 would block forever, so > 0).
+    redis_wait_timeout_ms: int = Field(1000, alias="COSMOS_REDIS_WAIT_TIMEOUT_MS", gt=0, le=60000)
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _sentinel_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = (value or "").strip() or None
+        url = str(info.data.get("redis_url") or "")
+        if value is None and urlsplit(url.split(";")[0]).scheme == "sentinel":
+            raise ValueError("is required when REDIS_URL is a sentinel:// list (the primary's name the sentinels "
+                             "monitor, e.g. mymaster)")
+        return value
+    # --- end of high availability -------------------------------------------------------------------
+
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -107,8 +128,14 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        scheme = urlsplit(value.split(";")[0]).scheme
+        if scheme not in ("redis", "rediss", "unix", "sentinel"):
+            raise ValueError("must be a redis://, rediss://, unix:// URL or a sentinel:// list")
+        if scheme == "sentinel":
+            for part in value.split(";"):
+                parts = urlsplit(part.strip())
+                if part.strip() and (parts.scheme != "sentinel" or not parts.hostname):
+                    raise ValueError(f"{part.strip()!r} is not a sentinel://host:port entry")
         return value
 
     @model_validator(mode="after")

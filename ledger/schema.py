@@ -68,15 +68,18 @@ JOB_FIELDS = {
 # --- results -------------------------------------------------------------------------------
 BEGIN_VERDICTS = ("go", "wait", "skip", "held", "dead", "expired", "sent", "busy")
 """What `begin` decided. `busy`: no rate token within the bulk look-ahead; ask again later."""
-OUTCOME_KINDS = ("accepted", "permanent", "transient", "ambiguous", "account", "defer")
+OUTCOME_KINDS = ("accepted", "permanent", "transient", "ambiguous", "account", "defer", "release")
 """What the worker tells `finish` about one attempt. `account`: COSMOS refused our account
-(unauthorized, or 404 from a wrong endpoint), which says nothing about the message."""
+(unauthorized, or 404 from a wrong endpoint), which says nothing about the message. `defer`: a
+burst is spent, wait in the retry set. `release`: a lease given back before any request."""
 FINISH_RESULTS = ("sent", "extra", "duplicate", "dead", "retry", "retrying", "held", "expired", "paused",
                   "lost_lease", "missing")
 RECEIPT_RESULTS = ("applied", "pending", "duplicate", "extra", "settled", "late", "refused_foreign",
                    "unknown_job", "to_mismatch")
 OPERATIONS = ("cancel", "requeue", "resend", "mark_sent", "purge", "withdraw")
 CANCEL_REASONS = ("cancelled", "unreplicated", "batch_cancelled")
+"""Why a job was cancelled (its `last_error`); `unreplicated`: withdrawn by its producer because too few
+replicas had the enqueue in time (a repeated call records it again)."""
 
 # --- reasons -------------------------------------------------------------------------------
 DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
@@ -140,6 +143,7 @@ def lua_prelude() -> str:
         _lua_table("R", sorted(set(FINISH_RESULTS) | set(RECEIPT_RESULTS))),
         _lua_table("DR", DEAD_REASONS_OURS),
         _lua_table("AP", ACCOUNT_PAUSE_REASONS),
+        _lua_table("CR", CANCEL_REASONS),
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
         _lua_set("WAITING", WAITING_STATES),

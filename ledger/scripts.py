@@ -53,3 +53,34 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results
+
+    # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
+    def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
+        """Run one script, then WAIT for `replicas` replicas on the same connection, in one round trip.
+
+        Returns (the script's result, replicas that acknowledged). WAIT covers only its own connection's
+        writes, hence one pipeline; with `replicas` 0 it is not sent and the count is 0.
+        """
+        results, acked = self.run_many_durably(name, [args], replicas, timeout_ms)
+        return results[0], acked
+
+    def run_many_durably(self, name: str, calls: list[tuple[object, ...]], replicas: int,
+                         timeout_ms: int) -> tuple[list[Any], int]:
+        """`run_many`, followed in the same pipeline by WAIT `replicas` `timeout_ms`: (results, acked replicas)."""
+        if replicas <= 0:
+            return self.run_many(name, calls), 0
+        results: list[Any] = []
+        acked: Any = 0
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for args in calls:
+                pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+            pipe.wait(replicas, timeout_ms)
+            *results, acked = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                break
+            self.client.script_load(self.sources[name])  # none ran: load and run them all
+        for result in (*results, acked):
+            if isinstance(result, Exception):
+                raise result
+        return results, int(acked)

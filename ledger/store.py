@@ -54,6 +54,19 @@ class Attempt:
     detail: str = ""
 
 
+class NotReplicated(Exception):
+    """An enqueue step ran on the primary but too few replicas had it in time (`.pairs`: its results)."""
+
+    def __init__(self, pairs: list[tuple[str, bool]]):
+        super().__init__("the write reached too few replicas in time")
+        self.pairs = pairs
+
+
+UNREPLICATED = "unreplicated"
+"""Why a job was withdrawn, or a lease given back: too few replicas had the write in time
+(one of ledger.schema.CANCEL_REASONS)."""
+
+
 def _attempt(reply: list[Any]) -> Attempt:
     if reply[0] == "go":
         return Attempt("go", int(reply[1]), reply[2], reply[3], reply[4], reply[5] or None, float(reply[6]),
@@ -77,6 +90,24 @@ class Ledger:
     def _run_many(self, name: str, calls: Iterable[tuple[object, ...]]) -> list[Any]:
         return self._scripts.run_many(name, [(*self._common, *args) for args in calls])
 
+    # A write an acknowledgement depends on (an enqueue, a lease) counts only once
+    # COSMOS_REDIS_MIN_REPLICAS replicas have it: WAIT on the same connection, in the same round trip.
+    def _run_replicated(self, name: str, *args: object) -> tuple[Any, bool]:
+        wanted = self.settings.redis_min_replicas
+        if wanted <= 0:
+            return self._run(name, *args), True
+        result, acked = self._scripts.run_durably(name, (*self._common, *args), wanted,
+                                                  self.settings.redis_wait_timeout_ms)
+        return result, acked >= wanted
+
+    def _run_many_replicated(self, name: str, calls: list[tuple[object, ...]]) -> tuple[list[Any], bool]:
+        wanted = self.settings.redis_min_replicas
+        if wanted <= 0:
+            return self._run_many(name, calls), True
+        results, acked = self._scripts.run_many_durably(name, [(*self._common, *args) for args in calls], wanted,
+                                                        self.settings.redis_wait_timeout_ms)
+        return results, acked >= wanted
+
     # --- producers -------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[int, int, str, str]] = (), *,
                 batch_id: str = "", batch_fingerprint: str = "", batch_total: int = 0) -> list[tuple[str, bool]]:
@@ -94,15 +125,18 @@ class Ledger:
         args.append(len(messages))
         for first, last, queue_key, message in messages:
             args += [first, last, queue_key, message]
-        result = self._run("enqueue", *args)
+        result, replicated = self._run_replicated("enqueue", *args)
         if result[0] == "conflict":
             raise IdempotencyConflict(result[3], result[2])
         if result[0] == "batch_conflict":
             raise IdempotencyConflict(batch_id, "(batch)", what="batch id")
         if result[0] == "batch_cancelled":
             raise InvalidMessage("invalid_json", "batch_id", "was cancelled: it takes no new members")
-        pairs = result[1:]
-        return [(pairs[i], pairs[i + 1] == "1") for i in range(0, len(pairs), 2)]
+        flat = result[1:]
+        pairs = [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        if not replicated:
+            raise NotReplicated(pairs)
+        return pairs
 
     def idempotency_owners(self, keys: Sequence[str]) -> list[str | None]:
         """The `job|fingerprint` each idempotency key maps to, read in pages (no writes)."""
@@ -116,12 +150,22 @@ class Ledger:
     # --- workers ---------------------------------------------------------------------
     def begin(self, job_id: str, owner: str, *, count_delivery: bool) -> Attempt:
         """Take (or renew) the job's lease and rate slot for one HTTP attempt, if the ledger allows one."""
-        return _attempt(self._run("begin", *self._begin_args(job_id, owner, count_delivery)))
+        reply, replicated = self._run_replicated("begin", *self._begin_args(job_id, owner, count_delivery))
+        return self._held_back(job_id, owner, _attempt(reply), replicated)
 
     def begin_many(self, job_ids: Sequence[str], owners: Sequence[str], *, count_delivery: bool) -> list[Attempt]:
         """`begin` for a whole chunk in one round trip; each job still gets its own lease."""
         calls = [self._begin_args(job_id, owner, count_delivery) for job_id, owner in zip(job_ids, owners)]
-        return [_attempt(r) for r in self._run_many("begin", calls)]
+        replies, replicated = self._run_many_replicated("begin", calls)
+        return [self._held_back(job_id, owner, _attempt(r), replicated)
+                for job_id, owner, r in zip(job_ids, owners, replies)]
+
+    def _held_back(self, job_id: str, owner: str, attempt: Attempt, replicated: bool) -> Attempt:
+        """A lease too few replicas hold could vanish in a failover, and the job be sent twice: give it back."""
+        if attempt.verdict != "go" or replicated:
+            return attempt
+        self.finish(job_id, owner, "release", error=UNREPLICATED, delay_s=self.settings.retry_backoff_base_s)
+        return Attempt("wait", detail=UNREPLICATED)
 
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
         s = self.settings

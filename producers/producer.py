@@ -19,7 +19,7 @@ from config.settings import Settings
 from cosmos_api.rules import validate_message
 from ledger.outbox import chunk_messages, single_message
 from ledger.schema import STEP, batch_job_id
-from ledger.store import Ledger, NewJob
+from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
 MAX_BATCH_ID_CHARS = 200
@@ -49,6 +49,9 @@ class SmsProducer:
         try:
             [(job_id, _)] = ride_out(lambda: self.ledger.enqueue([job], [(1, 1, queue_key, message)]),
                                      self.settings.enqueue_timeout_s)
+        except NotReplicated as exc:
+            raise EnqueueFailed(f"too few replicas had the job within {self.settings.redis_wait_timeout_ms} ms",
+                                job_ids=self._withdraw(exc.pairs)) from exc
         except _REDIS_DOWN as exc:
             # The step may have run with its reply lost: the job may stand.
             raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
@@ -74,6 +77,11 @@ class SmsProducer:
                 ids += [job_id for job_id, _ in ride_out(
                     lambda: self._enqueue_step(step, batch, fingerprint.hexdigest()[:32], len(jobs)),
                     self.settings.enqueue_timeout_s)]
+            except NotReplicated as exc:
+                raise EnqueueFailed(
+                    f"too few replicas had batch {batch!r} within {self.settings.redis_wait_timeout_ms} ms after "
+                    f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch",
+                    job_ids=ids + self._withdraw(exc.pairs), batch_id=batch) from exc
             except _REDIS_DOWN as exc:
                 maybe = ids + [j.job_id for j in step]
                 raise EnqueueFailed(
@@ -123,6 +131,17 @@ class SmsProducer:
                 other, _, fingerprint = owner.partition("|")
                 if fingerprint != job.fingerprint:
                     raise IdempotencyConflict(job.idempotency_key or "", other)
+
+    def _withdraw(self, pairs: list[tuple[str, bool]]) -> list[str]:
+        """Withdraw the jobs an unreplicated step created (queued -> cancelled, a compare-and-set); returns
+        the jobs that may stand: those a worker took first, and those recorded before this call."""
+        created = [job_id for job_id, new in pairs if new]
+        try:
+            results = self.ledger.operate_many("withdraw", created, UNREPLICATED)
+        except _REDIS_DOWN:
+            return [job_id for job_id, _ in pairs]
+        withdrawn = {job_id for job_id, (done, _) in zip(created, results) if done}
+        return [job_id for job_id, _ in pairs if job_id not in withdrawn]
 
     def _standing(self, job_ids: list[str]) -> list[str]:
         """Which of these jobs exist, if Redis answers now; all of them when it does not."""

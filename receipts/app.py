@@ -21,6 +21,7 @@ from prometheus_client import (
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.stats import stats
 from ledger.store import Ledger
@@ -39,9 +40,6 @@ from receipts.schema import ReceiptAnswer
 
 log = structlog.get_logger("cosmos.receipts")
 
-REDIS_SOCKET_TIMEOUT_S = 5.0
-"""Longest wait for one Redis reply before answering 503 (COSMOS retries)."""
-REDIS_CONNECT_TIMEOUT_S = 2.0
 OVERDUE_LOG_INTERVAL_S = 60.0
 """How often the receiver looks for overdue receipts and logs a warning when there are any."""
 
@@ -57,8 +55,8 @@ ACCEPTED_RESULTS = frozenset(typing.get_args(ReceiptAnswer.model_fields["result"
 
 
 def connect(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
-                                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+    # The receiver role's timeouts: answer 503 (COSMOS retries) well before COSMOS gives up.
+    return redis_client(settings, "receiver")
 
 
 def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, serve_metrics: bool = True) -> FastAPI:

@@ -167,6 +167,14 @@ def test_a_receipt_stored_while_sending_settles_the_job_instead_of_a_resend(prod
     assert (record["state"], record["message_id"], record["attempts"]) == ("delivered", "m-1", 1)
 
 
+def test_a_delivery_that_records_an_outcome_is_not_counted_towards_poison(producer, ledger):
+    job_id = job(producer)
+    for _ in range(5):  # more bursts than COSMOS_POISON_DELIVERIES, each ending in an outcome
+        go(ledger, job_id)
+        ledger.finish(job_id, "w1", "defer", delay_s=0)
+    assert ledger.begin(job_id, "w1", count_delivery=True).verdict == "go"
+
+
 def test_expired_suppressed_poison_and_exhausted_jobs_end_without_a_request(producer, ledger, settings_for):
     expired = job(producer)
     ledger.redis.hset(ledger.keys.job(expired), "expires_ts", 1)

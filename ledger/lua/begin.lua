@@ -14,7 +14,7 @@ local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts,
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
-local renewing = false
+local renewing, lost_in_flight = false, false
 
 -- Whether an attempt whose outcome is unknown may be repeated, or the job must wait for an operator.
 local function may_resend()
@@ -31,9 +31,7 @@ if state == S.sending then
     remember(j.jk, 'lease_expired/0/0')
     redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.inflight, 0, F.doubt, 1)
     count(C.ambiguous_attempts)
-    if j[F.rcpt_msgid] then settle_stored_receipt(j, t); return {V.sent} end
-    if not may_resend() then move(j, S.held, t); return {V.held} end
-    j[F.resend_next] = '1'
+    lost_in_flight = true
   end
 elseif WAITING[state] then
   if state == S.retrying and (tonumber(j[F.due_ts]) or 0) > t + 0.05 then return {V.skip, 'not_due'} end
@@ -49,6 +47,11 @@ if redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
 end
 if not renewing and count_delivery and (tonumber(j[F.deliveries]) or 0) >= poison_n then
   move(j, S.dead, t, {reason = DR.poison}); return {V.dead, DR.poison}
+end
+if lost_in_flight then
+  -- Poison first: a job that keeps killing its workers is diagnosed as such, not held.
+  if not may_resend() then move(j, S.held, t); return {V.held} end
+  j[F.resend_next] = '1'
 end
 local attempts = tonumber(j[F.attempts]) or 0
 if attempts >= max_attempts then

@@ -108,8 +108,9 @@ local function move(j, new, t, o)
   if old == S.queued or old == S.retrying then redis.call('ZREM', key('deadlines'), job) end
   if old == S.queued then redis.call('ZREM', key('outbox'), job)
   elseif old == S.sending then
+    -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
     redis.call('HDEL', jk, F.owner, F.lease_ts)
-    redis.call('HSET', jk, F.inflight, 0)
+    redis.call('HSET', jk, F.inflight, 0, F.deliveries, 0)
     redis.call('ZREM', key('leases'), job)
   elseif old == S.retrying then
     redis.call('HDEL', jk, F.due_ts)

@@ -35,10 +35,22 @@ local result, created = {'ok'}, {}
 for i = 1, n do
   local b = BASE + 4 + (i - 1) * W
   local job = ARGV[b + 1]
-  if not reuse[i] and redis.call('EXISTS', key('job', job)) == 1 then
-    reuse[i] = job  -- a retried call whose first try did run: never reset a live record
+  local revive = false
+  if not reuse[i] then
+    local f = redis.call('HMGET', key('job', job), F.state, F.last_error)
+    if f[1] == S.cancelled and f[2] == CR.unreplicated then
+      revive = true  -- withdrawn before any worker took it: the repeated call records it again
+    elseif f[1] then
+      reuse[i] = job  -- a retried call whose first try did run: never reset a live record
+    end
   end
-  if reuse[i] then
+  if revive then
+    local j = load(job)
+    redis.call('HDEL', j.jk, F.last_error)
+    move(j, S.queued, t)
+    created[i] = true
+    table.insert(result, job); table.insert(result, '1')
+  elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
     local idem, to = ARGV[b + 2], ARGV[b + 5]

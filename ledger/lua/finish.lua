@@ -1,7 +1,7 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
 -- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
 --       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends
--- kind: accepted | permanent | transient | ambiguous | account | defer
+-- kind: accepted | permanent | transient | ambiguous | account | defer | release
 -- Returns {result, breaker_change}
 local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
 local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8), arg(9)
@@ -12,7 +12,7 @@ local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
-if kind ~= K.defer then
+if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
   redis.call('HSET', j.jk, F.inflight, 0)
 end
@@ -81,6 +81,14 @@ end
 if kind == K.defer then
   move(j, S.retrying, t, {due = t + delay_s})
   count(C.retries)
+  return {R.retrying, ''}
+end
+if kind == K.release then
+  -- A lease given back before any request (too few replicas held it): not an attempt.
+  redis.call('HINCRBY', j.jk, F.attempts, -1)
+  count(C.attempts, -1)
+  redis.call('HSET', j.jk, F.last_error, err)
+  move(j, S.retrying, t, {due = t + delay_s})
   return {R.retrying, ''}
 end
 return redis.error_reply('unknown kind ' .. kind)

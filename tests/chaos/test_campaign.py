@@ -39,10 +39,14 @@ def test_an_outage_under_a_trickle_loses_nothing_with_default_retry_settings(pro
     assert stats(producer.ledger)["dead_reasons"] == {}
 
 
-def test_unauthorized_mid_load_pauses_probes_and_ends_with_nothing_dead(producer, workers, sandbox, chaos_env):
-    # At most 2 tasks x 4 send threads on the wire when the pause begins; the rest of the 401s are probes.
-    probe_s, refusals, in_flight = 0.5, 12, 2 + 4
-    workers.start(concurrency=2, COSMOS_BATCH_THREADS="4", COSMOS_PAUSE_PROBE_INTERVAL_S=str(probe_s), **chaos_env)
+def test_unauthorized_mid_load_pauses_probes_and_ends_with_nothing_dead(settings_for, workers, sandbox, chaos_env):
+    # Chunks of 4 and 4 send threads: at most 4 requests are on the wire when the pause begins;
+    # every 401 after those is a probe, one per probe interval across all workers.
+    probe_s, refusals, in_flight = 0.5, 12, 4
+    env = {**chaos_env, "COSMOS_BULK_CHUNK_SIZE": "4", "COSMOS_BATCH_THREADS": "4",
+           "COSMOS_PAUSE_PROBE_INTERVAL_S": str(probe_s)}
+    producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **env))
+    workers.start(concurrency=2, **env)
     sandbox.script(TO, *["unauthorized"] * refusals)
     started = time.monotonic()
     ids, texts = load(producer, TO, 300, "credentials")
@@ -55,9 +59,8 @@ def test_unauthorized_mid_load_pauses_probes_and_ends_with_nothing_dead(producer
     result = tally(producer, sandbox, TO, ids, texts)
     result.show(f"unauthorized for {refusals} requests")
     assert result.states == {"sent": 300}
-    assert stats(producer.ledger)["dead_reasons"] == {}
-    # Requests answered 401: the ones already on the wire when the pause began, then one per probe interval.
     figures = stats(producer.ledger)
+    assert figures["dead_reasons"] == {}
     assert sandbox.stats()["by_status"].get("unauthorized", 0) == refusals
     assert refusals - in_flight <= figures["probes"] <= paused_for / probe_s + 2
     assert figures["paused"] is None
