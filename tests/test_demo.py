@@ -117,6 +117,11 @@ def _process_of(command: str | list[str]) -> tuple[list[str], list[str]]:
 
 def _assert_project_process(argv: list[str], where: str) -> None:
     assert argv, f"{where}: empty command"
+    if argv[:2] == ["sh", "-c"] and len(argv) == 3:
+        # A shell that prepares a file, then `exec`s the real process: judge that process.
+        script = argv[2]
+        assert " exec " in f" {script}", f"{where}: a shell wrapper must `exec` the process it runs: {script}"
+        return _assert_project_process(shlex.split(script.rsplit("exec ", 1)[1]), where)
     program = argv[0]
     if program == "cosmos-sms":
         assert len(argv) > 1 and argv[1] in PROJECT_COMMANDS, f"{where}: {argv} is not a cosmos-sms command"
