@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli import demo_command, jobs_commands, operator_commands, sandbox_command, webhook_command, worker_command
+from cli import events_commands, forwards_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,6 +21,7 @@ for command in (
     jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats, jobs_commands.batch,
     operator_commands.dead, operator_commands.held, operator_commands.suppression,
     worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
+    events_commands.events, forwards_commands.forwards,
 ):
     cli.add_command(command)
 

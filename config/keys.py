@@ -60,10 +60,9 @@ class Keys:
         """Sorted set: every job -> created_ts (console time-range search)."""
         return f"{self.prefix}:idx:created"
 
-    @property
-    def outbox(self) -> str:
-        """Sorted set: queued jobs -> when to check whether their broker message was lost."""
-        return f"{self.prefix}:outbox"
+    def outbox(self, lane: str) -> str:
+        """Sorted set: a lane's queued jobs -> when to check whether their broker message was lost."""
+        return f"{self.prefix}:outbox:{lane}"
 
     @property
     def deadlines(self) -> str:

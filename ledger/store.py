@@ -17,7 +17,7 @@ from ledger.scripts import Scripts
 
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
-BULK_AHEAD_S = 0.1
+BULK_AHEAD_S = 0.05
 """How far ahead bulk may reserve rate slots: a single waits behind bulk for at most this long."""
 
 
