@@ -188,7 +188,8 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     client = redis_server.client()
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
-    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker)
+    # TMPDIR: the log directory a killed demo cannot remove stays under the test's tmp_path.
+    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
     proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "3000", "--json"], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
