@@ -18,12 +18,20 @@ def demo(count, as_json) -> None:
 
     Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
     else starts a private redis-server. The messages take every path: accepted and delivered,
-    transient faults then accepted, failed, spam, blacklist, suppressed, not delivered.
-    Ctrl-C or SIGTERM stops every process it started.
+    transient faults then accepted, failed, spam, blacklist, suppressed, not delivered, and
+    an account refused for a moment (401: sending pauses and resumes, nothing dead).
+    Ctrl-C or SIGTERM stops every process it started; they also die with it if it is killed.
     """
     # Imported here so `cosmos-sms --help` does not pay for the demo's imports.
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from demo.pipeline import NoRedis
     from demo.processes import DemoError

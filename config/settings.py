@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
     console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
     # --- end of the console block ---
+    # --- receiver (helper `receiver`, issue 13): metrics protection, overdue receipts -------------
+    # COSMOS_WEBHOOK_RATE_LIMIT above limits only requests that fail authentication, per client.
+    metrics_token: SecretStr | None = Field(None, alias="COSMOS_METRICS_TOKEN")
+    receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
+    # --- end receiver block ------------------------------------------------------------------------
 
     # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
     app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")

@@ -1,6 +1,7 @@
 """The message rules of the contract: one reading of the COSMOS spec for producers and sandbox.
 
-`validate_message` raises `InvalidMessage` with COSMOS's status name; `body_size`
+`validate_message` raises `InvalidMessage` with COSMOS's status name (`invalid_from`) and the
+field as the Python API names it (`sender`); `body_size`
 measures a request body the way COSMOS's 4 KB limit is applied.
 """
 
@@ -47,9 +48,14 @@ def check_to(to: object) -> str:
     return to
 
 
-def check_from(sender: object) -> str:
+SENDER_FIELD = "sender"
+"""What the Python API calls COSMOS's `from` (a keyword in Python); errors name the field the caller wrote."""
+
+
+def check_from(sender: object, field: str = SENDER_FIELD) -> str:
+    """COSMOS's `from` rule; `field` is the name the caller used (`sender` in Python, `from` on the wire)."""
     if not isinstance(sender, str) or not sender.strip():
-        raise InvalidMessage("invalid_from", "from", "must be a non-empty string")
+        raise InvalidMessage("invalid_from", field, "must be a non-empty string")
     return sender
 
 

@@ -6,10 +6,12 @@ import os
 import secrets
 from dataclasses import dataclass
 
+import redis
 import requests
 
 from config.celery import make_celery
 from config.settings import load_settings
+from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
     Supervisor,
     cosmos_cmd,
@@ -28,8 +30,9 @@ SANDBOX_ARGS = ("--receipt-delay-s", "0.2", "--not-delivered-share", "0.1", "--l
                 "--jitter-ms", "10", "--price", "0.0075")
 """A little latency, receipts after 0.2 s, one in ten not delivered, and a price to add up."""
 FAST_RETRIES = {"COSMOS_RETRY_BACKOFF_BASE_S": "0.05", "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-                "COSMOS_SCHEDULER_INTERVAL_S": "0.2"}
-"""Retries within a second, so transient faults show up as retries, not as a wait."""
+                "COSMOS_SCHEDULER_INTERVAL_S": "0.2", "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5"}
+"""Retries within a second, so transient faults show up as retries, not as a wait; the account pause
+probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
 
@@ -73,6 +76,8 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
     prefix = f"demo{secrets.token_hex(5)}"
+    if not private:
+        _own_prefix(supervisor, redis_url, prefix)
     sandbox_port, receiver_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
     env.update(
@@ -108,6 +113,28 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     return Pipeline(supervisor, producer, control, with_receiver, private)
 
 
+def _own_prefix(supervisor: Supervisor, redis_url: str, prefix: str) -> None:
+    """Register `prefix` on the shared Redis (dropping dead demos' keys) and drop it once every child stopped.
+
+    Registered before any key is written, so even a demo SIGKILLed now is cleaned up by the next one.
+    """
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    drop_stale(client)
+    heartbeat = Heartbeat(client, prefix)
+    heartbeat.start()
+
+    def clean_up() -> None:
+        heartbeat.stop()
+        try:
+            drop_prefix(client, prefix)
+        except redis.RedisError:
+            pass  # the next demo drops them: this prefix's heartbeat stops now
+        finally:
+            client.close()
+
+    supervisor.after_stop(clean_up)
+
+
 def _answers_ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).ok
@@ -115,9 +142,4 @@ def _answers_ok(url: str) -> bool:
         return False
 
 
-def drop_demo_keys(producer: SmsProducer) -> None:
-    """Remove every key under the demo's own prefix (on a Redis the demo did not start)."""
-    client = producer.redis
-    for key in client.scan_iter(f"{producer.keys.prefix}:*", count=1000):
-        client.delete(key)
 

@@ -13,7 +13,13 @@ import time
 from aiohttp import web
 
 from config.errors import InvalidMessage
-from cosmos_api.rules import MAX_BODY_BYTES, check_callback, check_from, check_text, check_to
+from cosmos_api.rules import (
+    MAX_BODY_BYTES,
+    check_callback,
+    check_from,
+    check_text,
+    check_to,
+)
 from sandbox.config import SandboxConfig
 from sandbox.faults import (
     ACCEPT_NOT_DELIVERED,
@@ -23,6 +29,7 @@ from sandbox.faults import (
     Outcome,
     Scripts,
     ThroughputLimiter,
+    Unauthorized,
     parse_outcome,
     random_fault,
 )
@@ -60,6 +67,8 @@ class Sandbox:
         self.rng = random.Random(config.seed)
         self.scripts = Scripts()
         self.outage = Outage()
+        self.unauthorized = Unauthorized()
+        self.unauthorized.start(config.unauthorized_s)
         self.limiter = ThroughputLimiter()
         self.inspection = Inspection()
         self.receipts = ReceiptSender(self.inspection, config.receipt_retries)
@@ -95,12 +104,15 @@ class Sandbox:
             else:
                 to = body.get("to")
                 auth_ok = self._authorized(body.get("api_key"), body.get("api_secret"))
+                if auth_ok and self.unauthorized.active(time.monotonic()):
+                    # The unauthorized window refuses the account, however right the credentials are.
+                    auth_ok, source = False, "unauthorized"
                 if not auth_ok:
                     outcome = Outcome("unauthorized")
                 else:
                     try:
                         number = check_to(to)
-                        check_from(body.get("from"))
+                        check_from(body.get("from"), field="from")
                         check_text(body.get("text"))
                         check_callback(body.get("callback"))
                     except InvalidMessage as exc:
@@ -265,12 +277,23 @@ class Sandbox:
         self.outage.start(float(seconds))
         return _ok({"remaining_s": self.outage.remaining_s()})
 
+    async def get_unauthorized(self, request: web.Request) -> web.Response:
+        return _ok({"remaining_s": self.unauthorized.remaining_s()})
+
+    async def post_unauthorized(self, request: web.Request) -> web.Response:
+        seconds = (await _json_object(request)).get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 86_400:
+            raise ControlError("seconds must be a number from 0 to 86400 (0 ends the unauthorized window)")
+        self.unauthorized.start(float(seconds))
+        return _ok({"remaining_s": self.unauthorized.remaining_s()})
+
     async def post_reset(self, request: web.Request) -> web.Response:
         # A fresh account, not a new configuration: fault settings stay as they are.
         self.receipts.cancel_pending()
         self.inspection.reset()
         self.scripts.clear()
         self.outage.start(0)
+        self.unauthorized.start(0)
         self.limiter.clear()
         return _ok({"reset": True})
 
@@ -332,6 +355,8 @@ def build_app(config: SandboxConfig) -> web.Application:
         ("POST", "script", sandbox.post_script),
         ("GET", "outage", sandbox.get_outage),
         ("POST", "outage", sandbox.post_outage),
+        ("GET", "unauthorized", sandbox.get_unauthorized),
+        ("POST", "unauthorized", sandbox.post_unauthorized),
         ("POST", "reset", sandbox.post_reset),
     ]
     for method, name, handler in routes:
