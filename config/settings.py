@@ -29,7 +29,7 @@ DEFAULT_FORWARD_MAX_AGE_S = 86400.0
 
 
 LEASE_MARGIN_S = 5.0
-"""Lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
+"""Default lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
 
 
 class Settings(BaseSettings):
@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
     scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
+    lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
     events_maxlen: int = Field(1_000_000, alias="COSMOS_EVENTS_MAXLEN", ge=0)
     visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
@@ -222,7 +223,7 @@ class Settings(BaseSettings):
     @property
     def lease_s(self) -> float:
         """How long a worker owns a job: a whole burst plus a margin, in seconds."""
-        return self.burst_bound_s + LEASE_MARGIN_S
+        return self.burst_bound_s + self.lease_margin_s
 
     def require_credentials(self) -> tuple[str, str]:
         """The API key and secret, or SettingsError naming the missing variable."""
