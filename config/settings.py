@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _coherent_forwarding(self) -> "Settings":
+    def _coherent_forwarding(self) -> Settings:
         if self.forward_backoff_max_s < self.forward_backoff_base_s:
             raise ValueError("COSMOS_FORWARD_BACKOFF_MAX_S must be >= COSMOS_FORWARD_BACKOFF_BASE_S")
         return self
@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Settings":
+    def _coherent(self) -> Settings:
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("COSMOS_WEBHOOK_SECRET is required when COSMOS_WEBHOOK_URL is set")
         if self.retry_backoff_max_s < self.retry_backoff_base_s:
