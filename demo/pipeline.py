@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 import requests
@@ -46,6 +48,7 @@ class Pipeline:
     sandbox: SandboxControl
     receipts: bool
     private_redis: bool
+    console: ConsoleLogin | None = None
 
     def check_alive(self) -> None:
         """DemoError if any child has exited: nothing would finish after that."""
@@ -54,6 +57,15 @@ class Pipeline:
     def close(self) -> None:
         self.sandbox.close()
         self.producer.redis.close()
+
+
+@dataclass(frozen=True)
+class ConsoleLogin:
+    """The demo's console: where it listens and its one-time login."""
+
+    url: str
+    user: str
+    password: str
 
 
 class NoRedis(Exception):
@@ -71,7 +83,8 @@ def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool) -> Pipeline:
+def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool,
+                   with_console: bool = False) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
@@ -97,6 +110,7 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
         receiver = supervisor.start("receiver", cosmos_cmd("webhook", "--host", "127.0.0.1",
                                                            "--port", str(receiver_port)), env, cwd)
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
+    console = _start_console(supervisor, env, cwd) if with_console else None
 
     control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
     wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
@@ -110,7 +124,21 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S,
                "the worker to answer a ping", (worker,))
     celery.close()
-    return Pipeline(supervisor, producer, control, with_receiver, private)
+    return Pipeline(supervisor, producer, control, with_receiver, private, console)
+
+
+def _start_console(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> ConsoleLogin:
+    """`cosmos-sms console` with one operator whose password exists only for this run."""
+    password = secrets.token_urlsafe(12)
+    hashed = subprocess.run(cosmos_cmd("hash-password"), input=password, capture_output=True, text=True,
+                            env=env, cwd=cwd, timeout=60, check=True).stdout.strip()
+    port = free_port()
+    console_env = {**env, "COSMOS_CONSOLE_USERS": f"demo:operator:{hashed}"}
+    process = supervisor.start("console", cosmos_cmd("console", "--host", "127.0.0.1", "--port", str(port)),
+                               console_env, cwd)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers_ok(f"{url}/login"), START_TIMEOUT_S, "the console to answer", (process,))
+    return ConsoleLogin(url, "demo", password)
 
 
 def _own_prefix(supervisor: Supervisor, redis_url: str, prefix: str) -> None:

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from demo.pipeline import start_pipeline
+from demo.pipeline import ConsoleLogin, start_pipeline
 from demo.processes import DemoError, Supervisor
 from demo.report import summarize
 from demo.scenario import Scenario, plan
@@ -25,10 +25,13 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
-             on_progress: Callable[[int, int], None]) -> tuple[dict, Path | None]:
+             on_progress: Callable[[int, int], None],
+             keep_running: Callable[[dict, ConsoleLogin], None] | None = None) -> tuple[dict, Path | None]:
     """Start the pipeline, send `count` messages, follow them; returns (summary, kept log dir or None).
 
     SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C, so the `finally` below always runs.
+    With `keep_running`, a console is started too, and `keep_running(summary, login)` is called after
+    the summary, with everything still running: it returns (or raises KeyboardInterrupt) to end the demo.
     Logs are kept (and named) only when something went wrong.
     """
     previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
@@ -38,7 +41,7 @@ def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
     pipeline = None
     keep_logs = False
     try:
-        pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver)
+        pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver, keep_running is not None)
         scenario = Scenario(pipeline, plan(count, random.Random()))
         scenario.send()
         final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count,
@@ -46,6 +49,8 @@ def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
         summary = summarize(scenario.records(), count, scenario.finished - scenario.started, final,
                             pipeline.receipts, pipeline.private_redis, scenario.account_pause())
         keep_logs = not final
+        if keep_running is not None and pipeline.console is not None:
+            keep_running(summary, pipeline.console)
         return summary, work_dir if keep_logs else None
     except DemoError as exc:
         keep_logs = True

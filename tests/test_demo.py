@@ -256,3 +256,34 @@ def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+# --- the demo with its console ---------------------------------------------------------------
+
+def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
+    import requests
+    from bs4 import BeautifulSoup
+
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
+    out = tmp_path / "demo.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18",
+                                 "--console"], env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        line = wait_for(lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+                        timeout=DEMO_TIMEOUT_S, interval=0.5, what="the demo to print its console login")
+        url, user, password = line.groups()
+        assert "delivered" in out.read_text()  # the summary came first
+        session = requests.Session()
+        form = BeautifulSoup(session.get(f"{url}/login", timeout=10).text, "html.parser")
+        token = form.find("input", attrs={"name": "csrf_token"})["value"]
+        answer = session.post(f"{url}/login", data={"csrf_token": token, "next": "/", "name": user,
+                                                    "password": password}, timeout=30)
+        assert answer.status_code == 200 and "delivered" in answer.text  # the overview, logged in
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    wait_for(lambda: not _survivors(proc.pid, marker), timeout=30, what="every demo process to stop")
