@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
-import multiprocessing
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from datetime import datetime
 
 import redis
 

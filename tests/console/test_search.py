@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -47,7 +47,7 @@ def test_search_by_time_range(operator, ledger, redis_client):
     old, new = enqueue(ledger, number(1)), enqueue(ledger, number(2))
     redis_client.zadd(ledger.keys.created, {old: 1_600_000_000})
     redis_client.hset(ledger.keys.job(old), "created_ts", 1_600_000_000)
-    since = datetime.fromtimestamp(1_700_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    since = datetime.fromtimestamp(1_700_000_000, UTC).strftime("%Y-%m-%dT%H:%M")
     assert found(operator, f"since={since}") == [new]
     assert found(operator, "until=2021-01-01T00:00") == [old]
 
