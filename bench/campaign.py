@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
-import multiprocessing
 import time
-from pathlib import Path
-from typing import Any
-
 from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
 
 import redis
 
@@ -71,7 +70,9 @@ def singles_loop(env: dict[str, str], halt: Any, out: Any) -> None:
 
 
 def settings_from(env: dict[str, str]) -> Settings:
-    return Settings(_env_file=None, **{k: v for k, v in env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"})
+    # Any: Settings parses each setting from its string, whatever the field's type.
+    values: dict[str, Any] = {k: v for k, v in env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
+    return Settings(_env_file=None, **values)
 
 
 class Probe:
@@ -95,6 +96,14 @@ def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+def _sent(producer: SmsProducer, batch_id: str) -> int:
+    """How many of a batch's messages are sent; every batch was recorded before the wait starts."""
+    batch = producer.get_batch(batch_id)
+    if batch is None:
+        raise RuntimeError(f"batch {batch_id} is not in the ledger")
+    return int(batch["states"].get("sent", 0))
+
+
 def memory_shares(client: redis.Redis, keys: Keys, records: int) -> dict[str, Any]:
     """Bytes per record in all, and the share of each index the project ships."""
     used = int(client.info("memory")["used_memory"])
@@ -103,10 +112,10 @@ def memory_shares(client: redis.Redis, keys: Keys, records: int) -> dict[str, An
                       ("outbox", keys.outbox("bulk")), ("deadlines", keys.deadlines), ("retention", keys.retention),
                       ("awaiting receipts", keys.awaiting), ("events stream", keys.events)):
         shares[name] = round((client.memory_usage(key, samples=0) or 0) / max(1, records), 1)
-    sample = client.zrange(keys.created, 0, 99)
+    sample = cast(list[str], client.zrange(keys.created, 0, 99))  # decode_responses: members are str
     per_hash = [client.memory_usage(keys.job(job_id), samples=0) or 0 for job_id in sample]
     shares["record hash"] = round(statistics.mean(per_hash), 1) if per_hash else 0
-    msgids = [client.hget(keys.job(job_id), "message_id") for job_id in sample]
+    msgids = [cast(str | None, client.hget(keys.job(job_id), "message_id")) for job_id in sample]  # decoded
     per_msgid = [client.memory_usage(keys.message_id(m), samples=0) or 0 for m in msgids if m]
     shares["message_id index"] = round(statistics.mean(per_msgid), 1) if per_msgid else 0
     return {"used_memory_bytes": used, "per_record_bytes": round(used / max(1, records), 1), "shares": shares}
@@ -151,9 +160,9 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
         def drained() -> bool:
             workers.check_alive()
             queued = producer.ledger.redis.hget(producer.keys.counters, "state:queued")
-            return int(queued or 0) == 0 and all(int(producer.get_batch(f"campaign-{c}")["states"].get("sent", 0))
-                                                   == min(CALL_SIZE, count - c * CALL_SIZE)
-                                                   for c in range((count + CALL_SIZE - 1) // CALL_SIZE))
+            return int(queued or 0) == 0 and all(
+                _sent(producer, f"campaign-{c}") == min(CALL_SIZE, count - c * CALL_SIZE)
+                for c in range((count + CALL_SIZE - 1) // CALL_SIZE))
 
         wait_for(drained, max(120, count / 200), "the campaign to drain", interval=0.5)
         drain_s = time.monotonic() - started

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import hiredis
 import httpx
@@ -50,11 +51,13 @@ class Filler:
         self.buffer: list[bytes] = []
 
     def __call__(self, *command: object) -> None:
-        self.buffer.append(hiredis.pack_command(tuple(str(c) for c in command)))
+        # hiredis's stub types `cmd` as a one-element tuple; it takes a command of any length.
+        self.buffer.append(hiredis.pack_command(tuple(str(c) for c in command)))  # type: ignore[arg-type]
         if len(self.buffer) >= 20_000:
             self.flush()
 
     def flush(self) -> None:
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write(b"".join(self.buffer))
         self.buffer.clear()
 
@@ -64,11 +67,6 @@ class Filler:
         if self.proc.returncode != 0 or b"errors: 0" not in out:
             raise RuntimeError(f"redis-cli --pipe: {out.decode(errors='replace')[-500:]}")
         return out.decode().strip().splitlines()[-1]
-
-
-def _state(i: int) -> str:
-    roll = i % 100
-    return "dead" if roll < 5 else "held" if roll < 7 else "queued" if roll < 10 else "delivered"
 
 
 def fill(url: str, records: int) -> dict:
@@ -114,9 +112,11 @@ def fill(url: str, records: int) -> dict:
         counters[f"state:{state}"] = counters.get(f"state:{state}", 0) + 1
         if i == records // 2 + 1:
             sample.update(job=job, number=to)
-    batch = {"total": batch_total, "created_ts": now - span, "fingerprint": "bfp"}
+    batch: dict[str, object] = {"total": batch_total, "created_ts": now - span, "fingerprint": "bfp"}
+    batch_states: dict[str, int] = {}
     for i in range(batch_total):
-        batch[f"state:{_state(i)}"] = batch.get(f"state:{_state(i)}", 0) + 1
+        batch_states[f"state:{_state(i)}"] = batch_states.get(f"state:{_state(i)}", 0) + 1
+    batch.update(batch_states)
     emit("HSET", f"{PREFIX}:batch:bench-batch", *[x for kv in batch.items() for x in kv])
     emit("HSET", f"{PREFIX}:counters", *[x for kv in counters.items() for x in kv], "total_price", records * 0.009)
     for start in range(0, 10_000, 1000):
@@ -132,7 +132,7 @@ def fill(url: str, records: int) -> dict:
     return sample
 
 
-def pages(sample: dict) -> dict[str, str]:
+def pages(sample: dict) -> dict[str, str | None]:
     return {
         "overview": "/",
         "overview tiles": "/overview/tiles",
@@ -159,8 +159,19 @@ def pages(sample: dict) -> dict[str, str]:
     }
 
 
+def _memory(client: redis.Redis, key: str) -> int:
+    """MEMORY USAGE of a key the fill wrote (None would mean it is missing)."""
+    used = client.memory_usage(key)
+    if used is None:
+        raise RuntimeError(f"{key}: missing after the fill")
+    return used
+
+
 def login(http: httpx.Client) -> None:
-    token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)
+    if found is None:
+        raise RuntimeError("the login page has no csrf_token field")
+    token = found.group(1)
     response = http.post("/login", data={"name": "bench", "password": PASSWORD, "csrf_token": token, "next": "/"})
     if response.status_code != 303:
         raise RuntimeError(f"login failed: {response.status_code}")
@@ -197,10 +208,10 @@ def main(argv: list[str] | None = None) -> dict:
         fill_s = time.monotonic() - started
         memory_mb = client.info("memory")["used_memory"] / 1e6
         index_bytes = {
-            "idx:created per entry": round(client.memory_usage(f"{PREFIX}:idx:created") / args.records, 1),
-            "idx:to (hot number) per entry": round(client.memory_usage(f"{PREFIX}:idx:to:{HOT_NUMBER}")
+            "idx:created per entry": round(_memory(client, f"{PREFIX}:idx:created") / args.records, 1),
+            "idx:to (hot number) per entry": round(_memory(client, f"{PREFIX}:idx:to:{HOT_NUMBER}")
                                                    / client.zcard(f"{PREFIX}:idx:to:{HOT_NUMBER}"), 1),
-            "job hash (one record)": client.memory_usage(f"{PREFIX}:job:{sample['job']}"),
+            "job hash (one record)": _memory(client, f"{PREFIX}:job:{sample['job']}"),
         }
         port = free_port()
         env = {"REDIS_URL": url, "COSMOS_REDIS_PREFIX": PREFIX, "PATH": "/usr/bin:/bin",
@@ -217,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         wait_for(answers, 60, "the console to answer")
         # A console runs for days: measure after its chart counter has caught up with the events stream.
-        last_event = client.xrevrange(f"{PREFIX}:events", count=1)[0][0]
+        # decode_responses: entry ids are str.
+        last_event = cast(list[tuple[str, dict[str, str]]], client.xrevrange(f"{PREFIX}:events", count=1))[0][0]
         wait_for(lambda: client.get(f"{PREFIX}:console:events_cursor") == last_event, 300,
                  "the console's chart counter to catch up")
         results = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -14,6 +15,9 @@ from console.users import User, check_password
 from console.web import console_of, operator_of, render
 from ledger.controls import ControlError
 from ledger.outbox import republish
+
+Operator = Annotated[User, Depends(operator_of)]
+"""The route's user: a logged-in operator (403 for a viewer)."""
 
 router = APIRouter()
 JOB_ACTIONS = ("cancel", "requeue", "resend", "mark_sent", "purge")
@@ -71,7 +75,7 @@ def _run_job_actions(console, user: User, action: str, job_ids: list[str]) -> tu
 
 
 @router.post("/messages/{job_id}/{action}", response_class=HTMLResponse)
-async def job_action(request: Request, job_id: str, action: str, user: User = Depends(operator_of)):
+async def job_action(request: Request, user: Operator, job_id: str, action: str):
     console = console_of(request)
     if action not in JOB_ACTIONS:
         raise HTTPException(404, f"no action {action[:40]}")
@@ -96,7 +100,7 @@ def _selected(form) -> list[str]:
 
 
 @router.post("/dead/action", response_class=HTMLResponse)
-async def dead_action(request: Request, user: User = Depends(operator_of)):
+async def dead_action(request: Request, user: Operator):
     """Requeue or purge the selected dead letters, or every one matching the reason (a background task)."""
     console = console_of(request)
     form = await request.form()
@@ -130,7 +134,7 @@ def _matching_count(console, reason: str) -> int:
 
 
 @router.post("/held/action", response_class=HTMLResponse)
-async def held_action(request: Request, user: User = Depends(operator_of)):
+async def held_action(request: Request, user: Operator):
     console = console_of(request)
     form = await request.form()
     action = str(form.get("action", ""))
@@ -157,7 +161,7 @@ def _numbers(form) -> list[str]:
 
 
 @router.post("/suppression/add", response_class=HTMLResponse)
-async def suppression_add(request: Request, user: User = Depends(operator_of)):
+async def suppression_add(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
     added = console.ledger.suppress(numbers)
@@ -167,7 +171,7 @@ async def suppression_add(request: Request, user: User = Depends(operator_of)):
 
 
 @router.post("/suppression/remove", response_class=HTMLResponse)
-async def suppression_remove(request: Request, user: User = Depends(operator_of)):
+async def suppression_remove(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
     removed = console.ledger.unsuppress(numbers)
@@ -177,7 +181,7 @@ async def suppression_remove(request: Request, user: User = Depends(operator_of)
 
 
 @router.post("/batches/{batch_id}/cancel", response_class=HTMLResponse)
-async def batch_cancel(request: Request, batch_id: str, user: User = Depends(operator_of)):
+async def batch_cancel(request: Request, user: Operator, batch_id: str):
     console = console_of(request)
     if not _ID.match(batch_id) or console.redis.type(console.keys.batch(batch_id)) != "hash":
         raise HTTPException(404, f"no batch {batch_id[:80]}")
@@ -194,7 +198,7 @@ async def batch_cancel(request: Request, batch_id: str, user: User = Depends(ope
 
 
 @router.post("/controls/pause", response_class=HTMLResponse)
-async def pause(request: Request, user: User = Depends(operator_of)):
+async def pause(request: Request, user: Operator):
     console = console_of(request)
     form = await request.form()
     lane = str(form.get("lane", "all"))
@@ -206,7 +210,7 @@ async def pause(request: Request, user: User = Depends(operator_of)):
 
 
 @router.post("/controls/resume", response_class=HTMLResponse)
-async def resume(request: Request, user: User = Depends(operator_of)):
+async def resume(request: Request, user: Operator):
     console = console_of(request)
     lane = str((await request.form()).get("lane", "all"))
     try:
@@ -217,6 +221,6 @@ async def resume(request: Request, user: User = Depends(operator_of)):
 
 
 @router.post("/controls/reset-breaker", response_class=HTMLResponse)
-async def reset_breaker(request: Request, user: User = Depends(operator_of)):
+async def reset_breaker(request: Request, user: Operator):
     console_of(request).controls.reset_breaker(user.name)
     return _see("/controls")

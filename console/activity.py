@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import cast
 
 import redis
 
@@ -41,8 +42,11 @@ class ActivityCounter:
         if not self.redis.set(lock, self.owner, nx=True, px=LOCK_TTL_MS) and self.redis.get(lock) != self.owner:
             return 0
         self.redis.pexpire(lock, LOCK_TTL_MS)
-        cursor = self.redis.get(self.keys.console_events_cursor) or f"{int((time.time() - 3600) * 1000)}-0"
-        rows = self.redis.xrange(self.keys.events, min=f"({cursor}", max="+", count=STEP_EVENTS)
+        # decode_responses: the cursor, entry ids, field names and values are str.
+        cursor = cast(str | None, self.redis.get(self.keys.console_events_cursor))
+        cursor = cursor or f"{int((time.time() - 3600) * 1000)}-0"
+        rows = cast(list[tuple[str, dict[str, str]]],
+                    self.redis.xrange(self.keys.events, min=f"({cursor}", max="+", count=STEP_EVENTS))
         if not rows:
             return 0
         priced = [fields.get("job", "") for _, fields in rows if fields.get("state") in PRICED_STATES]

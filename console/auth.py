@@ -71,7 +71,7 @@ def csrf_token(request: Request) -> str:
 async def check_csrf(request: Request) -> None:
     """Forbidden unless the POST echoes this session's token."""
     expected = request.session.get("csrf")
-    given = request.headers.get(CSRF_HEADER)
+    given: object = request.headers.get(CSRF_HEADER)  # a form field may also be an UploadFile
     if not given:
         form = await request.form()
         given = form.get(CSRF_FIELD)

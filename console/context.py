@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from fastapi.templating import Jinja2Templates
+from redis import Redis
 
 from config.keys import Keys
 from config.settings import Settings
@@ -63,7 +64,7 @@ def without_query(url: str | None) -> str:
 class Console:
     settings: Settings
     users: dict[str, User]
-    redis: redis.Redis
+    redis: Redis  # the field shadows the module inside the class body: annotate with the class
     ledger: Ledger
     controls: Controls
     searcher: Searcher
@@ -73,7 +74,7 @@ class Console:
     templates: Jinja2Templates
 
     @classmethod
-    def build(cls, settings: Settings, users: dict[str, User], client: redis.Redis | None = None) -> "Console":
+    def build(cls, settings: Settings, users: dict[str, User], client: Redis | None = None) -> Console:
         client = client or redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
                                                 socket_connect_timeout=2)
         keys = Keys(settings.redis_prefix)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -15,6 +16,9 @@ from console.users import User
 from console.web import console_of, render, user_of
 from ledger.controls import PAUSE_SCOPES
 from ledger.record import to_record
+
+Viewer = Annotated[User, Depends(user_of)]
+"""The route's user: any logged-in user."""
 
 router = APIRouter()
 STREAM_INTERVAL_S = 2.0
@@ -39,25 +43,25 @@ def _local(path: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request, user: User = Depends(user_of)):
+def overview(request: Request, user: Viewer):
     console = console_of(request)
     return render(request, "overview.html", user=user, f=figures(console.ledger, console.controls, console.activity))
 
 
 @router.get("/overview/tiles", response_class=HTMLResponse)
-def overview_tiles(request: Request, user: User = Depends(user_of)):
+def overview_tiles(request: Request, user: Viewer):
     console = console_of(request)
     return render(request, "_tiles.html", user=user, f=figures(console.ledger, console.controls, console.activity))
 
 
 @router.get("/overview/stream")
-async def overview_stream(request: Request, updates: int = STREAM_LIFETIME_UPDATES, user: User = Depends(user_of)):
+async def overview_stream(request: Request, user: Viewer, updates: int = STREAM_LIFETIME_UPDATES):
     """Server-sent events: the rendered tiles every STREAM_INTERVAL_S, for a bounded number of updates."""
     console = console_of(request)
     template = console.templates.get_template("_tiles.html")
 
     async def tiles():
-        for n in range(max(1, min(updates, STREAM_LIFETIME_UPDATES))):
+        for _ in range(max(1, min(updates, STREAM_LIFETIME_UPDATES))):
             if await request.is_disconnected():
                 break
             f = await asyncio.to_thread(figures, console.ledger, console.controls, console.activity)
@@ -68,7 +72,7 @@ async def overview_stream(request: Request, updates: int = STREAM_LIFETIME_UPDAT
 
 
 @router.get("/messages", response_class=HTMLResponse)
-def messages(request: Request, user: User = Depends(user_of)):
+def messages(request: Request, user: Viewer):
     console = console_of(request)
     params = dict(request.query_params)
     error = None
@@ -90,9 +94,10 @@ def messages(request: Request, user: User = Depends(user_of)):
 
 
 @router.get("/messages/{job_id}", response_class=HTMLResponse)
-def message(request: Request, job_id: str, user: User = Depends(user_of)):
+def message(request: Request, user: Viewer, job_id: str):
     console = console_of(request)
-    raw = console.redis.hgetall(console.keys.job(job_id)) if len(job_id) <= 200 else {}
+    # decode_responses: field names and values are str.
+    raw = cast(dict[str, str], console.redis.hgetall(console.keys.job(job_id))) if len(job_id) <= 200 else {}
     record = to_record(raw)
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
@@ -143,7 +148,7 @@ def _events(console, job_id: str, raw: dict) -> list[dict]:
 
 
 @router.get("/dead", response_class=HTMLResponse)
-def dead(request: Request, reason: str = "", cursor: str = "", user: User = Depends(user_of)):
+def dead(request: Request, user: Viewer, reason: str = "", cursor: str = ""):
     console = console_of(request)
     reasons = sorted(((k.split(":", 1)[1], int(v)) for k, v in console.ledger.counters().items()
                       if k.startswith("dead:") and int(v) > 0), key=lambda kv: -kv[1])
@@ -160,7 +165,7 @@ def dead(request: Request, reason: str = "", cursor: str = "", user: User = Depe
 
 
 @router.get("/held", response_class=HTMLResponse)
-def held(request: Request, cursor: str = "", user: User = Depends(user_of)):
+def held(request: Request, user: Viewer, cursor: str = ""):
     console = console_of(request)
     error, rows, page = None, [], None
     try:
@@ -173,24 +178,26 @@ def held(request: Request, cursor: str = "", user: User = Depends(user_of)):
 
 
 @router.get("/suppression", response_class=HTMLResponse)
-def suppression(request: Request, q: str = "", cursor: str = "0", user: User = Depends(user_of)):
+def suppression(request: Request, user: Viewer, q: str = "", cursor: str = "0"):
     """SSCAN one bounded step at a time; `q` is a prefix or a whole number (digits only)."""
     console = console_of(request)
-    error, numbers, next_cursor = None, [], None
+    error, next_cursor = None, None
+    numbers: list[str] = []
     if q and not re.fullmatch(r"[0-9]{1,15}", q):
         error = "q: digits only (a whole number or its beginning)"
     elif not cursor.isdigit():
         error = "cursor: malformed (start the search again)"
     else:
-        scan_cursor, numbers = console.redis.sscan(console.keys.suppressed, int(cursor), match=f"{q}*" if q else None,
-                                                   count=SUPPRESSION_STEP)
+        scan_cursor, numbers = cast(tuple[int, list[str]],  # decode_responses: members are str
+                                    console.redis.sscan(console.keys.suppressed, int(cursor),
+                                                        match=f"{q}*" if q else None, count=SUPPRESSION_STEP))
         next_cursor = str(scan_cursor) if scan_cursor else None
     return render(request, "suppression.html", 400 if error else 200, user=user, q=q, numbers=sorted(numbers),
                   next_cursor=next_cursor, error=error, size=console.redis.scard(console.keys.suppressed))
 
 
 @router.get("/batches", response_class=HTMLResponse)
-def batches(request: Request, batch: str = "", cursor: str = "0", user: User = Depends(user_of)):
+def batches(request: Request, user: Viewer, batch: str = "", cursor: str = "0"):
     """A batch by id, or the batches one bounded SCAN step finds."""
     console = console_of(request)
     error, found, next_cursor = None, [], None
@@ -202,8 +209,9 @@ def batches(request: Request, batch: str = "", cursor: str = "0", user: User = D
     elif not cursor.isdigit():
         error = "cursor: malformed"
     else:
-        scan_cursor, keys = console.redis.scan(int(cursor), match=console.keys.batch("*"), count=SCAN_LIMIT,
-                                               _type="HASH")
+        scan_cursor, keys = cast(tuple[int, list[str]],  # decode_responses: key names are str
+                                 console.redis.scan(int(cursor), match=console.keys.batch("*"), count=SCAN_LIMIT,
+                                                    _type="HASH"))
         found = sorted(k.removeprefix(console.keys.batch("")) for k in keys)
         next_cursor = str(scan_cursor) if scan_cursor else None
     pipe = console.redis.pipeline(transaction=False)
@@ -226,14 +234,14 @@ def _batch_progress(raw: dict) -> dict:
 
 
 @router.get("/controls", response_class=HTMLResponse)
-def controls(request: Request, user: User = Depends(user_of)):
+def controls(request: Request, user: Viewer):
     console = console_of(request)
     return render(request, "controls.html", user=user, pauses=console.controls.pauses(),
                   breaker=console.ledger.breaker(), scopes=PAUSE_SCOPES, rate_limit=console.settings.rate_limit)
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit(request: Request, before: str = "", user: User = Depends(user_of)):
+def audit(request: Request, user: Viewer, before: str = ""):
     console = console_of(request)
     if before and not re.fullmatch(r"[0-9]+-[0-9]+", before):
         return render(request, "audit.html", 400, user=user, entries=[], next_cursor=None,
@@ -243,7 +251,7 @@ def audit(request: Request, before: str = "", user: User = Depends(user_of)):
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
-def task(request: Request, task_id: str, user: User = Depends(user_of)):
+def task(request: Request, user: Viewer, task_id: str):
     console = console_of(request)
     found = console.tasks.get(task_id) if re.fullmatch(r"[0-9a-f]{16}", task_id) else None
     if found is None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
 import redis
+from redis.commands.core import Script
 
 from config.keys import Keys
 from ledger.record import STATES
@@ -71,7 +73,7 @@ def parse_time(name: str, value: str) -> float | None:
     except ValueError:
         raise SearchError(f"{name}: not a date and time (use YYYY-MM-DDTHH:MM, UTC)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -103,7 +105,7 @@ class Searcher:
         self.redis = client
         self.keys = keys
         self.batch_job_id = batch_job_id
-        self._filter = None
+        self._filter: Script | None = None
 
     def run(self, q: Query) -> Page:
         driver = q.driver
@@ -116,12 +118,13 @@ class Searcher:
         return self._walk(q, zset)
 
     def _direct(self, q: Query, driver: str) -> Page:
+        job_id: str | None
         if driver == "job_id":
             job_id = q.job_id
         elif driver == "message_id":
-            job_id = self.redis.get(self.keys.message_id(q.message_id))
+            job_id = cast(str | None, self.redis.get(self.keys.message_id(q.message_id)))  # decode_responses
         else:
-            owner = self.redis.get(self.keys.idempotency(q.idem))
+            owner = cast(str | None, self.redis.get(self.keys.idempotency(q.idem)))  # decode_responses
             job_id = owner.split("|", 1)[0] if owner else None
         if not job_id:
             return Page()
@@ -137,8 +140,10 @@ class Searcher:
         bottom = f"{q.since}" if q.since is not None else "-inf"
         # The index answers the query alone: read one page. Otherwise scan at most SCAN_LIMIT entries.
         limit = SCAN_LIMIT if self._needs_filter(q, zset) else PAGE_SIZE
-        rows = self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit,
-                                 withscores=True)
+        # decode_responses: members come back as str, and withscores pairs each with its float score.
+        rows = cast(list[tuple[str, float]],
+                    self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit,
+                                      withscores=True))
         ids = [job_id for job_id, _ in rows]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:

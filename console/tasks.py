@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import redis
 
@@ -61,11 +62,11 @@ class Tasks:
     def run(self, task_id: str) -> None:
         """Step until the set is done; the outcome is recorded on the task and in the audit log."""
         key = self.ledger.keys.console_task(task_id)
-        task = self.redis.hgetall(key)
+        task = self._task(key)
         try:
             while self.step(task_id, task):
-                task = self.redis.hgetall(key)
-            task = self.redis.hgetall(key)
+                task = self._task(key)
+            task = self._task(key)
             self.redis.hset(key, mapping={"state": "finished", "finished_ts": time.time()})
             target = task.get("batch") or f"dead reason={task.get('reason') or 'any'}"
             self.controls.audit(task["user"], f"{task['kind']} (all matching)", target, int(task["done"]),
@@ -73,6 +74,9 @@ class Tasks:
         except Exception as exc:  # a failed step must show on the page, not vanish with the thread
             log.exception("console task %s failed", task_id)
             self.redis.hset(key, mapping={"state": "failed", "error": str(exc)[:300]})
+
+    def _task(self, key: str) -> dict[str, str]:
+        return cast(dict[str, str], self.redis.hgetall(key))  # decode_responses: fields and values are str
 
     def step(self, task_id: str, task: dict) -> bool:
         """One step of at most STEP jobs; False when nothing is left."""
@@ -83,14 +87,15 @@ class Tasks:
     def _dead_step(self, task_id: str, task: dict) -> bool:
         keys = self.ledger.keys
         skip = int(task["seen"])  # entries left in place (other reason, refused) before our window
-        ids = self.redis.zrangebyscore(keys.dead, "-inf", task["until_ts"], start=skip, num=STEP)
+        # decode_responses: members are str.
+        ids = cast(list[str], self.redis.zrangebyscore(keys.dead, "-inf", task["until_ts"], start=skip, num=STEP))
         if not ids:
             return False
         reasons = self.ledger.redis.pipeline(transaction=False)
         for job_id in ids:
             reasons.hget(keys.job(job_id), "dead_reason")
         done = refused = kept = 0
-        chosen = []
+        chosen: list[str] = []
         for job_id, reason in zip(ids, reasons.execute()):
             if reason is None:
                 self.redis.zrem(keys.dead, job_id)  # record expired: the entry is stale
@@ -98,7 +103,7 @@ class Tasks:
                 kept += 1
             else:
                 chosen.append(job_id)
-        republished = []
+        republished: list[tuple[str, str]] = []
         for job_id, (ok, lane) in zip(chosen, self.ledger.operate_many(task["kind"], chosen)):
             if ok:
                 done += 1

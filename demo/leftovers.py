@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
 import redis
 
@@ -38,7 +39,8 @@ def drop_prefix(client: redis.Redis, prefix: str) -> int:
 def drop_stale(client: redis.Redis, now: float | None = None) -> list[str]:
     """Drop the keys of every registered demo whose heartbeat is older than STALE_AFTER_S."""
     now = time.time() if now is None else now
-    stale = client.zrangebyscore(RUNS_KEY, "-inf", now - STALE_AFTER_S, start=0, num=100)
+    # Members are str or bytes, whichever way the client decodes.
+    stale = cast(list[str | bytes], client.zrangebyscore(RUNS_KEY, "-inf", now - STALE_AFTER_S, start=0, num=100))
     for prefix in stale:
         drop_prefix(client, prefix.decode() if isinstance(prefix, bytes) else prefix)
     return [p.decode() if isinstance(p, bytes) else p for p in stale]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -17,7 +18,7 @@ MAX_TOKEN_PARAM_CHARS = 128
 class Refusal(Exception):
     """A request the receiver refuses: HTTP status, machine-readable error, human detail."""
 
-    def __init__(self, status: int, error: str, detail: object, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, error: str, detail: object, headers: Mapping[str, str] | None = None):
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
         self.headers = headers

@@ -100,7 +100,8 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
 
 # --- deployment files --------------------------------------------------------------------
 
-SETTING_NAMES = {field.alias for field in Settings.model_fields.values()}
+assert all(field.alias for field in Settings.model_fields.values()), "every setting is read by its env alias"
+SETTING_NAMES = {field.alias for field in Settings.model_fields.values() if field.alias}
 PROJECT_COMMANDS = set(cli.commands)
 VAR_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
@@ -110,8 +111,9 @@ def _process_of(command: str | list[str]) -> tuple[list[str], list[str]]:
     """(argv of the program run, names of the variables assigned in front of it)."""
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     assigned = []
-    while argv and ASSIGNMENT.match(argv[0]):
-        assigned.append(ASSIGNMENT.match(argv.pop(0)).group(1))
+    while argv and (assignment := ASSIGNMENT.match(argv[0])):
+        argv.pop(0)
+        assigned.append(assignment.group(1))
     return argv, assigned
 
 

@@ -34,7 +34,8 @@ class DurableScripts(Scripts):
 
     def __init__(self, client, replicas: int, timeout_ms: int):
         super().__init__(client)
-        self.replicas, self.timeout_ms, self.acked = replicas, timeout_ms, []
+        self.replicas, self.timeout_ms = replicas, timeout_ms
+        self.acked: list[int] = []
 
     def run(self, name, *args):
         result, acked = self.run_durably(name, args, self.replicas, self.timeout_ms)
@@ -59,7 +60,7 @@ def test_run_durably_waits_for_the_replica_in_the_same_round_trip(primary_and_re
     ledger = _ledger(primary.client(), settings, replicas=1, timeout_ms=2000)
     assert ledger.enqueue([_job("durable-1")]) == [("durable-1", True)]
     assert ledger.begin("durable-1", "owner", count_delivery=True).verdict == "go"
-    assert ledger._scripts.acked == [1, 1]
+    assert isinstance(ledger._scripts, DurableScripts) and ledger._scripts.acked == [1, 1]
     assert replica.client().exists(ledger.keys.job("durable-1"))
 
 
@@ -68,6 +69,7 @@ def test_run_durably_reports_too_few_replicas_when_the_wait_times_out(primary_an
     ledger = _ledger(primary.client(), settings, replicas=2, timeout_ms=100)
     ledger.enqueue([_job("durable-2")])
     ledger.begin_many(["durable-2"], ["owner"], count_delivery=True)
+    assert isinstance(ledger._scripts, DurableScripts)
     assert ledger._scripts.acked == [1, 1]  # only one replica exists: the caller must not count on it
     scripts = Scripts(primary.client())
     assert scripts.run_many_durably("enqueue", [], replicas=0, timeout_ms=100) == ([], 0)
@@ -109,7 +111,7 @@ def test_an_unreplicated_enqueue_is_withdrawn_and_raises_with_no_job_ids(primary
     assert failed.value.job_ids == []
     [job_id] = [k.split(":")[-1] for k in primary.client().scan_iter(f"{producer.keys.prefix}:job:*")]
     record = producer.get_status(job_id)
-    assert (record["state"], record["last_error"]) == ("cancelled", "unreplicated")
+    assert record is not None and (record["state"], record["last_error"]) == ("cancelled", "unreplicated")
 
 
 def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(primary_and_replica, settings_for):
@@ -122,7 +124,8 @@ def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(prima
     producer = _producer(settings_for, primary, replicas=1)
     ids = producer.send_bulk(messages, batch_id="replicated-batch")
     assert set(producer.ledger.states(ids)) == {"queued"}
-    assert producer.get_batch("replicated-batch")["states"] == {"queued": 3}
+    batch = producer.get_batch("replicated-batch")
+    assert batch is not None and batch["states"] == {"queued": 3}
 
 
 def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_replica, settings_for):
@@ -132,4 +135,5 @@ def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_
     attempt = ledger.begin(job_id, "owner", count_delivery=True)
     assert (attempt.verdict, attempt.detail) == ("wait", "unreplicated")
     record = ledger.get(job_id)
+    assert record is not None
     assert (record["state"], record["attempts"], record["last_error"]) == ("retrying", 0, "unreplicated")

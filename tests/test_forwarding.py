@@ -78,7 +78,7 @@ class AppReceiver:
         with self._lock:
             return [p for p in self.posts if p.path == path]
 
-    def start(self) -> "AppReceiver":
+    def start(self) -> AppReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import json
 import time
+from typing import cast
 
 import pytest
 
@@ -47,7 +48,8 @@ def go(ledger, job_id, owner="w1", count_delivery=True):
 
 def sent(ledger, job_id, message_id="m-1"):
     go(ledger, job_id)
-    assert ledger.finish(job_id, "w1", "accepted", status="ok", http=200, message_id=message_id, price=0.05)[0] == "sent"
+    finished = ledger.finish(job_id, "w1", "accepted", status="ok", http=200, message_id=message_id, price=0.05)
+    assert finished[0] == "sent"
 
 
 def receipt(ledger, job_id, message_id="m-1", status="delivered", to=TO):
@@ -440,8 +442,9 @@ def test_a_forward_of_our_own_final_state_carries_our_time_in_cosmos_form(settin
                                         COSMOS_WEBHOOK_SECRET="s" * 32))
     job_id = job(producer, callback="https://app.example.com/hook")
     assert producer.cancel(job_id)
-    [forward_id] = producer.ledger.redis.zrange(producer.keys.forwards_due, 0, -1)
-    payload = json.loads(producer.ledger.redis.hget(producer.keys.forward(forward_id), "payload"))
+    # decode_responses: members and values are str.
+    [forward_id] = cast(list[str], producer.ledger.redis.zrange(producer.keys.forwards_due, 0, -1))
+    payload = json.loads(cast(str, producer.ledger.redis.hget(producer.keys.forward(forward_id), "payload")))
     assert (payload["status"], payload["message_id"], payload["price"]) == ("cancelled", None, None)
     stamped = calendar.timegm(time.strptime(payload["message_timestamp"], "%Y-%m-%d %H:%M:%S"))
     assert abs(stamped - producer.ledger.redis.time()[0]) <= 2
@@ -454,7 +457,7 @@ def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for
     job_id = job(producer, callback="https://app.example.com/hook")
     sent(ledger, job_id)
     assert receipt(ledger, job_id) == "applied"
-    [forward_id] = ledger.redis.zrange(ledger.keys.forwards_due, 0, -1)
+    [forward_id] = cast(list[str], ledger.redis.zrange(ledger.keys.forwards_due, 0, -1))  # decode_responses
     intent = ledger.redis.hgetall(ledger.keys.forward(forward_id))
     payload = json.loads(intent["payload"])
     assert intent["url"] == "https://app.example.com/hook" and intent["webhook_id"]

@@ -216,7 +216,8 @@ def test_api_secret_appears_in_no_redis_key_value_or_log(producer, workers, sand
         assert TEST_API_SECRET not in key
         kind = redis_client.type(key)
         dump = {"string": lambda: redis_client.get(key), "hash": lambda: str(redis_client.hgetall(key)),
-                "list": lambda: str(redis_client.lrange(key, 0, -1)), "zset": lambda: str(redis_client.zrange(key, 0, -1)),
+                "list": lambda: str(redis_client.lrange(key, 0, -1)),
+                "zset": lambda: str(redis_client.zrange(key, 0, -1)),
                 "set": lambda: str(redis_client.smembers(key)),
                 "stream": lambda: str(redis_client.xrange(key, count=10_000))}.get(kind, lambda: "")()
         assert TEST_API_SECRET not in (dump or ""), key

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 import pytest
 import redis
@@ -68,12 +69,15 @@ def snapshot(client: redis.Redis, prefix: str) -> dict:
     readers = {"hash": client.hgetall, "string": client.get, "set": client.smembers,
                "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
                "stream": lambda k: client.xrange(k, "-", "+")}
-    return {key: readers[client.type(key)](key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
+    # decode_responses: the type name is str.
+    return {key: readers[cast(str, client.type(key))](key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
 
 
 def record_in(producer, job_id: str, states: set[str], timeout: float = 60) -> dict:
-    return wait_for(lambda: (r := producer.get_status(job_id)) and r["state"] in states and r,
-                    timeout=timeout, what=f"job {job_id} to reach {states}")
+    record = wait_for(lambda: (r := producer.get_status(job_id)) and r["state"] in states and r,
+                      timeout=timeout, what=f"job {job_id} to reach {states}")
+    assert record  # wait_for returns the condition's truthy value: the record
+    return record
 
 
 def metric_families(text: str) -> dict:

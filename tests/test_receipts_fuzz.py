@@ -7,6 +7,7 @@ import math
 import re
 import uuid
 from datetime import datetime
+from typing import Any, TypeGuard
 
 import pytest
 from fastapi.testclient import TestClient
@@ -38,7 +39,7 @@ def real_timestamp(value: str) -> bool:
     return True
 
 
-def is_receipt(body: object) -> bool:
+def is_receipt(body: object) -> TypeGuard[dict[str, Any]]:
     """Whether `body` is a Delivery Status the receiver must take (see docs/receiver.md).
 
     Fields besides the spec's are ignored (issue 13: the day COSMOS adds one, receipts must still count).
@@ -76,7 +77,7 @@ json_values = st.recursive(
 )
 huge_strings = st.integers(100, 6000).map(lambda n: "9" * n)
 # Values of another JSON type that a lax parser would coerce into the field's type.
-WRONG_TYPES = {
+WRONG_TYPES: dict[str, list[Any]] = {
     "price": ["0.5", "1", "1e3", True, False, None, [0.5]],
     "status": [1, True, None, ["delivered"], {"status": "delivered"}],
     "to": [33334445566770, 3.3334445566770e13, True, None, [JOB_TO]],

@@ -110,7 +110,8 @@ def test_the_sentinels_password_goes_to_kombu_in_sentinel_kwargs(settings_for):
 
 
 def test_riding_out_a_blip_tries_the_call_first_then_retries_within_the_bound():
-    calls, slept = [], []
+    calls: list[str] = []
+    slept: list[float] = []
 
     def flaky(value):
         calls.append(value)

@@ -126,7 +126,7 @@ def test_send_path_without_trailing_slash_is_accepted(sandbox):
     assert response.json()["status"] == "ok"
 
 
-BAD_REQUESTS = [
+BAD_REQUESTS: list[tuple[str, int, bytes | dict]] = [
     ("invalid_to", 400, body(to="33334445566770")),
     ("invalid_to", 400, body(to=33334445566770)),
     ("invalid_to", 400, body(to="0333344455667701")),
@@ -150,7 +150,8 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize("status, http, data", BAD_REQUESTS, ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(BAD_REQUESTS)])
+@pytest.mark.parametrize("status, http, data", BAD_REQUESTS,
+                         ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(BAD_REQUESTS)])
 def test_bad_requests_get_their_cosmos_status_and_http_code(sandbox, status, http, data):
     response = post(sandbox, data)
 

@@ -25,7 +25,8 @@ def test_an_outage_under_a_trickle_loses_nothing_with_default_retry_settings(pro
                   COSMOS_SCHEDULER_INTERVAL_S="0.2", COSMOS_MAX_ATTEMPTS="1000")
     sandbox.outage(outage_s)
     started = time.monotonic()
-    ids, texts = [], []
+    ids: list[str] = []
+    texts: list[str] = []
     while time.monotonic() - started < outage_s - 2:
         text = f"trickle {len(ids)}"
         ids.append(producer.send_sms(TO, "F", text))
@@ -95,7 +96,8 @@ def test_a_bulk_call_retried_with_its_batch_id_after_a_timeout_sends_each_messag
     result = tally(producer, sandbox, TO, ids, [m["text"] for m in messages])
     assert result.states == {"sent": 2500}
     assert result.duplicates == 0 and sandbox.accepted()["total"] == 2500
-    assert producer.get_batch("spring-sale")["states"] == {"sent": 2500}
+    batch = producer.get_batch("spring-sale")
+    assert batch is not None and batch["states"] == {"sent": 2500}
 
 
 def test_a_single_under_the_rate_limit_overtakes_the_bulk_backlog(producer, workers, sandbox, chaos_env):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 from ledger.schema import batch_job_id
 from ledger.store import Ledger, NewJob
@@ -17,10 +18,19 @@ def soup(response) -> BeautifulSoup:
     return BeautifulSoup(response.text, "html.parser")
 
 
+def el(node: Tag, *args: Any, **kwargs: Any) -> Tag:
+    """`node.find(...)` for an element the page must have: fails (not None) when it is missing."""
+    found = node.find(*args, **kwargs)
+    assert isinstance(found, Tag), f"no element {args} {kwargs} in {str(node)[:300]}"
+    return found
+
+
 def csrf_of(response) -> str:
     field = soup(response).find("input", attrs={"name": "csrf_token"})
     assert field is not None, response.text[:500]
-    return field["value"]
+    value = field["value"]
+    assert isinstance(value, str), value  # bs4 types an attribute as str | list; `value` is never multi-valued
+    return value
 
 
 def login(client, name: str, password: str):
@@ -63,11 +73,13 @@ def _attempt(ledger: Ledger, job_id: str) -> str:
 def make_dead(ledger: Ledger, job_id: str, reason: str) -> None:
     """Kill a queued job through the ledger's own path: an attempt that COSMOS refused for good."""
     ledger.finish(job_id, _attempt(ledger, job_id), "permanent", status=reason, http=200, error=reason)
-    assert ledger.get(job_id)["state"] == "dead"
+    record = ledger.get(job_id)
+    assert record is not None and record["state"] == "dead", record
 
 
 def make_held(ledger: Ledger, job_id: str) -> None:
     """Hold a queued job through the ledger: an ambiguous attempt under the `hold` policy."""
     held = Ledger(ledger.redis, ledger.settings.model_copy(update={"ambiguous_policy": "hold"}))
     held.finish(job_id, _attempt(held, job_id), "ambiguous", status="timeout", error="read timeout")
-    assert ledger.get(job_id)["state"] == "held", ledger.get(job_id)
+    record = ledger.get(job_id)
+    assert record is not None and record["state"] == "held", record

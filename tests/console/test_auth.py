@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from console.app import create_app
 from console.auth import FREE_FAILURES
 from tests.conftest import TEST_API_SECRET
-from tests.console.helpers import OPERATOR, VIEWER, csrf_of, enqueue, login, number, soup, token
+from tests.console.helpers import OPERATOR, VIEWER, csrf_of, el, enqueue, login, number, soup, token
 
 
 def test_every_page_asks_for_a_login_first(anon):
@@ -24,14 +24,14 @@ def test_login_then_the_overview(anon):
     response = login(anon, OPERATOR[0], OPERATOR[2])
     assert response.status_code == 303 and response.headers["location"] == "/"
     page = soup(anon.get("/"))
-    assert page.h1.text == "Overview" and "alice (operator)" in page.find(id="who").text
+    assert el(page, "h1").text == "Overview" and "alice (operator)" in el(page, id="who").text
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(anon):
     wrong = login(anon, OPERATOR[0], "not it")
     unknown = login(anon, "nobody", "not it")
     assert wrong.status_code == unknown.status_code == 401
-    assert soup(wrong).find(id="error").text == soup(unknown).find(id="error").text == "Wrong name or password."
+    assert el(soup(wrong), id="error").text == el(soup(unknown), id="error").text == "Wrong name or password."
     assert "alice" not in wrong.text and "nobody" not in unknown.text
 
 
@@ -60,7 +60,7 @@ def test_login_without_its_csrf_token_is_refused(anon):
 
 def test_post_without_csrf_token_is_403_and_changes_nothing(operator, redis_client, ledger):
     response = operator.post("/controls/pause", data={"lane": "all", "reason": "x"})
-    assert response.status_code == 403 and "security token" in soup(response).find(id="error").text
+    assert response.status_code == 403 and "security token" in el(soup(response), id="error").text
     assert redis_client.hgetall(ledger.keys.pause) == {}
     response = operator.post("/controls/pause", data={"lane": "all", "csrf_token": "forged"})
     assert response.status_code == 403 and redis_client.hgetall(ledger.keys.pause) == {}
@@ -73,7 +73,7 @@ def test_viewer_posting_an_action_is_403_and_changes_nothing(viewer, redis_clien
                        ("/suppression/add", {"numbers": number(7)}), ("/controls/reset-breaker", {})):
         response = viewer.post(path, data={**data, "csrf_token": csrf})
         assert response.status_code == 403, path
-        assert "viewers cannot act" in soup(response).find(id="error").text
+        assert "viewers cannot act" in el(soup(response), id="error").text
     assert redis_client.hgetall(ledger.keys.pause) == {}
     assert ledger.get(job_id)["state"] == "queued"
     assert redis_client.scard(ledger.keys.suppressed) == 0
@@ -123,7 +123,7 @@ def test_a_user_removed_from_the_list_is_logged_out(app, operator):
 
 
 def test_viewer_login_names_the_role(viewer):
-    assert f"{VIEWER[0]} (viewer)" in soup(viewer.get("/")).find(id="who").text
+    assert f"{VIEWER[0]} (viewer)" in el(soup(viewer.get("/")), id="who").text
 
 
 def test_audit_records_logins(operator, redis_client, ledger):

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from console.search import PAGE_SIZE
 from ledger.store import NewJob
-from tests.console.helpers import enqueue, enqueue_batch, make_dead, number, soup
+from tests.console.helpers import el, enqueue, enqueue_batch, make_dead, number, soup
 
 
 def found(client, query: str) -> list[str]:
     response = client.get(f"/messages?{query}")
     assert response.status_code == 200, soup(response).find(id="error")
-    return [tr["data-job"] for tr in soup(response).find(id="results").find_all("tr", attrs={"data-job": True})]
+    return [str(tr["data-job"]) for tr in el(soup(response), id="results").find_all("tr", attrs={"data-job": True})]
 
 
 def test_search_by_each_field(operator, ledger, redis_client):
@@ -47,7 +47,7 @@ def test_search_by_time_range(operator, ledger, redis_client):
     old, new = enqueue(ledger, number(1)), enqueue(ledger, number(2))
     redis_client.zadd(ledger.keys.created, {old: 1_600_000_000})
     redis_client.hset(ledger.keys.job(old), "created_ts", 1_600_000_000)
-    since = datetime.fromtimestamp(1_700_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    since = datetime.fromtimestamp(1_700_000_000, UTC).strftime("%Y-%m-%dT%H:%M")
     assert found(operator, f"since={since}") == [new]
     assert found(operator, "until=2021-01-01T00:00") == [old]
 
@@ -61,12 +61,12 @@ def test_cursor_pages_cover_every_match_once_even_with_equal_times(operator, led
     seen, query, pages = [], f"number={number(5)}", 0
     while True:
         page = soup(operator.get(f"/messages?{query}"))
-        seen += [tr["data-job"] for tr in page.find(id="results").find_all("tr", attrs={"data-job": True})]
+        seen += [tr["data-job"] for tr in el(page, id="results").find_all("tr", attrs={"data-job": True})]
         pages += 1
         link = page.find(id="next")
         if link is None:
             break
-        query = link["href"].split("?", 1)[1]
+        query = str(link["href"]).split("?", 1)[1]
     assert pages == 3 and len(seen) == len(jobs) and set(seen) == {j.job_id for j in jobs}
 
 
@@ -75,7 +75,7 @@ def test_a_filter_the_index_does_not_answer_scans_a_bounded_page(app, operator, 
     ids = [enqueue(ledger, number(i)) for i in range(12)]
     make_dead(ledger, ids[0], "invalid_to")  # the oldest: found only after walking past the others
     page = soup(operator.get("/messages?state=dead&reason=invalid_to"))
-    assert [tr["data-job"] for tr in page.find(id="results").find_all("tr", attrs={"data-job": True})] == [ids[0]]
+    assert [tr["data-job"] for tr in el(page, id="results").find_all("tr", attrs={"data-job": True})] == [ids[0]]
     page = soup(operator.get("/messages?state=delivered"))
     assert "5 entries read" in page.text and page.find(id="next") is not None
 
@@ -92,4 +92,4 @@ def test_a_filter_the_index_does_not_answer_scans_a_bounded_page(app, operator, 
 def test_malformed_search_is_a_message_never_a_500(operator, query, message):
     response = operator.get(f"/messages?{query}")
     assert response.status_code == 400
-    assert soup(response).find(id="error").text.startswith(message)
+    assert el(soup(response), id="error").text.startswith(message)

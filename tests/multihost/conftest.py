@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 import redis
@@ -75,15 +77,17 @@ class Cluster:
     bed: NetBed
     env: dict[str, str]
     sandbox: SandboxControl
-    redis_procs: dict[str, object] = field(default_factory=dict)
-    workers: dict[str, object] = field(default_factory=dict)
+    redis_procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
     def sentinel_url(self) -> str:
         return ";".join(f"sentinel://{self.bed.hosts[h].address}:{SENTINEL_PORT}" for h in ("r1", "r2", "r3"))
 
     def settings(self, **overrides: str) -> Settings:
-        values = {k: v for k, v in {**self.env, **overrides}.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
+        # Any: Settings parses each setting from its string, whatever the field's type.
+        values: dict[str, Any] = {k: v for k, v in {**self.env, **overrides}.items()
+                                  if k.startswith("COSMOS_") or k == "REDIS_URL"}
         return Settings(_env_file=None, **values)
 
     def producer(self, **overrides: str) -> SmsProducer:
@@ -114,9 +118,10 @@ class Cluster:
         """The host the sentinels currently name as primary."""
         for name in ("r1", "r2", "r3"):
             try:
-                address, _ = redis.Redis(host=self.bed.hosts[name].address, port=SENTINEL_PORT, socket_timeout=1,
-                                         socket_connect_timeout=1, decode_responses=True
-                                         ).sentinel_get_master_addr_by_name(MASTER_NAME)
+                # (host, port), or None when the sentinel knows no primary: the unpacking's TypeError below.
+                address, _ = cast(tuple[str, int], redis.Redis(
+                    host=self.bed.hosts[name].address, port=SENTINEL_PORT, socket_timeout=1, socket_connect_timeout=1,
+                    decode_responses=True).sentinel_get_master_addr_by_name(MASTER_NAME))
                 return next(h.name for h in self.bed.hosts.values() if h.address == address)
             except (redis.RedisError, TypeError, StopIteration):
                 continue
