@@ -20,6 +20,7 @@ import redis
 import requests
 
 from bench.processes import RssSampler, Service, cosmos_cmd, cpu_seconds, free_port, spawn, start_redis, wait_for
+from bench.profiling import Profiler, summarize
 from bench.report import print_table
 from config.settings import load_settings
 from ledger.record import FINAL_STATES
@@ -58,6 +59,7 @@ class Bench:
         self.api_key = "bench-key"
         self.api_secret = f"bench-secret-{uuid.uuid4().hex[:12]}"
         self.redis_url = ""
+        self.profile_dir: Path | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of every child: ours, minus any COSMOS_* or REDIS_URL of the caller's shell."""
@@ -116,6 +118,10 @@ class Bench:
                       + [producer.send_sms(**MESSAGE) for _ in range(WARMUP_MESSAGES // 10)])
 
             log(f"latency {latency_ms} ms: send_bulk of {self.messages} messages")
+            profiler = None
+            if self.profile_dir is not None:
+                profiler = Profiler(self.profile_dir, f"bulk-{latency_ms}ms", workers.proc.pid)
+                profiler.start()
             cpu_workers, cpu_sandbox = cpu_seconds(workers.proc.pid), cpu_seconds(sandbox.proc.pid)
             started = time.perf_counter()
             ids = []
@@ -128,6 +134,9 @@ class Bench:
             out["bulk_failed"] = failed
             out["worker_cpu_s_per_msg"] = (cpu_seconds(workers.proc.pid) - cpu_workers) / len(ids)
             out["sandbox_cpu_s_per_msg"] = (cpu_seconds(sandbox.proc.pid) - cpu_sandbox) / len(ids)
+            if profiler is not None:
+                profiler.stop()
+                log(f"profile of the bulk run at {latency_ms} ms:\n{summarize(profiler.files)}")
 
             singles = max(1, self.messages // 4)
             log(f"latency {latency_ms} ms: loop of {singles} send_sms")
@@ -346,6 +355,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run for CI: a few hundred messages, latency 0 only, 2 s light load")
     parser.add_argument("--json", action="store_true", help="print a JSON object on stdout (the table on stderr)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy the worker processes during each bulk run; raw stacks into DIR")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages = args.messages or 400
@@ -364,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="cosmos-bench-"))
     bench = Bench(work_dir, args.messages, args.light_s, args.memory_records)
+    bench.profile_dir = args.profile
     facts = machine_facts()
     results = {"machine": facts, "messages": args.messages, "quick": args.quick, "scenarios": []}
     ok = False
