@@ -19,8 +19,8 @@ import redis
 from ledger.scripts import Scripts
 from ledger.store import Ledger
 
-MAX_BATCH = 64
-"""Outcomes per round trip: ~64 short scripts hold Redis for ~1-2 ms, inside the 5 ms bound."""
+MAX_BATCH = 32
+"""Outcomes per round trip: 32 short scripts hold Redis ~1-3 ms, so queued + own trip stay near 5 ms."""
 WAIT_BOUND_S = 15.0
 """Longest a sender waits for its answer (past the Redis socket timeout); then it sees a TimeoutError."""
 _STOP = object()
