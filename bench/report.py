@@ -59,6 +59,41 @@ def rows(results: dict) -> list[tuple[str, list[str], str]]:
     return out
 
 
+def cost_rows(results: dict) -> list[tuple[str, str, str, str]]:
+    """(cost, off, on, price) for each cost priced by a flipped run, and the run to `delivered`."""
+    out = []
+    for name, entry in results.get("costs", {}).items():
+        if not entry.get("supported"):
+            out.append((name, "no switch in this build", "", ""))
+            continue
+        off, on = entry.get("off"), entry.get("on")
+        cell = (lambda r: f"{r['msgs_per_s']:,.0f} msg/s, {r['worker_cpu_s_per_msg'] * 1000:.2f} ms CPU"
+                if r else "")
+        price = ""
+        if off and on:
+            price = (f"{on['msgs_per_s'] / off['msgs_per_s'] - 1:+.0%} msg/s, "
+                     f"{(on['worker_cpu_s_per_msg'] - off['worker_cpu_s_per_msg']) * 1000:+.2f} ms CPU/msg")
+        out.append((f"{name} ({entry['latency_ms']} ms)", cell(off), cell(on), price))
+    return out
+
+
+def delivered_rows(results: dict) -> list[tuple[str, str]]:
+    d = results.get("delivered")
+    if not d:
+        return []
+    out = []
+    for key in ("forwarding_off", "forwarding_on"):
+        r = d.get(key)
+        if not r:
+            continue
+        out.append((f"send_bulk to `delivered` at {d['latency_ms']} ms, receipts on, {key.replace('_', ' ')}",
+                    f"{r['msgs_per_s']:,.0f} msg/s; worker CPU {r['worker_cpu_s_per_msg'] * 1000:.2f} ms/msg, "
+                    f"receiver {r['receiver_cpu_s_per_msg'] * 1000:.2f}, sandbox "
+                    f"{r['sandbox_cpu_s_per_msg'] * 1000:.2f}; not delivered {sum(r['failed'].values())}; "
+                    f"forwards received {r['forwards_received']:,}"))
+    return out
+
+
 def print_table(results: dict, file=None) -> None:
     console = Console(file=file, width=160)
     m = results["machine"]
@@ -74,3 +109,17 @@ def print_table(results: dict, file=None) -> None:
     for name, cells, target in rows(results):
         table.add_row(name, *cells, target)
     console.print(table)
+    states = results.get("states", {})
+    console.print("main runs: " + ", ".join(f"{k} {'n/a' if v is None else 'on' if v else 'off'}"
+                                            for k, v in states.items())
+                  + f" (AOF appendfsync as shipped: {results.get('appendfsync_shipped', '?')})")
+    priced = cost_rows(results)
+    if priced:
+        costs = Table(title="each cost off and on (send_bulk end to end, worker CPU per message)")
+        for column in ("cost", "off", "on", "price of on"):
+            costs.add_column(column)
+        for row in priced:
+            costs.add_row(*row)
+        console.print(costs)
+    for name, cell in delivered_rows(results):
+        console.print(f"{name}: {cell}")
