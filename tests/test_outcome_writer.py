@@ -10,6 +10,7 @@ import redis
 
 from config.settings import load_settings
 from ledger.store import Ledger, NewJob
+from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from worker.outcome_writer import OutcomeWriter, finish_args
 
@@ -51,31 +52,62 @@ def test_the_script_arguments_are_those_of_ledger_finish(redis_server, prefix):
                                   finish_args(ledger, "job-2", "owner-2", "defer", delay_s=3.5)]
 
 
-def test_outcomes_of_many_threads_share_round_trips_and_each_gets_its_own_answer(ledger):
-    # Given 20 leased jobs, and a writer that waits up to 1 s to fill a batch of 20:
-    jobs = leased(ledger, 20)
-    writer = OutcomeWriter(ledger, max_batch=20, linger_s=1.0)
-    answers: dict[str, tuple[str, str]] = {}
-    start = threading.Barrier(len(jobs))
+class RoundTripOut:
+    """Holds a writer as if a round trip were out: senders queue their outcomes, none is written."""
 
-    def send(job_id: str, owner: str, index: int) -> None:
-        start.wait()
-        kind = "accepted" if index % 2 == 0 else "transient"
-        answers[job_id] = writer.finish(job_id, owner, kind, status="ok" if kind == "accepted" else "timeout",
-                                        http=200, message_id=f"Az_{index}")
+    def __init__(self, writer: OutcomeWriter):
+        self.writer = writer
 
-    threads = [threading.Thread(target=send, args=(job_id, owner, i)) for i, (job_id, owner) in enumerate(jobs)]
+    def __enter__(self):
+        self.writer._write_lock.acquire()
+        self.start, self.writer._ensure_started = self.writer._ensure_started, lambda: None
+        return self
+
+    def __exit__(self, *exc):
+        self.writer._ensure_started = self.start
+        self.writer._write_lock.release()
+        self.writer._ensure_started()
+
+
+def in_threads(*calls) -> list[threading.Thread]:
+    threads = [threading.Thread(target=call) for call in calls]
     for thread in threads:
         thread.start()
+    return threads
+
+
+def test_outcomes_that_wait_for_a_round_trip_share_the_next_one_and_each_gets_its_own_answer(ledger):
+    # Given 20 leased jobs whose outcomes arrive while a round trip is out:
+    jobs = leased(ledger, 20)
+    writer = OutcomeWriter(ledger, max_batch=20)
+    answers: dict[str, tuple[str, str]] = {}
+
+    def send(job_id: str, owner: str, index: int):
+        def call() -> None:
+            kind = "accepted" if index % 2 == 0 else "transient"
+            answers[job_id] = writer.finish(job_id, owner, kind, status="ok" if kind == "accepted" else "timeout",
+                                            http=200, message_id=f"Az_{index}")
+        return call
+
+    with RoundTripOut(writer):
+        threads = in_threads(*(send(job_id, owner, i) for i, (job_id, owner) in enumerate(jobs)))
+        wait_for(lambda: writer._queue.qsize() == 20, what="every outcome queued")
     for thread in threads:
         thread.join(20)
     writer.stop()
-    # Then each thread got its own job's answer, the records say the same, and round trips were shared.
+    # Then they went in one round trip, each thread got its own job's answer, and the records say the same.
+    assert (writer.outcomes, writer.batches) == (20, 1)
     states = ledger.states([job_id for job_id, _ in jobs])
     for i, ((job_id, _owner), state) in enumerate(zip(jobs, states)):
         assert answers[job_id][0] == ("sent" if i % 2 == 0 else "retry")
         assert state == ("sent" if i % 2 == 0 else "sending")
-    assert writer.outcomes == 20 and writer.batches <= 2
+
+
+def test_with_no_round_trip_out_a_sender_writes_its_own_outcome_without_the_writer_thread(ledger):
+    [(job_id, owner)] = leased(ledger, 1)
+    writer = OutcomeWriter(ledger)
+    assert writer.finish(job_id, owner, "accepted", status="ok", http=200, message_id="Az_1")[0] == "sent"
+    assert writer._thread is None and (writer.outcomes, writer.batches) == (1, 1)
 
 
 def test_one_outcome_is_written_at_once_not_when_its_neighbours_answer(ledger):
@@ -111,28 +143,32 @@ def test_a_redis_failure_reaches_the_caller_as_ledger_finish_would_raise_it(redi
 
 def test_a_script_error_reaches_only_its_own_caller(ledger):
     jobs = leased(ledger, 2)
-    writer = OutcomeWriter(ledger, max_batch=2, linger_s=1.0)
-    errors: list[BaseException] = []
+    writer = OutcomeWriter(ledger, max_batch=2)
+    outcomes: dict[str, object] = {}
 
-    def bad() -> None:
-        try:
-            writer.finish(*jobs[0], "defer", delay_s="not-a-number")  # the script's arithmetic fails
-        except redis.ResponseError as exc:
-            errors.append(exc)
+    def call(name: str, *args, **kwargs):
+        def run() -> None:
+            try:
+                outcomes[name] = writer.finish(*args, **kwargs)
+            except redis.ResponseError as exc:
+                outcomes[name] = exc
+        return run
 
-    thread = threading.Thread(target=bad)
-    thread.start()
-    good = writer.finish(*jobs[1], "accepted", status="ok", http=200, message_id="Az_2")
-    thread.join(10)
-    assert good[0] == "sent" and len(errors) == 1
+    with RoundTripOut(writer):  # both in the same round trip
+        threads = in_threads(call("bad", *jobs[0], "defer", delay_s="not-a-number"),  # the script's arithmetic fails
+                             call("good", *jobs[1], "accepted", status="ok", http=200, message_id="Az_2"))
+        wait_for(lambda: writer._queue.qsize() == 2, what="both outcomes queued")
+    for thread in threads:
+        thread.join(10)
     writer.stop()
+    assert writer.batches == 1
+    assert isinstance(outcomes["bad"], redis.ResponseError) and outcomes["good"][0] == "sent"
 
 
-def test_a_stuck_writer_fails_the_wait_within_its_bound(ledger):
+def test_a_stuck_round_trip_fails_the_wait_within_its_bound(ledger):
     writer = OutcomeWriter(ledger, wait_bound_s=0.2)
-    release = threading.Event()
-    writer._execute = lambda calls: release.wait(10) and []  # the round trip never comes back (until released)
+    writer._write_lock.acquire()  # a round trip out that never comes back
     with pytest.raises(redis.TimeoutError):
         writer.finish("job-1", "owner-1", "accepted", status="ok", http=200, message_id="Az_1")
-    release.set()
+    writer._write_lock.release()
     writer.stop()

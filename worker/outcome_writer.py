@@ -1,11 +1,12 @@
 """Outcome writes of one worker process, batched: many `finish` scripts per Redis round trip.
 
-Every sending thread hands its attempt's outcome to one writer thread and waits for the
-ledger's answer (the next step depends on it). The writer takes everything waiting and
-writes it in one pipeline; while that round trip is out, new outcomes queue up for the next
-one (group commit). Nothing is held back on purpose beyond `linger_s`, so an outcome reaches
-the ledger one round trip after its answer, never when a whole chunk is done: a SIGKILL
-meanwhile must not turn accepted sends into ambiguous ones.
+A sending thread that finds no round trip out writes its outcome itself, at once. One that
+finds a round trip out hands its outcome to the writer thread and waits for the ledger's
+answer (its next step depends on it); the writer takes everything waiting and writes it in
+one pipeline as soon as the round trip out is back (group commit). Nothing is held back on
+purpose beyond `linger_s` (default 0), so an outcome reaches the ledger within about two
+round trips of its answer, never when a whole chunk is done: a SIGKILL meanwhile must not
+turn accepted sends into ambiguous ones.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class OutcomeWriter:
         self._local = threading.local()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        """Held by whoever has a round trip out: the writer thread or a sender writing directly."""
 
     # --- the senders' side --------------------------------------------------------------
     def finish(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
@@ -69,8 +72,20 @@ class OutcomeWriter:
         args = finish_args(self.ledger, job_id, owner, kind, status=status, http=http, latency_ms=latency_ms,
                            message_id=message_id, price=price, error=error, delay_s=delay_s)
         slot = self._slot()
-        self._ensure_started()
-        self._queue.put((args, slot))
+        item = (args, slot)
+        if self._write_lock.acquire(blocking=False):
+            # Nobody is writing: write this one now, with whatever else waits, and skip the hop to
+            # the writer thread (at light load that hop would be the only cost batching adds).
+            try:
+                batch = [item]
+                if self._gather(batch, linger_s=0.0):
+                    self._queue.put(_STOP)  # stop() was called meanwhile: leave it for the writer thread
+                self._write(batch)
+            finally:
+                self._write_lock.release()
+        else:
+            self._ensure_started()
+            self._queue.put(item)
         if not slot.done.acquire(timeout=self.wait_bound_s):
             # The writer is stuck or gone: this thread gets a fresh slot, the old one is abandoned.
             self._local.slot = None
@@ -106,15 +121,16 @@ class OutcomeWriter:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
-            stop = self._gather(batch)
-            self._write(batch)
+            with self._write_lock:
+                batch = [first]
+                stop = self._gather(batch, self.linger_s)
+                self._write(batch)
             if stop:
                 return
 
-    def _gather(self, batch: list) -> bool:
+    def _gather(self, batch: list, linger_s: float) -> bool:
         """Add what is already waiting (and what arrives within linger_s) to `batch`; True on stop."""
-        deadline = time.monotonic() + self.linger_s
+        deadline = time.monotonic() + linger_s
         while len(batch) < self.max_batch:
             try:
                 wait = deadline - time.monotonic()
