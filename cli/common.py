@@ -8,8 +8,8 @@ from functools import wraps
 import click
 import redis
 
-from config.settings import Settings, SettingsError, load_settings
-from cosmos_api.errors import CosmosSmsError
+from config.errors import CosmosSmsError, SettingsError
+from config.settings import Settings, load_settings
 
 
 class CommandFailed(click.ClickException):
@@ -19,11 +19,17 @@ class CommandFailed(click.ClickException):
         click.echo(self.format_message(), err=True)
 
 
+class BadSettings(CommandFailed):
+    """A refused setting: one line naming the variable, exit 2 (bad usage), as every entry point does."""
+
+    exit_code = 2
+
+
 def settings_or_exit() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise BadSettings(str(exc)) from None
 
 
 def one_line_errors(command):
@@ -35,7 +41,9 @@ def one_line_errors(command):
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except (CosmosSmsError, SettingsError) as exc:
+        except SettingsError as exc:
+            raise BadSettings(str(exc)) from None
+        except CosmosSmsError as exc:
             raise CommandFailed(str(exc)) from None
         except redis.RedisError as exc:
             raise CommandFailed(f"Redis is not reachable ({exc}); check REDIS_URL") from None

@@ -66,10 +66,45 @@ def stats(as_json) -> None:
         table.add_row(f"state {state}", str(count))
     for reason, count in figures["dead_reasons"].items():
         table.add_row(f"dead: {reason}", str(count))
-    for name in ("dead_letter_size", "held_size", "due_size", "total_price", "attempts",
-                 "ambiguous_resends", "extra_sends"):
+    for name in ("dead_letter_size", "held_size", "total_price", "attempts", "ambiguous_resends", "extra_sends",
+                 "late", "receipts_overdue"):
         table.add_row(name.replace("_", " "), str(figures[name]))
     for lane, depth in figures["queue_depth"].items():
-        table.add_row(f"queue {lane}", str(depth))
+        table.add_row(f"queue {lane}", f"{depth} messages, {figures['retry_due_size'][lane]} retrying")
     table.add_row("breaker", figures["breaker"]["state"])
+    pause = figures["paused"]
+    table.add_row("paused", f"{pause['kind']}: {pause['reason']} ({', '.join(pause['lanes'])})" if pause else "no")
     Console().print(table)
+
+
+@click.group()
+def batch() -> None:
+    """Campaigns sent with send_bulk(batch_id=...)."""
+
+
+@batch.command("status")
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@one_line_errors
+def batch_status(batch_id, as_json) -> None:
+    """A batch's total and counts per state (exit 1 if unknown)."""
+    info = _producer().get_batch(batch_id)
+    if info is None:
+        raise CommandFailed(f"unknown batch {batch_id}")
+    if as_json:
+        echo_json(info)
+        return
+    states = ", ".join(f"{state} {n}" for state, n in info["states"].items())
+    click.echo(f"batch {batch_id}: {info['total']} job(s), created {info['created_at']}"
+               f"{' (cancelled)' if info['cancelled'] else ''}: {states}")
+
+
+@batch.command("cancel")
+@click.argument("batch_id")
+@one_line_errors
+def batch_cancel(batch_id) -> None:
+    """Cancel every member not yet sent; the batch then takes no new members."""
+    producer = _producer()
+    if producer.get_batch(batch_id) is None:
+        raise CommandFailed(f"unknown batch {batch_id}")
+    click.echo(f"cancelled {producer.cancel_batch(batch_id)} job(s) of batch {batch_id}")

@@ -17,7 +17,7 @@ def cli() -> None:
 
 
 for command in (
-    jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats,
+    jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats, jobs_commands.batch,
     operator_commands.dead, operator_commands.held, operator_commands.suppression,
     worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
 ):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from typing import Any
+
 import click
 
 from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
-from ledger.outbox import republish
+from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 
 
@@ -13,28 +17,30 @@ def _producer() -> SmsProducer:
     return SmsProducer(settings_or_exit())
 
 
-def _print_records(records: list[dict], as_json: bool) -> None:
+def _print_records(records: Iterable[dict[str, Any]], as_json: bool) -> None:
+    """Records as they are read, page by page: a JSON array streamed, or a line each."""
+    count = 0
     if as_json:
-        echo_json(records)
-        return
+        click.echo("[", nl=False)
     for r in records:
-        click.echo(f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
-                   f"{r['last_error'] or ''}")
-    click.echo(f"{len(records)} job(s)")
+        if as_json:
+            click.echo(("," if count else "") + json.dumps(r, ensure_ascii=False), nl=False)
+        else:
+            click.echo(f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
+                       f"{r['last_error'] or ''}")
+        count += 1
+    click.echo("]" if as_json else f"{count} job(s)")
 
 
 def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
-    """Run an operator action per job and publish the ones that go back to a queue."""
+    """Run an operator action on the named jobs, in bounded steps; republish what goes back to a queue."""
     failed = 0
-    for job_id in job_ids:
-        done, lane_or_why = producer.ledger.operate(action, job_id)
+    for job_id, done, lane_or_why in apply(producer.ledger, action, job_ids):
         if not done:
             failed += 1
             click.echo(f"{job_id}: not done: {lane_or_why}", err=True)
-            continue
-        if action in ("requeue", "resend"):
-            republish(producer.redis, producer.keys, [(job_id, lane_or_why)])
-        click.echo(f"{job_id}: {action.replace('_', ' ')}")
+        else:
+            click.echo(f"{job_id}: {action.replace('_', ' ')}")
     if failed:
         raise CommandFailed(f"{failed} of {len(job_ids)} job(s) not done")
 
@@ -64,8 +70,11 @@ def dead_requeue(job_ids, everything, reason) -> None:
     if bool(job_ids) + everything + (reason is not None) != 1:
         raise click.UsageError("give JOB_IDs, --all or --reason (one of them)")
     producer = _producer()
-    ids = list(job_ids) or producer.ledger.dead_ids(reason)
-    _apply(producer, "requeue", ids)
+    if job_ids:
+        _apply(producer, "requeue", list(job_ids))
+        return
+    tally = apply_to_pages(producer.ledger, "requeue", producer.ledger.dead_ids(reason))
+    click.echo(f"requeued {tally['done']} job(s)" + (f", {tally['refused']} refused" if tally["refused"] else ""))
 
 
 @dead.command("purge")
@@ -74,10 +83,8 @@ def dead_requeue(job_ids, everything, reason) -> None:
 def dead_purge(reason) -> None:
     """Drop dead jobs and their records."""
     producer = _producer()
-    ids = producer.ledger.dead_ids(reason)
-    for job_id in ids:
-        producer.ledger.operate("purge", job_id)
-    click.echo(f"purged {len(ids)} job(s)")
+    tally = apply_to_pages(producer.ledger, "purge", producer.ledger.dead_ids(reason))
+    click.echo(f"purged {tally['done']} job(s)")
 
 
 @click.group()
@@ -120,9 +127,9 @@ def suppression() -> None:
 @one_line_errors
 def suppression_list(as_json) -> None:
     """List suppressed numbers."""
-    numbers = _producer().ledger.suppressed()
+    numbers = _producer().ledger.suppressed()  # SSCAN pages: never one long call, never capped
     if as_json:
-        echo_json(numbers)
+        click.echo(json.dumps(list(numbers)))
     else:
         for number in numbers:
             click.echo(number)

@@ -1,5 +1,6 @@
 """Configuration: environment read once into typed settings, Celery and logging set-up."""
 
-from config.settings import Settings, SettingsError, load_settings
+from config.errors import SettingsError
+from config.settings import Settings, load_settings
 
 __all__ = ["Settings", "SettingsError", "load_settings"]

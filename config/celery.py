@@ -9,8 +9,9 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from config.settings import Settings
 from config.keys import LANES, Keys
+from config.redis_client import BROKER_CONNECT_TIMEOUT_S, BROKER_SOCKET_TIMEOUT_S, is_sentinel_url, sentinel_kwargs
+from config.settings import Settings
 
 TASK_DELIVER = "cosmos.deliver"
 """Task name: send one job (its id is the only argument)."""
@@ -27,9 +28,15 @@ def celery_config(settings: Settings) -> dict:
         # (settings refuse a lease that could outlive it).
         "visibility_timeout": settings.visibility_timeout_s,
         # Producers must fail fast (EnqueueFailed), not hang on a dead Redis.
-        "socket_timeout": 5,
-        "socket_connect_timeout": 3,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
     }
+    if is_sentinel_url(settings.redis_url):
+        # kombu's sentinel transport (and Celery's sentinel results backend) ask the sentinels for
+        # the primary on every (re)connection; both read these two options (celery#6551: the
+        # sentinels' password goes in sentinel_kwargs, the data nodes' in the URL).
+        transport["master_name"] = settings.redis_sentinel_master
+        transport["sentinel_kwargs"] = sentinel_kwargs(settings)
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,

@@ -3,6 +3,7 @@
 Celery's own keys (broker queues, unacked messages, results) sit under
 `{prefix}:celery:` through kombu's `global_keyprefix`. The ledger's Lua scripts build
 the same shapes from the prefix (`key(...)` in ledger/lua/common.lua): change both together.
+ARCHITECTURE.md lists every shape with what writes and reads it.
 """
 
 from __future__ import annotations
@@ -35,16 +36,72 @@ class Keys:
         return f"{self.prefix}:msgid:{message_id}"
 
     def batch(self, batch_id: str) -> str:
-        """Counter: deliveries of one bulk chunk (a redelivered chunk is split)."""
+        """Hash: a batch's total, fingerprint, created_ts, cancelled flag and `state:<s>` counts."""
         return f"{self.prefix}:batch:{batch_id}"
+
+    def chunk(self, task_id: str) -> str:
+        """Counter: deliveries of one bulk chunk message (a redelivered chunk is split)."""
+        return f"{self.prefix}:chunk:{task_id}"
+
+    def retry(self, lane: str) -> str:
+        """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
+        return f"{self.prefix}:retry:{lane}"
+
+    def by_number(self, number: str) -> str:
+        """Sorted set: jobs to one number -> created_ts (console search)."""
+        return f"{self.prefix}:idx:to:{number}"
+
+    def forward(self, forward_id: str) -> str:
+        """Hash: one forward of a final state to the application's callback."""
+        return f"{self.prefix}:fwd:{forward_id}"
+
+    @property
+    def created(self) -> str:
+        """Sorted set: every job -> created_ts (console time-range search)."""
+        return f"{self.prefix}:idx:created"
+
+    @property
+    def outbox(self) -> str:
+        """Sorted set: queued jobs -> when to check whether their broker message was lost."""
+        return f"{self.prefix}:outbox"
+
+    @property
+    def deadlines(self) -> str:
+        """Sorted set: waiting (queued, retrying) jobs -> deadline, so they expire on time while waiting."""
+        return f"{self.prefix}:deadlines"
+
+    @property
+    def awaiting(self) -> str:
+        """Sorted set: `sent` jobs waiting for a receipt -> sent_ts (overdue receipts)."""
+        return f"{self.prefix}:awaiting"
+
+    @property
+    def retention(self) -> str:
+        """Sorted set: retained jobs -> when the sweep removes them."""
+        return f"{self.prefix}:retention"
+
+    @property
+    def events(self) -> str:
+        """Stream: every state change (job, state, prev, ts, reason, batch, late), MAXLEN ~ bounded."""
+        return f"{self.prefix}:events"
+
+    @property
+    def pause(self) -> str:
+        """Hash: `op:all|op:single|op:bulk` (an operator's pause) and `account` (COSMOS refused us)."""
+        return f"{self.prefix}:pause"
+
+    @property
+    def forwards_due(self) -> str:
+        """Sorted set: forward id -> when to (re)try posting it."""
+        return f"{self.prefix}:forwards:due"
+
+    @property
+    def forwards_failed(self) -> str:
+        """Sorted set: forwards that failed for good -> when."""
+        return f"{self.prefix}:forwards:failed"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
-
-    @property
-    def due(self) -> str:
-        """Sorted set: job id -> when it must next be (re)published (outbox and retry timer)."""
-        return f"{self.prefix}:due"
 
     @property
     def leases(self) -> str:

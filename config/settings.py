@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.backoff import backoff_bound_s
+from config.errors import SettingsError
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
@@ -19,10 +22,6 @@ DEFAULT_RETENTION_S = 7 * 24 * 3600
 
 LEASE_MARGIN_S = 5.0
 """Lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
-
-
-class SettingsError(Exception):
-    """A configuration value was refused; the message names the variable."""
 
 
 class Settings(BaseSettings):
@@ -42,7 +41,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("cosmos", alias="COSMOS_REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$")
 
     # Retries: attempts per message, in-call burst, backoff between attempts.
-    max_attempts: int = Field(8, alias="COSMOS_MAX_ATTEMPTS", ge=1, le=100)
+    # The deadline (expires_in), not the attempt count, bounds a message's life: the default cap is
+    # far above what exponential backoff to the cap fits into a day.
+    max_attempts: int = Field(1000, alias="COSMOS_MAX_ATTEMPTS", ge=1, le=100_000)
+    max_ambiguous_resends: int = Field(2, alias="COSMOS_MAX_AMBIGUOUS_RESENDS", ge=0, le=100)
     burst_attempts: int = Field(3, alias="COSMOS_BURST_ATTEMPTS", ge=1, le=10)
     retry_backoff_base_s: float = Field(0.5, alias="COSMOS_RETRY_BACKOFF_BASE_S", gt=0)
     retry_backoff_max_s: float = Field(300.0, alias="COSMOS_RETRY_BACKOFF_MAX_S", gt=0)
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
     scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
+    pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
+    events_maxlen: int = Field(1_000_000, alias="COSMOS_EVENTS_MAXLEN", ge=0)
     visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
 
     # Circuit breaker shared by every worker.
@@ -75,6 +79,27 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(4096, alias="COSMOS_WEBHOOK_MAX_BODY_BYTES", gt=0)
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
+
+    # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
+    # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.
+    redis_sentinel_master: str | None = Field(None, alias="COSMOS_REDIS_SENTINEL_MASTER", validate_default=True)
+    # The sentinels' own password (requirepass on the sentinels), when they have one.
+    redis_sentinel_password: SecretStr | None = Field(None, alias="COSMOS_REDIS_SENTINEL_PASSWORD")
+    # Replicas that must have an enqueue or a lease before it counts (WAIT); 0: the primary's memory is enough.
+    redis_min_replicas: int = Field(0, alias="COSMOS_REDIS_MIN_REPLICAS", ge=0, le=16)
+    # Longest WAIT for those replicas, in milliseconds (WAIT 0 would block forever, so > 0).
+    redis_wait_timeout_ms: int = Field(1000, alias="COSMOS_REDIS_WAIT_TIMEOUT_MS", gt=0, le=60000)
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _sentinel_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        value = (value or "").strip() or None
+        url = str(info.data.get("redis_url") or "")
+        if value is None and urlsplit(url.split(";")[0]).scheme == "sentinel":
+            raise ValueError("is required when REDIS_URL is a sentinel:// list (the primary's name the sentinels "
+                             "monitor, e.g. mymaster)")
+        return value
+    # --- end of high availability -------------------------------------------------------------------
 
     @field_validator("api_url")
     @classmethod
@@ -97,8 +122,14 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        scheme = urlsplit(value.split(";")[0]).scheme
+        if scheme not in ("redis", "rediss", "unix", "sentinel"):
+            raise ValueError("must be a redis://, rediss://, unix:// URL or a sentinel:// list")
+        if scheme == "sentinel":
+            for part in value.split(";"):
+                parts = urlsplit(part.strip())
+                if part.strip() and (parts.scheme != "sentinel" or not parts.hostname):
+                    raise ValueError(f"{part.strip()!r} is not a sentinel://host:port entry")
         return value
 
     @model_validator(mode="after")
@@ -124,8 +155,8 @@ class Settings(BaseSettings):
     def burst_bound_s(self) -> float:
         """Longest one in-call burst can take: its attempts plus the waits between them."""
         waits = sum(
-            min(self.retry_backoff_base_s * 2**i, self.retry_backoff_max_s) * 1.5
-            for i in range(self.burst_attempts - 1)
+            backoff_bound_s(n, self.retry_backoff_base_s, self.retry_backoff_max_s)
+            for n in range(1, self.burst_attempts)
         )
         return self.burst_attempts * self.attempt_bound_s + waits
 
@@ -139,18 +170,20 @@ class Settings(BaseSettings):
         for name, value in (("COSMOS_API_KEY", self.api_key), ("COSMOS_API_SECRET", self.api_secret)):
             if value is None or not value.get_secret_value():
                 raise SettingsError(f"{name} is not set: the worker refuses to start without it")
+        assert self.api_key is not None and self.api_secret is not None  # checked just above
         return self.api_key.get_secret_value(), self.api_secret.get_secret_value()
 
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; a bad value raises SettingsError naming the variable."""
     try:
-        return Settings(**overrides)
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
     except ValidationError as exc:
         error = exc.errors()[0]
         where = error.get("loc") or ()
         name = _alias_of(where[0]) if where else "configuration"
-        raise SettingsError(f"{name}: {error['msg']}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from exc
 
 
 def _alias_of(field_name: object) -> str:

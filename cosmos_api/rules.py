@@ -10,7 +10,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from cosmos_api.errors import InvalidMessage
+from config.errors import InvalidMessage
 
 MAX_BODY_BYTES = 4096
 """COSMOS answers 413 `large_request` above 4 KB of request body."""

@@ -135,7 +135,9 @@ def free_port() -> int:
 
 
 def redis_answers(url: str) -> bool:
-    """Whether a Redis at `url` answers PING within a second."""
+    """Whether a Redis at `url` answers PING within a second (a sentinel:// list: no, the demo starts its own)."""
+    if url.strip().lower().startswith("sentinel://"):
+        return False
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
         return bool(client.ping())

@@ -24,7 +24,7 @@ _ORIGIN = f"cosmos-sms@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def task_message(task: str, args: list, queue: str, argsrepr: str) -> str:
+def task_message(task: str, args: list[object], queue: str, argsrepr: str) -> str:
     """One Celery task message (protocol 2) as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
     body = base64.b64encode(json.dumps([args, {}, _EMBED]).encode()).decode()
@@ -71,6 +71,15 @@ def push(client: redis.Redis, messages: Iterable[tuple[str, str]]) -> None:
     pipe.execute()
 
 
-def republish(client: redis.Redis, keys: Keys, jobs: Iterable[tuple[str, str]]) -> None:
-    """Publish single-job messages for (job id, lane) pairs."""
-    push(client, (single_message(keys, lane, job_id) for job_id, lane in jobs))
+def republish(client: redis.Redis, keys: Keys, jobs: Iterable[tuple[str, str]], chunk_size: int = 0) -> None:
+    """Publish messages for (job id, lane) pairs: single-job ones, or bulk jobs in chunks of `chunk_size`."""
+    messages: list[tuple[str, str]] = []
+    bulk: list[str] = []
+    for job_id, lane in jobs:
+        if lane == LANE_BULK and chunk_size > 1:
+            bulk.append(job_id)
+        else:
+            messages.append(single_message(keys, lane, job_id))
+    messages += chunk_messages(keys, bulk, chunk_size) if bulk else []
+    if messages:
+        push(client, messages)

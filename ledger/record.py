@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
-FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
-"""States a job never leaves without an operator (`sent` still waits for its receipt)."""
+from ledger.schema import FINAL_STATES, STATES
 
-STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+__all__ = ["FINAL_STATES", "STATES", "iso", "history", "to_record"]
 
 _INTS = ("attempts", "ambiguous_resends", "extra_sends")
 _TIMES = {
@@ -28,7 +28,7 @@ def iso(ts: float | str | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def history(raw: str | None) -> list[dict]:
+def history(raw: str | None) -> list[dict[str, Any]]:
     """The compact attempt history ("status/http/ms;...") as a list of dicts."""
     out = []
     for entry in (raw or "").split(";"):
@@ -39,7 +39,7 @@ def history(raw: str | None) -> list[dict]:
     return out
 
 
-def to_record(raw: dict[str, str]) -> dict | None:
+def to_record(raw: dict[str, str]) -> dict[str, Any] | None:
     """The contract's outcome record from a ledger hash (None for a missing job)."""
     if not raw:
         return None
@@ -47,6 +47,7 @@ def to_record(raw: dict[str, str]) -> dict | None:
         "job_id": raw.get("job_id"),
         "state": raw.get("state"),
         "lane": raw.get("lane"),
+        "batch_id": raw.get("batch"),
         "to": raw.get("to"),
         "from": raw.get("from"),
         "callback": raw.get("callback"),
@@ -58,6 +59,7 @@ def to_record(raw: dict[str, str]) -> dict | None:
         "delivery_status": raw.get("delivery_status"),
         "receipt_timestamp": raw.get("receipt_timestamp"),
         "history": history(raw.get("history")),
+        "late": raw.get("late") == "1",
     }
     for name in _INTS:
         record[name] = int(raw.get(name) or 0)

@@ -1,20 +1,23 @@
-"""The ledger's Lua scripts, each prefixed with the shared `common.lua` and registered once."""
+"""The ledger's Lua scripts: the generated schema, the shared `common.lua`, then the script itself."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import redis
 
+from ledger.schema import lua_prelude
+
 LUA_DIR = Path(__file__).parent / "lua"
-SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate")
+SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate", "sweep")
 
 
 @cache
 def script_source(name: str) -> str:
-    return (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    return lua_prelude() + (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
 class Scripts:
@@ -28,19 +31,20 @@ class Scripts:
         self.sources = {name: script_source(name) for name in SCRIPT_NAMES}
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
 
-    def run(self, name: str, *args: object):
+    def run(self, name: str, *args: object) -> Any:
         try:
-            return self.client.evalsha(self.shas[name], 0, *args)
+            return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
         except redis.exceptions.NoScriptError:
             self.client.script_load(self.sources[name])
-            return self.client.evalsha(self.shas[name], 0, *args)
+            return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
 
-    def run_many(self, name: str, calls: list[tuple]) -> list:
+    def run_many(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
         """The same script for many argument lists, in one round trip."""
+        results: list[Any] = []
         for _ in range(2):
             pipe = self.client.pipeline(transaction=False)
             for args in calls:
-                pipe.evalsha(self.shas[name], 0, *args)
+                pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
             results = pipe.execute(raise_on_error=False)
             if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
                 break
@@ -49,3 +53,34 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results
+
+    # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
+    def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
+        """Run one script, then WAIT for `replicas` replicas on the same connection, in one round trip.
+
+        Returns (the script's result, replicas that acknowledged). WAIT covers only its own connection's
+        writes, hence one pipeline; with `replicas` 0 it is not sent and the count is 0.
+        """
+        results, acked = self.run_many_durably(name, [args], replicas, timeout_ms)
+        return results[0], acked
+
+    def run_many_durably(self, name: str, calls: list[tuple[object, ...]], replicas: int,
+                         timeout_ms: int) -> tuple[list[Any], int]:
+        """`run_many`, followed in the same pipeline by WAIT `replicas` `timeout_ms`: (results, acked replicas)."""
+        if replicas <= 0:
+            return self.run_many(name, calls), 0
+        results: list[Any] = []
+        acked: Any = 0
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for args in calls:
+                pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+            pipe.wait(replicas, timeout_ms)
+            *results, acked = pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                break
+            self.client.script_load(self.sources[name])  # none ran: load and run them all
+        for result in (*results, acked):
+            if isinstance(result, Exception):
+                raise result
+        return results, int(acked)

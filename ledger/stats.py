@@ -1,42 +1,63 @@
-"""The figures of `cosmos-sms stats` and `/metrics`, read from the ledger's counters."""
+"""The figures of `cosmos-sms stats` and `/metrics`, read from the ledger's counters (never a scan)."""
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 from config.keys import LANES
-from ledger.record import STATES
+from ledger.schema import COUNTERS, PAUSE_SCOPES, STATES
 from ledger.store import Ledger
 
 
-def stats(ledger: Ledger) -> dict:
-    """Counts per state and dead reason, dead-letter size, total price, resends, breaker."""
-    counters = ledger.counters()
+def paused(pause: dict[str, str]) -> dict[str, Any] | None:
+    """The pause in force, or None: the account's (COSMOS refused us) first, then an operator's."""
+    if "account" in pause:
+        info = json.loads(pause["account"])
+        return {"kind": "account", "reason": info.get("reason"), "since": info.get("ts"), "lanes": list(LANES)}
+    scopes = [scope for scope in PAUSE_SCOPES if f"op:{scope}" in pause]
+    if not scopes:
+        return None
+    info = json.loads(pause[f"op:{scopes[0]}"])
+    lanes = list(LANES) if "all" in scopes else scopes
+    return {"kind": "operator", "reason": info.get("reason"), "by": info.get("by"), "since": info.get("ts"),
+            "lanes": lanes}
+
+
+def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
+    """Counts per state and dead reason, sets' sizes, totals, breaker and pause, in one round trip."""
+    k = ledger.keys
     pipe = ledger.redis.pipeline(transaction=False)
-    pipe.zcard(ledger.keys.dead)
-    pipe.zcard(ledger.keys.held)
-    pipe.zcard(ledger.keys.due)
+    pipe.hgetall(k.counters)
+    pipe.hgetall(k.breaker)
+    pipe.hgetall(k.pause)
+    pipe.zcard(k.dead)
+    pipe.zcard(k.held)
     for lane in LANES:
-        pipe.llen(ledger.keys.broker_queue_key(lane))
-    dead_size, held_size, due_size, *queue_depths = pipe.execute()
-    breaker = ledger.breaker()
+        pipe.zcard(k.retry(lane))
+        pipe.llen(k.broker_queue_key(lane))
+    pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
+    pipe.zrange(k.awaiting, 0, 0, withscores=True)
+    counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
+    lanes, overdue, oldest = rest[:-2], rest[-2], rest[-1]
+    figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
-        "dead_reasons": {k.split(":", 1)[1]: int(v) for k, v in counters.items()
-                         if k.startswith("dead:") and int(v) > 0},
+        "dead_reasons": {key.split(":", 1)[1]: int(v) for key, v in counters.items()
+                         if key.startswith("dead:") and int(v) > 0},
         "dead_letter_size": dead_size,
         "held_size": held_size,
-        "due_size": due_size,
-        "queue_depth": dict(zip(LANES, queue_depths)),
+        "retry_due_size": {lane: lanes[2 * i] for i, lane in enumerate(LANES)},
+        "queue_depth": {lane: lanes[2 * i + 1] for i, lane in enumerate(LANES)},
         "total_price": round(float(counters.get("total_price", 0)), 6),
-        "attempts": int(counters.get("attempts", 0)),
-        "transient_failures": int(counters.get("transient_failures", 0)),
-        "retries": int(counters.get("retries", 0)),
-        "ambiguous_attempts": int(counters.get("ambiguous_attempts", 0)),
-        "ambiguous_resends": int(counters.get("ambiguous_resends", 0)),
-        "extra_sends": int(counters.get("extra_sends", 0)),
-        "unauthorized": int(counters.get("unauthorized", 0)),
+        **figures,
+        "receipts_overdue": overdue,
+        "oldest_awaiting_receipt_s": round(time.time() - oldest[0][1], 1) if oldest else None,
         "breaker": {
             "state": breaker.get("state", "closed"),
             "consecutive_failures": int(breaker.get("failures", 0)),
             "times_opened": int(counters.get("breaker_opened", 0)),
         },
+        "paused": paused(pause),
     }

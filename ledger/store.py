@@ -1,23 +1,24 @@
-"""`Ledger`: every read and state change of outcome records, one Redis round trip each."""
+"""`Ledger`: every read and state change of outcome records, each a bounded Redis step."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 import redis
 
-from config.keys import Keys
+from config.errors import IdempotencyConflict, InvalidMessage
+from config.keys import LANES, Keys
 from config.settings import Settings
-from cosmos_api.errors import IdempotencyConflict
-from ledger.record import to_record
+from ledger.record import iso, to_record
+from ledger.schema import STEP
 from ledger.scripts import Scripts
 
-RECEIPT_RESULTS = ("applied", "pending", "duplicate", "extra", "settled_held", "unknown_job", "to_mismatch")
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
-RATE_INLINE_MAX_S = 0.25
-"""Longest wait for a rate token inside a task; longer waits go to the due set."""
+BULK_AHEAD_S = 0.05
+"""How far ahead bulk may reserve rate slots: a single waits behind bulk for at most this long."""
 
 
 @dataclass(frozen=True)
@@ -30,28 +31,46 @@ class NewJob:
     sender: str
     text: str
     callback: str | None
+    forward: bool
     idempotency_key: str | None
     fingerprint: str
-    expires_in_s: int
+    expires_in_s: float
 
 
 @dataclass(frozen=True)
 class Attempt:
     """What `begin` decided: `go` with the message, or why not."""
 
-    verdict: str  # go | sleep | wait | skip | held | dead | expired
+    verdict: str  # one of ledger.schema.BEGIN_VERDICTS
     number: int = 0
     to: str = ""
     sender: str = ""
     text: str = ""
     callback: str | None = None
     created_ts: float = 0.0
+    delay_s: float = 0.0
+    probe: bool = False
+    forward: bool = False
     detail: str = ""
 
 
-def _attempt(reply: list) -> Attempt:
+class NotReplicated(Exception):
+    """An enqueue step ran on the primary but too few replicas had it in time (`.pairs`: its results)."""
+
+    def __init__(self, pairs: list[tuple[str, bool]]):
+        super().__init__("the write reached too few replicas in time")
+        self.pairs = pairs
+
+
+UNREPLICATED = "unreplicated"
+"""Why a job was withdrawn, or a lease given back: too few replicas had the write in time
+(one of ledger.schema.CANCEL_REASONS)."""
+
+
+def _attempt(reply: list[Any]) -> Attempt:
     if reply[0] == "go":
-        return Attempt("go", int(reply[1]), reply[2], reply[3], reply[4], reply[5] or None, float(reply[6]))
+        return Attempt("go", int(reply[1]), reply[2], reply[3], reply[4], reply[5] or None, float(reply[6]),
+                       float(reply[7]), reply[8] == "1", reply[9] == "1")
     return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
 
 
@@ -63,80 +82,150 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
+        self._common = (self.keys.prefix, settings.retention_s, settings.events_maxlen, settings.requeue_grace_s)
 
-    def _run(self, name: str, *args: object):
-        return self._scripts.run(name, self.keys.prefix, *args)
+    def _run(self, name: str, *args: object) -> Any:
+        return self._scripts.run(name, *self._common, *args)
+
+    def _run_many(self, name: str, calls: Iterable[tuple[object, ...]]) -> list[Any]:
+        return self._scripts.run_many(name, [(*self._common, *args) for args in calls])
+
+    # A write an acknowledgement depends on (an enqueue, a lease) counts only once
+    # COSMOS_REDIS_MIN_REPLICAS replicas have it: WAIT on the same connection, in the same round trip.
+    def _run_replicated(self, name: str, *args: object) -> tuple[Any, bool]:
+        wanted = self.settings.redis_min_replicas
+        if wanted <= 0:
+            return self._run(name, *args), True
+        result, acked = self._scripts.run_durably(name, (*self._common, *args), wanted,
+                                                  self.settings.redis_wait_timeout_ms)
+        return result, acked >= wanted
+
+    def _run_many_replicated(self, name: str, calls: list[tuple[object, ...]]) -> tuple[list[Any], bool]:
+        wanted = self.settings.redis_min_replicas
+        if wanted <= 0:
+            return self._run_many(name, calls), True
+        results, acked = self._scripts.run_many_durably(name, [(*self._common, *args) for args in calls], wanted,
+                                                        self.settings.redis_wait_timeout_ms)
+        return results, acked >= wanted
 
     # --- producers -------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[str, str]] = ()) -> list[tuple[str, bool]]:
-        """Record new jobs and push their broker messages atomically, in one round trip.
+    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[int, int, str, str]] = (), *,
+                batch_id: str = "", batch_fingerprint: str = "", batch_total: int = 0) -> list[tuple[str, bool]]:
+        """Record up to STEP new jobs and push their broker messages atomically, in one script call.
 
-        Returns (job id, newly created) per job, in order; the messages are pushed only
-        when at least one job is new (an idempotent repeat publishes nothing).
+        `messages` are (first, last, broker list, message), positions 1-based within `jobs`; each is
+        pushed only when one of its jobs is new. Returns (job id, newly created) per job, in order.
         """
-        args: list[object] = [self.settings.requeue_grace_s, len(jobs)]
+        if len(jobs) > STEP:
+            raise ValueError(f"at most {STEP} jobs per enqueue step")
+        args: list[object] = [batch_id, batch_fingerprint, batch_total, len(jobs)]
         for job in jobs:
-            args += [job.job_id, job.idempotency_key or "", job.fingerprint, job.lane, job.to,
-                     job.sender, job.text, job.callback or "", job.expires_in_s]
+            args += [job.job_id, job.idempotency_key or "", job.fingerprint, job.lane, job.to, job.sender,
+                     job.text, job.callback or "", int(job.forward), job.expires_in_s]
         args.append(len(messages))
-        for queue_key, message in messages:
-            args += [queue_key, message]
-        result = self._run("enqueue", *args)
+        for first, last, queue_key, message in messages:
+            args += [first, last, queue_key, message]
+        result, replicated = self._run_replicated("enqueue", *args)
         if result[0] == "conflict":
             raise IdempotencyConflict(result[3], result[2])
-        pairs = result[1:]
-        return [(pairs[i], pairs[i + 1] == "1") for i in range(0, len(pairs), 2)]
+        if result[0] == "batch_conflict":
+            raise IdempotencyConflict(batch_id, "(batch)", what="batch id")
+        if result[0] == "batch_cancelled":
+            raise InvalidMessage("invalid_json", "batch_id", "was cancelled: it takes no new members")
+        flat = result[1:]
+        pairs = [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        if not replicated:
+            raise NotReplicated(pairs)
+        return pairs
+
+    def idempotency_owners(self, keys: Sequence[str]) -> list[str | None]:
+        """The `job|fingerprint` each idempotency key maps to, read in pages (no writes)."""
+        out: list[str | None] = []
+        for start in range(0, len(keys), STEP):
+            page = keys[start:start + STEP]
+            out += [str(v) if v is not None else None
+                    for v in self.redis.mget([self.keys.idempotency(k) for k in page])]
+        return out
 
     # --- workers ---------------------------------------------------------------------
     def begin(self, job_id: str, owner: str, *, count_delivery: bool) -> Attempt:
-        """Take (or renew) the job's lease for one HTTP attempt, if the ledger allows one."""
-        return _attempt(self._run("begin", *self._begin_args(job_id, owner, count_delivery)))
+        """Take (or renew) the job's lease and rate slot for one HTTP attempt, if the ledger allows one."""
+        reply, replicated = self._run_replicated("begin", *self._begin_args(job_id, owner, count_delivery))
+        return self._held_back(job_id, owner, _attempt(reply), replicated)
 
     def begin_many(self, job_ids: Sequence[str], owners: Sequence[str], *, count_delivery: bool) -> list[Attempt]:
         """`begin` for a whole chunk in one round trip; each job still gets its own lease."""
-        calls = [(self.keys.prefix, *self._begin_args(job_id, owner, count_delivery))
-                 for job_id, owner in zip(job_ids, owners)]
-        return [_attempt(r) for r in self._scripts.run_many("begin", calls)]
+        calls = [self._begin_args(job_id, owner, count_delivery) for job_id, owner in zip(job_ids, owners)]
+        replies, replicated = self._run_many_replicated("begin", calls)
+        return [self._held_back(job_id, owner, _attempt(r), replicated)
+                for job_id, owner, r in zip(job_ids, owners, replies)]
 
-    def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple:
+    def _held_back(self, job_id: str, owner: str, attempt: Attempt, replicated: bool) -> Attempt:
+        """A lease too few replicas hold could vanish in a failover, and the job be sent twice: give it back."""
+        if attempt.verdict != "go" or replicated:
+            return attempt
+        self.finish(job_id, owner, "release", error=UNREPLICATED, delay_s=self.settings.retry_backoff_base_s)
+        return Attempt("wait", detail=UNREPLICATED)
+
+    def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
         s = self.settings
         return (job_id, owner, s.lease_s, s.ambiguous_policy, s.max_attempts, s.poison_deliveries,
-                int(count_delivery), s.breaker_open_s, s.rate_limit, RATE_INLINE_MAX_S, s.retention_s,
-                s.attempt_bound_s * PROBE_S_FACTOR)
+                int(count_delivery), s.rate_limit, BULK_AHEAD_S, s.attempt_bound_s * PROBE_S_FACTOR,
+                s.max_ambiguous_resends, s.pause_probe_interval_s)
 
     def finish(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
                latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
                delay_s: float = 0.0) -> tuple[str, str]:
-        """Record an attempt's outcome; returns (what happened, breaker change or '')."""
-        s = self.settings
-        r = self._run("finish", job_id, owner, kind, status, http or 0, latency_ms, message_id, price,
-                      error[:300], s.ambiguous_policy, s.retention_s, s.breaker_threshold,
-                      s.breaker_open_s, delay_s)
+        """Record an attempt's outcome; returns (what happened, breaker or pause change, or '')."""
+        r = self._run("finish", *self.finish_args(job_id, owner, kind, status=status, http=http,
+                                                  latency_ms=latency_ms, message_id=message_id, price=price,
+                                                  error=error, delay_s=delay_s))
         return r[0], r[1]
 
-    def claim_due(self, limit: int = 1000) -> list[tuple[str, str, str]]:
-        """Jobs to (re)publish now: (job id, lane, why)."""
-        flat = self._run("claim", self.settings.requeue_grace_s, limit)
+    def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
+        """Several outcomes (each a `finish_args` tuple) in one round trip."""
+        return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
+
+    def finish_args(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
+                    latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
+                    delay_s: float = 0.0) -> tuple[object, ...]:
+        s = self.settings
+        return (job_id, owner, kind, status, http or 0, latency_ms, message_id, price, error[:300],
+                s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s, s.retry_backoff_max_s, delay_s,
+                s.max_ambiguous_resends)
+
+    def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
+        """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
+        k = self.keys
+        flat = self._run("claim", limit, k.broker_queue_key(LANES[0]), k.broker_queue_key(LANES[1]),
+                         self.settings.pause_probe_interval_s)
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+    def sweep(self, limit: int = STEP) -> int:
+        """Remove up to `limit` records whose retention ended, with their index entries and counts."""
+        return int(self._run("sweep", limit))
 
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float,
                       timestamp: str) -> str:
-        return self._run("receipt", job_id, to, status, message_id, price, timestamp,
-                         self.settings.retention_s)
+        return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
 
     # --- operators -------------------------------------------------------------------
-    def operate(self, action: str, job_id: str) -> tuple[bool, str]:
-        """cancel | requeue | resend | mark_sent | purge; returns (done, lane or why not)."""
-        r = self._run("operate", action, job_id, 0, self.settings.default_expires_in_s,
-                      self.settings.retention_s)
+    def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
+        """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
+        r = self._run("operate", action, job_id, self.settings.default_expires_in_s, reason)
         return r[0] == "ok", r[1]
 
-    # --- reads -----------------------------------------------------------------------
-    def get(self, job_id: str) -> dict | None:
-        return to_record(self.redis.hgetall(self.keys.job(job_id)))
+    def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
+        """`operate` for up to STEP jobs in one round trip."""
+        calls = [(action, job_id, self.settings.default_expires_in_s, reason) for job_id in job_ids]
+        return [(r[0] == "ok", r[1]) for r in self._run_many("operate", calls)] if calls else []
 
-    def get_many(self, job_ids: Iterable[str]) -> list[dict | None]:
+    # --- reads -----------------------------------------------------------------------
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return to_record(self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
+
+    def get_many(self, job_ids: Iterable[str]) -> list[dict[str, Any] | None]:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
@@ -148,29 +237,85 @@ class Ledger:
             pipe.hget(self.keys.job(job_id), "state")
         return pipe.execute()
 
-    def listed(self, zset: str, reason: str | None = None, limit: int = 10_000) -> list[dict]:
-        """Records of a dead or held list, oldest first, dropping entries whose record expired."""
-        ids = self.redis.zrange(zset, 0, limit - 1)
-        records = []
-        for job_id, record in zip(ids, self.get_many(ids)):
-            if record is None:
-                self.redis.zrem(zset, job_id)
-            elif reason is None or record["dead_reason"] == reason:
-                records.append(record)
-        return records
+    def page_ids(self, zset: str, after: float = float("-inf"), count: int = STEP) -> list[tuple[str, float]]:
+        """Up to `count` members of a time-scored set with a score above `after`, oldest first."""
+        low = "-inf" if after == float("-inf") else f"({after!r}"
+        pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            zset, low, "+inf", start=0, num=count, withscores=True)
+        return [(str(m), float(s)) for m, s in pairs]
 
-    def dead_ids(self, reason: str | None = None) -> list[str]:
-        return [r["job_id"] for r in self.listed(self.keys.dead, reason)]
+    def iter_ids(self, zset: str, step: int = STEP) -> Iterator[list[str]]:
+        """Every member of a time-scored set, a page at a time (a cursor by score, never capped).
+
+        Members sharing one score across a page boundary are found by re-reading that score.
+        """
+        after = float("-inf")
+        seen_at_after: set[str] = set()
+        while True:
+            low = "-inf" if after == float("-inf") else repr(after)
+            pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                zset, low, "+inf", start=0, num=step + len(seen_at_after), withscores=True)
+            fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]
+            if not fresh:
+                return
+            page = fresh[:step]
+            yield [str(m) for m, _ in page]
+            last = float(page[-1][1])
+            seen_at_after = {str(m) for m, s in page if s == last} | (seen_at_after if last == after else set())
+            after = last
+            if len(fresh) < step:
+                return
+
+    def listed(self, zset: str, reason: str | None = None) -> Iterator[dict[str, Any]]:
+        """Records of a dead or held set, oldest first, page by page."""
+        for ids in self.iter_ids(zset):
+            for record in self.get_many(ids):
+                if record is not None and (reason is None or record["dead_reason"] == reason):
+                    yield record
+
+    def dead_ids(self, reason: str | None = None) -> Iterator[list[str]]:
+        """Dead job ids (of one reason), a page at a time."""
+        for ids in self.iter_ids(self.keys.dead):
+            if reason is None:
+                yield ids
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hget(self.keys.job(job_id), "dead_reason")
+            yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
 
     def counters(self) -> dict[str, str]:
-        return self.redis.hgetall(self.keys.counters)
+        return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
 
     def breaker(self) -> dict[str, str]:
-        return self.redis.hgetall(self.keys.breaker)
+        return self.redis.hgetall(self.keys.breaker)  # type: ignore[return-value]
 
-    def suppressed(self) -> list[str]:
-        return sorted(self.redis.smembers(self.keys.suppressed))
+    def pause_state(self) -> dict[str, str]:
+        return self.redis.hgetall(self.keys.pause)  # type: ignore[return-value]
+
+    def suppressed(self) -> Iterator[str]:
+        """Numbers on the suppression list, by SSCAN (never one long call)."""
+        for number in self.redis.sscan_iter(self.keys.suppressed, count=STEP):
+            yield str(number)
 
     def unsuppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return self.redis.srem(self.keys.suppressed, *numbers) if numbers else 0
+        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0
+
+    def suppress(self, numbers: Iterable[str]) -> int:
+        numbers = list(numbers)
+        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
+
+    # --- batches ---------------------------------------------------------------------
+    def batch_info(self, batch_id: str) -> dict[str, Any] | None:
+        raw: dict[str, str] = self.redis.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
+        if not raw or "total" not in raw:
+            return None
+        return {
+            "batch_id": batch_id,
+            "total": int(raw["total"]),
+            "states": {k.split(":", 1)[1]: int(v) for k, v in raw.items() if k.startswith("state:") and int(v)},
+            "created_at": iso(raw.get("created_ts")),
+            "cancelled": raw.get("cancelled") == "1",
+        }
+

@@ -24,17 +24,31 @@ def default_producer() -> SmsProducer:
 
 
 def send_sms(to: str, sender: str, text: str, callback: str | None = None,
-             idempotency_key: str | None = None, expires_in: int | None = None) -> str:
+             idempotency_key: str | None = None, expires_in: float | None = None) -> str:
     """Enqueue one SMS; returns its job id once it is durably recorded and queued."""
     return default_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in)
 
 
-def send_bulk(messages: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Enqueue many SMS in the bulk lane; all or none; returns job ids in order."""
-    return default_producer().send_bulk(messages)
+def send_bulk(messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
+    """Enqueue many SMS in the bulk lane; returns job ids in order.
+
+    Every message is checked before anything is written. With a `batch_id`, repeating the call
+    (after EnqueueFailed, say) records only what is missing and returns the same ids.
+    """
+    return default_producer().send_bulk(messages, batch_id)
 
 
-def get_status(job_id: str) -> dict | None:
+def get_batch(batch_id: str) -> dict[str, Any] | None:
+    """A batch's `batch_id`, `total`, `states` (count per state) and `created_at`, or None."""
+    return default_producer().get_batch(batch_id)
+
+
+def cancel_batch(batch_id: str) -> int:
+    """Cancel every member of a batch not yet sent; returns how many were cancelled."""
+    return default_producer().cancel_batch(batch_id)
+
+
+def get_status(job_id: str) -> dict[str, Any] | None:
     """The outcome record of a job, or None if unknown."""
     return default_producer().get_status(job_id)
 

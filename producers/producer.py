@@ -1,25 +1,29 @@
-"""`SmsProducer`: validate, then record jobs and their broker messages in one atomic step."""
+"""`SmsProducer`: validate everything, check every key, then record jobs and their broker messages
+in bounded atomic steps."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
+from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import redis
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from config.errors import EnqueueFailed, IdempotencyConflict, InvalidMessage
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
+from config.redis_client import ride_out, redis_client
 from config.settings import Settings
-from cosmos_api.errors import EnqueueFailed, InvalidMessage
 from cosmos_api.rules import validate_message
 from ledger.outbox import chunk_messages, single_message
-from ledger.store import Ledger, NewJob
+from ledger.schema import STEP, batch_job_id
+from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
+MAX_BATCH_ID_CHARS = 200
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class SmsProducer:
@@ -31,9 +35,7 @@ class SmsProducer:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        # Short socket timeouts: a dead Redis must turn into EnqueueFailed, not a hang.
-        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True,
-                                    socket_timeout=2, socket_connect_timeout=1)
+        return redis_client(self.settings, role="producer")
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -41,13 +43,63 @@ class SmsProducer:
 
     # --- enqueue ---------------------------------------------------------------------
     def send_sms(self, to: str, sender: str, text: str, callback: str | None = None,
-                 idempotency_key: str | None = None, expires_in: int | None = None) -> str:
-        job = self._job(LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
-        [(job_id, _)] = self._record([job], [single_message(self.keys, LANE_SINGLE, job.job_id)])
+                 idempotency_key: str | None = None, expires_in: float | None = None) -> str:
+        job = self._job(uuid.uuid4().hex, LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
+        queue_key, message = single_message(self.keys, LANE_SINGLE, job.job_id)
+        try:
+            [(job_id, _)] = ride_out(lambda: self.ledger.enqueue([job], [(1, 1, queue_key, message)]),
+                                     self.settings.enqueue_timeout_s)
+        except NotReplicated as exc:
+            raise EnqueueFailed(f"too few replicas had the job within {self.settings.redis_wait_timeout_ms} ms",
+                                job_ids=self._withdraw(exc.pairs)) from exc
+        except _REDIS_DOWN as exc:
+            # The step may have run with its reply lost: the job may stand.
+            raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
+                                job_ids=self._standing([job.job_id])) from exc
         return job_id
 
-    def send_bulk(self, messages: Iterable[Mapping[str, Any]]) -> list[str]:
-        jobs = []
+    def send_bulk(self, messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
+        """Enqueue many; validated and checked whole before the first write; written in bounded steps."""
+        if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip()
+                                     or len(batch_id) > MAX_BATCH_ID_CHARS):
+            raise InvalidMessage("invalid_json", "batch_id",
+                                 f"must be a string of 1 to {MAX_BATCH_ID_CHARS} characters, not only whitespace")
+        batch = batch_id if batch_id is not None else uuid.uuid4().hex
+        jobs = self._bulk_jobs(messages, batch)
+        if not jobs:
+            return []
+        self._check_idempotency(jobs)
+        fingerprint = hashlib.sha256("|".join(j.fingerprint + (j.idempotency_key or "") for j in jobs).encode())
+        ids: list[str] = []
+        for start in range(0, len(jobs), STEP):
+            step = jobs[start:start + STEP]
+            try:
+                ids += [job_id for job_id, _ in ride_out(
+                    lambda: self._enqueue_step(step, batch, fingerprint.hexdigest()[:32], len(jobs)),
+                    self.settings.enqueue_timeout_s)]
+            except NotReplicated as exc:
+                raise EnqueueFailed(
+                    f"too few replicas had batch {batch!r} within {self.settings.redis_wait_timeout_ms} ms after "
+                    f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch",
+                    job_ids=ids + self._withdraw(exc.pairs), batch_id=batch) from exc
+            except _REDIS_DOWN as exc:
+                maybe = ids + [j.job_id for j in step]
+                raise EnqueueFailed(
+                    f"Redis did not take batch {batch!r} within {self.settings.enqueue_timeout_s:g} s after "
+                    f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch: {exc}",
+                    job_ids=self._standing(maybe) if start == 0 else maybe, batch_id=batch) from exc
+        return ids
+
+    def _enqueue_step(self, step: list[NewJob], batch: str, fingerprint: str, total: int) -> list[tuple[str, bool]]:
+        size = self.settings.bulk_chunk_size
+        messages = [(first + 1, min(first + size, len(step)), queue_key, message)
+                    for first, (queue_key, message) in zip(
+                        range(0, len(step), size), chunk_messages(self.keys, [j.job_id for j in step], size))]
+        return self.ledger.enqueue(step, messages, batch_id=batch, batch_fingerprint=fingerprint, batch_total=total)
+
+    def _bulk_jobs(self, messages: Iterable[Mapping[str, Any]], batch: str) -> list[NewJob]:
+        jobs: list[NewJob] = []
+        keys_seen: dict[str, int] = {}
         for index, message in enumerate(messages):
             try:
                 if not isinstance(message, Mapping):
@@ -55,51 +107,85 @@ class SmsProducer:
                 unknown = set(message) - MESSAGE_FIELDS
                 if unknown:
                     raise InvalidMessage("invalid_json", sorted(unknown)[0], "is not a message field")
-                jobs.append(self._job(LANE_BULK, message.get("to"), message.get("sender"), message.get("text"),
-                                      message.get("callback"), message.get("idempotency_key"),
-                                      message.get("expires_in")))
+                key = message.get("idempotency_key")
+                if isinstance(key, str) and key in keys_seen:
+                    raise InvalidMessage("invalid_json", "idempotency_key",
+                                         f"repeats the key of message {keys_seen[key]} in this call")
+                jobs.append(self._job(batch_job_id(batch, index), LANE_BULK, message.get("to"), message.get("sender"),
+                                      message.get("text"), message.get("callback"), key, message.get("expires_in")))
+                if isinstance(key, str):
+                    keys_seen[key] = index
             except InvalidMessage as exc:
                 raise exc.at(index) from None
-        if not jobs:
-            return []
-        messages = chunk_messages(self.keys, [job.job_id for job in jobs], self.settings.bulk_chunk_size)
-        return [job_id for job_id, _ in self._record(jobs, messages)]
+        return jobs
 
-    def _job(self, lane, to, sender, text, callback, idempotency_key, expires_in) -> NewJob:
+    def _check_idempotency(self, jobs: list[NewJob]) -> None:
+        """A key held by a different message raises before anything is written (a read-only pass)."""
+        keyed = [j for j in jobs if j.idempotency_key]
+        try:
+            owners = self.ledger.idempotency_owners([j.idempotency_key or "" for j in keyed])
+        except _REDIS_DOWN as exc:
+            raise EnqueueFailed(f"Redis is unreachable: {exc}") from exc
+        for job, owner in zip(keyed, owners):
+            if owner is not None:
+                other, _, fingerprint = owner.partition("|")
+                if fingerprint != job.fingerprint:
+                    raise IdempotencyConflict(job.idempotency_key or "", other)
+
+    def _withdraw(self, pairs: list[tuple[str, bool]]) -> list[str]:
+        """Withdraw the jobs an unreplicated step created (queued -> cancelled, a compare-and-set); returns
+        the jobs that may stand: those a worker took first, and those recorded before this call."""
+        created = [job_id for job_id, new in pairs if new]
+        try:
+            results = self.ledger.operate_many("withdraw", created, UNREPLICATED)
+        except _REDIS_DOWN:
+            return [job_id for job_id, _ in pairs]
+        withdrawn = {job_id for job_id, (done, _) in zip(created, results) if done}
+        return [job_id for job_id, _ in pairs if job_id not in withdrawn]
+
+    def _standing(self, job_ids: list[str]) -> list[str]:
+        """Which of these jobs exist, if Redis answers now; all of them when it does not."""
+        try:
+            states = self.ledger.states(job_ids)
+        except _REDIS_DOWN:
+            return job_ids
+        return [job_id for job_id, state in zip(job_ids, states) if state is not None]
+
+    def _job(self, job_id: str, lane: str, to: Any, sender: Any, text: Any, callback: Any, idempotency_key: Any,
+             expires_in: Any) -> NewJob:
         validate_message(to, sender, text, callback)
         if expires_in is None:
             expires_in = self.settings.default_expires_in_s
         if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or not 0 < expires_in < 10**9:
             raise InvalidMessage("invalid_json", "expires_in", "must be a positive number of seconds")
-        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200):
+        if idempotency_key is not None and (not isinstance(idempotency_key, str)
+                                            or not 0 < len(idempotency_key) <= 200):
             raise InvalidMessage("invalid_json", "idempotency_key", "must be a string of 1 to 200 characters")
         fingerprint = hashlib.sha256(
             json.dumps([to, sender, text, callback], ensure_ascii=False).encode()
         ).hexdigest()[:32]
-        return NewJob(uuid.uuid4().hex, lane, to, sender, text, callback, idempotency_key, fingerprint, expires_in)
-
-    def _record(self, jobs: list[NewJob], messages: list[tuple[str, str]]) -> list[tuple[str, bool]]:
-        """Write records and broker messages, retrying within the enqueue bound."""
-        started = time.monotonic()
-        try:
-            return self.ledger.enqueue(jobs, messages)  # the usual case, without tenacity's cost
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass
-        retrying = Retrying(
-            stop=stop_after_delay(max(0.0, self.settings.enqueue_timeout_s - (time.monotonic() - started))),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
-            reraise=True,
-        )
-        try:
-            return retrying(self.ledger.enqueue, jobs, messages)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}") from None
+        forward = bool(callback) and bool(self.settings.webhook_url)
+        return NewJob(job_id, lane, to, sender, text, callback, forward, idempotency_key, fingerprint, expires_in)
 
     # --- reads and control -----------------------------------------------------------
-    def get_status(self, job_id: str) -> dict | None:
+    def get_status(self, job_id: str) -> dict[str, Any] | None:
         return self.ledger.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
         done, _ = self.ledger.operate("cancel", job_id)
         return done
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        return self.ledger.batch_info(batch_id) if isinstance(batch_id, str) and batch_id else None
+
+    def cancel_batch(self, batch_id: str) -> int:
+        """Cancel every member not yet sent; the batch takes no new members afterwards."""
+        info = self.get_batch(batch_id)
+        if info is None:
+            return 0
+        self.redis.hset(self.keys.batch(batch_id), "cancelled", 1)
+        cancelled = 0
+        for start in range(0, info["total"], STEP):
+            ids = [batch_job_id(batch_id, i) for i in range(start, min(start + STEP, info["total"]))]
+            cancelled += sum(done for done, _ in self.ledger.operate_many("cancel", ids, "batch_cancelled"))
+        return cancelled

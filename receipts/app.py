@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.store import Ledger
 from receipts import openapi
@@ -22,9 +23,6 @@ from receipts.ratelimit import RateLimitMiddleware
 
 log = structlog.get_logger("cosmos.receipts")
 
-REDIS_SOCKET_TIMEOUT_S = 5.0
-"""Longest wait for one Redis reply before answering 503 (COSMOS retries)."""
-REDIS_CONNECT_TIMEOUT_S = 2.0
 
 LEDGER_REFUSALS = {
     "to_mismatch": (403, "to_mismatch", "the receipt's `to` is not the job's recipient"),
@@ -33,8 +31,8 @@ LEDGER_REFUSALS = {
 
 
 def connect(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT_S,
-                                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+    # The receiver role's timeouts: answer 503 (COSMOS retries) well before COSMOS gives up.
+    return redis_client(settings, "receiver")
 
 
 def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> FastAPI:

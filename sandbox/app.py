@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from cosmos_api.errors import InvalidMessage
+from config.errors import InvalidMessage
 from cosmos_api.rules import MAX_BODY_BYTES, check_callback, check_from, check_text, check_to
 from sandbox.config import SandboxConfig
 from sandbox.faults import (

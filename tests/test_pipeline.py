@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cosmos_api.errors import IdempotencyConflict, InvalidMessage
+from config.errors import IdempotencyConflict, InvalidMessage
 from tests.conftest import TEST_API_KEY, TEST_API_SECRET
 from tests.support.polling import wait_for
 
@@ -48,7 +48,7 @@ def test_transient_outcomes_are_retried_until_sent(producer, workers, sandbox):
     assert sandbox.count(TO, "retry me") == 1
 
 
-@pytest.mark.parametrize("status", ["failed", "spam", "blacklist", "unauthorized", "invalid_text", "invalid_to"])
+@pytest.mark.parametrize("status", ["failed", "spam", "blacklist", "invalid_text", "invalid_to"])
 def test_permanent_status_dead_letters_with_that_reason(producer, workers, sandbox, status):
     sandbox.script(TO, status)
     workers.start()
@@ -57,7 +57,22 @@ def test_permanent_status_dead_letters_with_that_reason(producer, workers, sandb
     record = final_record(producer, job_id)
 
     assert (record["state"], record["dead_reason"], record["attempts"]) == ("dead", status, 1)
-    assert job_id in producer.ledger.dead_ids()
+    assert job_id in {j for page in producer.ledger.dead_ids() for j in page}
+
+
+def test_unauthorized_pauses_sending_and_a_probe_resumes_it(producer, workers, sandbox):
+    # Reverses the first version's "unauthorized → dead": COSMOS refusing our credentials is true of
+    # every message, so the job waits and one probe per interval finds out when they work again.
+    sandbox.script(TO, "unauthorized", "unauthorized", "ok")
+    workers.start(COSMOS_PAUSE_PROBE_INTERVAL_S="0.3")
+    job_id = producer.send_sms(to=TO, sender="F", text="patience")
+
+    record = final_record(producer, job_id)
+
+    assert (record["state"], record["dead_reason"]) == ("sent", None)
+    assert sandbox.count(TO, "patience") == 1
+    assert producer.ledger.pause_state() == {}
+    assert int(producer.ledger.counters()["unauthorized"]) == 2
 
 
 def test_max_attempts_ends_retries_exhausted(settings_for, producer, workers, sandbox):
@@ -183,7 +198,7 @@ def test_bulk_is_delivered_and_uses_bounded_round_trips(producer, workers, sandb
     job_ids = producer.send_bulk([{"to": TO, "sender": "F", "text": f"bulk {i}"} for i in range(1000)])
 
     assert len(set(job_ids)) == 1000
-    # One round trip records all 1,000 jobs and their 20 chunk messages (50 ids each).
+    # One bounded step (<= 1,000 jobs) records all 1,000 jobs and their 20 chunk messages (50 ids each).
     assert calls == ["EVALSHA"]
     assert producer.redis.llen(producer.keys.broker_queue_key("bulk")) <= 1000 // 50
     wait_for(lambda: all(s == "sent" for s in producer.ledger.states(job_ids)), timeout=60,
@@ -202,7 +217,8 @@ def test_api_secret_appears_in_no_redis_key_value_or_log(producer, workers, sand
         kind = redis_client.type(key)
         dump = {"string": lambda: redis_client.get(key), "hash": lambda: str(redis_client.hgetall(key)),
                 "list": lambda: str(redis_client.lrange(key, 0, -1)), "zset": lambda: str(redis_client.zrange(key, 0, -1)),
-                "set": lambda: str(redis_client.smembers(key))}.get(kind, lambda: "")()
+                "set": lambda: str(redis_client.smembers(key)),
+                "stream": lambda: str(redis_client.xrange(key, count=10_000))}.get(kind, lambda: "")()
         assert TEST_API_SECRET not in (dump or ""), key
         assert TEST_API_KEY not in (dump or ""), key
     assert TEST_API_SECRET not in handle.log()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cosmos_api.errors import InvalidMessage
+from config.errors import InvalidMessage
 from cosmos_api.rules import MAX_BODY_BYTES, body_size, check_callback, check_size, check_text, check_to, text_units
 
 TO = "033334445566770"

@@ -54,10 +54,10 @@ def test_a_retried_enqueue_never_resets_a_record_it_already_wrote(settings, redi
     from ledger.store import Ledger, NewJob
 
     ledger = Ledger(redis_client, settings)
-    job = NewJob("job-r", "single", "033334445566770", "F", "x", None, None, "fp", 60)
+    job = NewJob("job-r", "single", "033334445566770", "F", "x", None, False, None, "fp", 60)
     assert ledger.enqueue([job]) == [("job-r", True)]
     assert ledger.begin("job-r", "owner", count_delivery=True).verdict == "go"
 
-    assert ledger.enqueue([job], [("some-list", "message")]) == [("job-r", False)]
+    assert ledger.enqueue([job], [(1, 1, "some-list", "message")]) == [("job-r", False)]
     assert ledger.get("job-r")["state"] == "sending"
     assert redis_client.llen("some-list") == 0

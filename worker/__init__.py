@@ -1,5 +1,19 @@
-"""The delivery workers: Celery tasks that send jobs, the scheduler and reconciler."""
+"""The delivery workers: Celery tasks that send jobs, the scheduler and reconciler.
 
-from worker.app import app
+`celery -A worker worker` looks up `worker.app` (or `worker.celery`): it is built on that first
+access from the environment, never at import.
+"""
 
-__all__ = ["app"]
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("app", "celery"):
+        from worker.factory import app_from_environment
+
+        built = app_from_environment()
+        globals()["app"] = globals()["celery"] = built
+        return built
+    raise AttributeError(name)

@@ -13,6 +13,7 @@ from functools import cached_property
 import redis
 
 from config.keys import Keys
+from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.client import CosmosClient
 from ledger.store import Ledger
@@ -25,10 +26,8 @@ class WorkerContext:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
-            health_check_interval=30, max_connections=self.settings.batch_threads + self.settings.worker_concurrency + 16,
-        )
+        s = self.settings
+        return redis_client(s, role="worker", max_connections=s.batch_threads + s.worker_concurrency + 16)
 
     @cached_property
     def keys(self) -> Keys:
@@ -53,6 +52,11 @@ class WorkerContext:
     @cached_property
     def send_slots(self) -> SendSlots:
         return SendSlots(self.settings.batch_threads)
+
+    @cached_property
+    def bulk_gate(self) -> threading.Lock:
+        """One bulk thread per process asks Redis for a rate slot at a time; the others wait here."""
+        return threading.Lock()
 
 
 _lock = threading.Lock()

@@ -1,22 +1,29 @@
 """Periodic duties inside the workers, one at a time under a Redis lock: the reconciler.
 
-From the ledger alone it republishes retries that are due, `queued` jobs whose first
-publish may be lost, and jobs whose lease expired because their worker died.
+Each tick it republishes retries that are due (single lane first), ends waiting jobs past their
+deadline, republishes jobs whose lease expired because their worker died and queued jobs whose
+broker message is evidently lost, and sweeps records whose retention ended. Every step is bounded.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 
 import redis
 import structlog
+
 from ledger.outbox import republish
+from ledger.schema import STEP
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.scheduler")
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+MAX_STEPS_PER_TICK = 10
+"""Claim steps per tick while a full step comes back: resuming a paused backlog releases up to
+10 × STEP jobs a tick, each step a short script call."""
 
 
 class Scheduler(threading.Thread):
@@ -46,14 +53,18 @@ class Scheduler(threading.Thread):
         if not ctx.redis.set(lock, self.token, nx=True, px=ttl_ms):
             return 0
         try:
-            picked = ctx.ledger.claim_due()
-            republish(ctx.redis, ctx.keys, ((job_id, lane) for job_id, lane, _ in picked))
-            if picked:
-                reasons = {}
-                for _, _, why in picked:
-                    reasons[why] = reasons.get(why, 0) + 1
-                log.info("republished jobs", **reasons)
-            return len(picked)
+            reasons: Counter[str] = Counter()
+            for _ in range(MAX_STEPS_PER_TICK):
+                picked = ctx.ledger.claim_due(STEP)
+                republish(ctx.redis, ctx.keys, ((job_id, lane) for job_id, lane, _ in picked),
+                          chunk_size=ctx.settings.bulk_chunk_size)
+                reasons.update(why for _, _, why in picked)
+                if len(picked) < STEP:
+                    break
+            swept = ctx.ledger.sweep(STEP)
+            if reasons or swept:
+                log.info("reconciled", swept=swept, **reasons)
+            return sum(reasons.values())
         finally:
             ctx.redis.eval(_RELEASE, 1, lock, self.token)
 

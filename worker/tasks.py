@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 
 import structlog
 from celery import Celery
@@ -15,6 +15,8 @@ from worker.context import get_context
 from worker.delivery import deliver_job, log_verdict, new_owner
 
 log = structlog.get_logger("cosmos.tasks")
+SENDABLE = frozenset({"go", "busy"})
+"""Verdicts of a chunk's first `begin` that go on to a send thread (`busy`: it waits for a rate slot)."""
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
@@ -23,14 +25,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         """Send one SMS job (lease, attempts, outcome) — the argument is its job id."""
         deliver_job(get_context(settings), job_id, count_delivery=True)
 
-    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True)
-    def deliver_batch(job_ids: list[str]) -> None:
+    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True)
+    def deliver_batch(task, job_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
         """Send a chunk of bulk SMS jobs concurrently, each with its own lease and outcome."""
         ctx = get_context(settings)
-        batch_key = ctx.keys.batch(deliver_batch.request.id or ",".join(job_ids[:1]))
+        chunk_key = ctx.keys.chunk(task.request.id or ",".join(job_ids[:1]))
         pipe = ctx.redis.pipeline()
-        pipe.incr(batch_key)
-        pipe.expire(batch_key, settings.visibility_timeout_s * 4)
+        pipe.incr(chunk_key)
+        pipe.expire(chunk_key, settings.visibility_timeout_s * 4)
         deliveries = pipe.execute()[0]
         if deliveries > 1:
             # Redelivered: a member may have killed the worker. Split the chunk so only
@@ -41,12 +43,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         with ctx.send_slots.hold(len(job_ids)):
             owners = [new_owner() for _ in job_ids]
             attempts = ctx.ledger.begin_many(job_ids, owners, count_delivery=False)
-            futures = []
+            futures: list[Future[str]] = []
             for job_id, owner, attempt in zip(job_ids, owners, attempts):
-                if attempt.verdict in ("go", "sleep"):  # "sleep": a rate token is near; it waits for it
-                    first = attempt if attempt.verdict == "go" else None
+                if attempt.verdict in SENDABLE:
                     futures.append(ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False,
-                                                        owner=owner, first=first))
+                                                        owner=owner, first=attempt))
                 else:
                     log_verdict(job_id, attempt)
             wait(futures)

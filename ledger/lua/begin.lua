@@ -1,108 +1,129 @@
 -- Decide, in one round trip, whether this worker may make the next HTTP attempt for a job,
--- and if so take (or renew) its lease.
--- ARGV: prefix, job, owner, lease_s, policy, max_attempts, poison_n, count_delivery,
---       breaker_open_s, rate, rate_inline_max_s, retention_s, probe_s
--- Returns {'go', attempt, to, from, text, callback, created_ts} | {'sleep', s} | {'wait', until}
---       | {'skip', why} | {'held'} | {'dead', reason} | {'expired'}
-local job, owner = ARGV[2], ARGV[3]
-local lease_s, policy = tonumber(ARGV[4]), ARGV[5]
-local max_attempts, poison_n, count_delivery = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
-local open_s, rate, inline_max = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local retention, probe_s = tonumber(ARGV[12]), tonumber(ARGV[13])
-local jk = key('job', job)
-local f = redis.call('HMGET', jk, 'state', 'owner', 'lease_ts', 'inflight', 'crashes', 'expires_ts',
-  'attempts', 'to', 'from', 'text', 'callback', 'due_ts', 'ambiguous_pending', 'created_ts')
-local state = f[1]
-if not state then return {'skip', 'missing'} end
+-- and if so take (or renew) its lease and its rate slot.
+-- args: job, owner, lease_s, policy, max_attempts, poison_n, count_delivery, rate, bulk_ahead_s,
+--       probe_s, max_ambiguous_resends, probe_interval_s
+-- Returns {go, attempt, to, from, text, callback, created_ts, delay_s, probe, forward}
+--       | {busy, wait_s} | {wait, why} | {skip, why} | {held} | {dead, reason} | {expired} | {sent}
+local job, owner = arg(1), arg(2)
+local lease_s, policy = tonumber(arg(3)), arg(4)
+local max_attempts, poison_n, count_delivery = tonumber(arg(5)), tonumber(arg(6)), arg(7) == '1'
+local rate, bulk_ahead = tonumber(arg(8)), tonumber(arg(9))
+local probe_s, max_resends, probe_interval = tonumber(arg(10)), tonumber(arg(11)), tonumber(arg(12))
+local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
+  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+local state = j[F.state]
+if not state then return {V.skip, 'missing'} end
 local t = now()
-local renewing = false
+local renewing, lost_in_flight = false, false
 
-if state == 'sending' then
-  if f[2] == owner then
+-- Whether an attempt whose outcome is unknown may be repeated, or the job must wait for an operator.
+local function may_resend()
+  return policy ~= 'hold' and (tonumber(j[F.ambiguous_resends]) or 0) < max_resends
+end
+
+if state == S.sending then
+  if j[F.owner] == owner then
     renewing = true
-  elseif (tonumber(f[3]) or 0) > t then
-    return {'skip', 'leased'}
-  elseif f[4] == '1' then
+  elseif (tonumber(j[F.lease_ts]) or 0) > t then
+    return {V.skip, 'leased'}
+  elseif j[F.inflight] == '1' then
     -- Its owner died with a request on the wire: COSMOS may have accepted it.
-    remember(jk, 'lease_expired/0/0')
-    redis.call('HSET', jk, 'last_error', 'worker lost during an attempt (ambiguous)', 'inflight', 0)
-    redis.call('HINCRBY', COUNTERS, 'ambiguous_attempts', 1)
-    if policy == 'hold' then
-      move(jk, state, 'held', t)
-      release(jk, job)
-      redis.call('ZADD', key('held'), t, job)
-      return {'held'}
-    end
-    f[13] = '1'
+    remember(j.jk, 'lease_expired/0/0')
+    redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.inflight, 0, F.doubt, 1)
+    count(C.ambiguous_attempts)
+    lost_in_flight = true
   end
-elseif state == 'queued' or state == 'retrying' then
-  if state == 'retrying' and (tonumber(f[12]) or 0) > t + 0.05 then return {'skip', 'not_due'} end
+elseif WAITING[state] then
+  if state == S.retrying and (tonumber(j[F.due_ts]) or 0) > t + 0.05 then return {V.skip, 'not_due'} end
 else
-  return {'skip', state}
+  return {V.skip, state}
 end
 
-if (tonumber(f[6]) or 0) <= t then
-  move(jk, state, 'expired', t)
-  release(jk, job)
-  retain(jk, retention)
-  return {'expired'}
+-- COSMOS already reported this job: settle it, never send it again.
+if j[F.rcpt_msgid] then settle_stored_receipt(j, t); return {V.sent} end
+if (tonumber(j[F.expires_ts]) or 0) <= t then move(j, S.expired, t); return {V.expired} end
+if redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
+  move(j, S.dead, t, {reason = DR.suppressed}); return {V.dead, DR.suppressed}
 end
-if redis.call('SISMEMBER', key('suppressed'), f[8]) == 1 then
-  dead(jk, job, state, 'suppressed', t, retention)
-  return {'dead', 'suppressed'}
+if not renewing and count_delivery and (tonumber(j[F.deliveries]) or 0) >= poison_n then
+  move(j, S.dead, t, {reason = DR.poison}); return {V.dead, DR.poison}
 end
-if not renewing and count_delivery and (tonumber(f[5]) or 0) >= poison_n then
-  dead(jk, job, state, 'poison', t, retention)
-  return {'dead', 'poison'}
+if lost_in_flight then
+  -- Poison first: a job that keeps killing its workers is diagnosed as such, not held.
+  if not may_resend() then move(j, S.held, t); return {V.held} end
+  j[F.resend_next] = '1'
 end
-local attempts = tonumber(f[7]) or 0
+local attempts = tonumber(j[F.attempts]) or 0
 if attempts >= max_attempts then
-  dead(jk, job, state, 'retries_exhausted', t, retention)
-  return {'dead', 'retries_exhausted'}
+  move(j, S.dead, t, {reason = DR.retries_exhausted}); return {V.dead, DR.retries_exhausted}
 end
 
--- Wait without spending the attempt budget: the job goes to the due set.
-local function defer(until_ts)
-  if state ~= 'retrying' then move(jk, state, 'retrying', t) end
-  release(jk, job)
-  redis.call('HSET', jk, 'due_ts', until_ts)
-  redis.call('ZADD', key('due'), until_ts, job)
-  return {'wait', tostring(until_ts)}
+-- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
+-- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
+local function defer(until_ts, why)
+  move(j, S.retrying, t, {due = until_ts})
+  return {V.wait, why}
 end
 
-local b = redis.call('HMGET', BREAKER, 'state', 'open_until', 'probe_until')
-if b[1] == 'open' and (tonumber(b[2]) or 0) > t then
-  return defer(tonumber(b[2]) + math.random() * open_s * 0.2)
-elseif b[1] == 'open' or b[1] == 'half_open' then
-  if (tonumber(b[3]) or 0) > t then return defer(tonumber(b[3]) + math.random() * open_s * 0.2) end
-  -- This attempt is the half-open probe; the others wait for its verdict.
-  redis.call('HSET', BREAKER, 'state', 'half_open', 'probe_until', t + probe_s)
-end
-
-if rate > 0 then
-  local cap = math.max(1, rate / 10)  -- a small burst keeps every 1 s window near the rate
-  local r = redis.call('HMGET', key('rate'), 'tokens', 'ts')
-  local tokens = math.min(cap, (tonumber(r[1]) or cap) + (t - (tonumber(r[2]) or t)) * rate)
-  if tokens < 1 then
-    redis.call('HSET', key('rate'), 'tokens', tokens, 'ts', t)
-    local wait = (1 - tokens) / rate
-    if wait > inline_max then return defer(t + wait + math.random() * inline_max) end
-    return {'sleep', tostring(wait)}
+local lane = j[F.lane]
+if operator_paused(lane) then return defer(t, 'operator_paused') end
+local probe = false
+local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')
+if account[1] then
+  -- One probe every probe interval, shared by every worker, rotating over the waiting jobs.
+  if (tonumber(account[2]) or 0) + probe_interval > t then return defer(t, 'account_paused') end
+  redis.call('HSET', PAUSE, 'probe_ts', t)
+  probe = true
+else
+  local b = redis.call('HMGET', BREAKER, 'state', 'open_until', 'probe_until')
+  if b[1] == 'open' and (tonumber(b[2]) or 0) > t then
+    return defer(tonumber(b[2]), 'breaker_open')
+  elseif b[1] == 'open' or b[1] == 'half_open' then
+    if (tonumber(b[3]) or 0) > t then return defer(tonumber(b[3]), 'breaker_probe') end
+    -- This attempt is the half-open probe; the others wait for its verdict.
+    redis.call('HSET', BREAKER, 'state', 'half_open', 'probe_until', t + probe_s)
   end
-  redis.call('HSET', key('rate'), 'tokens', tokens - 1, 'ts', t)
 end
 
-if f[13] == '1' then
-  redis.call('HINCRBY', jk, 'ambiguous_resends', 1)
-  redis.call('HINCRBY', COUNTERS, 'ambiguous_resends', 1)
-  redis.call('HDEL', jk, 'ambiguous_pending')
+-- The global rate: a virtual schedule of request slots. A single-lane attempt takes the next
+-- single slot at once (singles never queue behind bulk); bulk takes slots at most `bulk_ahead`
+-- seconds ahead, so a burst of bulk can delay a single by no more than that.
+local delay = 0
+if rate > 0 then
+  local interval = 1 / rate
+  local r = redis.call('HMGET', key('rate'), 'tat', 'single_tat')
+  local tat = math.max(tonumber(r[1]) or t, t)
+  local slot
+  if lane == 'single' then
+    slot = math.max(tonumber(r[2]) or t, t)
+    redis.call('HSET', key('rate'), 'single_tat', slot + interval)
+  else
+    slot = tat
+    if slot > t + bulk_ahead then return {V.busy, tostring(slot - bulk_ahead - t)} end
+  end
+  redis.call('HSET', key('rate'), 'tat', tat + interval)
+  redis.call('PEXPIRE', key('rate'), 60000)
+  delay = slot - t
 end
-if state ~= 'sending' then move(jk, state, 'sending', t) end
-if not renewing and count_delivery then redis.call('HINCRBY', jk, 'crashes', 1) end
-local lease_ts = t + lease_s
-redis.call('HSET', jk, 'owner', owner, 'lease_ts', lease_ts, 'inflight', 1, 'attempts', attempts + 1, 'updated_ts', t)
-redis.call('HDEL', jk, 'due_ts')
-redis.call('ZADD', key('leases'), lease_ts, job)
-redis.call('ZREM', key('due'), job)
-redis.call('HINCRBY', COUNTERS, 'attempts', 1)
-return {'go', tostring(attempts + 1), f[8], f[9], f[10], f[11] or '', f[14]}
+
+if j[F.resend_next] == '1' then
+  redis.call('HINCRBY', j.jk, F.ambiguous_resends, 1)
+  count(C.ambiguous_resends)
+  redis.call('HDEL', j.jk, F.resend_next)
+end
+local lease_ts = t + lease_s + delay
+if state ~= S.sending then
+  move(j, S.sending, t, {lease_ts = lease_ts})
+else
+  redis.call('ZADD', key('leases'), lease_ts, job)
+end
+if not renewing and count_delivery then redis.call('HINCRBY', j.jk, F.deliveries, 1) end
+if probe then
+  count(C.probes)
+else
+  attempts = attempts + 1
+  count(C.attempts)
+end
+redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
+return {V.go, tostring(attempts), j[F.to], j[F.from], j[F.text], j[F.callback] or '', j[F.created_ts],
+  tostring(delay), probe and '1' or '0', j[F.forward] or ''}

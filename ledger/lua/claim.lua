@@ -1,38 +1,80 @@
--- The scheduler's pick, one worker at a time: jobs due for (re)publishing and leases whose
--- owner died. Each pick is pushed `grace_s` into the future first, so a lost publish recurs.
--- ARGV: prefix, grace_s, limit. Returns a flat list: job, lane, reason, ...
-local grace, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The scheduler's pick, one worker at a time, at most `limit` jobs per kind and call:
+-- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
+--    breaker: then only its one probe goes), so waiting costs nothing per job;
+-- 2. waiting jobs whose deadline passed, ended `expired` on the spot;
+-- 3. leases whose owner died;
+-- 4. queued jobs whose broker message is evidently lost: none left in their lane.
+-- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
+-- args: limit, single broker list, bulk broker list, probe_interval_s
+-- Returns a flat list: job, lane, reason, ...
+local limit, probe_interval = tonumber(arg(1)), tonumber(arg(4))
+local lists = {single = arg(2), bulk = arg(3)}
 local t = now()
 local out = {}
-local busy = {}
-local function lane_busy(lane)
-  if busy[lane] == nil then
-    busy[lane] = redis.call('LLEN', P .. ':celery:' .. P .. '.' .. lane) > 0
-  end
-  return busy[lane]
+local function pick(job, lane, why)
+  table.insert(out, job); table.insert(out, lane); table.insert(out, why)
 end
-for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('due'), '-inf', t, 'LIMIT', 0, limit)) do
-  local f = redis.call('HMGET', key('job', job), 'state', 'lane')
-  if f[1] == 'retrying' then
-    redis.call('ZADD', key('due'), t + grace, job)
-    table.insert(out, job); table.insert(out, f[2]); table.insert(out, 'due')
-  elseif f[1] == 'queued' then
-    -- Its first publish may still be in the broker queue: only a drained lane proves it lost.
-    redis.call('ZADD', key('due'), t + grace, job)
-    if not lane_busy(f[2]) then
-      table.insert(out, job); table.insert(out, f[2]); table.insert(out, 'stale_queued')
+
+-- How many due retries may go now: all (limit), one probe, or none.
+local allowance = limit
+local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')
+if account[1] then
+  allowance = ((tonumber(account[2]) or 0) + probe_interval <= t) and 1 or 0
+else
+  local b = redis.call('HMGET', BREAKER, 'state', 'open_until', 'probe_until')
+  if b[1] == 'open' and (tonumber(b[2]) or 0) > t then allowance = 0
+  elseif b[1] == 'open' or b[1] == 'half_open' then
+    allowance = ((tonumber(b[3]) or 0) > t) and 0 or 1
+  end
+end
+for _, lane in ipairs({'single', 'bulk'}) do
+  if allowance > 0 and not operator_paused(lane) then
+    local rk = key('retry', lane)
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', rk, '-inf', t, 'LIMIT', 0, allowance)) do
+      if redis.call('HGET', key('job', job), F.state) == S.retrying then
+        redis.call('ZADD', rk, t + GRACE, job)
+        pick(job, lane, 'due')
+        allowance = allowance - 1
+      else
+        redis.call('ZREM', rk, job)
+      end
     end
-  else
-    redis.call('ZREM', key('due'), job)
   end
 end
+
+for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('deadlines'), '-inf', t, 'LIMIT', 0, limit)) do
+  local j = load(job, F.expires_ts)
+  if WAITING[j[F.state]] and (tonumber(j[F.expires_ts]) or 0) <= t then
+    move(j, S.expired, t)
+  else
+    redis.call('ZREM', key('deadlines'), job)
+  end
+end
+
 for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('leases'), '-inf', t, 'LIMIT', 0, limit)) do
-  local f = redis.call('HMGET', key('job', job), 'state', 'lane', 'lease_ts')
-  if f[1] == 'sending' and (tonumber(f[3]) or 0) <= t then
-    redis.call('ZADD', key('leases'), t + grace, job)
-    table.insert(out, job); table.insert(out, f[2]); table.insert(out, 'lease_expired')
+  local f = redis.call('HMGET', key('job', job), F.state, F.lane, F.lease_ts)
+  if f[1] == S.sending and (tonumber(f[3]) or 0) <= t then
+    redis.call('ZADD', key('leases'), t + GRACE, job)
+    pick(job, f[2], 'lease_expired')
   else
     redis.call('ZREM', key('leases'), job)
+  end
+end
+
+-- A healthy backlog is never republished: a queued job past its grace counts as lost only when its
+-- lane holds no message at all. Its message may still sit unacked in a worker that died (kombu
+-- would restore it only after the visibility timeout): a second message then costs one skipped
+-- task, never a second send, because the lease decides who sends.
+local drained = {single = redis.call('LLEN', lists.single) == 0, bulk = redis.call('LLEN', lists.bulk) == 0}
+if drained.single or drained.bulk then
+  for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('outbox'), '-inf', t, 'LIMIT', 0, limit)) do
+    local f = redis.call('HMGET', key('job', job), F.state, F.lane)
+    if f[1] ~= S.queued then
+      redis.call('ZREM', key('outbox'), job)
+    else
+      redis.call('ZADD', key('outbox'), t + GRACE, job)
+      if drained[f[2]] then pick(job, f[2], 'stale_queued') end
+    end
   end
 end
 return out

@@ -1,46 +1,51 @@
--- Shared by every ledger script (prepended to each): prefix, clock, state moves, retention.
+-- Shared by every ledger script (after the generated schema): keys, clock, options, the one state move.
 -- Keys are derived from the prefix inside the script: cosmos-sms targets one Redis, not a cluster.
+-- ARGV[1..4] are the same for every script: prefix, retention_s, events_maxlen, outbox grace_s.
 local P = ARGV[1]
+local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local BASE = 4
+local function arg(i) return ARGV[BASE + i] end
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
 local COUNTERS = key('counters')
+local BACKSTOP_S = 86400  -- EXPIRE fires a day after the sweep should have removed a record
 
 local function now()
   local t = redis.call('TIME')  -- one clock for every worker on every machine
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 
-local FINAL = {delivered = true, not_delivered = true, dead = true, expired = true, cancelled = true}
-
-local function move(jk, old, new, t)
-  redis.call('HSET', jk, 'state', new, 'updated_ts', t)
-  if old then redis.call('HINCRBY', COUNTERS, 'state:' .. old, -1) end
-  redis.call('HINCRBY', COUNTERS, 'state:' .. new, 1)
+-- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason.
+local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem}
+local function load(job, ...)
+  local names = {unpack(BASIC)}
+  for _, n in ipairs({...}) do table.insert(names, n) end
+  local jk = key('job', job)
+  local values = redis.call('HMGET', jk, unpack(names))
+  local j = {id = job, jk = jk}
+  for i, n in ipairs(names) do j[n] = values[i] end
+  return j
 end
 
--- Retention counts from the final state (and from `sent`, which may never see a receipt).
-local function retain(jk, retention)
-  redis.call('EXPIRE', jk, retention)
-  local idem = redis.call('HGET', jk, 'idem')
-  if idem and idem ~= '' then redis.call('EXPIRE', key('idem', idem), retention) end
+local function count(name, by) redis.call('HINCRBY', COUNTERS, name, by or 1) end
+
+-- ISO 8601 UTC with milliseconds, from epoch seconds (Redis Lua has no os.date).
+local function iso(ts)
+  local secs = math.floor(ts)
+  local ms = math.floor((ts - secs) * 1000)
+  local days, rem = math.floor(secs / 86400), secs % 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60, ms)
 end
 
-local function release(jk, job)
-  redis.call('HDEL', jk, 'owner', 'lease_ts', 'due_ts')
-  redis.call('HSET', jk, 'inflight', 0, 'crashes', 0)
-  redis.call('ZREM', key('leases'), job)
-  redis.call('ZREM', key('due'), job)
-end
-
--- A bounded attempt history: the last 10 "status/http/ms" entries, ';'-separated.
-local function remember(jk, entry)
-  local h = redis.call('HGET', jk, 'history')
-  h = (h and h ~= '') and (h .. ';' .. entry) or entry
-  local _, n = string.gsub(h, ';', '')
-  if n >= 10 then h = string.sub(h, string.find(h, ';', 1, true) + 1) end
-  redis.call('HSET', jk, 'history', h)
-end
-
-local BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600}
 local function observe(name, seconds)
   local le = '+Inf'
   for _, b in ipairs(BUCKETS) do if seconds <= b then le = tostring(b); break end end
@@ -50,57 +55,220 @@ local function observe(name, seconds)
   redis.call('HINCRBY', hk, name .. ':count', 1)
 end
 
-local function dead(jk, job, old, reason, t, retention)
-  move(jk, old, 'dead', t)
-  redis.call('HSET', jk, 'dead_reason', reason)
-  release(jk, job)
-  redis.call('ZADD', key('dead'), t, job)
-  redis.call('HINCRBY', COUNTERS, 'dead:' .. reason, 1)
-  retain(jk, retention)
+-- A bounded attempt history: the last HISTORY_LEN "status/http/ms" entries, ';'-separated.
+local function remember(jk, entry)
+  local h = redis.call('HGET', jk, F.history)
+  h = (h and h ~= '') and (h .. ';' .. entry) or entry
+  local _, n = string.gsub(h, ';', '')
+  if n >= HISTORY_LEN then h = string.sub(h, string.find(h, ';', 1, true) + 1) end
+  redis.call('HSET', jk, F.history, h)
+end
+
+-- Retention counts from `sent` and from the final state; the sweep removes the record, EXPIRE is a
+-- backstop. A `sent` job's retention is read from the awaiting set (its score is sent_ts), so it
+-- is not indexed twice.
+local function retain(j, t, indexed)
+  if indexed then redis.call('ZADD', key('retention'), t + RETENTION, j.id) end
+  redis.call('EXPIRE', j.jk, RETENTION + BACKSTOP_S)
+  if j[F.idem] and j[F.idem] ~= '' then redis.call('EXPIRE', key('idem', j[F.idem]), RETENTION + BACKSTOP_S) end
+  if j[F.batch] then redis.call('EXPIRE', key('batch', j[F.batch]), RETENTION + BACKSTOP_S) end
+end
+local function unretain(j)
+  redis.call('ZREM', key('retention'), j.id)
+  redis.call('PERSIST', j.jk)
+  if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
+end
+
+-- The application's callback hears every final state: the intent lands with the state itself.
+local function forward_intent(j, new, t)
+  local r = redis.call('HMGET', j.jk, F.callback, F.message_id, F.price, F.receipt_timestamp)
+  if not r[1] then return end
+  local seq = redis.call('HINCRBY', j.jk, F.fwd_seq, 1)
+  local fid = j.id .. '.' .. seq
+  local payload = {status = new, to = j[F.to], message_id = r[2] or cjson.null,
+    price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
+    message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or iso(t)}
+  if new == S.dead then payload.dead_reason = j[F.dead_reason] end
+  redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
+    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
+  redis.call('ZADD', key('forwards', 'due'), t, fid)
+end
+
+-- The one state move. Leaving a state undoes its memberships, entering one makes them; counters,
+-- the batch's counts, the events stream, retention and forwards all follow from here.
+-- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state).
+local function move(j, new, t, o)
+  o = o or {}
+  local old, jk, job = j[F.state], j.jk, j.id
+  if old == new and new == S.retrying then  -- only a new due time
+    redis.call('HSET', jk, F.due_ts, o.due)
+    redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
+    return
+  end
+  if old == S.queued or old == S.retrying then redis.call('ZREM', key('deadlines'), job) end
+  if old == S.queued then redis.call('ZREM', key('outbox'), job)
+  elseif old == S.sending then
+    -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
+    redis.call('HDEL', jk, F.owner, F.lease_ts)
+    redis.call('HSET', jk, F.inflight, 0, F.deliveries, 0)
+    redis.call('ZREM', key('leases'), job)
+  elseif old == S.retrying then
+    redis.call('HDEL', jk, F.due_ts)
+    redis.call('ZREM', key('retry', j[F.lane]), job)
+  elseif old == S.sent then redis.call('ZREM', key('awaiting'), job)
+  elseif old == S.dead then
+    redis.call('ZREM', key('dead'), job)
+    count('dead:' .. j[F.dead_reason], -1)
+    redis.call('HDEL', jk, F.dead_reason)
+  elseif old == S.held then redis.call('ZREM', key('held'), job)
+  end
+  if old == S.sent or FINAL[old] then unretain(j) end
+
+  redis.call('HSET', jk, F.state, new, F.updated_ts, t)
+  if old then count('state:' .. old, -1) end
+  count('state:' .. new)
+  if j[F.batch] then
+    local bk = key('batch', j[F.batch])
+    if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
+    redis.call('HINCRBY', bk, 'state:' .. new, 1)
+  end
+
+  if new == S.queued or new == S.retrying then
+    local exp = redis.call('HGET', jk, F.expires_ts)
+    redis.call('ZADD', key('deadlines'), exp, job)
+  end
+  if new == S.queued then redis.call('ZADD', key('outbox'), t + GRACE, job)
+  elseif new == S.sending then redis.call('ZADD', key('leases'), o.lease_ts, job)
+  elseif new == S.retrying then
+    redis.call('HSET', jk, F.due_ts, o.due)
+    redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
+  elseif new == S.sent then
+    redis.call('ZADD', key('awaiting'), t, job)
+    retain(j, t, false)
+  elseif new == S.dead then
+    j[F.dead_reason] = o.reason
+    redis.call('HSET', jk, F.dead_reason, o.reason)
+    redis.call('ZADD', key('dead'), t, job)
+    count('dead:' .. o.reason)
+  elseif new == S.held then redis.call('ZADD', key('held'), t, job)
+  end
+  if o.late then
+    redis.call('HSET', jk, F.late, 1)
+    count(C.late)
+  end
+  if FINAL[new] then
+    retain(j, t, true)
+    if j[F.forward] == '1' then forward_intent(j, new, t) end
+  end
+  if EVENTS_MAXLEN > 0 then
+    local ev = {'job', job, 'state', new, 'prev', old or '', 'ts', string.format('%.3f', t)}
+    if new == S.dead then table.insert(ev, 'reason'); table.insert(ev, o.reason) end
+    if j[F.batch] then table.insert(ev, 'batch'); table.insert(ev, j[F.batch]) end
+    if o.late then table.insert(ev, 'late'); table.insert(ev, '1') end
+    redis.call('XADD', key('events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*', unpack(ev))
+  end
+  j[F.state] = new
+end
+
+-- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here.
+local function settle_sent(j, mid, price, t, late)
+  move(j, S.sent, t, {late = late})
+  redis.call('HSET', j.jk, F.message_id, mid, F.price, price, F.sent_ts, t)
+  redis.call('HDEL', j.jk, F.last_error, F.resend_next)
+  redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, tonumber(price) or 0)
+  redis.call('SET', key('msgid', mid), j.id, 'EX', RETENTION + BACKSTOP_S)
+  local created = tonumber(redis.call('HGET', j.jk, F.created_ts) or t)
+  observe('send', math.max(0, t - created))
 end
 
 -- A receipt for the job's own message_id moves sent -> delivered | not_delivered.
-local function deliver(jk, job, status, price, stamp, t, retention)
-  local sent_ts = tonumber(redis.call('HGET', jk, 'sent_ts') or t)
-  local old_price = tonumber(redis.call('HGET', jk, 'price') or 0) or 0
-  move(jk, 'sent', status, t)
-  redis.call('HSET', jk, 'delivery_status', status, 'price', price, 'receipt_timestamp', stamp, 'delivered_ts', t)
-  redis.call('HDEL', jk, 'rcpt_status', 'rcpt_msgid', 'rcpt_price', 'rcpt_ts')
-  redis.call('HINCRBYFLOAT', COUNTERS, 'total_price', (tonumber(price) or 0) - old_price)
-  observe('receipt', math.max(0, t - sent_ts))
-  retain(jk, retention)
+local function deliver(j, status, price, stamp, t)
+  local r = redis.call('HMGET', j.jk, F.sent_ts, F.price)
+  local old_price = tonumber(r[2] or 0) or 0
+  redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
+  redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+  redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
+  observe('receipt', math.max(0, t - tonumber(r[1] or t)))
+  move(j, status, t)
 end
 
--- A message_id that is not the recorded one proves another send went out: count it once.
-local function extra_send(jk, job, message_id, retention)
-  local seen = redis.call('HGET', jk, 'extra_ids') or ''
-  if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return 'duplicate' end
-  redis.call('HSET', jk, 'extra_ids', seen == '' and message_id or (seen .. ';' .. message_id))
-  redis.call('HINCRBY', jk, 'extra_sends', 1)
-  redis.call('HINCRBY', COUNTERS, 'extra_sends', 1)
-  redis.call('SET', key('msgid', message_id), job, 'EX', retention)
-  return 'extra'
+-- A receipt kept while the job was being sent settles it, before any new request goes out.
+local function settle_stored_receipt(j, t)
+  local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+  if not r[2] then return false end
+  settle_sent(j, r[2], r[3], t)
+  deliver(j, r[1], r[3], r[4], t)
+  return true
 end
 
--- The circuit breaker, shared by every worker: consecutive transient failures open it.
+-- A message_id that is not the recorded one proves another send went out: count it once, keep a few.
+local function extra_send(j, message_id)
+  local seen = redis.call('HGET', j.jk, F.extra_ids) or ''
+  if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
+  local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
+  count(C.extra_sends)
+  if n <= MAX_EXTRA_IDS then
+    redis.call('HSET', j.jk, F.extra_ids, seen == '' and message_id or (seen .. ';' .. message_id))
+  end
+  return R.extra
+end
+
+-- The circuit breaker, shared by every worker: consecutive transient failures open it; each
+-- reopening doubles the open interval up to the backoff cap.
 local BREAKER = key('breaker')
 local function breaker_success()
   local b = redis.call('HMGET', BREAKER, 'state', 'failures')
   if (b[1] and b[1] ~= 'closed') or (tonumber(b[2]) or 0) > 0 then
-    redis.call('HSET', BREAKER, 'state', 'closed', 'failures', 0)
+    redis.call('HSET', BREAKER, 'state', 'closed', 'failures', 0, 'streak', 0)
     redis.call('HDEL', BREAKER, 'probe_until')
     return b[1] ~= 'closed' and b[1] and 'closed' or ''
   end
   return ''
 end
-local function breaker_failure(threshold, open_s, t)
+local function breaker_failure(threshold, open_s, cap_s, t)
   local failures = redis.call('HINCRBY', BREAKER, 'failures', 1)
-  local state = redis.call('HGET', BREAKER, 'state') or 'closed'
+  local b = redis.call('HMGET', BREAKER, 'state', 'streak')
+  local state = b[1] or 'closed'
   if state == 'half_open' or (state == 'closed' and failures >= threshold) then
-    redis.call('HSET', BREAKER, 'state', 'open', 'open_until', t + open_s)
+    local streak = tonumber(b[2] or 0) or 0
+    local interval = math.min(open_s * 2 ^ streak, math.max(open_s, cap_s))
+    redis.call('HSET', BREAKER, 'state', 'open', 'open_until', t + interval, 'streak', streak + 1)
     redis.call('HDEL', BREAKER, 'probe_until')
-    redis.call('HINCRBY', COUNTERS, 'breaker_opened', 1)
+    count(C.breaker_opened)
     return 'open'
   end
   return ''
+end
+
+-- Pauses: an operator's (per lane or all; only an operator lifts it) and the account's (COSMOS
+-- refused our credentials or endpoint; lifted by an accepted probe).
+local PAUSE = key('pause')
+local function operator_paused(lane)
+  local p = redis.call('HMGET', PAUSE, 'op:all', 'op:' .. lane)
+  return p[1] ~= false or p[2] ~= false
+end
+
+-- Remove a record with everything that points at it, and take it out of the live counts.
+-- j needs F.message_id and F.extra_ids loaded besides the basics.
+local function forget(j)
+  local job, state = j.id, j[F.state]
+  count('state:' .. state, -1)
+  if state == S.dead then count('dead:' .. j[F.dead_reason], -1) end
+  if j[F.batch] then redis.call('HINCRBY', key('batch', j[F.batch]), 'state:' .. state, -1) end
+  for _, set in ipairs({'retention', 'outbox', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do
+    redis.call('ZREM', key(set), job)
+  end
+  redis.call('ZREM', key('retry', j[F.lane]), job)
+  redis.call('ZREM', key('idx', 'created'), job)
+  redis.call('ZREM', key('idx', 'to', j[F.to]), job)
+  if j[F.idem] and j[F.idem] ~= '' then
+    local ik = key('idem', j[F.idem])
+    local owner = redis.call('GET', ik)
+    if owner and string.sub(owner, 1, #job + 1) == job .. '|' then redis.call('DEL', ik) end
+  end
+  local ids = (j[F.message_id] or '') .. ';' .. (j[F.extra_ids] or '')
+  for mid in string.gmatch(ids, '[^;]+') do
+    if redis.call('GET', key('msgid', mid)) == job then redis.call('DEL', key('msgid', mid)) end
+  end
+  redis.call('DEL', j.jk)
 end

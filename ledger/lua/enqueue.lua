@@ -1,61 +1,86 @@
--- Write a batch of new outcome records (the durable outbox) in one round trip.
--- ARGV: prefix, grace_s, n, then per job: job_id, idem, fingerprint, lane, to, from, text, callback, expires_in_s,
---       then m, then m pairs of (broker list, message) pushed when any job was created
-local grace = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
+-- Write up to STEP new outcome records (the durable outbox) and their broker messages, atomically.
+-- args: batch_id ('' for none), batch_fingerprint, batch_total, n, then per job: job_id, idem, fingerprint,
+--       lane, to, from, text, callback, forward, expires_in_s; then m, then per message: first, last
+--       (1-based job positions it carries), broker list, message. A message is pushed only when one of
+--       its jobs is new, so repeating a call (its reply lost, or a batch resumed) sends nothing twice.
+-- Returns {'ok', job, created, ...} | {'conflict', index, job, key} | {'batch_conflict'} | {'batch_cancelled'}
+local batch, batch_fp, batch_total, n = arg(1), arg(2), tonumber(arg(3)), tonumber(arg(4))
 local t = now()
-local W = 9
-local result = {'ok'}
-local seen = {}
+local W = 10
+if batch ~= '' then
+  local bk = key('batch', batch)
+  local b = redis.call('HMGET', bk, 'fingerprint', 'cancelled')
+  if b[1] and b[1] ~= batch_fp then return {'batch_conflict'} end
+  if b[2] == '1' then return {'batch_cancelled'} end
+  if not b[1] then redis.call('HSET', bk, 'fingerprint', batch_fp, 'total', batch_total, 'created_ts', t) end
+end
 -- First pass decides every idempotency key, so a conflict changes nothing.
-local reuse = {}
-for i = 0, n - 1 do
-  local b = 3 + i * W
+local reuse, seen = {}, {}
+for i = 1, n do
+  local b = BASE + 4 + (i - 1) * W
   local idem, fp = ARGV[b + 2], ARGV[b + 3]
   if idem ~= '' then
     local owner = seen[idem] or redis.call('GET', key('idem', idem))
     if owner then
       local sep = string.find(owner, '|', 1, true)
-      local job, ofp = string.sub(owner, 1, sep - 1), string.sub(owner, sep + 1)
-      if ofp ~= fp then return {'conflict', tostring(i), job, idem} end
-      reuse[i] = job
+      local other, ofp = string.sub(owner, 1, sep - 1), string.sub(owner, sep + 1)
+      if ofp ~= fp then return {'conflict', tostring(i - 1), other, idem} end
+      reuse[i] = other
     else
       seen[idem] = ARGV[b + 1] .. '|' .. fp
     end
   end
 end
-local created = 0
-for i = 0, n - 1 do
-  local b = 3 + i * W
+local result, created = {'ok'}, {}
+for i = 1, n do
+  local b = BASE + 4 + (i - 1) * W
   local job = ARGV[b + 1]
-  if not reuse[i] and redis.call('EXISTS', key('job', job)) == 1 then
-    -- A retried call whose first try did run (its reply was lost): never reset a live record.
-    reuse[i] = job
+  local revive = false
+  if not reuse[i] then
+    local f = redis.call('HMGET', key('job', job), F.state, F.last_error)
+    if f[1] == S.cancelled and f[2] == CR.unreplicated then
+      revive = true  -- withdrawn before any worker took it: the repeated call records it again
+    elseif f[1] then
+      reuse[i] = job  -- a retried call whose first try did run: never reset a live record
+    end
   end
-  if reuse[i] then
+  if revive then
+    local j = load(job)
+    redis.call('HDEL', j.jk, F.last_error)
+    move(j, S.queued, t)
+    created[i] = true
+    table.insert(result, job); table.insert(result, '1')
+  elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
-    local idem = ARGV[b + 2]
+    local idem, to = ARGV[b + 2], ARGV[b + 5]
     local jk = key('job', job)
-    redis.call('HSET', jk, 'job_id', job, 'state', 'queued', 'lane', ARGV[b + 4], 'to', ARGV[b + 5],
-      'from', ARGV[b + 6], 'text', ARGV[b + 7], 'created_ts', t, 'updated_ts', t,
-      'expires_ts', t + tonumber(ARGV[b + 9]), 'attempts', 0)
-    if ARGV[b + 8] ~= '' then redis.call('HSET', jk, 'callback', ARGV[b + 8]) end
+    redis.call('HSET', jk, F.job_id, job, F.lane, ARGV[b + 4], F.to, to, F['from'], ARGV[b + 6],
+      F.text, ARGV[b + 7], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + 10]), F.attempts, 0)
+    if ARGV[b + 8] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + 8]) end
+    if ARGV[b + 9] == '1' then redis.call('HSET', jk, F.forward, 1) end
+    if batch ~= '' then redis.call('HSET', jk, F.batch, batch) end
     if idem ~= '' then
-      redis.call('HSET', jk, 'idem', idem)
+      redis.call('HSET', jk, F.idem, idem)
       redis.call('SET', key('idem', idem), job .. '|' .. ARGV[b + 3])
     end
-    redis.call('ZADD', key('due'), t + grace, job)
-    created = created + 1
+    redis.call('ZADD', key('idx', 'created'), t, job)
+    redis.call('ZADD', key('idx', 'to', to), t, job)
+    local j = {id = job, jk = jk}
+    j[F.lane] = ARGV[b + 4]
+    if batch ~= '' then j[F.batch] = batch end
+    move(j, S.queued, t)
+    created[i] = true
     table.insert(result, job); table.insert(result, '1')
   end
 end
-if created > 0 then
-  redis.call('HINCRBY', COUNTERS, 'state:queued', created)
-  -- The broker messages land in the same atomic step as their records.
-  local m_base = 3 + n * W
-  for j = 0, tonumber(ARGV[m_base + 1]) - 1 do
-    redis.call('LPUSH', ARGV[m_base + 2 + j * 2], ARGV[m_base + 3 + j * 2])
+-- The broker messages land in the same atomic step as their records.
+local mb = BASE + 4 + n * W
+for k = 0, tonumber(ARGV[mb + 1]) - 1 do
+  local o = mb + 1 + k * 4
+  local first, last = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+  for i = first, last do
+    if created[i] then redis.call('LPUSH', ARGV[o + 3], ARGV[o + 4]); break end
   end
 end
 return result

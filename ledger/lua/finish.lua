@@ -1,100 +1,94 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
--- ARGV: prefix, job, owner, kind, status, http, latency_ms, message_id, price, error,
---       policy, retention_s, breaker_threshold, breaker_open_s, delay_s (defer)
--- kind: accepted | permanent | transient | ambiguous | defer
+-- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
+--       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends
+-- kind: accepted | permanent | transient | ambiguous | account | defer | release
 -- Returns {result, breaker_change}
-local job, owner, kind, status = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local http, latency_ms, message_id, price, err = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local policy, retention = ARGV[11], tonumber(ARGV[12])
-local threshold, open_s, delay_s = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local jk = key('job', job)
-local f = redis.call('HMGET', jk, 'state', 'owner', 'message_id', 'created_ts', 'rcpt_status', 'rcpt_msgid',
-  'rcpt_price', 'rcpt_ts', 'to')
-local state = f[1]
-if not state then return {'missing', ''} end
+local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
+local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8), arg(9)
+local policy = arg(10)
+local threshold, open_s, cap_s, delay_s = tonumber(arg(11)), tonumber(arg(12)), tonumber(arg(13)), tonumber(arg(14))
+local max_resends = tonumber(arg(15))
+local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
+local state = j[F.state]
+if not state then return {R.missing, ''} end
 local t = now()
-if kind ~= 'defer' then
-  remember(jk, status .. '/' .. http .. '/' .. latency_ms)
-  redis.call('HSET', jk, 'inflight', 0)
+if kind ~= K.defer and kind ~= K.release then
+  remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
+  redis.call('HSET', j.jk, F.inflight, 0)
 end
 
--- Settle a job as sent with `mid`, then apply a receipt that came early for it.
-local function settle_sent(mid, mprice)
-  move(jk, state, 'sent', t)
-  release(jk, job)
-  redis.call('HSET', jk, 'message_id', mid, 'price', mprice, 'sent_ts', t)
-  redis.call('HDEL', jk, 'last_error', 'ambiguous_pending')
-  redis.call('HINCRBYFLOAT', COUNTERS, 'total_price', tonumber(mprice) or 0)
-  redis.call('SET', key('msgid', mid), job, 'EX', retention)
-  redis.call('ZREM', key('held'), job)
-  observe('send', math.max(0, t - (tonumber(f[4]) or t)))
-  retain(jk, retention)
-  if f[5] then
-    if f[6] == mid then
-      deliver(jk, job, f[5], f[7], f[8], t, retention)
+if kind == K.accepted then
+  local change = breaker_success()
+  redis.call('HDEL', PAUSE, 'account', 'probe_ts')  -- COSMOS takes our requests again
+  if state == S.sent or state == S.delivered or state == S.not_delivered then
+    -- Another attempt of this job was recorded first: this one is an extra send.
+    if j[F.message_id] ~= message_id then return {extra_send(j, message_id), change} end
+    return {R.duplicate, change}
+  end
+  settle_sent(j, message_id, price, t, LATE_OK[state])
+  if j[F.rcpt_msgid] then
+    if j[F.rcpt_msgid] == message_id then
+      local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_price, F.rcpt_ts)
+      deliver(j, r[1], r[2], r[3], t)
     else
-      extra_send(jk, job, f[6], retention)
-      redis.call('HDEL', jk, 'rcpt_status', 'rcpt_msgid', 'rcpt_price', 'rcpt_ts')
+      extra_send(j, j[F.rcpt_msgid])
+      redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
     end
   end
-end
-
-if kind == 'accepted' then
-  local change = breaker_success()
-  if state == 'sent' or FINAL[state] then
-    -- Another attempt of this job was recorded first: this one is an extra send.
-    if f[3] ~= message_id then return {extra_send(jk, job, message_id, retention), change} end
-    return {'duplicate', change}
-  end
-  settle_sent(message_id, price)
-  return {'sent', change}
+  return {R.sent, change}
 end
 
 -- From here on the attempt did not prove a send; only the lease owner may move the job.
-if state ~= 'sending' or f[2] ~= owner then return {'lost_lease', ''} end
+if state ~= S.sending or j[F.owner] ~= owner then return {R.lost_lease, ''} end
+-- A receipt arrived meanwhile: an earlier attempt was accepted after all.
+if settle_stored_receipt(j, t) then return {R.sent, ''} end
 
-if f[5] and f[6] then
-  -- A receipt arrived while we were retrying: an earlier ambiguous attempt was accepted.
-  state = 'sending'
-  settle_sent(f[6], f[7])
-  return {'sent', ''}
-end
-
-if kind == 'permanent' then
+if kind == K.permanent then
   local change = breaker_success()
-  redis.call('HSET', jk, 'last_error', err)
+  redis.call('HSET', j.jk, F.last_error, err)
   if http == '0' then  -- refused before any request (large_request): not an attempt
-    redis.call('HINCRBY', jk, 'attempts', -1)
-    redis.call('HINCRBY', COUNTERS, 'attempts', -1)
+    redis.call('HINCRBY', j.jk, F.attempts, -1)
+    count(C.attempts, -1)
   end
-  if status == 'blacklist' then redis.call('SADD', key('suppressed'), f[9]) end
-  if status == 'unauthorized' then redis.call('HINCRBY', COUNTERS, 'unauthorized', 1) end
-  dead(jk, job, state, status, t, retention)
-  return {'dead', change}
+  if status == 'blacklist' then redis.call('SADD', key('suppressed'), j[F.to]) end
+  move(j, S.dead, t, {reason = status})
+  return {R.dead, change}
 end
-if kind == 'transient' or kind == 'ambiguous' then
-  local change = breaker_failure(threshold, open_s, t)
-  redis.call('HSET', jk, 'last_error', err)
-  redis.call('HINCRBY', COUNTERS, 'transient_failures', 1)
-  if kind == 'ambiguous' then
-    redis.call('HINCRBY', COUNTERS, 'ambiguous_attempts', 1)
-    if policy == 'hold' then
-      move(jk, state, 'held', t)
-      release(jk, job)
-      redis.call('ZADD', key('held'), t, job)
-      return {'held', change}
+if kind == K.account then
+  -- Our credentials or endpoint are wrong: true of every message, so sending pauses; the job waits.
+  redis.call('HSET', j.jk, F.last_error, err)
+  if status == 'unauthorized' then count(C.unauthorized) end
+  local reason = status == 'unauthorized' and AP.unauthorized or AP.endpoint_not_found
+  local newly = redis.call('HSETNX', PAUSE, 'account', cjson.encode({reason = reason, ts = t})) == 1
+  move(j, S.retrying, t, {due = t})
+  return {R.paused, newly and 'paused' or ''}
+end
+if kind == K.transient or kind == K.ambiguous then
+  local change = breaker_failure(threshold, open_s, cap_s, t)
+  redis.call('HSET', j.jk, F.last_error, err)
+  count(C.transient_failures)
+  if kind == K.ambiguous then
+    count(C.ambiguous_attempts)
+    redis.call('HSET', j.jk, F.doubt, 1)
+    if policy == 'hold' or (tonumber(j[F.ambiguous_resends]) or 0) >= max_resends then
+      move(j, S.held, t)
+      return {R.held, change}
     end
-    redis.call('HSET', jk, 'ambiguous_pending', 1)
+    redis.call('HSET', j.jk, F.resend_next, 1)
   end
-  return {'retry', change}
+  return {R.retry, change}
 end
-if kind == 'defer' then
-  local next_due = t + delay_s
-  move(jk, state, 'retrying', t)
-  release(jk, job)
-  redis.call('HSET', jk, 'due_ts', next_due)
-  redis.call('ZADD', key('due'), next_due, job)
-  redis.call('HINCRBY', COUNTERS, 'retries', 1)
-  return {'retrying', ''}
+if kind == K.defer then
+  move(j, S.retrying, t, {due = t + delay_s})
+  count(C.retries)
+  return {R.retrying, ''}
+end
+if kind == K.release then
+  -- A lease given back before any request (too few replicas held it): not an attempt.
+  redis.call('HINCRBY', j.jk, F.attempts, -1)
+  count(C.attempts, -1)
+  redis.call('HSET', j.jk, F.last_error, err)
+  move(j, S.retrying, t, {due = t + delay_s})
+  return {R.retrying, ''}
 end
 return redis.error_reply('unknown kind ' .. kind)

@@ -1,60 +1,46 @@
--- Operator and producer actions on one job: cancel, requeue, resend, mark_sent, purge.
--- ARGV: prefix, action, job, grace_s, expires_in_s, retention_s
+-- Operator and producer actions on one job: cancel, withdraw, requeue, resend, mark_sent, purge.
+-- args: action, job, expires_in_s, cancel_reason
 -- Returns {'ok', lane} or {'refused', why}
-local action, job = ARGV[2], ARGV[3]
-local grace, expires_in, retention = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local jk = key('job', job)
-local f = redis.call('HMGET', jk, 'state', 'lane', 'dead_reason', 'to', 'idem')
-local state = f[1]
+local action, job, expires_in, cancel_reason = arg(1), arg(2), tonumber(arg(3)), arg(4)
+local j = load(job, F.message_id, F.extra_ids)
+local state = j[F.state]
 if not state then return {'refused', 'unknown job'} end
 local t = now()
 
 local function fresh_start()
-  move(jk, state, 'queued', t)
-  redis.call('HSET', jk, 'attempts', 0, 'crashes', 0, 'inflight', 0, 'expires_ts', t + expires_in)
-  redis.call('HDEL', jk, 'dead_reason', 'owner', 'lease_ts', 'due_ts', 'ambiguous_pending')
-  redis.call('PERSIST', jk)
-  if f[5] and f[5] ~= '' then redis.call('PERSIST', key('idem', f[5])) end
-  redis.call('ZREM', key('dead'), job)
-  redis.call('ZREM', key('held'), job)
-  redis.call('ZADD', key('due'), t + grace, job)
-  redis.call('HINCRBY', COUNTERS, 'requeued', 1)
-  return {'ok', f[2]}
+  redis.call('HSET', j.jk, F.attempts, 0, F.deliveries, 0, F.inflight, 0, F.expires_ts, t + expires_in)
+  redis.call('HDEL', j.jk, F.owner, F.lease_ts, F.due_ts, F.resend_next)
+  move(j, S.queued, t)
+  count(C.requeued)
+  return {'ok', j[F.lane]}
 end
 
-if action == 'cancel' then
-  if state ~= 'queued' and state ~= 'retrying' and state ~= 'held' then return {'refused', 'job is ' .. state} end
-  move(jk, state, 'cancelled', t)
-  release(jk, job)
-  redis.call('ZREM', key('held'), job)
-  retain(jk, retention)
-  return {'ok', f[2]}
+if action == 'cancel' or action == 'withdraw' then
+  -- withdraw: the producer's compare-and-set when its enqueue was not replicated in time.
+  if action == 'withdraw' and state ~= S.queued then return {'refused', 'job is ' .. state} end
+  if not WAITING[state] and state ~= S.held then return {'refused', 'job is ' .. state} end
+  redis.call('HSET', j.jk, F.last_error, cancel_reason)
+  move(j, S.cancelled, t)
+  return {'ok', j[F.lane]}
 elseif action == 'requeue' then
-  if state ~= 'dead' then return {'refused', 'job is ' .. state .. ', not dead'} end
-  if f[3] == 'suppressed' and redis.call('SISMEMBER', key('suppressed'), f[4]) == 1 then
+  if state ~= S.dead then return {'refused', 'job is ' .. state .. ', not dead'} end
+  if j[F.dead_reason] == DR.suppressed and redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
     return {'refused', 'its number is still on the suppression list'}
   end
-  redis.call('HINCRBY', COUNTERS, 'dead:' .. f[3], -1)
   return fresh_start()
 elseif action == 'resend' then
-  if state ~= 'held' then return {'refused', 'job is ' .. state .. ', not held'} end
-  redis.call('HINCRBY', jk, 'ambiguous_resends', 1)
-  redis.call('HINCRBY', COUNTERS, 'ambiguous_resends', 1)
+  if state ~= S.held then return {'refused', 'job is ' .. state .. ', not held'} end
+  redis.call('HINCRBY', j.jk, F.ambiguous_resends, 1)
+  count(C.ambiguous_resends)
   return fresh_start()
 elseif action == 'mark_sent' then
-  if state ~= 'held' then return {'refused', 'job is ' .. state .. ', not held'} end
-  move(jk, state, 'sent', t)
-  redis.call('HSET', jk, 'sent_ts', t, 'last_error', 'marked sent by an operator')
-  redis.call('ZREM', key('held'), job)
-  retain(jk, retention)
-  return {'ok', f[2]}
+  if state ~= S.held then return {'refused', 'job is ' .. state .. ', not held'} end
+  move(j, S.sent, t)
+  redis.call('HSET', j.jk, F.sent_ts, t, F.last_error, 'marked sent by an operator')
+  return {'ok', j[F.lane]}
 elseif action == 'purge' then
-  if state ~= 'dead' then return {'refused', 'job is ' .. state .. ', not dead'} end
-  redis.call('HINCRBY', COUNTERS, 'state:dead', -1)
-  redis.call('HINCRBY', COUNTERS, 'dead:' .. f[3], -1)
-  redis.call('ZREM', key('dead'), job)
-  if f[5] and f[5] ~= '' then redis.call('DEL', key('idem', f[5])) end
-  redis.call('DEL', jk)
-  return {'ok', f[2]}
+  if state ~= S.dead then return {'refused', 'job is ' .. state .. ', not dead'} end
+  forget(j)
+  return {'ok', j[F.lane]}
 end
 return redis.error_reply('unknown action ' .. action)

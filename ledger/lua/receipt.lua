@@ -1,52 +1,58 @@
 -- Apply a delivery receipt to the job its token named, idempotently, never backwards.
--- ARGV: prefix, job, to, status, message_id, price, receipt_timestamp, retention_s
--- Returns: applied | pending | duplicate | extra | settled_held | unknown_job | to_mismatch
-local job, to, status, mid, price, stamp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local retention = tonumber(ARGV[8])
-local jk = key('job', job)
-local f = redis.call('HMGET', jk, 'state', 'to', 'message_id', 'rcpt_msgid')
-local state = f[1]
-if not state then return 'unknown_job' end
-if f[2] ~= to then return 'to_mismatch' end
+-- A message_id other than the job's own is evidence of another send only when an attempt of the job
+-- had an unknown outcome (`doubt`); otherwise it is refused and changes nothing.
+-- args: job, to, status, message_id, price, receipt_timestamp
+-- Returns one of RECEIPT_RESULTS.
+local job, to, status, mid, price, stamp = arg(1), arg(2), arg(3), arg(4), arg(5), arg(6)
+local j = load(job, F.message_id, F.rcpt_msgid, F.doubt)
+local state = j[F.state]
+if not state then return R.unknown_job end
+if j[F.to] ~= to then return R.to_mismatch end
 local t = now()
+local own = j[F.message_id]
+local doubt = j[F.doubt] == '1'
 
-if state == 'sent' then
-  if not f[3] or f[3] == '' then
+if state == S.sent then
+  if not own or own == '' then
     -- Marked sent by an operator without a message_id: this receipt names it.
-    redis.call('HSET', jk, 'message_id', mid)
-    redis.call('SET', key('msgid', mid), job, 'EX', retention)
-    f[3] = mid
+    redis.call('HSET', j.jk, F.message_id, mid)
+    redis.call('SET', key('msgid', mid), job, 'EX', RETENTION + BACKSTOP_S)
+    own = mid
   end
-  if f[3] == mid then deliver(jk, job, status, price, stamp, t, retention); return 'applied' end
-  return extra_send(jk, job, mid, retention)
+  if own == mid then deliver(j, status, price, stamp, t); return R.applied end
+  if doubt then return extra_send(j, mid) end
+  return R.refused_foreign
 end
-if FINAL[state] then
-  if f[3] == mid then return 'duplicate' end
-  return extra_send(jk, job, mid, retention)
+if state == S.delivered or state == S.not_delivered then
+  if own == mid then return R.duplicate end
+  if doubt then return extra_send(j, mid) end
+  return R.refused_foreign
 end
-if state == 'held' then
+if LATE_OK[state] then
+  -- The provider's word wins over our bookkeeping: the message did go out.
+  if own and own ~= '' and own ~= mid then
+    if doubt then return extra_send(j, mid) end
+    return R.refused_foreign
+  end
+  settle_sent(j, mid, price, t, true)
+  deliver(j, status, price, stamp, t)
+  return R.late
+end
+if state == S.held then
   -- The held attempt did go out: the receipt settles it.
-  move(jk, state, 'sent', t)
-  redis.call('HSET', jk, 'message_id', mid, 'price', price, 'sent_ts', t)
-  redis.call('ZREM', key('held'), job)
-  redis.call('HINCRBYFLOAT', COUNTERS, 'total_price', tonumber(price) or 0)
-  redis.call('SET', key('msgid', mid), job, 'EX', retention)
-  deliver(jk, job, status, price, stamp, t, retention)
-  return 'settled_held'
+  settle_sent(j, mid, price, t)
+  deliver(j, status, price, stamp, t)
+  return R.settled
 end
-if state == 'retrying' or state == 'queued' then
-  -- Nobody is sending it now and it did go out (an ambiguous attempt was accepted):
-  -- settle it rather than send it again.
-  move(jk, state, 'sent', t)
-  redis.call('HDEL', jk, 'owner', 'lease_ts', 'due_ts', 'ambiguous_pending')
-  redis.call('ZREM', key('due'), job)
-  redis.call('HSET', jk, 'message_id', mid, 'price', price, 'sent_ts', t)
-  redis.call('HINCRBYFLOAT', COUNTERS, 'total_price', tonumber(price) or 0)
-  redis.call('SET', key('msgid', mid), job, 'EX', retention)
-  deliver(jk, job, status, price, stamp, t, retention)
-  return 'applied'
+if state == S.sending then
+  -- COSMOS was faster than our Redis write; keep it. Recording `sent` applies it, and `begin`
+  -- settles the job with it rather than send again.
+  if j[F.rcpt_msgid] == mid then return R.duplicate end
+  redis.call('HSET', j.jk, F.rcpt_status, status, F.rcpt_msgid, mid, F.rcpt_price, price, F.rcpt_ts, stamp)
+  return R.pending
 end
--- sending: COSMOS was faster than our Redis write. Keep it; recording `sent` applies it.
-if f[4] == mid then return 'duplicate' end
-redis.call('HSET', jk, 'rcpt_status', status, 'rcpt_msgid', mid, 'rcpt_price', price, 'rcpt_ts', stamp)
-return 'pending'
+-- queued / retrying: nobody is sending it now. Only an attempt with an unknown outcome explains it.
+if not doubt then return R.refused_foreign end
+settle_sent(j, mid, price, t)
+deliver(j, status, price, stamp, t)
+return R.settled

@@ -38,7 +38,9 @@ def test_outage_opens_the_breaker_and_the_backlog_drains_without_exhausting(prod
 
 def test_random_transient_faults_end_with_each_message_accepted_once(producer, workers, sandbox, chaos_env):
     sandbox.set_faults(fault_rate=0.3)
-    workers.start(concurrency=16, **chaos_env)
+    # The sandbox's dropped connections never accept, but look ambiguous to us: allow the resends
+    # (the default of 2 would rightly hold the rare job dropped three times).
+    workers.start(concurrency=16, COSMOS_MAX_AMBIGUOUS_RESENDS="50", **chaos_env)
     job_ids, texts = load(producer, TO, 1000, "faults")
 
     settle(producer, job_ids, timeout=180)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cosmos_api.errors import EnqueueFailed
+from config.errors import EnqueueFailed
 from producers.producer import SmsProducer
 from tests.chaos.conftest import load, settle, tally
 from tests.support.polling import wait_for

@@ -36,12 +36,15 @@ class WorkerPool:
     tmp_path: object
     started: list = field(default_factory=list)
 
-    def start(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
+    def start(self, concurrency: int = 8, lane: str | None = None, **env_overrides: str) -> WorkerHandle:
+        """A `celery -A worker worker` process, consuming both lanes or only `lane`."""
         name = f"w{len(self.started)}"
         env = {**self.env, **env_overrides}
         log_path = self.tmp_path / f"worker-{name}.log"
         cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", str(concurrency),
                "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        if lane is not None:
+            cmd += ["--queues", f"{env['COSMOS_REDIS_PREFIX']}.{lane}"]
         handle = WorkerHandle(spawn(cmd, env, log_path), log_path, name)
         self.started.append(handle)
         wait_for(lambda: "ready" in handle.log() or handle.proc.poll() is not None, timeout=30,

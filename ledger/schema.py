@@ -1,0 +1,155 @@
+"""The ledger's one schema: every job field, state, verdict, result, counter and reason.
+
+Python reads these names directly; the Lua scripts get them from `lua_prelude()`, which
+is prepended to every script, so a name exists in exactly one place. Lua code writes
+`F.state`, `S.sent`, `C.attempts`: a misspelt name is nil and Redis refuses the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cache
+
+# --- states -------------------------------------------------------------------------------
+STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held",
+          "cancelled")
+FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
+"""States a job leaves only by an operator's action or the provider's late word (`sent` still waits
+for its receipt)."""
+LATE_SETTLEABLE = frozenset({"dead", "expired", "cancelled"})
+"""Final states the provider's word (an acceptance or a receipt) may still overturn, with `late`."""
+WAITING_STATES = frozenset({"queued", "retrying"})
+"""Nobody is sending these now; they have not gone out (as far as the ledger knows)."""
+
+# --- job hash fields (the outcome record) ---------------------------------------------------
+JOB_FIELDS = {
+    "job_id": "the job's id",
+    "state": "one of STATES",
+    "lane": "single | bulk",
+    "batch": "batch id of a bulk job",
+    "to": "destination number",
+    "from": "sender name",
+    "text": "message text (never logged)",
+    "callback": "the application's own callback URL, if any",
+    "forward": "'1': COSMOS gets our receiver's URL; the application's callback gets a forwarded POST",
+    "idem": "idempotency key",
+    "created_ts": "epoch seconds, recorded",
+    "updated_ts": "epoch seconds, last change",
+    "expires_ts": "deadline: not sent by then means expired",
+    "attempts": "HTTP requests made to COSMOS (probes excluded)",
+    "deliveries": "single-job deliveries begun since the last outcome (poison detection)",
+    "owner": "lease owner while sending",
+    "lease_ts": "lease expiry while sending",
+    "inflight": "'1' while a request is on the wire",
+    "due_ts": "when a retrying job is next due",
+    "resend_next": "'1': the next attempt repeats one whose outcome is unknown",
+    "doubt": "'1': an attempt's outcome was unknown once, so COSMOS may hold another copy",
+    "ambiguous_resends": "attempts that repeated one whose outcome was unknown",
+    "extra_sends": "other message_ids COSMOS reported for this job",
+    "extra_ids": "those message_ids, ';'-separated, at most MAX_EXTRA_IDS",
+    "message_id": "COSMOS's id of the accepted message",
+    "price": "from the acceptance, replaced by the receipt's",
+    "sent_ts": "epoch seconds, accepted",
+    "delivered_ts": "epoch seconds, receipt applied",
+    "delivery_status": "the receipt's status",
+    "receipt_timestamp": "the receipt's message_timestamp",
+    "rcpt_status": "an early receipt kept until the acceptance is recorded",
+    "rcpt_msgid": "its message_id",
+    "rcpt_price": "its price",
+    "rcpt_ts": "its timestamp",
+    "last_error": "the last failure, for people",
+    "dead_reason": "why it is dead",
+    "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
+    "late": "'1': the provider's word overturned a final state",
+    "fwd_seq": "forwards written for this job",
+}
+
+# --- results -------------------------------------------------------------------------------
+BEGIN_VERDICTS = ("go", "wait", "skip", "held", "dead", "expired", "sent", "busy")
+"""What `begin` decided. `busy`: no rate token within the bulk look-ahead; ask again later."""
+OUTCOME_KINDS = ("accepted", "permanent", "transient", "ambiguous", "account", "defer", "release")
+"""What the worker tells `finish` about one attempt. `account`: COSMOS refused our account
+(unauthorized, or 404 from a wrong endpoint), which says nothing about the message. `defer`: a
+burst is spent, wait in the retry set. `release`: a lease given back before any request."""
+FINISH_RESULTS = ("sent", "extra", "duplicate", "dead", "retry", "retrying", "held", "expired", "paused",
+                  "lost_lease", "missing")
+RECEIPT_RESULTS = ("applied", "pending", "duplicate", "extra", "settled", "late", "refused_foreign",
+                   "unknown_job", "to_mismatch")
+OPERATIONS = ("cancel", "requeue", "resend", "mark_sent", "purge", "withdraw")
+CANCEL_REASONS = ("cancelled", "unreplicated", "batch_cancelled")
+"""Why a job was cancelled (its `last_error`); `unreplicated`: withdrawn by its producer because too few
+replicas had the enqueue in time (a repeated call records it again)."""
+
+# --- reasons -------------------------------------------------------------------------------
+DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
+"""Dead reasons of our own; the others are COSMOS's permanent statuses."""
+ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
+PAUSE_SCOPES = ("all", "single", "bulk")
+
+# --- counters hash fields --------------------------------------------------------------------
+COUNTERS = {
+    "attempts": "HTTP requests to COSMOS",
+    "probes": "account-pause probe requests",
+    "transient_failures": "attempts that failed transiently or ambiguously",
+    "retries": "bursts spent and rescheduled",
+    "ambiguous_attempts": "attempts whose outcome was unknown",
+    "ambiguous_resends": "attempts that repeated an unknown one",
+    "extra_sends": "message_ids COSMOS reported beyond a job's own",
+    "unauthorized": "attempts COSMOS refused for our credentials",
+    "breaker_opened": "times the breaker opened",
+    "requeued": "operator requeues and resends",
+    "late": "final states the provider's word overturned",
+    "swept": "records removed by the retention sweep",
+    "total_price": "sum of prices",
+}
+"""Plus `state:<state>` (live records per state) and `dead:<reason>` (live dead records per reason)."""
+
+# --- sizes ---------------------------------------------------------------------------------
+HISTORY_LEN = 10
+MAX_EXTRA_IDS = 5
+"""Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
+HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+STEP = 1000
+"""Most items one script call handles: no call of ours holds Redis for long."""
+
+
+def batch_job_id(batch_id: str, index: int) -> str:
+    """The job id of member `index` of a batch: the same call repeated finds the same ids."""
+    digest = hashlib.sha256(batch_id.encode()).hexdigest()[:20]
+    return f"b{digest}-{index}"
+
+
+def _lua_table(name: str, names: Iterable[str]) -> str:
+    entries = ", ".join(f"[{n!r}] = {n!r}" for n in names)
+    return f"local {name} = {{{entries}}}"
+
+
+def _lua_set(name: str, values: Iterable[str]) -> str:
+    entries = ", ".join(f"[{v!r}] = true" for v in sorted(values))
+    return f"local {name} = {{{entries}}}"
+
+
+@cache
+def lua_prelude() -> str:
+    """Lua definitions of every schema name; the first lines of every ledger script."""
+    lines = [
+        "-- Generated from ledger/schema.py: every name the scripts use.",
+        _lua_table("F", JOB_FIELDS),
+        _lua_table("S", STATES),
+        _lua_table("C", COUNTERS),
+        _lua_table("V", BEGIN_VERDICTS),
+        _lua_table("K", OUTCOME_KINDS),
+        _lua_table("R", sorted(set(FINISH_RESULTS) | set(RECEIPT_RESULTS))),
+        _lua_table("DR", DEAD_REASONS_OURS),
+        _lua_table("AP", ACCOUNT_PAUSE_REASONS),
+        _lua_table("CR", CANCEL_REASONS),
+        _lua_set("FINAL", FINAL_STATES),
+        _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("WAITING", WAITING_STATES),
+        f"local HISTORY_LEN = {HISTORY_LEN}",
+        f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
+        f"local STEP = {STEP}",
+        "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",
+    ]
+    return "\n".join(lines).replace("'", '"') + "\n"

@@ -1,0 +1,135 @@
+"""Durable acknowledgements and the start-up checks about them, on a real primary and replica."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.errors import EnqueueFailed, SettingsError
+from ledger.scripts import Scripts
+from ledger.store import Ledger, NewJob
+from producers.producer import SmsProducer
+from tests.support.polling import wait_for
+from tests.support.redis_server import start_private_redis
+from worker.startup_checks import check_redis_role, check_redis_safety
+
+
+@pytest.fixture(scope="module")
+def primary_and_replica(tmp_path_factory):
+    # No diskless-sync delay: the replica is in sync at once, not after 5 s.
+    primary = start_private_redis(tmp_path_factory.mktemp("primary"), "--repl-diskless-sync-delay", "0")
+    replica = start_private_redis(tmp_path_factory.mktemp("replica"), "--replicaof", "127.0.0.1", str(primary.port))
+    client = primary.client()
+    wait_for(lambda: client.wait(1, 100) == 1, timeout=15, what="the replica to be in sync")
+    yield primary, replica
+    replica.stop(graceful=False)
+    primary.stop(graceful=False)
+
+
+def _job(job_id: str) -> NewJob:
+    return NewJob(job_id, "single", "033334445566770", "Shop", "hello", None, False, None, "fp", 60)
+
+
+class DurableScripts(Scripts):
+    """The ledger's scripts with every call followed by WAIT, as the lead wires it: what each WAIT saw."""
+
+    def __init__(self, client, replicas: int, timeout_ms: int):
+        super().__init__(client)
+        self.replicas, self.timeout_ms, self.acked = replicas, timeout_ms, []
+
+    def run(self, name, *args):
+        result, acked = self.run_durably(name, args, self.replicas, self.timeout_ms)
+        self.acked.append(acked)
+        return result
+
+    def run_many(self, name, calls):
+        results, acked = self.run_many_durably(name, calls, self.replicas, self.timeout_ms)
+        self.acked.append(acked)
+        return results
+
+
+def _ledger(client, settings, replicas: int, timeout_ms: int) -> Ledger:
+    ledger = Ledger(client, settings)
+    ledger._scripts = DurableScripts(client, replicas, timeout_ms)
+    return ledger
+
+
+def test_run_durably_waits_for_the_replica_in_the_same_round_trip(primary_and_replica, settings):
+    primary, replica = primary_and_replica
+    primary.client().script_flush()  # the first call must load the script and still wait
+    ledger = _ledger(primary.client(), settings, replicas=1, timeout_ms=2000)
+    assert ledger.enqueue([_job("durable-1")]) == [("durable-1", True)]
+    assert ledger.begin("durable-1", "owner", count_delivery=True).verdict == "go"
+    assert ledger._scripts.acked == [1, 1]
+    assert replica.client().exists(ledger.keys.job("durable-1"))
+
+
+def test_run_durably_reports_too_few_replicas_when_the_wait_times_out(primary_and_replica, settings):
+    primary, _ = primary_and_replica
+    ledger = _ledger(primary.client(), settings, replicas=2, timeout_ms=100)
+    ledger.enqueue([_job("durable-2")])
+    ledger.begin_many(["durable-2"], ["owner"], count_delivery=True)
+    assert ledger._scripts.acked == [1, 1]  # only one replica exists: the caller must not count on it
+    scripts = Scripts(primary.client())
+    assert scripts.run_many_durably("enqueue", [], replicas=0, timeout_ms=100) == ([], 0)
+
+
+def test_a_replica_is_refused_as_redis_url(primary_and_replica):
+    primary, replica = primary_and_replica
+    check_redis_role(primary.client())
+    with pytest.raises(SettingsError) as err:
+        check_redis_role(replica.client())
+    assert "REDIS_URL" in str(err.value) and "replica" in str(err.value)
+
+
+def test_writes_that_are_not_durable_are_warned_about(primary_and_replica):
+    primary, _ = primary_and_replica
+    client = primary.client()
+    client.config_set("appendonly", "yes")
+    client.config_set("appendfsync", "everysec")
+    try:
+        assert any("appendfsync is 'everysec'" in w for w in check_redis_safety(client, min_replicas=0))
+        assert not any("appendfsync" in w for w in check_redis_safety(client, min_replicas=1))
+        assert any("COSMOS_REDIS_MIN_REPLICAS is 2 but 1" in w for w in check_redis_safety(client, min_replicas=2))
+        client.config_set("appendfsync", "always")
+        assert check_redis_safety(client, min_replicas=0) == []
+    finally:
+        client.config_set("appendonly", "no")
+
+
+def _producer(settings_for, primary, replicas: int) -> SmsProducer:
+    return SmsProducer(settings_for(REDIS_URL=primary.url, COSMOS_REDIS_MIN_REPLICAS=str(replicas),
+                                    COSMOS_REDIS_WAIT_TIMEOUT_MS="100"))
+
+
+def test_an_unreplicated_enqueue_is_withdrawn_and_raises_with_no_job_ids(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    producer = _producer(settings_for, primary, replicas=2)  # only one replica exists
+    with pytest.raises(EnqueueFailed) as failed:
+        producer.send_sms("033334445566770", "Shop", "hello")
+    assert failed.value.job_ids == []
+    [job_id] = [k.split(":")[-1] for k in primary.client().scan_iter(f"{producer.keys.prefix}:job:*")]
+    record = producer.get_status(job_id)
+    assert (record["state"], record["last_error"]) == ("cancelled", "unreplicated")
+
+
+def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    messages = [{"to": "033334445566770", "sender": "Shop", "text": f"m{i}"} for i in range(3)]
+    with pytest.raises(EnqueueFailed) as failed:
+        _producer(settings_for, primary, replicas=2).send_bulk(messages, batch_id="replicated-batch")
+    assert failed.value.job_ids == [] and failed.value.batch_id == "replicated-batch"
+
+    producer = _producer(settings_for, primary, replicas=1)
+    ids = producer.send_bulk(messages, batch_id="replicated-batch")
+    assert set(producer.ledger.states(ids)) == {"queued"}
+    assert producer.get_batch("replicated-batch")["states"] == {"queued": 3}
+
+
+def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    job_id = _producer(settings_for, primary, replicas=1).send_sms("033334445566770", "Shop", "hello")
+    ledger = _producer(settings_for, primary, replicas=2).ledger
+    attempt = ledger.begin(job_id, "owner", count_delivery=True)
+    assert (attempt.verdict, attempt.detail) == ("wait", "unreplicated")
+    record = ledger.get(job_id)
+    assert (record["state"], record["attempts"], record["last_error"]) == ("retrying", 0, "unreplicated")
