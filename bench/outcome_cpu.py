@@ -31,7 +31,7 @@ LEASE_BATCH = 500
 def leased(ledger: Ledger, count: int) -> list[tuple[str, str]]:
     out = []
     for start in range(0, count, LEASE_BATCH):
-        jobs = [NewJob(uuid.uuid4().hex, "bulk", "033334445566770", "F", "x", None, None, "fp", 3600)
+        jobs = [NewJob(uuid.uuid4().hex, "bulk", "033334445566770", "F", "x", None, False, None, "fp", 3600)
                 for _ in range(min(LEASE_BATCH, count - start))]
         ledger.enqueue(jobs)
         owners = [f"o-{j.job_id[:8]}" for j in jobs]

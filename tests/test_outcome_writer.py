@@ -24,7 +24,7 @@ def ledger(redis_server, redis_client, prefix) -> Ledger:
 
 def leased(ledger: Ledger, count: int) -> list[tuple[str, str]]:
     """`count` jobs recorded and leased for one attempt each: (job id, owner)."""
-    jobs = [NewJob(uuid.uuid4().hex, "bulk", TO, "F", "x", None, None, "fp", 3600) for _ in range(count)]
+    jobs = [NewJob(uuid.uuid4().hex, "bulk", TO, "F", "x", None, False, None, "fp", 3600) for _ in range(count)]
     ledger.enqueue(jobs)
     owners = [f"owner-{i}" for i in range(count)]
     attempts = ledger.begin_many([j.job_id for j in jobs], owners, count_delivery=False)

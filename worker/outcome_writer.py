@@ -177,6 +177,7 @@ def finish_args(ledger: Ledger, job_id: str, owner: str, kind: str, *, status: s
                 latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
                 delay_s: float = 0.0) -> tuple:
     """The `finish` script's arguments exactly as `Ledger.finish` passes them (a test holds the two together)."""
-    s = ledger.settings
-    return (ledger.keys.prefix, job_id, owner, kind, status, http or 0, latency_ms, message_id, price, error[:300],
-            s.ambiguous_policy, s.retention_s, s.breaker_threshold, s.breaker_open_s, delay_s)
+    # The arguments every script of this ledger starts with (prefix, retention, ...), then finish's own.
+    return (*ledger._common, *ledger.finish_args(job_id, owner, kind, status=status, http=http,  # noqa: SLF001
+                                                 latency_ms=latency_ms, message_id=message_id, price=price,
+                                                 error=error, delay_s=delay_s))
