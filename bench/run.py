@@ -570,6 +570,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="smoke run for CI: a few hundred messages, latency 0 only, 2 s light load, no cost runs "
                              "and no run to `delivered`")
     parser.add_argument("--json", action="store_true", help="print a JSON object on stdout (the table on stderr)")
+    parser.add_argument("--json-out", type=Path, default=None, metavar="FILE",
+                        help="write the results so far to FILE after every phase (a run cut short keeps them)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="py-spy the worker processes during each bulk run; raw stacks into DIR")
     args = parser.parse_args(argv)
@@ -615,6 +617,11 @@ def main(argv: list[str] | None = None) -> int:
                      "appendfsync_shipped": bench.appendfsync,
                      "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])}
     ok = False
+
+    def save() -> None:
+        if args.json_out is not None:
+            args.json_out.write_text(json.dumps(results, indent=2))
+
     try:
         redis_service, bench.redis_url = start_redis(work_dir)
         bench.services.append(redis_service)
@@ -623,11 +630,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_BASELINE_REDIS_URL"] = bench.redis_url
         for index, latency in enumerate(args.latency_list):
             results["scenarios"].append(bench.run_latency(latency, measure_memory=index == 0))
+            save()
         first = results["scenarios"][0]
         results["redis_bytes_per_record"] = first["redis_bytes_per_record"]
         if args.cost_list:
             main_run = next((r for r in results["scenarios"] if r["latency_ms"] == args.costs_latency), None)
             results["costs"] = bench.run_costs(args.costs_latency, args.cost_list, main_run)
+            save()
         if not args.no_delivered:
             forwarding = [bench.states["forwarding"]]
             if "forwarding" in args.cost_list and supported(BY_NAME["forwarding"]):
@@ -635,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             results["delivered"] = bench.run_delivered(args.latency_list[0], forwarding)
         facts["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         ok = True
+        save()
     finally:
         bench.stop_all()
         if ok:
