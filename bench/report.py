@@ -89,10 +89,10 @@ def delivered_rows(results: dict) -> list[tuple[str, str]]:
         if not r:
             continue
         out.append((f"send_bulk to `delivered` at {d['latency_ms']} ms, receipts on, {key.replace('_', ' ')}",
-                    f"{r['msgs_per_s']:,.0f} msg/s; worker CPU {r['worker_cpu_s_per_msg'] * 1000:.2f} ms/msg, "
-                    f"receiver {r['receiver_cpu_s_per_msg'] * 1000:.2f}, sandbox "
-                    f"{r['sandbox_cpu_s_per_msg'] * 1000:.2f}; not delivered {sum(r['failed'].values())}; "
-                    f"forwards received {r['forwards_received']:,}"))
+                    (f"{r['msgs_per_s']:,.0f} msg/s; worker CPU {r['worker_cpu_s_per_msg'] * 1000:.2f} ms/msg, "
+                     f"receiver {r['receiver_cpu_s_per_msg'] * 1000:.2f}, sandbox "
+                     f"{r['sandbox_cpu_s_per_msg'] * 1000:.2f}; not delivered {sum(r['failed'].values())}; "
+                     f"forwards received {r['forwards_received']:,}")))
     return out
 
 

@@ -14,8 +14,8 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,8 +23,25 @@ from pathlib import Path
 import redis
 import requests
 
-from bench.costs import BY_NAME, COSTS, parse_states, shipped_appendfsync, shipped_state, supported, worker_env
-from bench.processes import RssSampler, Service, cosmos_cmd, cpu_seconds, free_port, spawn, start_redis, wait_for
+from bench.costs import (
+    BY_NAME,
+    COSTS,
+    parse_states,
+    shipped_appendfsync,
+    shipped_state,
+    supported,
+    worker_env,
+)
+from bench.processes import (
+    RssSampler,
+    Service,
+    cosmos_cmd,
+    cpu_seconds,
+    free_port,
+    spawn,
+    start_redis,
+    wait_for,
+)
 from bench.profiling import Profiler, summarize
 from bench.report import print_table
 from config.settings import load_settings
@@ -291,7 +308,8 @@ class Bench:
                     webhook["COSMOS_APP_WEBHOOK_SECRET"] = self.app_webhook_secret
                 receiver = self.start(f"receiver-{label}", cosmos_cmd("webhook", "--port", str(port)), self.env(
                     COSMOS_REDIS_PREFIX=prefix, **worker_env(self.states), **webhook))
-                wait_for(lambda: receiver.check_alive() or _answers_health(port), 30, "the receiver to answer")
+                wait_for(lambda r=receiver, p=port: r.check_alive() or _answers_health(p), 30,
+                         "the receiver to answer")
                 workers = self.start_workers(f"workers-{label}", base_url, prefix, self.states, **webhook)
                 try:
                     producer = self.producer(prefix, base_url, **webhook)
@@ -334,7 +352,8 @@ class Bench:
 
     def run_baseline(self, latency_ms: int, base_url: str) -> dict:
         """The naive Celery app: `.delay()` N times, time until its tasks ran N times."""
-        from bench import baseline  # reads BENCH_BASELINE_REDIS_URL at import, set by main()
+        # Imported here: it reads BENCH_BASELINE_REDIS_URL at import, set by main().
+        from bench import baseline
 
         prefix = f"baseline-{latency_ms}ms-{uuid.uuid4().hex[:8]}"
         env = self.env(BENCH_BASELINE_REDIS_URL=self.redis_url, BENCH_BASELINE_PREFIX=prefix,
@@ -511,7 +530,7 @@ class AppReceiver(ThreadingHTTPServer):
 class _AppHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with self.server.lock:
             self.server.count += 1

@@ -20,10 +20,18 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+)
 
 from cosmos_api.outcomes import (
-    AMBIGUOUS_HTTP, PERMANENT_STATUSES, TRANSIENT_HTTP, TRANSIENT_STATUSES, Outcome,
+    AMBIGUOUS_HTTP,
+    PERMANENT_STATUSES,
+    TRANSIENT_HTTP,
+    TRANSIENT_STATUSES,
+    Outcome,
 )
 from cosmos_api.rules import MAX_BODY_BYTES, encode_body
 

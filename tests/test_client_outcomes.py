@@ -65,16 +65,27 @@ def test_refused_connection_is_transient_and_a_dropped_answer_is_ambiguous(sandb
 
 
 # --- the urllib3 transport, end to end against a scripted local server -------------------
-import socket  # noqa: E402
-import threading  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from urllib3.exceptions import (  # noqa: E402
-    ConnectTimeoutError, DecodeError, NameResolutionError, NewConnectionError, ProtocolError, ReadTimeoutError,
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
     SSLError,
 )
 
-from cosmos_api.client import POOL_SIZE, CosmosClient, PoolTransport, RequestsTransport, from_pool_error  # noqa: E402
+from cosmos_api.client import (
+    POOL_SIZE,
+    CosmosClient,
+    PoolTransport,
+    RequestsTransport,
+    from_pool_error,
+)
 
 TO = "033334445566770"
 
@@ -101,7 +112,7 @@ class Scripted(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as COSMOS
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         with self.server.lock:
             self.server.requests += 1

@@ -45,7 +45,8 @@ class Recording:
 
 def test_the_script_arguments_are_those_of_ledger_finish(redis_server, prefix):
     ledger = Ledger(Recording(), load_settings(redis_url=redis_server.url, redis_prefix=prefix))
-    fields = dict(status="ok", http=200, latency_ms=12, message_id="Az_1", price=0.5, error="e" * 400, delay_s=0)
+    fields = {"status": "ok", "http": 200, "latency_ms": 12, "message_id": "Az_1", "price": 0.5, "error": "e" * 400,
+              "delay_s": 0}
     ledger.finish("job-1", "owner-1", "accepted", **fields)
     ledger.finish("job-2", "owner-2", "defer", delay_s=3.5)
     assert ledger.redis.calls == [finish_args(ledger, "job-1", "owner-1", "accepted", **fields),

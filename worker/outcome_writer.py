@@ -30,7 +30,7 @@ _STOP = object()
 class _Slot:
     """One thread's pending write: reused for every outcome of that thread (it has one at a time)."""
 
-    __slots__ = ("done", "result", "error")
+    __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
         self.done = threading.Lock()
@@ -178,6 +178,6 @@ def finish_args(ledger: Ledger, job_id: str, owner: str, kind: str, *, status: s
                 delay_s: float = 0.0) -> tuple:
     """The `finish` script's arguments exactly as `Ledger.finish` passes them (a test holds the two together)."""
     # The arguments every script of this ledger starts with (prefix, retention, ...), then finish's own.
-    return (*ledger._common, *ledger.finish_args(job_id, owner, kind, status=status, http=http,  # noqa: SLF001
+    return (*ledger._common, *ledger.finish_args(job_id, owner, kind, status=status, http=http,
                                                  latency_ms=latency_ms, message_id=message_id, price=price,
                                                  error=error, delay_s=delay_s))
