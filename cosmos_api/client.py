@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.exceptions import (
     ConnectTimeoutError,
     NameResolutionError,
@@ -80,7 +81,7 @@ class PoolTransport:
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
         self.headers = request_headers()
-        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": requests.certs.where()} if parts.scheme == "https" else {}
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": DEFAULT_CA_BUNDLE_PATH} if parts.scheme == "https" else {}
         # block=False: a sender never waits for a connection (its lease is running); past
         # POOL_SIZE at once an extra connection is opened and closed after use.
         self.pool = urllib3.connection_from_url(endpoint, maxsize=POOL_SIZE, block=False, retries=False,

@@ -308,3 +308,11 @@ def test_150_requests_in_flight_from_150_threads_share_one_pool_and_reuse_their_
     assert first == second == ["accepted"] * in_flight
     assert opened == in_flight
     assert client.transport.pool.num_connections == opened
+
+
+def test_an_https_endpoint_verifies_certificates_against_requests_ca_bundle():
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    client = CosmosClient("https://cosmos.example/v1.0", "k", "s", connect_timeout_s=1, read_timeout_s=1)
+    pool = client.transport.pool
+    assert (pool.scheme, pool.cert_reqs, pool.ca_certs) == ("https", "CERT_REQUIRED", DEFAULT_CA_BUNDLE_PATH)
