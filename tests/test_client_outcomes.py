@@ -265,7 +265,13 @@ def test_pool_failure_maps_to_connected_or_not(exc, kind):
     assert outcome.status == ("connect_error" if kind == "transient" else "no_answer")
 
 
-def test_the_pool_keeps_the_configured_timeouts_and_never_retries_or_redirects():
+def no_proxy(monkeypatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_pool_keeps_the_configured_timeouts_and_never_retries_or_redirects(monkeypatch):
+    no_proxy(monkeypatch)
     client = CosmosClient("http://127.0.0.1:9/v1.0", "k", "SECRET-x9", connect_timeout_s=3.05, read_timeout_s=10)
     transport = client.transport
     assert isinstance(transport, PoolTransport)
@@ -310,8 +316,10 @@ def test_150_requests_in_flight_from_150_threads_share_one_pool_and_reuse_their_
     assert client.transport.pool.num_connections == opened
 
 
-def test_an_https_endpoint_verifies_certificates_against_requests_ca_bundle():
+def test_an_https_endpoint_verifies_certificates_against_requests_ca_bundle(monkeypatch):
     from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    no_proxy(monkeypatch)
 
     client = CosmosClient("https://cosmos.example/v1.0", "k", "s", connect_timeout_s=1, read_timeout_s=1)
     pool = client.transport.pool
