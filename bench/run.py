@@ -576,6 +576,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="0,100", help="sandbox latencies in ms, comma-separated")
     parser.add_argument("--light-s", type=float, default=None,
                         help=f"seconds of the {LIGHT_RATE_PER_S} msg/s latency run (default {LIGHT_DURATION_S:g})")
+    parser.add_argument("--memory-records", type=int, default=None,
+                        help=f"records of the Redis memory figure (default {MEMORY_RECORDS:,})")
     parser.add_argument("--set", action="append", default=[], metavar="COST=on|off",
                         help="a cost's state in the main runs (default: as shipped); costs: "
                              + ", ".join(c.name for c in COSTS))
@@ -598,13 +600,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.messages = args.messages or 400
         args.latencies = "0"
         args.light_s = args.light_s or 2.0
-        args.memory_records = 1_000
+        args.memory_records = args.memory_records or 1_000
         args.costs = "none" if args.costs == "all" else args.costs
         args.no_delivered = True
     else:
         args.messages = args.messages or DEFAULT_MESSAGES
         args.light_s = args.light_s or LIGHT_DURATION_S
-        args.memory_records = MEMORY_RECORDS
+        args.memory_records = args.memory_records or MEMORY_RECORDS
     args.latency_list = [int(x) for x in args.latencies.split(",") if x.strip()]
     if args.messages < 4 or not args.latency_list:
         parser.error("need at least 4 messages and one latency")
