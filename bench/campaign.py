@@ -100,7 +100,7 @@ def memory_shares(client: redis.Redis, keys: Keys, records: int) -> dict[str, An
     used = int(client.info("memory")["used_memory"])
     shares = {}
     for name, key in (("created index", keys.created), ("number index", keys.by_number(CAMPAIGN_TO)),
-                      ("outbox", keys.outbox), ("deadlines", keys.deadlines), ("retention", keys.retention),
+                      ("outbox", keys.outbox("bulk")), ("deadlines", keys.deadlines), ("retention", keys.retention),
                       ("awaiting receipts", keys.awaiting), ("events stream", keys.events)):
         shares[name] = round((client.memory_usage(key, samples=0) or 0) / max(1, records), 1)
     sample = client.zrange(keys.created, 0, 99)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cli import demo_command, jobs_commands, operator_commands, sandbox_command, webhook_command, worker_command
+from cli import (
+    console_command, control_commands, demo_command, events_commands, forwards_commands, jobs_commands,
+    operator_commands, sandbox_command, webhook_command, worker_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,8 +23,11 @@ for command in (
     jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats, jobs_commands.batch,
     operator_commands.dead, operator_commands.held, operator_commands.suppression,
     worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
+    events_commands.events, forwards_commands.forwards,
+    console_command.console, control_commands.pause, control_commands.resume, control_commands.hash_password,
 ):
     cli.add_command(command)
+control_commands.add_suppression_command(operator_commands.suppression)
 
 if __name__ == "__main__":
     cli()

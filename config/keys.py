@@ -60,10 +60,9 @@ class Keys:
         """Sorted set: every job -> created_ts (console time-range search)."""
         return f"{self.prefix}:idx:created"
 
-    @property
-    def outbox(self) -> str:
-        """Sorted set: queued jobs -> when to check whether their broker message was lost."""
-        return f"{self.prefix}:outbox"
+    def outbox(self, lane: str) -> str:
+        """Sorted set: a lane's queued jobs -> when to check whether their broker message was lost."""
+        return f"{self.prefix}:outbox:{lane}"
 
     @property
     def deadlines(self) -> str:
@@ -155,3 +154,30 @@ class Keys:
     def broker_queue_key(self, lane: str) -> str:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
+
+    # --- Operations console (issue 14): audit stream and console bookkeeping ---
+    @property
+    def audit(self) -> str:
+        """Stream: operator actions (ts, user, action, target, count, detail), MAXLEN ~ 100000."""
+        return f"{self.prefix}:audit"
+
+    def console_minute(self, minute: int) -> str:
+        """Hash: state-change counts (and price) of one minute (epoch minutes), kept ~2 h for the chart."""
+        return f"{self.prefix}:console:minute:{minute}"
+
+    def console_hour(self, hour: int) -> str:
+        """Hash: price of one hour (epoch hours), kept ~2 days for price today and over 24 h."""
+        return f"{self.prefix}:console:hour:{hour}"
+
+    @property
+    def console_events_cursor(self) -> str:
+        """String: last events-stream id the console's chart counter has counted."""
+        return f"{self.prefix}:console:events_cursor"
+
+    def console_task(self, task_id: str) -> str:
+        """Hash: one background whole-set action of the console (progress, state), kept a day."""
+        return f"{self.prefix}:console:task:{task_id}"
+
+    def console_login_failures(self, name: str) -> str:
+        """Counter: recent failed logins under one name (for the growing delay), expiring."""
+        return f"{self.prefix}:console:login_failures:{name}"

@@ -7,6 +7,8 @@ pass the object down; nothing below reads `os.environ`.
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +20,12 @@ from config.errors import SettingsError
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
+
+
+# --- issue 13: outcomes pushed to the application ---
+DEFAULT_FORWARD_MAX_AGE_S = 86400.0
+"""A forward is retried for 24 hours (in seconds) before it is given up into the failed list."""
+# --- end of the issue 13 block ---
 
 
 LEASE_MARGIN_S = 5.0
@@ -79,6 +87,52 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(4096, alias="COSMOS_WEBHOOK_MAX_BODY_BYTES", gt=0)
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
+
+    # --- Operations console (issue 14; owned by the console branch) ---
+    console_users: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_USERS")
+    console_session_secret: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_SESSION_SECRET")
+    console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
+    console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
+    # --- end of the console block ---
+
+    # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
+    app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")
+    forward_timeout_s: float = Field(5.0, alias="COSMOS_FORWARD_TIMEOUT_S", gt=0, le=60)
+    forward_max_age_s: float = Field(DEFAULT_FORWARD_MAX_AGE_S, alias="COSMOS_FORWARD_MAX_AGE_S", gt=0)
+    forward_backoff_base_s: float = Field(5.0, alias="COSMOS_FORWARD_BACKOFF_BASE_S", gt=0)
+    forward_backoff_max_s: float = Field(900.0, alias="COSMOS_FORWARD_BACKOFF_MAX_S", gt=0)
+    forward_threads: int = Field(16, alias="COSMOS_FORWARD_THREADS", ge=1, le=256)
+    forward_poll_s: float = Field(0.5, alias="COSMOS_FORWARD_POLL_S", gt=0)
+    forward_breaker_threshold: int = Field(5, alias="COSMOS_FORWARD_BREAKER_THRESHOLD", ge=1)
+    forward_breaker_open_s: float = Field(30.0, alias="COSMOS_FORWARD_BREAKER_OPEN_S", gt=0)
+
+    @field_validator("app_webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value().removeprefix("whsec_")
+        # The standardwebhooks package accepts unpadded base64 too; refuse anything else here, at start-up.
+        if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", raw) or not base64.b64decode(raw + "=="):
+            raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent_forwarding(self) -> "Settings":
+        if self.forward_backoff_max_s < self.forward_backoff_base_s:
+            raise ValueError("COSMOS_FORWARD_BACKOFF_MAX_S must be >= COSMOS_FORWARD_BACKOFF_BASE_S")
+        return self
+
+    @property
+    def forward_connect_timeout_s(self) -> float:
+        """Connect timeout of a forwarded POST: at most 2 s, never above the read timeout."""
+        return min(2.0, self.forward_timeout_s)
+
+    @property
+    def forward_claim_grace_s(self) -> float:
+        """How long a claimed forward stays invisible to other workers: one POST's bound plus a margin (s)."""
+        return self.forward_connect_timeout_s + self.forward_timeout_s + LEASE_MARGIN_S
+    # --- end of the issue 13 block ---
 
     # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
     # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.

@@ -103,7 +103,8 @@ COUNTERS = {
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",
 }
-"""Plus `state:<state>` (live records per state) and `dead:<reason>` (live dead records per reason)."""
+"""Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
+`dead:<reason>` (live dead records per reason)."""
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10

@@ -44,6 +44,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
+        "states_by_lane": {lane: {s: int(counters.get(f"lane:{lane}:{s}", 0)) for s in STATES} for lane in LANES},
         "dead_reasons": {key.split(":", 1)[1]: int(v) for key, v in counters.items()
                          if key.startswith("dead:") and int(v) > 0},
         "dead_letter_size": dead_size,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import json
+import time
 
 import pytest
 
@@ -50,7 +52,7 @@ def sent(ledger, job_id, message_id="m-1"):
 
 def receipt(ledger, job_id, message_id="m-1", status="delivered", to=TO):
     return ledger.apply_receipt(job_id, to=to, status=status, message_id=message_id, price=0.04,
-                                timestamp="2026-12-01T10:00:00.000Z")
+                                timestamp="2026-12-01 10:00:00")
 
 
 def expire_lease(ledger, job_id):
@@ -64,11 +66,12 @@ def test_enqueue_records_job_indexes_and_one_event(producer, ledger):
     assert (record["state"], record["to"], record["attempts"]) == ("queued", TO, 0)
     assert ledger.redis.zscore(ledger.keys.created, job_id) is not None
     assert ledger.redis.zscore(ledger.keys.by_number(TO), job_id) is not None
-    assert ledger.redis.zscore(ledger.keys.outbox, job_id) is not None
+    assert ledger.redis.zscore(ledger.keys.outbox("single"), job_id) is not None
     assert ledger.redis.zscore(ledger.keys.deadlines, job_id) is not None
     [(_, event)] = ledger.redis.xrange(ledger.keys.events)
     assert (event["job"], event["state"], event["prev"]) == (job_id, "queued", "")
     assert stats(ledger)["states"]["queued"] == 1
+    assert stats(ledger)["states_by_lane"]["single"]["queued"] == 1
 
 
 def test_bulk_is_written_in_steps_and_repeating_its_batch_records_nothing_new(producer, ledger):
@@ -358,12 +361,12 @@ def test_claim_republishes_a_dead_workers_lease_and_a_lost_message_only_on_evide
     expire_lease(ledger, leased)
     ledger.redis.zadd(ledger.keys.leases, {leased: 1})
     queued = job(producer)
-    ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
+    ledger.redis.zadd(ledger.keys.outbox("single"), {queued: 1})
     picked = {(j, why) for j, _, why in ledger.claim_due()}
     assert (leased, "lease_expired") in picked
     assert (queued, "stale_queued") not in picked  # its message is still in its lane
     ledger.redis.delete(ledger.keys.broker_queue_key("single"))
-    ledger.redis.zadd(ledger.keys.outbox, {queued: 1})
+    ledger.redis.zadd(ledger.keys.outbox("single"), {queued: 1})
     assert (queued, "single", "stale_queued") in ledger.claim_due()
 
 
@@ -432,6 +435,18 @@ def test_dead_letters_are_paged_through_whole_sets_even_with_equal_scores(produc
     assert sorted(seen) == ids
 
 
+def test_a_forward_of_our_own_final_state_carries_our_time_in_cosmos_form(settings_for, redis_client):
+    producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
+                                        COSMOS_WEBHOOK_SECRET="s" * 32))
+    job_id = job(producer, callback="https://app.example.com/hook")
+    assert producer.cancel(job_id)
+    [forward_id] = producer.ledger.redis.zrange(producer.keys.forwards_due, 0, -1)
+    payload = json.loads(producer.ledger.redis.hget(producer.keys.forward(forward_id), "payload"))
+    assert (payload["status"], payload["message_id"], payload["price"]) == ("cancelled", None, None)
+    stamped = calendar.timegm(time.strptime(payload["message_timestamp"], "%Y-%m-%d %H:%M:%S"))
+    assert abs(stamped - producer.ledger.redis.time()[0]) <= 2
+
+
 def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for, redis_client):
     producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
                                         COSMOS_WEBHOOK_SECRET="s" * 32))
@@ -445,4 +460,4 @@ def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for
     assert intent["url"] == "https://app.example.com/hook" and intent["webhook_id"]
     assert (payload["status"], payload["job_id"], payload["message_id"], payload["to"]) == (
         "delivered", job_id, "m-1", TO)
-    assert payload["message_timestamp"] == "2026-12-01T10:00:00.000Z"
+    assert payload["message_timestamp"] == "2026-12-01 10:00:00"

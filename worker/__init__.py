@@ -1,4 +1,4 @@
-"""The delivery workers: Celery tasks that send jobs, the scheduler and reconciler.
+"""The delivery workers: Celery tasks that send jobs, the reconciler and the forwarder.
 
 `celery -A worker worker` looks up `worker.app` (or `worker.celery`): it is built on that first
 access from the environment, never at import.

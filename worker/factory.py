@@ -18,7 +18,8 @@ from config.errors import SettingsError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from worker.context import get_context, reset_context
-from worker.scheduler import Scheduler
+from worker.forwarding import Forwarder, start_forwarder
+from worker.reconciler import Reconciler
 from worker.startup_checks import run_startup_checks
 from worker.tasks import register_tasks
 
@@ -47,7 +48,8 @@ def app_from_environment() -> Celery:
 
 
 def _connect_lifecycle(settings: Settings) -> None:
-    scheduler: list[Scheduler] = []
+    reconciler: list[Reconciler] = []
+    forwarders: list[Forwarder] = []
 
     def refuse_bad_start(**_: Any) -> None:
         try:
@@ -61,19 +63,23 @@ def _connect_lifecycle(settings: Settings) -> None:
     def after_fork(**_: Any) -> None:
         reset_context()
 
-    def start_scheduler(**_: Any) -> None:
-        scheduler.append(Scheduler(get_context(settings)))
-        scheduler[0].start()
+    def start_duties(**_: Any) -> None:
+        """The reconciler, and the forwarder of final states to applications' callbacks."""
+        reconciler.append(Reconciler(get_context(settings)))
+        reconciler[0].start()
+        forwarders.append(start_forwarder(get_context(settings)))
 
-    def stop_scheduler(**_: Any) -> None:
-        for s in scheduler:
+    def stop_duties(**_: Any) -> None:
+        for s in reconciler:
             s.stop()
+        for f in forwarders:
+            f.stop(timeout=10)
 
     def keep_our_logging(**_: Any) -> None:
         """Connected so Celery leaves the logging configured by the entry point alone."""
 
     signals.worker_init.connect(refuse_bad_start, weak=False)
     signals.worker_process_init.connect(after_fork, weak=False)
-    signals.worker_ready.connect(start_scheduler, weak=False)
-    signals.worker_shutdown.connect(stop_scheduler, weak=False)
+    signals.worker_ready.connect(start_duties, weak=False)
+    signals.worker_shutdown.connect(stop_duties, weak=False)
     signals.setup_logging.connect(keep_our_logging, weak=False)

@@ -65,15 +65,16 @@ end
 -- lane holds no message at all. Its message may still sit unacked in a worker that died (kombu
 -- would restore it only after the visibility timeout): a second message then costs one skipped
 -- task, never a second send, because the lease decides who sends.
-local drained = {single = redis.call('LLEN', lists.single) == 0, bulk = redis.call('LLEN', lists.bulk) == 0}
-if drained.single or drained.bulk then
-  for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('outbox'), '-inf', t, 'LIMIT', 0, limit)) do
-    local f = redis.call('HMGET', key('job', job), F.state, F.lane)
-    if f[1] ~= S.queued then
-      redis.call('ZREM', key('outbox'), job)
-    else
-      redis.call('ZADD', key('outbox'), t + GRACE, job)
-      if drained[f[2]] then pick(job, f[2], 'stale_queued') end
+for _, lane in ipairs({'single', 'bulk'}) do
+  if redis.call('LLEN', lists[lane]) == 0 then
+    local ok = key('outbox', lane)
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t, 'LIMIT', 0, limit)) do
+      if redis.call('HGET', key('job', job), F.state) == S.queued then
+        redis.call('ZADD', ok, t + GRACE, job)
+        pick(job, lane, 'stale_queued')
+      else
+        redis.call('ZREM', ok, job)
+      end
     end
   end
 end

@@ -28,10 +28,9 @@ end
 
 local function count(name, by) redis.call('HINCRBY', COUNTERS, name, by or 1) end
 
--- ISO 8601 UTC with milliseconds, from epoch seconds (Redis Lua has no os.date).
-local function iso(ts)
+-- COSMOS's timestamp form, "YYYY-MM-DD HH:MM:SS" at UTC, from epoch seconds (Redis Lua has no os.date).
+local function cosmos_time(ts)
   local secs = math.floor(ts)
-  local ms = math.floor((ts - secs) * 1000)
   local days, rem = math.floor(secs / 86400), secs % 86400
   local z = days + 719468
   local era = math.floor(z / 146097)
@@ -42,8 +41,8 @@ local function iso(ts)
   local d = doy - math.floor((153 * mp + 2) / 5) + 1
   local m = mp < 10 and mp + 3 or mp - 9
   local y = yoe + era * 400 + (m <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, math.floor(rem / 3600),
-    math.floor(rem % 3600 / 60), rem % 60, ms)
+  return string.format('%04d-%02d-%02d %02d:%02d:%02d', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60)
 end
 
 local function observe(name, seconds)
@@ -87,7 +86,7 @@ local function forward_intent(j, new, t)
   local fid = j.id .. '.' .. seq
   local payload = {status = new, to = j[F.to], message_id = r[2] or cjson.null,
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
-    message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or iso(t)}
+    message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
     'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
@@ -106,7 +105,7 @@ local function move(j, new, t, o)
     return
   end
   if old == S.queued or old == S.retrying then redis.call('ZREM', key('deadlines'), job) end
-  if old == S.queued then redis.call('ZREM', key('outbox'), job)
+  if old == S.queued then redis.call('ZREM', key('outbox', j[F.lane]), job)
   elseif old == S.sending then
     -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
     redis.call('HDEL', jk, F.owner, F.lease_ts)
@@ -125,8 +124,10 @@ local function move(j, new, t, o)
   if old == S.sent or FINAL[old] then unretain(j) end
 
   redis.call('HSET', jk, F.state, new, F.updated_ts, t)
-  if old then count('state:' .. old, -1) end
+  local lane = j[F.lane]
+  if old then count('state:' .. old, -1); count('lane:' .. lane .. ':' .. old, -1) end
   count('state:' .. new)
+  count('lane:' .. lane .. ':' .. new)
   if j[F.batch] then
     local bk = key('batch', j[F.batch])
     if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
@@ -137,7 +138,7 @@ local function move(j, new, t, o)
     local exp = redis.call('HGET', jk, F.expires_ts)
     redis.call('ZADD', key('deadlines'), exp, job)
   end
-  if new == S.queued then redis.call('ZADD', key('outbox'), t + GRACE, job)
+  if new == S.queued then redis.call('ZADD', key('outbox', j[F.lane]), t + GRACE, job)
   elseif new == S.sending then redis.call('ZADD', key('leases'), o.lease_ts, job)
   elseif new == S.retrying then
     redis.call('HSET', jk, F.due_ts, o.due)
@@ -253,12 +254,14 @@ end
 local function forget(j)
   local job, state = j.id, j[F.state]
   count('state:' .. state, -1)
+  count('lane:' .. j[F.lane] .. ':' .. state, -1)
   if state == S.dead then count('dead:' .. j[F.dead_reason], -1) end
   if j[F.batch] then redis.call('HINCRBY', key('batch', j[F.batch]), 'state:' .. state, -1) end
-  for _, set in ipairs({'retention', 'outbox', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do
+  for _, set in ipairs({'retention', 'leases', 'deadlines', 'awaiting', 'dead', 'held'}) do
     redis.call('ZREM', key(set), job)
   end
   redis.call('ZREM', key('retry', j[F.lane]), job)
+  redis.call('ZREM', key('outbox', j[F.lane]), job)
   redis.call('ZREM', key('idx', 'created'), job)
   redis.call('ZREM', key('idx', 'to', j[F.to]), job)
   if j[F.idem] and j[F.idem] ~= '' then

@@ -18,7 +18,7 @@ from ledger.outbox import republish
 from ledger.schema import STEP
 from worker.context import WorkerContext
 
-log = structlog.get_logger("cosmos.scheduler")
+log = structlog.get_logger("cosmos.reconciler")
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 MAX_STEPS_PER_TICK = 10
@@ -26,11 +26,11 @@ MAX_STEPS_PER_TICK = 10
 10 × STEP jobs a tick, each step a short script call."""
 
 
-class Scheduler(threading.Thread):
+class Reconciler(threading.Thread):
     """A daemon thread per worker process; the lock makes one of them act per tick."""
 
     def __init__(self, ctx: WorkerContext):
-        super().__init__(name="cosmos-scheduler", daemon=True)
+        super().__init__(name="cosmos-reconciler", daemon=True)
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
@@ -41,14 +41,14 @@ class Scheduler(threading.Thread):
             try:
                 self.tick()
             except redis.RedisError as exc:
-                log.warning("scheduler tick failed; Redis unreachable", error=str(exc))
+                log.warning("reconciler tick failed; Redis unreachable", error=str(exc))
             except Exception:
-                log.exception("scheduler tick failed")
+                log.exception("reconciler tick failed")
 
     def tick(self) -> int:
         """Run the duties if this process holds the lock; returns jobs republished."""
         ctx = self.ctx
-        lock = ctx.keys.lock("scheduler")
+        lock = ctx.keys.lock("reconciler")
         ttl_ms = int(max(5.0, ctx.settings.scheduler_interval_s * 5) * 1000)
         if not ctx.redis.set(lock, self.token, nx=True, px=ttl_ms):
             return 0

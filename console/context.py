@@ -1,0 +1,91 @@
+"""What every console request needs, built once per app: settings, users, Redis, ledger, helpers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from fastapi.templating import Jinja2Templates
+
+from config.keys import Keys
+from config.settings import Settings
+from console.activity import ActivityCounter
+from console.auth import LoginThrottle
+from console.search import Searcher
+from console.tasks import Tasks
+from console.users import User
+from ledger.controls import Controls
+from ledger.record import iso
+from ledger.store import Ledger
+
+TEMPLATES = Path(__file__).parent / "templates"
+_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
+STATIC = Path(__file__).parent / "static"
+
+
+def batch_job_id_function():
+    """`ledger.schema.batch_job_id` once the ledger has it (batch search and cancel need it)."""
+    try:
+        from ledger.schema import batch_job_id
+    except ImportError:
+        return None
+    return batch_job_id
+
+
+def mask(number: str | None, user: User | None) -> str:
+    """Numbers in full for operators; a viewer sees the first four and last three digits."""
+    if not number:
+        return ""
+    if user is not None and user.can_act:
+        return number
+    return number[:4] + "•" * max(len(number) - 7, 0) + number[-3:] if len(number) > 7 else "•" * len(number)
+
+
+def mask_numbers(text: str | None, user: User | None) -> str:
+    """Free text (audit targets and details) with every phone number masked for a viewer."""
+    if not text:
+        return ""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
+
+
+def without_query(url: str | None) -> str:
+    """A callback URL without its query string: it carries the per-message token."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+@dataclass
+class Console:
+    settings: Settings
+    users: dict[str, User]
+    redis: redis.Redis
+    ledger: Ledger
+    controls: Controls
+    searcher: Searcher
+    tasks: Tasks
+    activity: ActivityCounter
+    throttle: LoginThrottle
+    templates: Jinja2Templates
+
+    @classmethod
+    def build(cls, settings: Settings, users: dict[str, User], client: redis.Redis | None = None) -> "Console":
+        client = client or redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
+                                                socket_connect_timeout=2)
+        keys = Keys(settings.redis_prefix)
+        ledger = Ledger(client, settings)
+        controls = Controls(client, keys)
+        batch_job_id = batch_job_id_function()
+        templates = Jinja2Templates(directory=str(TEMPLATES))
+        templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
+        return cls(settings, users, client, ledger, controls, Searcher(client, keys, batch_job_id),
+                   Tasks(ledger, controls, batch_job_id), ActivityCounter(client, keys), LoginThrottle(client, keys),
+                   templates)
+
+    @property
+    def keys(self) -> Keys:
+        return self.ledger.keys

@@ -1,0 +1,151 @@
+"""Every console page through the test client, asserting on what the page shows."""
+
+from __future__ import annotations
+
+import time
+
+from console.activity import ActivityCounter
+from ledger.outbox import single_message
+from tests.console.helpers import enqueue, make_dead, make_held, number, soup
+
+
+def test_overview_shows_counts_queues_pause_breaker_and_price(operator, ledger, redis_client):
+    for i in range(3):
+        enqueue(ledger, number(i))
+    redis_client.lpush(*single_message(ledger.keys, "single", enqueue(ledger, number(9))))
+    redis_client.hset(ledger.keys.pause, "op:bulk", '{"reason": "campaign review", "by": "alice", "ts": 1}')
+    redis_client.hset(ledger.keys.breaker, mapping={"state": "open", "failures": 12})
+    page = soup(operator.get("/"))
+    assert page.find("td", attrs={"data-state": "queued"}).text == "4"
+    queued_row = page.find("td", attrs={"data-state": "queued"}).parent
+    lanes = {td["data-lane"]: td.text for td in queued_row.find_all("td", attrs={"data-lane": True})}
+    assert sum(int(n) for n in lanes.values()) == 4 and set(lanes) == {"single", "bulk"}
+    assert page.find("td", attrs={"data-queue": "single"}).text == "1"
+    assert page.find(id="oldest").text.endswith(" s")
+    assert "op:bulk: campaign review" in page.find(id="paused").text
+    assert page.find(id="breaker").text.startswith("open (12 failures")
+
+
+def test_overview_chart_counts_events_per_minute_and_price(operator, ledger, redis_client):
+    job_id = enqueue(ledger, number(1))
+    redis_client.hset(ledger.keys.job(job_id), "price", "0.25")
+    now = time.time()
+    for state in ("sent", "sent", "delivered", "dead"):
+        redis_client.xadd(ledger.keys.events, {"job": job_id, "state": state, "prev": "queued", "ts": now})
+    counter = ActivityCounter(redis_client, ledger.keys)
+    assert counter.step() == 5 and counter.step() == 0  # the enqueue event and ours, each counted once
+    page = soup(operator.get("/"))
+    chart = page.find(id="chart")
+    titles = [t.text for t in chart.find_all("title")]
+    minute = time.strftime("%H:%M", time.gmtime(now))
+    assert f"{minute} sent 2" in titles and f"{minute} delivered 1" in titles and f"{minute} dead 1" in titles
+    assert page.find(id="price-today").text == "0.2500" and page.find(id="price-24h").text == "0.2500"
+    assert redis_client.ttl(ledger.keys.console_minute(int(now // 60))) > 0  # bounded: every bucket expires
+
+
+def test_overview_stream_sends_the_tiles_as_server_sent_events(operator, ledger):
+    enqueue(ledger, number(1))
+    response = operator.get("/overview/stream?updates=1")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert "event: tiles" in response.text and 'data-state="queued">1<' in response.text
+
+
+def test_message_page_shows_fields_timeline_events_and_actions(operator, ledger, redis_client):
+    job_id = enqueue(ledger, number(5), idem="order-5")
+    redis_client.hset(ledger.keys.job(job_id), mapping={"history": "transient/503/120;ok/200/80",
+                                                        "message_id": "mid-5", "attempts": 2})
+    page = soup(operator.get(f"/messages/{job_id}"))
+    assert page.find(id="state").text == "queued"
+    timeline = [li.text for li in page.find(id="timeline").find_all("li")]
+    assert "attempt 1: transient, HTTP 503, 120 ms" in timeline and "attempt 2: ok, HTTP 200, 80 ms" in timeline
+    events = [[td.text for td in tr.find_all("td")] for tr in page.find(id="events").tbody.find_all("tr")]
+    assert [e[2] for e in events] == ["queued"]  # the ledger's own event of the enqueue
+    fields = page.find(id="fields").text
+    assert "order-5" in fields and "mid-5" in fields and number(5) in fields
+    assert page.find(id="action-cancel") is not None and page.find(id="action-requeue") is None
+
+
+def test_unknown_job_is_a_404_page(operator):
+    response = operator.get("/messages/no-such-job")
+    assert response.status_code == 404
+    assert soup(response).h1.text == "Not found" and "no-such-job" in soup(response).find(id="error").text
+
+
+def test_dead_letters_grouped_by_reason(operator, ledger):
+    for i, reason in enumerate(("invalid_to", "invalid_to", "retries_exhausted")):
+        make_dead(ledger, enqueue(ledger, number(i)), reason)
+    page = soup(operator.get("/dead"))
+    assert page.find("td", attrs={"data-reason": "invalid_to"}).text == "2"
+    assert page.find("td", attrs={"data-reason": "retries_exhausted"}).text == "1"
+    assert len(page.find(id="results").find_all("tr", attrs={"data-job": True})) == 3
+    only = soup(operator.get("/dead?reason=retries_exhausted"))
+    assert len(only.find(id="results").find_all("tr", attrs={"data-job": True})) == 1
+
+
+def test_held_page_lists_held_jobs(operator, ledger):
+    job_id = enqueue(ledger, number(1))
+    make_held(ledger, job_id)
+    page = soup(operator.get("/held"))
+    assert page.find("tr", attrs={"data-job": job_id}) is not None
+
+
+def test_suppression_search_finds_by_prefix(operator, ledger, redis_client):
+    redis_client.sadd(ledger.keys.suppressed, number(11), number(12), "099999999999999")
+    page = soup(operator.get("/suppression?q=0000"))
+    shown = [td.text for td in page.find(id="numbers").find_all("td", class_="number")]
+    assert shown == [number(11), number(12)]
+    bad = operator.get("/suppression?q=abc")
+    assert bad.status_code == 400 and "q: digits only" in soup(bad).find(id="error").text
+
+
+def test_batches_show_progress(operator, ledger, redis_client):
+    redis_client.hset(ledger.keys.batch("b1"), mapping={"total": 4, "created_ts": time.time(), "state:delivered": 2,
+                                                        "state:queued": 1, "state:dead": 1})
+    page = soup(operator.get("/batches"))
+    row = page.find("tr", attrs={"data-batch": "b1"})
+    assert row is not None and "75.0%" in row.text
+    assert soup(operator.get("/batches?batch=b1")).find("tr", attrs={"data-batch": "b1"}) is not None
+    assert operator.get("/batches?batch=nope").status_code == 404
+
+
+def test_controls_and_audit_pages(operator):
+    page = soup(operator.get("/controls"))
+    assert "Sending is not paused." in page.find(id="pauses").text and page.find(id="reset-breaker") is not None
+    audit = soup(operator.get("/audit"))
+    assert audit.find(id="audit").find("td", string="login") is not None
+
+
+def test_unknown_background_action_is_404(operator):
+    assert operator.get("/tasks/0123456789abcdef").status_code == 404
+    assert operator.get("/tasks/../../etc").status_code == 404
+
+
+def test_message_page_shows_its_forwards(operator, ledger, redis_client):
+    job_id = enqueue(ledger, number(8))
+    redis_client.hset(ledger.keys.job(job_id), "fwd_seq", 2)
+    for n in (1, 2):
+        redis_client.hset(ledger.keys.forward(f"{job_id}.{n}"), mapping={
+            "job": job_id, "url": "https://app.example/cb?token=secret-token", "attempts": n, "created_ts": 1})
+    redis_client.zadd(ledger.keys.forwards_failed, {f"{job_id}.1": 1})
+    redis_client.zadd(ledger.keys.forwards_due, {f"{job_id}.2": 1})
+    page = operator.get(f"/messages/{job_id}").text
+    items = [li.text for li in soup(operator.get(f"/messages/{job_id}")).find_all("li", class_="forward")]
+    assert items[0].startswith(f"forward {job_id}.1 to https://app.example/cb: failed for good, 1 attempt(s)")
+    assert "pending, 2 attempt(s)" in items[1]
+    assert "secret-token" not in page  # the callback's query string carries a token
+
+
+def test_redis_down_is_a_503_page_not_a_traceback(console_settings, users):
+    import redis
+    from fastapi.testclient import TestClient
+
+    from console.app import create_app
+    from tests.console.helpers import OPERATOR, login
+    from tests.support.ports import free_port
+
+    nowhere = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
+    app = create_app(console_settings, users=users, client=nowhere, background=False)
+    with TestClient(app) as client:
+        # Logging in needs Redis too (the failure counter): the same page, no traceback.
+        response = login(client, OPERATOR[0], OPERATOR[2])
+        assert response.status_code == 503 and "Redis is not reachable" in soup(response).find(id="error").text
