@@ -17,7 +17,6 @@ from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.client import CosmosClient
 from ledger.store import Ledger
-from worker.outcome_writer import OutcomeWriter
 from worker.slots import SendSlots
 
 
@@ -44,11 +43,6 @@ class WorkerContext:
         return CosmosClient(self.settings.api_url, api_key, api_secret,
                             connect_timeout_s=self.settings.connect_timeout_s,
                             read_timeout_s=self.settings.read_timeout_s)
-
-    @cached_property
-    def outcomes(self) -> OutcomeWriter:
-        """Attempt outcomes of every sending thread, written in shared round trips."""
-        return OutcomeWriter(self.ledger)
 
     @cached_property
     def send_pool(self) -> ThreadPoolExecutor:

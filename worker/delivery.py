@@ -58,9 +58,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
     def record(*args: object, **kwargs: object) -> tuple[str, str]:
         # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
         # as our lease lasts, or a sent message would later count as ambiguous.
-        # ctx.outcomes: Ledger.finish, in round trips shared with the process's other senders.
-        write = lambda: ctx.outcomes.finish(*args, **kwargs)  # type: ignore[arg-type]
-        return ride_out(write, settings.lease_s / 2, sleep)
+        return ride_out(lambda: ctx.ledger.finish(*args, **kwargs), settings.lease_s / 2, sleep)  # type: ignore[arg-type]
 
     def attempt_once() -> str:
         attempt = taken.pop() if taken else begin(ctx, job_id, owner, count_delivery, sleep)
