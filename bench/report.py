@@ -125,3 +125,20 @@ def print_table(results: dict, file=None) -> None:
         console.print(costs)
     for name, cell in delivered_rows(results):
         console.print(f"{name}: {cell}")
+
+
+def markdown(results: dict) -> str:
+    """The same figures as a Markdown table, for the README."""
+    s = results["scenarios"]
+    lines = ["| figure | " + " | ".join(f"sandbox latency {r['latency_ms']} ms" for r in s) + " | target |",
+             "| --- | " + " | ".join("---:" for _ in s) + " | --- |"]
+    lines += [f"| {name} | " + " | ".join(cells) + f" | {target} |" for name, cells, target in rows(results)]
+    priced = cost_rows(results)
+    if priced:
+        lines += ["", "| cost | off | on | price of on |", "| --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(row) + " |" for row in priced]
+    delivered = delivered_rows(results)
+    if delivered:
+        lines.append("")
+        lines += [f"- {name}: {cell}" for name, cell in delivered]
+    return "\n".join(lines)
