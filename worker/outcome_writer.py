@@ -7,6 +7,10 @@ one pipeline as soon as the round trip out is back (group commit). Nothing is he
 purpose beyond `linger_s` (default 0), so an outcome reaches the ledger within about two
 round trips of its answer, never when a whole chunk is done: a SIGKILL meanwhile must not
 turn accepted sends into ambiguous ones.
+
+Wiring (not done yet: see bench/README.md, a Redis kill -9 chaos test fails with it):
+`WorkerContext.outcomes = cached_property(lambda self: OutcomeWriter(self.ledger))`, and in
+`worker/delivery.py` `record()`: `ride_out(lambda: ctx.outcomes.finish(*args, **kwargs), ...)`.
 """
 
 from __future__ import annotations
