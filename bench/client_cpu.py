@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         probe = PoolTransport(endpoint, connect_timeout_s=1, read_timeout_s=5)
-        wait_for(lambda: sandbox.check_alive() or probe.post(b"{}").http, 30, "the sandbox to answer")
+        wait_for(lambda: sandbox.check_alive() and probe.post(b"{}").http, 30, "the sandbox to answer")
         for threads in (int(x) for x in args.threads.split(",")):
             for name, cls in TRANSPORTS.items():
                 transport = cls(endpoint, connect_timeout_s=3.05, read_timeout_s=10)

@@ -51,9 +51,11 @@ class Service:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def check_alive(self) -> None:
+    def check_alive(self) -> bool:
+        """True while the process runs; once it has exited, raise with the end of its log."""
         if not self.alive():
             raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        return True
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the whole group (graceful worker shutdown), SIGKILL if it lingers."""

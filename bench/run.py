@@ -19,6 +19,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -62,7 +63,7 @@ MEMORY_RECORDS = 10_000
 WARMUP_MESSAGES = 200
 """Sent before any timing, so connections, scripts and imports are warm on both sides."""
 TO, SENDER, TEXT = "033334445566770", "Company Name 123", "Hello world!"
-MESSAGE = {"to": TO, "sender": SENDER, "text": TEXT}
+MESSAGE: dict[str, Any] = {"to": TO, "sender": SENDER, "text": TEXT}
 RECEIPT_DELAY_S = 0.2
 """The sandbox's delay before it pushes a receipt, in the run that goes on to `delivered`."""
 DELIVERED = ("delivered", "not_delivered")
@@ -116,7 +117,7 @@ class Bench:
             "sandbox", "--port", str(port), "--latency-ms", str(latency_ms), "--receipt-delay-s",
             str(receipt_delay_s)), self.env())
         base_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: sandbox.check_alive() or _answers(base_url), 30, "the sandbox to answer")
+        wait_for(lambda: sandbox.check_alive() and _answers(base_url), 30, "the sandbox to answer")
         return sandbox, base_url
 
     # --- costs that live in Redis ----------------------------------------------------------
@@ -178,7 +179,7 @@ class Bench:
         workers = self.start(name, cosmos_cmd("worker"), env)
         processes = os.cpu_count() or 1
         log(f"{name}: starting `cosmos-sms worker` ({processes} processes)")
-        wait_for(lambda: workers.check_alive() or workers.log().count(" ready") >= processes, 60,
+        wait_for(lambda: workers.check_alive() and workers.log().count(" ready") >= processes, 60,
                  "every worker process to log `ready`")
         return workers
 
@@ -308,7 +309,7 @@ class Bench:
                     webhook["COSMOS_APP_WEBHOOK_SECRET"] = self.app_webhook_secret
                 receiver = self.start(f"receiver-{label}", cosmos_cmd("webhook", "--port", str(port)), self.env(
                     COSMOS_REDIS_PREFIX=prefix, **worker_env(self.states), **webhook))
-                wait_for(lambda r=receiver, p=port: r.check_alive() or _answers_health(p), 30,
+                wait_for(lambda r=receiver, p=port: r.check_alive() and _answers_health(p), 30,
                          "the receiver to answer")
                 workers = self.start_workers(f"workers-{label}", base_url, prefix, self.states, **webhook)
                 try:
@@ -363,7 +364,7 @@ class Bench:
             "-c", str(baseline.CONCURRENCY), "--hostname", f"{prefix}@%h"], env)
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         log(f"latency {latency_ms} ms: naive baseline, {self.messages} messages")
-        wait_for(lambda: worker.check_alive() or client.get(baseline.ready_key(prefix)), 60,
+        wait_for(lambda: worker.check_alive() and client.get(baseline.ready_key(prefix)), 60,
                  "the baseline worker to be ready")
         done = baseline.done_key(prefix)
 
@@ -490,7 +491,7 @@ def redis_memory(producer: SmsProducer, records: int) -> dict:
         "redis_used_memory_delta_per_record": grew / records,
         "redis_client_buffers_delta_per_record": clients / records,
         "redis_job_hash_bytes": client.memory_usage(producer.keys.job(ids[-1])),
-        "redis_msgid_key_bytes": client.memory_usage(producer.keys.message_id(sample.get("message_id", ""))) or 0,
+        "redis_msgid_key_bytes": client.memory_usage(producer.keys.message_id(str(sample.get("message_id", "")))) or 0,
         "redis_job_fields": len(sample),
     }
 

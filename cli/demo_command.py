@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
@@ -12,18 +14,29 @@ from demo.scenario import MIN_COUNT
 @click.option("--count", type=click.IntRange(min=MIN_COUNT), default=200, show_default=True,
               help="Messages to send.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (no progress bar).")
+@click.option("--console", "with_console", is_flag=True,
+              help="Also start the operations console; after the summary keep everything running and print "
+                   "its URL and a one-time login, until Ctrl-C.")
 @one_line_errors
-def demo(count, as_json) -> None:
+def demo(count, as_json, with_console) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
 
     Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
     else starts a private redis-server. The messages take every path: accepted and delivered,
-    transient faults then accepted, failed, spam, blacklist, suppressed, not delivered.
-    Ctrl-C or SIGTERM stops every process it started.
+    transient faults then accepted, failed, spam, blacklist, suppressed, not delivered, and
+    an account refused for a moment (401: sending pauses and resumes, nothing dead).
+    Ctrl-C or SIGTERM stops every process it started; they also die with it if it is killed.
     """
     # Imported here so `cosmos-sms --help` does not pay for the demo's imports.
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from demo.pipeline import NoRedis
     from demo.processes import DemoError
@@ -31,7 +44,8 @@ def demo(count, as_json) -> None:
     from demo.runner import run_demo
 
     settings = settings_or_exit()
-    with_receiver = "webhook" in click.get_current_context().find_root().command.commands
+    root = click.get_current_context().find_root().command
+    with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=as_json)
     starting = progress.add_task("starting redis, sandbox, receiver and worker", total=None)
@@ -44,18 +58,33 @@ def demo(count, as_json) -> None:
             following = progress.add_task("jobs in a final state", total=total)
         progress.update(following, completed=done)
 
+    def show(summary: dict, console: Console) -> None:
+        if as_json:
+            echo_json(summary)
+        else:
+            render(summary, console)
+
+    def keep_running(summary: dict, login) -> None:
+        progress.stop()
+        show(summary, Console())
+        click.echo(f"\nconsole: {login.url}  user: {login.user}  password: {login.password}"
+                   "\neverything keeps running; Ctrl-C stops it all")
+        while True:
+            signal.pause()  # until Ctrl-C or SIGTERM (both raise KeyboardInterrupt in run_demo)
+
     try:
         with progress:
-            summary, kept_logs = run_demo(settings.redis_url, count, with_receiver, on_progress)
+            summary, kept_logs = run_demo(settings.redis_url, count, with_receiver, on_progress,
+                                          keep_running if with_console else None)
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None
     except DemoError as exc:
         raise CommandFailed(f"demo failed: {exc}") from None
     except KeyboardInterrupt:
+        if with_console:
+            click.echo("stopped: every process the demo started has been stopped", err=True)
+            return
         raise CommandFailed("demo interrupted; every process it started has been stopped") from None
-    if as_json:
-        echo_json(summary)
-    else:
-        render(summary, Console())
+    show(summary, Console())
     if not summary["final"]:
         raise CommandFailed(f"not every job reached a final state in time (logs in {kept_logs})")

@@ -5,8 +5,16 @@ from __future__ import annotations
 import click
 
 from cli import (
-    console_command, control_commands, demo_command, events_commands, forwards_commands, jobs_commands,
-    operator_commands, sandbox_command, webhook_command, worker_command,
+    console_command,
+    control_commands,
+    demo_command,
+    events_commands,
+    forwards_commands,
+    jobs_commands,
+    operator_commands,
+    sandbox_command,
+    webhook_command,
+    worker_command,
 )
 
 

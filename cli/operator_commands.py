@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, one_line_errors, settings_or_exit
 from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 

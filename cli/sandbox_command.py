@@ -67,10 +67,14 @@ _MAGIC_HELP = "; ".join(
 @click.option("--receipt-retries", default=defaults.DEFAULT_RECEIPT_RETRIES, show_default=True,
               envvar=_env("RECEIPT_RETRIES"), type=click.IntRange(0, 20),
               help="Retries of a failed callback (connection error or non-2xx), waiting 0.5 s, 1 s, 2 s...")
+@click.option("--unauthorized-s", default=0.0, show_default=True, envvar=_env("UNAUTHORIZED_S"),
+              type=click.FloatRange(0, 86_400),
+              help="Answer every SMS request 401 unauthorized for this many seconds after start, as COSMOS does "
+                   "for wrong credentials (POST /_sandbox/unauthorized sets it at run time).")
 @click.option("--seed", default=None, type=int, envvar=_env("SEED"),
               help="Seed of the random faults, jitter and not_delivered picks, for repeatable runs.")
 def sandbox(host, port, api_key, api_secret, latency_ms, jitter_ms, fault_rate, price, receipt_delay_s,
-            not_delivered_share, throughput_limit, receipt_retries, seed) -> None:
+            not_delivered_share, throughput_limit, receipt_retries, unauthorized_s, seed) -> None:
     """Run the COSMOS API simulator: POST {COSMOS_API_URL}/sms/ with COSMOS_API_URL=http://HOST:PORT/v1.0.
 
     It validates requests with the project's message rules, answers every COSMOS status with its
@@ -87,4 +91,4 @@ def sandbox(host, port, api_key, api_secret, latency_ms, jitter_ms, fault_rate, 
         throughput_limit=throughput_limit,
     )
     run(SandboxConfig(host=host, port=port, api_key=api_key, api_secret=api_secret,
-                      receipt_retries=receipt_retries, seed=seed, faults=faults))
+                      receipt_retries=receipt_retries, seed=seed, faults=faults, unauthorized_s=unauthorized_s))

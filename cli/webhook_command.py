@@ -18,13 +18,20 @@ DEFAULT_PORT = 8000
               help="Address to listen on (0.0.0.0 for every interface, e.g. in a container).")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on.")
-def webhook(host: str, port: int) -> None:
+@click.option("--metrics-host", default=DEFAULT_HOST, show_default=True,
+              help="Address of the separate metrics listener (with --metrics-port).")
+@click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
+              help="Serve /metrics on this port of --metrics-host instead of the public address.")
+def webhook(host: str, port: int, metrics_host: str, metrics_port: int | None) -> None:
     """Run the delivery-status receiver: POST /delivery-status, GET /healthz, GET /metrics.
 
     COSMOS posts each message's delivery receipt to the callback URL the worker gave it:
     COSMOS_WEBHOOK_URL plus a per-message token signed with COSMOS_WEBHOOK_SECRET (the
     receiver also accepts COSMOS_WEBHOOK_SECRET_PREVIOUS during a rotation). Receipts move
     `sent` jobs to `delivered` or `not_delivered` in Redis (REDIS_URL).
+
+    /metrics is public unless COSMOS_METRICS_TOKEN is set (then it needs `Authorization: Bearer
+    TOKEN`) or --metrics-port moves it to a loopback listener of its own.
     """
     try:
         settings = load_settings()
@@ -38,4 +45,4 @@ def webhook(host: str, port: int) -> None:
     # Imported here so `cosmos-sms --help` does not pay for FastAPI and uvicorn.
     from receipts.server import run
 
-    run(settings, host, port)
+    run(settings, host, port, metrics_host, metrics_port)

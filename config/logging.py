@@ -65,7 +65,8 @@ def configure_logging(settings: Settings, *, stream=None) -> None:
         if use_json
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
-    shared = [
+    # Processors are plain callables; structlog's own annotations are narrower than what it accepts.
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -79,7 +80,8 @@ def configure_logging(settings: Settings, *, stream=None) -> None:
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer, scrubber],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer,
+                    scrubber],  # type: ignore[list-item]
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)

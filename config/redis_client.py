@@ -166,8 +166,8 @@ def redis_client(settings: Settings, role: Role, max_connections: int | None = N
     target = parse_sentinel_url(url)
     # No redis-py retries per sentinel: the list itself is the retry, and it must stay within its bound.
     asking = {**sentinel_kwargs(settings), "retry": Retry(NoBackoff(), 0)}
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
-    primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)
+    primary: redis.Redis = sentinel.master_for(
         settings.redis_sentinel_master, db=target.db, username=target.username, password=target.password, **options)
     return primary
 

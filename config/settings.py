@@ -29,7 +29,7 @@ DEFAULT_FORWARD_MAX_AGE_S = 86400.0
 
 
 LEASE_MARGIN_S = 5.0
-"""Lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
+"""Default lease time beyond the longest burst (seconds): Redis round trips, GC pauses."""
 
 
 class Settings(BaseSettings):
@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
     scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
+    lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
     events_maxlen: int = Field(1_000_000, alias="COSMOS_EVENTS_MAXLEN", ge=0)
     visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
     console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
     # --- end of the console block ---
+    # --- receiver (helper `receiver`, issue 13): metrics protection, overdue receipts -------------
+    # COSMOS_WEBHOOK_RATE_LIMIT above limits only requests that fail authentication, per client.
+    metrics_token: SecretStr | None = Field(None, alias="COSMOS_METRICS_TOKEN")
+    receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
+    # --- end receiver block ------------------------------------------------------------------------
 
     # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
     app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")
@@ -118,7 +124,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _coherent_forwarding(self) -> "Settings":
+    def _coherent_forwarding(self) -> Settings:
         if self.forward_backoff_max_s < self.forward_backoff_base_s:
             raise ValueError("COSMOS_FORWARD_BACKOFF_MAX_S must be >= COSMOS_FORWARD_BACKOFF_BASE_S")
         return self
@@ -187,7 +193,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Settings":
+    def _coherent(self) -> Settings:
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("COSMOS_WEBHOOK_SECRET is required when COSMOS_WEBHOOK_URL is set")
         if self.retry_backoff_max_s < self.retry_backoff_base_s:
@@ -217,7 +223,7 @@ class Settings(BaseSettings):
     @property
     def lease_s(self) -> float:
         """How long a worker owns a job: a whole burst plus a margin, in seconds."""
-        return self.burst_bound_s + LEASE_MARGIN_S
+        return self.burst_bound_s + self.lease_margin_s
 
     def require_credentials(self) -> tuple[str, str]:
         """The API key and secret, or SettingsError naming the missing variable."""

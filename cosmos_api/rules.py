@@ -1,6 +1,7 @@
 """The message rules of the contract: one reading of the COSMOS spec for producers and sandbox.
 
-`validate_message` raises `InvalidMessage` with COSMOS's status name; `body_size`
+`validate_message` raises `InvalidMessage` with COSMOS's status name (`invalid_from`) and the
+field as the Python API names it (`sender`); `body_size`
 measures a request body the way COSMOS's 4 KB limit is applied.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from config.errors import InvalidMessage
@@ -46,9 +48,14 @@ def check_to(to: object) -> str:
     return to
 
 
-def check_from(sender: object) -> str:
+SENDER_FIELD = "sender"
+"""What the Python API calls COSMOS's `from` (a keyword in Python); errors name the field the caller wrote."""
+
+
+def check_from(sender: object, field: str = SENDER_FIELD) -> str:
+    """COSMOS's `from` rule; `field` is the name the caller used (`sender` in Python, `from` on the wire)."""
     if not isinstance(sender, str) or not sender.strip():
-        raise InvalidMessage("invalid_from", "from", "must be a non-empty string")
+        raise InvalidMessage("invalid_from", field, "must be a non-empty string")
     return sender
 
 
@@ -79,16 +86,16 @@ def check_callback(callback: object) -> str | None:
     return callback
 
 
-def encode_body(body: dict) -> bytes:
+def encode_body(body: Mapping[str, object]) -> bytes:
     """A request body as we send it and COSMOS measures it: compact JSON, UTF-8, unescaped."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def body_size(body: dict) -> int:
+def body_size(body: Mapping[str, object]) -> int:
     return len(encode_body(body))
 
 
-def check_size(body: dict, allowance: int = 0) -> None:
+def check_size(body: Mapping[str, object], allowance: int = 0) -> None:
     size = body_size(body) + allowance
     if size > MAX_BODY_BYTES:
         raise InvalidMessage("large_request", "body", f"is {size} bytes; COSMOS takes at most {MAX_BODY_BYTES}")

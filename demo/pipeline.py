@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
+import redis
 import requests
 
 from config.celery import make_celery
 from config.settings import load_settings
+from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
-    Supervisor, cosmos_cmd, free_port, redis_answers, redis_binary, start_private_redis, wait_until,
+    Supervisor,
+    cosmos_cmd,
+    free_port,
+    redis_answers,
+    redis_binary,
+    start_private_redis,
+    wait_until,
 )
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
@@ -22,8 +32,9 @@ SANDBOX_ARGS = ("--receipt-delay-s", "0.2", "--not-delivered-share", "0.1", "--l
                 "--jitter-ms", "10", "--price", "0.0075")
 """A little latency, receipts after 0.2 s, one in ten not delivered, and a price to add up."""
 FAST_RETRIES = {"COSMOS_RETRY_BACKOFF_BASE_S": "0.05", "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-                "COSMOS_SCHEDULER_INTERVAL_S": "0.2"}
-"""Retries within a second, so transient faults show up as retries, not as a wait."""
+                "COSMOS_SCHEDULER_INTERVAL_S": "0.2", "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5"}
+"""Retries within a second, so transient faults show up as retries, not as a wait; the account pause
+probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
 
@@ -37,6 +48,7 @@ class Pipeline:
     sandbox: SandboxControl
     receipts: bool
     private_redis: bool
+    console: ConsoleLogin | None = None
 
     def check_alive(self) -> None:
         """DemoError if any child has exited: nothing would finish after that."""
@@ -45,6 +57,15 @@ class Pipeline:
     def close(self) -> None:
         self.sandbox.close()
         self.producer.redis.close()
+
+
+@dataclass(frozen=True)
+class ConsoleLogin:
+    """The demo's console: where it listens and its one-time login."""
+
+    url: str
+    user: str
+    password: str
 
 
 class NoRedis(Exception):
@@ -62,11 +83,14 @@ def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool) -> Pipeline:
+def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool,
+                   with_console: bool = False) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
     prefix = f"demo{secrets.token_hex(5)}"
+    if not private:
+        _own_prefix(supervisor, redis_url, prefix)
     sandbox_port, receiver_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
     env.update(
@@ -86,6 +110,7 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
         receiver = supervisor.start("receiver", cosmos_cmd("webhook", "--host", "127.0.0.1",
                                                            "--port", str(receiver_port)), env, cwd)
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
+    console = _start_console(supervisor, env, cwd) if with_console else None
 
     control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
     wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
@@ -99,7 +124,43 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S,
                "the worker to answer a ping", (worker,))
     celery.close()
-    return Pipeline(supervisor, producer, control, with_receiver, private)
+    return Pipeline(supervisor, producer, control, with_receiver, private, console)
+
+
+def _start_console(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> ConsoleLogin:
+    """`cosmos-sms console` with one operator whose password exists only for this run."""
+    password = secrets.token_urlsafe(12)
+    hashed = subprocess.run(cosmos_cmd("hash-password"), input=password, capture_output=True, text=True,
+                            env=env, cwd=cwd, timeout=60, check=True).stdout.strip()
+    port = free_port()
+    console_env = {**env, "COSMOS_CONSOLE_USERS": f"demo:operator:{hashed}"}
+    process = supervisor.start("console", cosmos_cmd("console", "--host", "127.0.0.1", "--port", str(port)),
+                               console_env, cwd)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers_ok(f"{url}/login"), START_TIMEOUT_S, "the console to answer", (process,))
+    return ConsoleLogin(url, "demo", password)
+
+
+def _own_prefix(supervisor: Supervisor, redis_url: str, prefix: str) -> None:
+    """Register `prefix` on the shared Redis (dropping dead demos' keys) and drop it once every child stopped.
+
+    Registered before any key is written, so even a demo SIGKILLed now is cleaned up by the next one.
+    """
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    drop_stale(client)
+    heartbeat = Heartbeat(client, prefix)
+    heartbeat.start()
+
+    def clean_up() -> None:
+        heartbeat.stop()
+        try:
+            drop_prefix(client, prefix)
+        except redis.RedisError:
+            pass  # the next demo drops them: this prefix's heartbeat stops now
+        finally:
+            client.close()
+
+    supervisor.after_stop(clean_up)
 
 
 def _answers_ok(url: str) -> bool:
@@ -109,9 +170,4 @@ def _answers_ok(url: str) -> bool:
         return False
 
 
-def drop_demo_keys(producer: SmsProducer) -> None:
-    """Remove every key under the demo's own prefix (on a Redis the demo did not start)."""
-    client = producer.redis
-    for key in client.scan_iter(f"{producer.keys.prefix}:*", count=1000):
-        client.delete(key)
 

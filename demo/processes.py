@@ -1,10 +1,14 @@
 """The demo's child processes: each in its own process group, stopped with SIGTERM then SIGKILL.
 
-Also finds a Redis (the configured one if it answers PING, else a private redis-server).
+On Linux every child also gets SIGTERM from the kernel when the demo dies, however it dies
+(even SIGKILL, when no `finally` runs). Also finds a Redis (the configured one if it answers
+PING, else a private redis-server).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -12,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import redis
 
@@ -23,6 +27,8 @@ STOP_GRACE_S = 8.0
 POLL_INTERVAL_S = 0.05
 REDIS = "redis"
 """Name of the private Redis child, stopped after the others."""
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when the thread that started it dies."""
 
 
 class DemoError(Exception):
@@ -75,13 +81,20 @@ class Supervisor:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.children: list[Child] = []
+        self._after_stop: list[Callable[[], None]] = []
+
+    def after_stop(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once every child has stopped (e.g. drop the keys they wrote)."""
+        self._after_stop.append(callback)
 
     def start(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path) -> Child:
         """Start `cmd` in a new session (its own process group), output to `log_dir/name.log`."""
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    # Safe with threads: the hook only calls prctl, getppid and kill.
+                                    preexec_fn=die_with_parent_hook(os.getpid()))  # noqa: PLW1509
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child
@@ -96,6 +109,29 @@ class Supervisor:
         stop_children(pipeline)
         stop_children([c for c in self.children if c.name == REDIS])
         self.children.clear()
+        callbacks, self._after_stop = self._after_stop, []
+        for callback in callbacks:
+            callback()
+
+
+def die_with_parent_hook(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel for SIGTERM when the demo dies; None where prctl does not exist.
+
+    SIGTERM, not SIGKILL: the worker command forwards it to its Celery processes and Redis shuts
+    down cleanly, so no grandchild is left behind either. Popen runs in the demo's main thread,
+    whose exit is the demo's exit.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # The demo may have died between fork and prctl: then nobody would ever send the signal.
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 def stop_children(children: list[Child], grace_s: float = STOP_GRACE_S) -> None:

@@ -13,7 +13,7 @@ from ledger.record import STATES
 
 
 def summarize(records: list[dict], count: int, elapsed_s: float, final: bool, receipts: bool,
-              private_redis: bool) -> dict:
+              private_redis: bool, account_pause: dict | None = None) -> dict:
     """The summary printed by `cosmos-sms demo` (as a table, or as JSON with --json)."""
     states = Counter(r["state"] for r in records)
     reasons = Counter(r["dead_reason"] for r in records if r["state"] == "dead")
@@ -35,6 +35,7 @@ def summarize(records: list[dict], count: int, elapsed_s: float, final: bool, re
         },
         "receipts": receipts,
         "redis": "private" if private_redis else "REDIS_URL",
+        "account_pause": account_pause,
     }
 
 
@@ -73,6 +74,10 @@ def render(summary: dict, console: Console) -> None:
     latency = summary["latency_ms"]
     for name, label in (("to_sent", "enqueue → sent"), ("to_delivered", "enqueue → receipt")):
         table.add_row(f"latency {label}", f"p50 {_ms(latency[name]['p50'])}, p95 {_ms(latency[name]['p95'])}")
+    pause = summary.get("account_pause")
+    if pause:
+        table.add_row("account refused (401): sending paused" if pause["paused_seen"] else "account refused (401)",
+                      f"{pause['unauthorized_answers']} × 401, {pause['probes']} probes, then resumed")
     table.add_row("all jobs final", "yes" if summary["final"] else "[red]no[/red]")
     console.print(table)
     if not summary["receipts"]:

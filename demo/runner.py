@@ -6,12 +6,10 @@ import random
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import redis
-
-from demo.pipeline import Pipeline, drop_demo_keys, start_pipeline
+from demo.pipeline import ConsoleLogin, start_pipeline
 from demo.processes import DemoError, Supervisor
 from demo.report import summarize
 from demo.scenario import Scenario, plan
@@ -27,27 +25,32 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
-             on_progress: Callable[[int, int], None]) -> tuple[dict, Path | None]:
+             on_progress: Callable[[int, int], None],
+             keep_running: Callable[[dict, ConsoleLogin], None] | None = None) -> tuple[dict, Path | None]:
     """Start the pipeline, send `count` messages, follow them; returns (summary, kept log dir or None).
 
     SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C, so the `finally` below always runs.
+    With `keep_running`, a console is started too, and `keep_running(summary, login)` is called after
+    the summary, with everything still running: it returns (or raises KeyboardInterrupt) to end the demo.
     Logs are kept (and named) only when something went wrong.
     """
     previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
     previous.update({signum: signal.signal(signum, _interrupt) for signum in TERMINATING_SIGNALS})
     work_dir = Path(tempfile.mkdtemp(prefix="cosmos-demo-"))
     supervisor = Supervisor(work_dir)
-    pipeline: Pipeline | None = None
+    pipeline = None
     keep_logs = False
     try:
-        pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver)
+        pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver, keep_running is not None)
         scenario = Scenario(pipeline, plan(count, random.Random()))
         scenario.send()
         final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count,
                                 lambda done: on_progress(done, count))
         summary = summarize(scenario.records(), count, scenario.finished - scenario.started, final,
-                            pipeline.receipts, pipeline.private_redis)
+                            pipeline.receipts, pipeline.private_redis, scenario.account_pause())
         keep_logs = not final
+        if keep_running is not None and pipeline.console is not None:
+            keep_running(summary, pipeline.console)
         return summary, work_dir if keep_logs else None
     except DemoError as exc:
         keep_logs = True
@@ -57,22 +60,12 @@ def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
         for signum in (signal.SIGINT, *TERMINATING_SIGNALS):
             signal.signal(signum, signal.SIG_IGN)
         try:
+            # Stops every child, then drops the demo's keys on a shared Redis (see demo/pipeline.py).
             supervisor.stop_all()
             if pipeline is not None:
-                _close(pipeline)
+                pipeline.close()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             if not keep_logs:
                 shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _close(pipeline: Pipeline) -> None:
-    """Leave no demo keys behind on a Redis the demo did not start (its own is gone already)."""
-    try:
-        if not pipeline.private_redis:
-            drop_demo_keys(pipeline.producer)
-    except redis.RedisError:
-        pass  # best effort: the keys are under a prefix nobody else uses
-    finally:
-        pipeline.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from demo.pipeline import Pipeline
 from ledger.record import FINAL_STATES
+from ledger.stats import stats
 from sandbox.faults import MAGIC_NUMBERS
+
+if TYPE_CHECKING:  # `cosmos-sms` imports this module for MIN_COUNT: it must not pay for Celery
+    from demo.pipeline import Pipeline
 
 SENDER = "cosmos-demo"
 TRANSIENT_SCRIPT = ("internal_error", "timeout", "ok")
@@ -22,6 +26,10 @@ SPECIAL_COUNTS = {"single": 5, "transient": 3, "failed": 2, "spam": 2, "blacklis
 MIN_COUNT = sum(SPECIAL_COUNTS.values()) + 2
 """Every path once plus one suppressed and at least one plain bulk message."""
 POLL_INTERVAL_S = 0.1
+ACCOUNT_FAULT_MAX_S = 10.0
+"""As sending starts the sandbox refuses our account (401 unauthorized, COSMOS's answer to wrong
+credentials) until the ledger shows sending paused for it, at most this long. Sending then resumes
+by itself after a probe is accepted; no message is dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class Scenario:
         self.finished = 0.0
         self._held_back = batch[-1]
         self._blacklisted_job = ""
+        self._refusing = False
+        self._paused_seen = False
 
     @property
     def count(self) -> int:
@@ -79,6 +89,8 @@ class Scenario:
         for planned in self.batch:
             if planned.kind == "transient":
                 self.pipeline.sandbox.script(planned.to, *TRANSIENT_SCRIPT)
+        self.pipeline.sandbox.unauthorized(ACCOUNT_FAULT_MAX_S)
+        self._refusing = True
         self.started = time.monotonic()
         first_wave = list(enumerate(self.batch[:-1]))
         singles = [(i, p) for i, p in first_wave if p.kind == "single"]
@@ -95,6 +107,7 @@ class Scenario:
         deadline = self.started + deadline_s
         while True:
             self.pipeline.check_alive()
+            self._end_account_fault()
             states = self.pipeline.producer.ledger.states(self.job_ids)
             self._release_held_back(states)
             done = sum(1 for state in states if self.is_final(state))
@@ -107,6 +120,16 @@ class Scenario:
                 return False
             time.sleep(POLL_INTERVAL_S)
 
+    def _end_account_fault(self) -> None:
+        """Let the sandbox take our account again once the ledger shows sending paused for it."""
+        if not self._refusing:
+            return
+        paused = stats(self.pipeline.producer.ledger).get("paused")
+        self._paused_seen = bool(paused and paused.get("kind") == "account")
+        if self._paused_seen or time.monotonic() - self.started > ACCOUNT_FAULT_MAX_S:
+            self.pipeline.sandbox.unauthorized(0)
+            self._refusing = False
+
     def _release_held_back(self, states: list[str | None]) -> None:
         """Send the second message to the blacklisted number once the first is dead (so suppressed)."""
         if len(self.job_ids) == self.count:
@@ -114,6 +137,12 @@ class Scenario:
         if states[self.job_ids.index(self._blacklisted_job)] == "dead":
             planned = self._held_back
             self.job_ids.append(self.pipeline.producer.send_sms(**planned.as_message(self.count - 1, self.count)))
+
+    def account_pause(self) -> dict:
+        """What the unauthorized window did: 401 answers counted, probes made, nothing dead for it."""
+        figures = stats(self.pipeline.producer.ledger)
+        return {"paused_seen": self._paused_seen, "unauthorized_answers": figures["unauthorized"],
+                "probes": figures.get("probes", 0)}
 
     def records(self) -> list[dict]:
         return [r for r in self.pipeline.producer.ledger.get_many(self.job_ids) if r is not None]

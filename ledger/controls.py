@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
@@ -73,10 +74,12 @@ class Controls:
         removed, _ = pipe.execute()
         return bool(removed)
 
-    def pauses(self) -> dict[str, dict]:
+    def pauses(self) -> dict[str, dict[str, Any]]:
         """Every pause in force, operator's and account's: field -> its JSON object."""
-        out = {}
-        for field, raw in sorted(self.redis.hgetall(self.keys.pause).items()):
+        out: dict[str, dict[str, Any]] = {}
+        # The client decodes responses: field names and values are str.
+        raw_pauses = cast("dict[str, str]", self.redis.hgetall(self.keys.pause))
+        for field, raw in sorted(raw_pauses.items()):
             if field != "account" and not field.startswith("op:"):
                 continue  # bookkeeping of the account pause's probes, not a pause
             try:
@@ -97,17 +100,21 @@ class Controls:
     # --- audit -------------------------------------------------------------------------
     def audit(self, user: str, action: str, target: str, count: int = 1, detail: str = "") -> str:
         """Record one operator action; returns its stream id."""
-        return self.redis.xadd(self.keys.audit, _fields(user, action, target, count, detail),
-                               maxlen=AUDIT_MAXLEN, approximate=True)
+        entry_id = self.redis.xadd(self.keys.audit, _fields(user, action, target, count, detail),  # type: ignore[arg-type]
+                                   maxlen=AUDIT_MAXLEN, approximate=True)
+        return str(entry_id)
 
-    def _audit_cmd(self, pipe, user: str, action: str, target: str, count: int, detail: str) -> None:
-        pipe.xadd(self.keys.audit, _fields(user, action, target, count, detail), maxlen=AUDIT_MAXLEN,
+    def _audit_cmd(self, pipe: redis.client.Pipeline, user: str, action: str, target: str, count: int,
+                   detail: str) -> None:
+        pipe.xadd(self.keys.audit, _fields(user, action, target, count, detail),  # type: ignore[arg-type]
+                  maxlen=AUDIT_MAXLEN,
                   approximate=True)
 
     def audit_page(self, before: str | None = None, limit: int = 50) -> tuple[list[AuditEntry], str | None]:
         """Newest first, `limit` entries older than the stream id `before`; returns (entries, next cursor)."""
         end = f"({before}" if before else "+"
-        rows = self.redis.xrevrange(self.keys.audit, max=end, min="-", count=limit + 1)
+        rows = cast("list[tuple[str, dict[str, str]]]",
+                    self.redis.xrevrange(self.keys.audit, max=end, min="-", count=limit + 1))
         entries = [_entry(entry_id, fields) for entry_id, fields in rows[:limit]]
         more = len(rows) > limit
         return entries, (entries[-1].entry_id if more and entries else None)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import redis
 
@@ -52,7 +53,7 @@ for _, id in ipairs(redis.call('ZRANGE', due, '-inf', now, 'BYSCORE', 'LIMIT', 0
   end
 end
 return out
-""" % {"prune": PRUNE_STEP}
+""" % {"prune": PRUNE_STEP}  # noqa: UP031 - Lua text: its braces must stay literal
 
 _RESCHEDULE = """
 local due, failed, key = KEYS[1], KEYS[2], KEYS[3]
@@ -112,7 +113,7 @@ class Forward:
     failed_ts: float | None = None
 
     @classmethod
-    def from_fields(cls, fwd_id: str, fields: dict[str, str]) -> "Forward":
+    def from_fields(cls, fwd_id: str, fields: dict[str, str]) -> Forward:
         failed = fields.get("failed_ts")
         return cls(fwd_id=fwd_id, job_id=fields.get("job", ""), url=fields.get("url", ""),
                    payload=fields.get("payload", "{}"), webhook_id=fields.get("webhook_id") or fwd_id,

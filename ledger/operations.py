@@ -24,8 +24,8 @@ def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str
         step = list(job_ids[start:start + STEP])
         results = ledger.operate_many(action, step)
         if action in REQUEUING:
-            republish(ledger.redis, ledger.keys, [(job_id, lane) for job_id, (done, lane) in zip(step, results) if done],
-                      chunk_size=ledger.settings.bulk_chunk_size)
+            back = [(job_id, lane) for job_id, (done, lane) in zip(step, results) if done]
+            republish(ledger.redis, ledger.keys, back, chunk_size=ledger.settings.bulk_chunk_size)
         out += [(job_id, done, why) for job_id, (done, why) in zip(step, results)]
     return out
 

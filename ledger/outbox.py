@@ -13,7 +13,7 @@ import base64
 import json
 import socket
 import uuid
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import redis
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ledger.schema import FINAL_STATES, STATES
@@ -24,7 +24,7 @@ def iso(ts: float | str | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with a `Z`, millisecond precision."""
     if ts in (None, ""):
         return None
-    moment = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+    moment = datetime.fromtimestamp(float(ts), tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

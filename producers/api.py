@@ -6,7 +6,8 @@ Global state department: the default producer reads the environment on first use
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from config.settings import load_settings
 from producers.producer import SmsProducer

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -177,7 +178,7 @@ class Event:
     """The provider's word arrived after the job had ended `expired`, `dead` or `cancelled`."""
 
     @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> "Event":
+    def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
         return cls(
             id=entry_id, job_id=fields.get("job", ""), state=fields.get("state", ""),
             prev=fields.get("prev") or None, ts=float(fields.get("ts") or 0.0),
@@ -187,7 +188,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; `at` is `ts` in ISO 8601 UTC."""
-        at = datetime.fromtimestamp(self.ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return {"id": self.id, "job_id": self.job_id, "state": self.state, "prev": self.prev, "ts": self.ts,
                 "at": at, "reason": self.reason, "batch_id": self.batch_id, "late": self.late}
 

@@ -7,14 +7,14 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import redis
 
 from config.errors import EnqueueFailed, IdempotencyConflict, InvalidMessage
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
-from config.redis_client import ride_out, redis_client
+from config.redis_client import redis_client, ride_out
 from config.settings import Settings
 from cosmos_api.rules import validate_message
 from ledger.outbox import chunk_messages, single_message
@@ -70,13 +70,13 @@ class SmsProducer:
             return []
         self._check_idempotency(jobs)
         fingerprint = hashlib.sha256("|".join(j.fingerprint + (j.idempotency_key or "") for j in jobs).encode())
+        batch_fp = fingerprint.hexdigest()[:32]
         ids: list[str] = []
         for start in range(0, len(jobs), STEP):
             step = jobs[start:start + STEP]
             try:
-                ids += [job_id for job_id, _ in ride_out(
-                    lambda: self._enqueue_step(step, batch, fingerprint.hexdigest()[:32], len(jobs)),
-                    self.settings.enqueue_timeout_s)]
+                write = partial(self._enqueue_step, step, batch, batch_fp, len(jobs))
+                ids += [job_id for job_id, _ in ride_out(write, self.settings.enqueue_timeout_s)]
             except NotReplicated as exc:
                 raise EnqueueFailed(
                     f"too few replicas had batch {batch!r} within {self.settings.redis_wait_timeout_ms} ms after "

@@ -2,32 +2,56 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+import asyncio
+import hmac
+import typing
+from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
 
 import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.redis_client import redis_client
 from config.settings import Settings
+from ledger.stats import stats
 from ledger.store import Ledger
 from receipts import openapi
-from receipts.intake import Refusal, job_of_token, parse_receipt, read_body, require_json
+from receipts.intake import (
+    Refusal,
+    job_of_token,
+    parse_receipt,
+    read_body,
+    require_json,
+)
 from receipts.metrics import PREFIX, LedgerCollector
-from receipts.ratelimit import RateLimitMiddleware
+from receipts.ratelimit import AuthFailureLimit
+from receipts.refusals import Refusals
+from receipts.schema import ReceiptAnswer
 
 log = structlog.get_logger("cosmos.receipts")
 
+OVERDUE_LOG_INTERVAL_S = 60.0
+"""How often the receiver looks for overdue receipts and logs a warning when there are any."""
 
 LEDGER_REFUSALS = {
-    "to_mismatch": (403, "to_mismatch", "the receipt's `to` is not the job's recipient"),
-    "unknown_job": (404, "unknown_job", "no such job (or its record passed retention)"),
+    "to_mismatch": (403, "the receipt's `to` is not the job's recipient"),
+    "unknown_job": (404, "no such job (or its record passed retention)"),
+    "gone": (404, "the job's record passed retention"),
+    "refused_foreign": (409, "the receipt names a message id this job has no reason to have"),
 }
+"""Ledger results that refuse a receipt: HTTP status and detail; the result is the `error`."""
+ACCEPTED_RESULTS = frozenset(typing.get_args(ReceiptAnswer.model_fields["result"].annotation))
+"""Results answered 200; anything else the ledger says is a refusal (409 unless listed above)."""
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -35,30 +59,58 @@ def connect(settings: Settings) -> redis.Redis:
     return redis_client(settings, "receiver")
 
 
-def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> FastAPI:
-    """The receiver for `settings`; it owns (and closes) its Redis client unless one is given."""
+def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, serve_metrics: bool = True) -> FastAPI:
+    """The receiver for `settings`; it owns (and closes) its Redis client unless one is given.
+
+    `serve_metrics=False` leaves /metrics out (the caller serves `app.state.registry` elsewhere,
+    e.g. on a loopback port). `app.state.registry` holds every metric either way.
+    """
     client = redis_client if redis_client is not None else connect(settings)
     ledger = Ledger(client, settings)
     secrets = [s.get_secret_value() for s in (settings.webhook_secret, settings.webhook_secret_previous)
                if s is not None and s.get_secret_value()]
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(ledger))
+    registry.register(LedgerCollector(ledger, settings.receipt_overdue_s))
     answered = Counter(f"{PREFIX}receiver_responses", "Delivery-status requests this receiver process answered, "
                        "by HTTP status.", ["code"], registry=registry)
+    refusals = Refusals(registry)
+    auth_failures = AuthFailureLimit(settings.webhook_rate_limit)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        yield
-        if redis_client is None:
-            client.close()
+        watcher = asyncio.create_task(_watch_overdue(ledger, settings.receipt_overdue_s))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+            if redis_client is None:
+                client.close()
 
     app = FastAPI(title=openapi.TITLE, description=openapi.DESCRIPTION, version=version("cosmos-sms"),
                   lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(RateLimitMiddleware, rate=settings.webhook_rate_limit)
+    app.state.registry = registry
+
+    def refuse(request: Request, refusal: Refusal) -> JSONResponse:
+        if refusal.status == 401:
+            # Only failed authentication spends the client's budget: COSMOS's receipts never do.
+            wait = auth_failures.wait_after_failure(_client(request))
+            if wait > 0:
+                refusal = Refusal(429, "rate_limited", f"over {auth_failures.rate:g} failed authentications/s",
+                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
+        return refusals.answer(refusal, _client(request), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": _slug(exc.detail), "detail": exc.detail}, exc.status_code, exc.headers)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return refuse(request, Refusal(exc.status_code, _slug(exc.detail), exc.detail, exc.headers))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: still our JSON shape, counted; the traceback goes to the log.
+        log.error("request failed: unexpected error", path=request.url.path, exc_info=exc)
+        return refuse(request, Refusal(500, "internal_error", "unexpected error; retry later"))
 
     @app.post("/delivery-status", summary="Take one COSMOS delivery receipt",
               responses=openapi.DELIVERY_STATUS_RESPONSES, openapi_extra=openapi.DELIVERY_STATUS_EXTRA,
@@ -68,15 +120,14 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> F
         try:
             response = await _take_receipt(request, ledger, settings, secrets)
         except Refusal as refusal:
-            log.warning("receipt refused", http=refusal.status, error=refusal.error, client=_client(request))
-            response = JSONResponse({"error": refusal.error, "detail": refusal.detail}, refusal.status)
+            response = refuse(request, refusal)
         except redis.RedisError as exc:
+            response = refuse(request, Refusal(503, "unavailable", "Redis is unreachable; retry later"))
             log.error("receipt not recorded: Redis unavailable", error=type(exc).__name__)
-            response = JSONResponse({"error": "unavailable", "detail": "Redis is unreachable; retry later"}, 503)
         except Exception:
             # A bug, not bad input (that is refused above): answer in our format, keep the traceback.
             log.exception("receipt not recorded: unexpected error")
-            response = JSONResponse({"error": "internal_error", "detail": "not recorded; retry later"}, 500)
+            response = refuse(request, Refusal(500, "internal_error", "not recorded; retry later"))
         answered.labels(str(response.status_code)).inc()
         return response
 
@@ -89,32 +140,57 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None) -> F
             return JSONResponse({"redis": "unavailable"}, 503)
         return JSONResponse({"redis": "ok"})
 
-    @app.get("/metrics", summary="Prometheus metrics", responses=openapi.METRICS_RESPONSES,
-             response_class=Response)
-    async def metrics() -> Response:
-        """Every figure under `cosmos_`, read from Redis now (see docs/receiver.md for the list)."""
-        try:
-            text = await run_in_threadpool(generate_latest, registry)
-        except redis.RedisError:
-            return JSONResponse({"error": "unavailable", "detail": "Redis is unreachable"}, 503)
-        return Response(text, media_type=CONTENT_TYPE_LATEST)
+    if serve_metrics:
+        @app.get("/metrics", summary="Prometheus metrics", responses=openapi.METRICS_RESPONSES,
+                 response_class=Response)
+        async def metrics(request: Request) -> Response:
+            """Every figure under `cosmos_`, read from Redis now (see docs/receiver.md for the list)."""
+            if metrics_token and not _bearer_matches(request, metrics_token):
+                return refuse(request, Refusal(401, "invalid_metrics_token",
+                                               "GET /metrics needs Authorization: Bearer COSMOS_METRICS_TOKEN",
+                                               {"WWW-Authenticate": "Bearer"}))
+            try:
+                text = await run_in_threadpool(generate_latest, registry)
+            except redis.RedisError:
+                return refuse(request, Refusal(503, "unavailable", "Redis is unreachable"))
+            return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
 async def _take_receipt(request: Request, ledger: Ledger, settings: Settings, secrets: list[str]) -> JSONResponse:
+    # The token first: it needs no body, so an unauthenticated client never makes us read one.
+    job_id = job_of_token(request, secrets)
     body = await read_body(request, settings.webhook_max_body_bytes)
     require_json(request)
-    job_id = job_of_token(request, secrets)
     receipt = parse_receipt(body)
     result = await run_in_threadpool(
         ledger.apply_receipt, job_id, to=receipt.to, status=receipt.status, message_id=receipt.message_id,
         price=receipt.price, timestamp=receipt.message_timestamp,
     )
-    if result in LEDGER_REFUSALS:
-        raise Refusal(*LEDGER_REFUSALS[result])
+    if result not in ACCEPTED_RESULTS:
+        status, detail = LEDGER_REFUSALS.get(result, (409, f"the ledger refused the receipt ({result})"))
+        raise Refusal(status, str(result), detail)
     log.info("receipt taken", job_id=job_id, result=result, status=receipt.status, message_id=receipt.message_id)
     return JSONResponse({"result": result})
+
+
+async def _watch_overdue(ledger: Ledger, threshold_s: float) -> None:
+    """Log a warning every OVERDUE_LOG_INTERVAL_S while receipts are overdue (metrics show the same)."""
+    while True:
+        await asyncio.sleep(OVERDUE_LOG_INTERVAL_S)
+        try:
+            figures = await run_in_threadpool(stats, ledger, threshold_s)
+        except redis.RedisError:
+            continue  # /healthz and the receipts themselves say Redis is down
+        if figures["receipts_overdue"]:
+            log.warning("receipts overdue", count=figures["receipts_overdue"], threshold_s=threshold_s,
+                        oldest_wait_s=figures["oldest_awaiting_receipt_s"])
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _client(request: Request) -> str:

@@ -1,6 +1,8 @@
-"""Checking one delivery-status request, cheapest refusal first: size, content type, token, body."""
+"""Checking one delivery-status request, cheapest refusal first: token, size, content type, body."""
 
 from __future__ import annotations
+
+import json
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -15,9 +17,10 @@ MAX_TOKEN_PARAM_CHARS = 128
 class Refusal(Exception):
     """A request the receiver refuses: HTTP status, machine-readable error, human detail."""
 
-    def __init__(self, status: int, error: str, detail: object):
+    def __init__(self, status: int, error: str, detail: object, headers: dict[str, str] | None = None):
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
+        self.headers = headers
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -60,13 +63,23 @@ def job_of_token(request: Request, secrets: list[str]) -> str:
 
 
 def parse_receipt(body: bytes) -> DeliveryStatus:
-    """The body as a DeliveryStatus: 400 when it is not JSON, 422 when it is not a receipt."""
+    """The body as a DeliveryStatus: 400 when it is not standard JSON, 422 when it is not a receipt.
+
+    The standard library parses (UTF-8, no NaN/Infinity anywhere, ignored fields included), then
+    the model checks the known fields strictly: one reading of "JSON" whatever fields COSMOS adds.
+    """
     try:
-        return DeliveryStatus.model_validate_json(body)
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        raise Refusal(400, "invalid_json", "the body is not valid JSON") from None
+    try:
+        return DeliveryStatus.model_validate(value)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise Refusal(400, "invalid_json", "the body is not valid JSON") from None
         detail = [{"field": ".".join(str(part) for part in e["loc"]) or "(body)", "msg": e["msg"]}
                   for e in errors[:10]]
         raise Refusal(422, "invalid_body", detail) from None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")

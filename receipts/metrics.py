@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -10,6 +12,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from ledger.schema import COUNTERS as LEDGER_COUNTERS
 from ledger.stats import stats
 from ledger.store import Ledger
 
@@ -25,26 +28,32 @@ HISTOGRAMS = {
     "receipt": ("receipt_latency_seconds", "Time from sent to its delivery receipt being applied."),
 }
 
-COUNTERS = {
+COUNTER_HELP = {
     "attempts": "HTTP requests made to COSMOS.",
-    "retries": "Jobs put back in the due set for a later attempt.",
+    "retries": "Jobs put back for a later attempt.",
     "transient_failures": "Attempts that failed transiently (5xx, timeouts, connection errors, ambiguous).",
     "ambiguous_attempts": "Attempts whose outcome is unknown (COSMOS may have accepted them).",
-    "ambiguous_resends": "Held jobs an operator sent again.",
+    "ambiguous_resends": "Attempts that repeated one whose outcome was unknown.",
     "extra_sends": "Sends proven by a receipt for a message id other than the job's (duplicates on the phone).",
     "unauthorized": "Attempts COSMOS refused as unauthorized (bad credentials).",
+    "breaker_opened": "Times the circuit breaker opened.",
 }
+"""Our wording for the long-standing counters; any other ledger counter gets the schema's description."""
+NOT_EXPORTED_AS_COUNTERS = {"total_price"}
+"""A receipt's price replaces the send response's, so the total can fall: a gauge, below."""
 
 
 class LedgerCollector(Collector):
-    """A custom collector: no state in this process, everything from the ledger's counters and hashes."""
+    """A custom collector: no state in this process, everything from the ledger's counters and sets."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, overdue_s: float):
         self.ledger = ledger
+        self.overdue_s = overdue_s
 
     def collect(self):
-        figures = stats(self.ledger)
-        histograms = self.ledger.redis.hgetall(self.ledger.keys.histograms)
+        figures = stats(self.ledger, self.overdue_s)
+        # The ledger's client decodes responses: field names and counts are str.
+        histograms = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.histograms))
 
         jobs = GaugeMetricFamily(f"{PREFIX}jobs", "Jobs per state, as the ledger counts them.", labels=["state"])
         for state, count in figures["states"].items():
@@ -56,23 +65,25 @@ class LedgerCollector(Collector):
             dead.add_metric([reason], count)
         yield dead
 
-        for name, documentation in COUNTERS.items():
-            yield CounterMetricFamily(f"{PREFIX}{name}", documentation, value=figures[name])
-        yield CounterMetricFamily(f"{PREFIX}breaker_opened", "Times the circuit breaker opened.",
-                                  value=figures["breaker"]["times_opened"])
+        for name, description in LEDGER_COUNTERS.items():
+            if name not in NOT_EXPORTED_AS_COUNTERS:
+                documentation = COUNTER_HELP.get(name, description[:1].upper() + description[1:] + ".")
+                yield CounterMetricFamily(f"{PREFIX}{name}", documentation, value=figures.get(name, 0))
 
         depth = GaugeMetricFamily(f"{PREFIX}queue_depth", "Broker messages waiting per lane.", labels=["lane"])
         for lane, count in figures["queue_depth"].items():
             depth.add_metric([lane], count)
         yield depth
+        due = GaugeMetricFamily(f"{PREFIX}retry_due_size", "Jobs waiting for a retry or deferral, per lane.",
+                                labels=["lane"])
+        for lane, count in figures["retry_due_size"].items():
+            due.add_metric([lane], count)
+        yield due
 
         yield GaugeMetricFamily(f"{PREFIX}dead_letter_size", "Jobs in the dead-letter queue.",
                                 value=figures["dead_letter_size"])
         yield GaugeMetricFamily(f"{PREFIX}held_size", "Jobs held after an ambiguous attempt, awaiting an operator.",
                                 value=figures["held_size"])
-        yield GaugeMetricFamily(f"{PREFIX}due_size", "Jobs waiting in the due set (retries and outbox).",
-                                value=figures["due_size"])
-        # A gauge, not a counter: a receipt's price replaces the send response's, so it can fall.
         yield GaugeMetricFamily(f"{PREFIX}total_price_usd", "Sum of prices of sent messages, US dollars.",
                                 value=figures["total_price"])
         yield GaugeMetricFamily(f"{PREFIX}breaker_state", "Circuit breaker: 0 closed, 1 half_open, 2 open.",
@@ -80,9 +91,27 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(f"{PREFIX}breaker_consecutive_failures",
                                 "Consecutive transient failures the breaker has counted.",
                                 value=figures["breaker"]["consecutive_failures"])
+        yield paused_gauge(figures.get("paused"))
+        yield GaugeMetricFamily(f"{PREFIX}receipts_overdue", "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S "
+                                "ago that still await their delivery receipt.", value=figures["receipts_overdue"])
+        yield GaugeMetricFamily(f"{PREFIX}receipt_oldest_wait_seconds", "How long the job that has waited "
+                                "longest for its delivery receipt has been sent (0 when none waits).",
+                                value=figures["oldest_awaiting_receipt_s"] or 0)
 
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
+
+
+def paused_gauge(pause: dict | None) -> GaugeMetricFamily:
+    """1 with the pause's kind and reason while sending is paused; one 0 sample (kind "none") otherwise."""
+    gauge = GaugeMetricFamily(f"{PREFIX}sending_paused", "1 while sending is paused: kind account (COSMOS "
+                              "refused our account; lifted by a probe) or operator, with the reason.",
+                              labels=["kind", "reason"])
+    if pause:
+        gauge.add_metric([str(pause.get("kind")), str(pause.get("reason") or "")], 1)
+    else:
+        gauge.add_metric(["none", ""], 0)
+    return gauge
 
 
 def histogram(name: str, documentation: str, field: str, raw: dict[str, str]) -> HistogramMetricFamily:

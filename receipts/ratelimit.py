@@ -1,12 +1,14 @@
-"""Per-client-IP token buckets in memory, as ASGI middleware that answers 429 when one is empty."""
+"""Per-client token buckets in memory, spent only by requests that fail authentication.
+
+COSMOS's own receipts carry valid tokens and are never limited: at full speed they arrive faster
+than any fixed per-address rate, and behind a proxy all of COSMOS may share one address.
+"""
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 MAX_CLIENTS = 10_000
 """Buckets kept at most; the least recently seen client is forgotten (and starts full again)."""
@@ -33,24 +35,13 @@ class TokenBuckets:
         return wait
 
 
-class RateLimitMiddleware:
-    """Refuses HTTP requests over the client's rate with 429, a JSON body and Retry-After."""
+class AuthFailureLimit:
+    """How often one client may fail authentication before it is answered 429 instead of 401."""
 
-    def __init__(self, app, rate: float):
-        self.app = app
-        self.buckets = TokenBuckets(rate) if rate > 0 else None
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.buckets = TokenBuckets(rate, clock=clock) if rate > 0 else None
 
-    async def __call__(self, scope, receive, send):
-        if self.buckets is None or scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        client = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.buckets.take(client)
-        if wait == 0:
-            return await self.app(scope, receive, send)
-        body = json.dumps({"error": "rate_limited", "detail": f"over {self.buckets.rate:g} requests/s"}).encode()
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+    def wait_after_failure(self, client: str) -> float:
+        """Record one failed authentication of `client`; seconds it must wait (0: answer 401 as usual)."""
+        return 0.0 if self.buckets is None else self.buckets.take(client)

@@ -1,4 +1,4 @@
-"""The delivery-status body COSMOS posts, as a strict pydantic model, and the receiver's answers."""
+"""The delivery-status body COSMOS posts, as a pydantic model strict on its known fields, and the answers."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ MessageId = Annotated[
 
 
 class DeliveryStatus(BaseModel):
-    """COSMOS's Delivery Status parameters; anything else, or any other type, is refused."""
+    """COSMOS's Delivery Status parameters, each strictly typed; fields COSMOS may add later are ignored.
+
+    Refusing unknown fields would refuse every receipt the day COSMOS adds one.
+    """
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         strict=True,
         title="DeliveryStatus",
         json_schema_extra={
@@ -68,12 +71,15 @@ class DeliveryStatus(BaseModel):
 class ReceiptAnswer(BaseModel):
     """What the ledger did with an accepted receipt."""
 
-    result: Literal["applied", "pending", "duplicate", "extra", "settled_held"] = Field(
+    result: Literal["applied", "pending", "duplicate", "extra", "settled", "late"] = Field(
         description=(
             "applied: the job is now delivered or not_delivered; pending: the job is still being sent, "
-            "the receipt is kept and applied when `sent` is recorded; duplicate: already applied, nothing "
-            "changed; extra: a message id other than the job's, counted as an extra send; settled_held: "
-            "a job held after an ambiguous attempt is now known to be sent and its status applied."
+            "the receipt is kept and applied when `sent` is recorded (and no new attempt is made); "
+            "duplicate: already applied, nothing changed; extra: a message id other than the job's after "
+            "an attempt with an unknown outcome, counted as an extra send; settled: a job held or waiting "
+            "after an attempt with an unknown outcome is now known to be sent and its status applied; "
+            "late: a job that had ended expired, dead or cancelled did go out: the provider's word wins "
+            "(`late: true` on the record)."
         )
     )
 

@@ -13,7 +13,13 @@ import time
 from aiohttp import web
 
 from config.errors import InvalidMessage
-from cosmos_api.rules import MAX_BODY_BYTES, check_callback, check_from, check_text, check_to
+from cosmos_api.rules import (
+    MAX_BODY_BYTES,
+    check_callback,
+    check_from,
+    check_text,
+    check_to,
+)
 from sandbox.config import SandboxConfig
 from sandbox.faults import (
     ACCEPT_NOT_DELIVERED,
@@ -23,10 +29,11 @@ from sandbox.faults import (
     Outcome,
     Scripts,
     ThroughputLimiter,
+    Unauthorized,
     parse_outcome,
     random_fault,
 )
-from sandbox.inspection import MESSAGE_LOG_SIZE, Inspection, last
+from sandbox.inspection import MESSAGE_LOG_SIZE, RECEIPT_LOG_SIZE, REQUEST_LOG_SIZE, Inspection, last
 from sandbox.receipts import ReceiptSender
 
 CLIENT_MAX_SIZE = 1024 * 1024
@@ -41,7 +48,7 @@ _ID_SPACE = 10**11
 """message_id carries 11 digits (5 + 6); the counter wraps after that many acceptances."""
 
 
-SANDBOX_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox")
+SANDBOX_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox")
 """Where the application keeps its Sandbox (tests and embedders read it from there)."""
 
 
@@ -60,6 +67,8 @@ class Sandbox:
         self.rng = random.Random(config.seed)
         self.scripts = Scripts()
         self.outage = Outage()
+        self.unauthorized = Unauthorized()
+        self.unauthorized.start(config.unauthorized_s)
         self.limiter = ThroughputLimiter()
         self.inspection = Inspection()
         self.receipts = ReceiptSender(self.inspection, config.receipt_retries)
@@ -95,12 +104,15 @@ class Sandbox:
             else:
                 to = body.get("to")
                 auth_ok = self._authorized(body.get("api_key"), body.get("api_secret"))
+                if auth_ok and self.unauthorized.active(time.monotonic()):
+                    # The unauthorized window refuses the account, however right the credentials are.
+                    auth_ok, source = False, "unauthorized"
                 if not auth_ok:
                     outcome = Outcome("unauthorized")
                 else:
                     try:
-                        check_to(to)
-                        check_from(body.get("from"))
+                        number = check_to(to)
+                        check_from(body.get("from"), field="from")
                         check_text(body.get("text"))
                         check_callback(body.get("callback"))
                     except InvalidMessage as exc:
@@ -108,7 +120,7 @@ class Sandbox:
                     except UnicodeEncodeError:  # a lone surrogate (\ud800 in the JSON) has no UCS-2 form
                         outcome = Outcome("invalid_text")
                     else:
-                        outcome, source = self._choose(to, body["api_key"])
+                        outcome, source = self._choose(number, body["api_key"])
         return await self._answer(request, now, outcome, source, body, to, auth_ok)
 
     def _authorized(self, key: object, secret: object) -> bool:
@@ -143,7 +155,9 @@ class Sandbox:
         body: object, to: object, auth_ok: bool,
     ) -> web.StreamResponse:
         verb = outcome.verb
-        message = self._accept(body, verb == ACCEPT_NOT_DELIVERED) if verb in _ACCEPTING else None
+        message = None
+        if verb in _ACCEPTING and isinstance(body, dict):  # only a valid JSON object is ever accepted
+            message = self._accept(body, verb == ACCEPT_NOT_DELIVERED)
         dropped = verb in ("drop", "accept_drop")
         if dropped:
             status, http = None, None
@@ -170,7 +184,7 @@ class Sandbox:
         if message is not None:
             payload = {"status": "ok", "message_id": message["message_id"], "price": message["price"]}
             return web.Response(body=json.dumps(payload).encode(), status=200, content_type=_JSON)
-        return web.Response(body=_ERROR_BODIES[verb], status=http, content_type=_JSON)
+        return web.Response(body=_ERROR_BODIES[verb], status=STATUS_HTTP[verb], content_type=_JSON)
 
     def _latency_s(self) -> float:
         faults = self.faults
@@ -217,11 +231,11 @@ class Sandbox:
         return _ok({"messages": last(self.inspection.message_log, limit)})
 
     async def get_requests(self, request: web.Request) -> web.Response:
-        limit = _limit(request, self.inspection.request_log.maxlen)
+        limit = _limit(request, REQUEST_LOG_SIZE)
         return _ok({"requests": last(self.inspection.request_log, limit)})
 
     async def get_receipts(self, request: web.Request) -> web.Response:
-        limit = _limit(request, self.inspection.receipt_log.maxlen)
+        limit = _limit(request, RECEIPT_LOG_SIZE)
         return _ok({"receipts": last(self.inspection.receipt_log, limit)})
 
     async def get_faults(self, request: web.Request) -> web.Response:
@@ -239,9 +253,8 @@ class Sandbox:
 
     async def post_script(self, request: web.Request) -> web.Response:
         data = await _json_object(request)
-        to = data.get("to")
         try:
-            check_to(to)
+            to = check_to(data.get("to"))
         except InvalidMessage:
             raise ControlError("to must be a valid COSMOS number (a 0 and 14 digits)") from None
         outcomes = data.get("outcomes")
@@ -264,12 +277,23 @@ class Sandbox:
         self.outage.start(float(seconds))
         return _ok({"remaining_s": self.outage.remaining_s()})
 
+    async def get_unauthorized(self, request: web.Request) -> web.Response:
+        return _ok({"remaining_s": self.unauthorized.remaining_s()})
+
+    async def post_unauthorized(self, request: web.Request) -> web.Response:
+        seconds = (await _json_object(request)).get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 86_400:
+            raise ControlError("seconds must be a number from 0 to 86400 (0 ends the unauthorized window)")
+        self.unauthorized.start(float(seconds))
+        return _ok({"remaining_s": self.unauthorized.remaining_s()})
+
     async def post_reset(self, request: web.Request) -> web.Response:
         # A fresh account, not a new configuration: fault settings stay as they are.
         self.receipts.cancel_pending()
         self.inspection.reset()
         self.scripts.clear()
         self.outage.start(0)
+        self.unauthorized.start(0)
         self.limiter.clear()
         return _ok({"reset": True})
 
@@ -331,6 +355,8 @@ def build_app(config: SandboxConfig) -> web.Application:
         ("POST", "script", sandbox.post_script),
         ("GET", "outage", sandbox.get_outage),
         ("POST", "outage", sandbox.post_outage),
+        ("GET", "unauthorized", sandbox.get_unauthorized),
+        ("POST", "unauthorized", sandbox.post_unauthorized),
         ("POST", "reset", sandbox.post_reset),
     ]
     for method, name, handler in routes:

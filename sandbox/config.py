@@ -24,4 +24,6 @@ class SandboxConfig:
     api_secret: str = field(default=DEFAULT_API_SECRET, repr=False)
     receipt_retries: int = DEFAULT_RECEIPT_RETRIES
     seed: int | None = None
+    unauthorized_s: float = 0.0
+    """Seconds from start during which every SMS request answers 401 unauthorized (0: none)."""
     faults: FaultSettings = field(default_factory=FaultSettings)

@@ -46,6 +46,11 @@ class SandboxControl:
         """Answer every SMS request 500 internal_error for `seconds` (0 ends the outage)."""
         return self._post("outage", {"seconds": seconds})
 
+    def unauthorized(self, seconds: float) -> dict:
+        """Answer every SMS request 401 unauthorized for `seconds`, as COSMOS does for wrong
+        credentials (an account-level fault; 0 ends it)."""
+        return self._post("unauthorized", {"seconds": seconds})
+
     def stats(self) -> dict:
         return self._get("stats")
 

@@ -7,6 +7,7 @@ import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 STATUS_HTTP: dict[str, int] = {
     "ok": 200,
@@ -34,10 +35,14 @@ MAGIC_NUMBERS: dict[str, str] = {
     "099900000000003": "blacklist",
     "099900000000004": "internal_error",
     "099900000000005": "timeout",
-    "099900000000006": "unauthorized",
     "099900000000007": ACCEPT_NOT_DELIVERED,
 }
-"""Recipients that always get the same answer (unless a script for them says otherwise)."""
+"""Recipients that always get the same answer (unless a script for them says otherwise).
+
+No number answers `unauthorized`: in COSMOS it means the account's credentials are wrong, true of
+every message at once. The sandbox makes it an account-level fault: wrong credentials, or the
+`unauthorized` window (`POST /_sandbox/unauthorized {"seconds": N}`, `--unauthorized-s N`).
+"""
 
 FAULT_VERBS = ("drop", "accept_drop", "stall")
 """Script verbs that are not COSMOS statuses: close without answering, accept then close, accept late."""
@@ -60,7 +65,7 @@ class Outcome:
 def parse_outcome(text: object) -> Outcome:
     """Read one script entry ("ok", "timeout", "drop", "accept_drop", "stall 2.5"); ValueError if unknown."""
     if not isinstance(text, str):
-        raise ValueError(f"outcome must be a string, got {text!r}")
+        raise ValueError(f"outcome must be a string, got {text!r}")  # noqa: TRY004
     parts = text.split()
     if len(parts) == 1 and (parts[0] in STATUS_HTTP or parts[0] in ("drop", "accept_drop")):
         return Outcome(parts[0])
@@ -88,7 +93,7 @@ class FaultSettings:
     throughput_limit: int = 0
 
     # (lowest, highest) allowed for each knob; shares are probabilities.
-    _LIMITS = {
+    _LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
         "latency_ms": (0.0, 600_000.0),
         "jitter_ms": (0.0, 600_000.0),
         "fault_rate": (0.0, 1.0),
@@ -104,7 +109,7 @@ class FaultSettings:
     def update(self, changes: object) -> None:
         """Apply a subset of the knobs, all or nothing; ValueError names the first bad one."""
         if not isinstance(changes, dict):
-            raise ValueError("expected a JSON object of settings")
+            raise ValueError("expected a JSON object of settings")  # noqa: TRY004
         names = {f.name for f in fields(self)}
         checked = {}
         for name, value in changes.items():
@@ -118,7 +123,7 @@ class FaultSettings:
         low, high = self._LIMITS[name]
         integral = name == "throughput_limit"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number")
+            raise ValueError(f"{name} must be a number")  # noqa: TRY004
         if integral and value != int(value):
             raise ValueError(f"{name} must be a whole number")
         if not (math.isfinite(value) and low <= value <= high):
@@ -155,8 +160,8 @@ class Scripts:
         self._queues.clear()
 
 
-class Outage:
-    """The outage switch: every SMS request answers internal_error until it ends."""
+class Window:
+    """A switch that stays on for a number of seconds: while on, every SMS request gets one answer."""
 
     def __init__(self) -> None:
         self._until = 0.0
@@ -169,6 +174,12 @@ class Outage:
 
     def remaining_s(self) -> float:
         return max(0.0, round(self._until - time.monotonic(), 3))
+
+
+Outage = Window
+"""The outage: every authorized SMS request answers 500 internal_error while it lasts."""
+Unauthorized = Window
+"""The account-level 401: every SMS request answers unauthorized while it lasts, whatever its credentials."""
 
 
 class ThroughputLimiter:

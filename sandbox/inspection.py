@@ -55,8 +55,7 @@ class Inspection:
                 del self.per_second[old]
         self._second_count += 1
         self.per_second[second] = self._second_count
-        if self._second_count > self.max_per_second:
-            self.max_per_second = self._second_count
+        self.max_per_second = max(self.max_per_second, self._second_count)
 
     def log_request(self, entry: dict) -> None:
         """Record one answered (or dropped) request; `entry["status"]` None means no answer was sent."""

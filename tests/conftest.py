@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from config.settings import Settings
 from tests.support.redis_server import RedisServer, start_private_redis
 
-pytest_plugins = ["tests.support.sandbox_fixture", "tests.support.worker_fixture", "tests.support.receiver_fixture"]
+# The sandbox fixtures (`sandbox`, `sandbox_factory`) come from the installed plugin sandbox/pytest_plugin.py.
+pytest_plugins = ["tests.support.worker_fixture", "tests.support.receiver_fixture"]
 
 TEST_API_KEY = "test-key-1EdZEH7484krjSQt1zg782"
 TEST_API_SECRET = "test-SECRET-L3tj45j45934534kKcrwrRaoGP"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> RedisServer:
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     """The session's own redis-server on a free port; stopped at the end."""
     server = start_private_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop(graceful=False)
+
+
+@pytest.fixture(scope="session")
+def sandbox_env() -> dict[str, str]:
+    """Sandbox processes take the test credentials that `base_env` gives the workers (overrides the plugin's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(COSMOS_API_KEY=TEST_API_KEY, COSMOS_API_SECRET=TEST_API_SECRET, PYTHONUNBUFFERED="1")
+    return env
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def _survivors(pgid: int, marker: str) -> list[str]:
     """Processes still alive from the demo: in its process group, or carrying the test's env marker."""
     alive = []
     try:
-        os.killpg(pgid, 0)
-        alive.append(f"process group {pgid}")
+        if pgid > 0:
+            os.killpg(pgid, 0)
+            alive.append(f"process group {pgid}")
     except ProcessLookupError:
         pass
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
@@ -80,6 +82,10 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     assert reasons["blacklist"] == 1 and reasons["suppressed"] == 1
     assert sum(reasons.values()) == states["dead"]
     assert summary["total_price"] > 0 and summary["throughput_msg_s"] > 0
+    # The account refused for a moment (401, COSMOS's wrong credentials): paused and resumed, nothing dead.
+    pause = summary["account_pause"]
+    assert pause["paused_seen"] is True and pause["unauthorized_answers"] >= 1, pause
+    assert "unauthorized" not in reasons
     for leg in ("to_sent", "to_delivered"):
         latency = summary["latency_ms"][leg]
         assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]
@@ -111,6 +117,11 @@ def _process_of(command: str | list[str]) -> tuple[list[str], list[str]]:
 
 def _assert_project_process(argv: list[str], where: str) -> None:
     assert argv, f"{where}: empty command"
+    if argv[:2] == ["sh", "-c"] and len(argv) == 3:
+        # A shell that prepares a file, then `exec`s the real process: judge that process.
+        script = argv[2]
+        assert " exec " in f" {script}", f"{where}: a shell wrapper must `exec` the process it runs: {script}"
+        return _assert_project_process(shlex.split(script.rsplit("exec ", 1)[1]), where)
     program = argv[0]
     if program == "cosmos-sms":
         assert len(argv) > 1 and argv[1] in PROJECT_COMMANDS, f"{where}: {argv} is not a cosmos-sms command"
@@ -167,3 +178,112 @@ def test_env_example_and_readme_list_every_setting():
     assert SETTING_NAMES <= example_names, sorted(SETTING_NAMES - example_names)
     assert not {n for n in SETTING_NAMES if f"`{n}`" not in readme}, "settings missing from the README table"
     assert example_names <= SETTING_NAMES, sorted(example_names - SETTING_NAMES)
+
+
+# --- a demo killed outright ----------------------------------------------------------------
+
+def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redis_server, tmp_path):
+    from demo.leftovers import RUNS_KEY, STALE_AFTER_S, drop_stale
+
+    client = redis_server.client()
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    # TMPDIR: the log directory a killed demo cannot remove stays under the test's tmp_path.
+    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
+    cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
+    proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "3000", "--json"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # Running for real: registered on the shared Redis, and jobs written under its prefix.
+        prefix = wait_for(lambda: (runs := client.zrange(RUNS_KEY, 0, -1)) and runs[0], timeout=DEMO_TIMEOUT_S,
+                          interval=0.1, what="the demo to register its prefix")
+        wait_for(lambda: any(True for _ in client.scan_iter(f"{prefix}:job:*", count=1000)),
+                 timeout=DEMO_TIMEOUT_S, interval=0.2, what="the demo to send")
+        children = [p for p in _survivors(-1, marker) if "process group" not in p]
+        assert len(children) >= 4, children  # sandbox, receiver, worker command, its Celery process
+
+        proc.kill()  # SIGKILL: no handler, no finally
+        proc.wait(30)
+
+        wait_for(lambda: not _survivors(-1, marker), timeout=60, interval=0.2,
+                 what="every child to die with the demo")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert any(True for _ in client.scan_iter(f"{prefix}:*", count=1000))  # nothing ran its clean-up
+
+    # The next demo on this Redis finds the dead run's heartbeat stale and drops its keys.
+    assert drop_stale(client, now=time.time() + STALE_AFTER_S + 1) == [prefix]
+    assert not any(True for _ in client.scan_iter(f"{prefix}:*", count=1000))
+    assert client.zscore(RUNS_KEY, prefix) is None
+
+
+def test_the_next_demo_drops_only_dead_demos_keys(redis_server):
+    from demo.leftovers import RUNS_KEY, STALE_AFTER_S, Heartbeat, drop_stale
+
+    client = redis_server.client()
+    dead, alive = f"demo{uuid.uuid4().hex[:10]}", f"demo{uuid.uuid4().hex[:10]}"
+    client.zadd(RUNS_KEY, {dead: time.time() - STALE_AFTER_S - 1})
+    heartbeat = Heartbeat(client, alive, interval_s=0.05)
+    heartbeat.start()
+    try:
+        for prefix in (dead, alive):
+            client.set(f"{prefix}:job:1", "x")
+            client.hset(f"{prefix}:celery:unacked", "m", "x")
+        assert drop_stale(client) == [dead]
+        assert client.keys(f"{dead}:*") == [] and client.zscore(RUNS_KEY, dead) is None
+        assert len(client.keys(f"{alive}:*")) == 2
+    finally:
+        heartbeat.stop()
+        for key in client.keys(f"{alive}:*"):
+            client.delete(key)
+        client.zrem(RUNS_KEY, alive)
+
+
+def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
+    [command] = [line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
+                 if line.startswith("redis:")]
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    proc = subprocess.Popen(["sh", "-c", f"exec {command}"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening():
+            return [c for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN]
+        sockets = wait_for(listening, timeout=30, interval=0.1, what="the Procfile's redis-server to listen")
+        assert {(s.laddr.ip, s.laddr.port) for s in sockets} == {("127.0.0.1", port)}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+# --- the demo with its console ---------------------------------------------------------------
+
+def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
+    import requests
+    from bs4 import BeautifulSoup
+
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
+    out = tmp_path / "demo.out"
+    with open(out, "w") as sink:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18",
+                                 "--console"], env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        line = wait_for(lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+                        timeout=DEMO_TIMEOUT_S, interval=0.5, what="the demo to print its console login")
+        url, user, password = line.groups()
+        assert "delivered" in out.read_text()  # the summary came first
+        session = requests.Session()
+        form = BeautifulSoup(session.get(f"{url}/login", timeout=10).text, "html.parser")
+        token = form.find("input", attrs={"name": "csrf_token"})["value"]
+        answer = session.post(f"{url}/login", data={"csrf_token": token, "next": "/", "name": user,
+                                                    "password": password}, timeout=30)
+        assert answer.status_code == 200 and "delivered" in answer.text  # the overview, logged in
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    wait_for(lambda: not _survivors(proc.pid, marker), timeout=30, what="every demo process to stop")

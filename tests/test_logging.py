@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
+import pytest
 import structlog
 
 from config.logging import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """configure_logging sets process-wide state; later tests in this process (an xdist worker) get it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 def test_exception_raised_while_holding_the_secret_is_logged_without_it(settings):

@@ -173,7 +173,7 @@ def test_invalid_message_raises_and_enqueues_nothing(producer, redis_client, pre
     [("not a dict", "message"), ({"to": TO, "sender": "F", "text": "x", "colour": "red"}, "colour"),
      ({"to": TO, "sender": "F", "text": "x", "expires_in": -1}, "expires_in"),
      ({"to": TO, "sender": "F", "text": "x", "expires_in": True}, "expires_in"),
-     ({"to": TO, "sender": " ", "text": "x"}, "from"),
+     ({"to": TO, "sender": " ", "text": "x"}, "sender"),
      ({"to": TO, "sender": "F", "text": "x", "callback": "javascript:alert(1)"}, "callback")],
 )
 def test_hostile_bulk_member_is_refused_by_index_and_nothing_is_enqueued(producer, redis_client, prefix,

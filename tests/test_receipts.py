@@ -19,11 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from cosmos_api.callback_token import callback_url
 from ledger.stats import stats
 from ledger.store import Ledger
+from producers.producer import SmsProducer
 from receipts import create_app
 from receipts.ratelimit import TokenBuckets
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from tests.support.processes import ROOT, cosmos_cmd
+from tests.support.processes import ROOT, cosmos_cmd, spawn, stop
 from tests.support.receiver_fixture import TEST_WEBHOOK_SECRET
 
 TO = "033334445566770"
@@ -65,7 +66,8 @@ def sent_job(producer, message_id: str = "M-1", *, to: str = TO, price: float = 
 def snapshot(client: redis.Redis, prefix: str) -> dict:
     """Every key of this test's prefix with its value, to prove a request changed nothing."""
     readers = {"hash": client.hgetall, "string": client.get, "set": client.smembers,
-               "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True)}
+               "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+               "stream": lambda k: client.xrange(k, "-", "+")}
     return {key: readers[client.type(key)](key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
 
 
@@ -205,7 +207,8 @@ def test_openapi_describes_every_endpoint_and_answer(receiver):
     assert {p["name"] for p in operation["parameters"]} == {"cosmos_job", "cosmos_kid", "cosmos_sig"}
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"status", "to", "message_id", "price", "message_timestamp"}
-    assert body["additionalProperties"] is False
+    assert body.get("additionalProperties", True) is not False  # unknown fields are ignored (issue 13)
+    assert {"401", "409", "429"} <= set(operation["responses"])
     assert {"200", "503"} <= set(spec["paths"]["/healthz"]["get"]["responses"])
     assert "200" in spec["paths"]["/metrics"]["get"]["responses"]
 
@@ -233,7 +236,6 @@ REFUSALS = {
     "malformed JSON": (400, lambda rx, job: post(rx, job, b'{"status": "delivered",',
                                                  headers={"Content-Type": "application/json"})),
     "missing field": (422, lambda rx, job: post(rx, job, {k: v for k, v in receipt().items() if k != "price"})),
-    "extra field": (422, lambda rx, job: post(rx, job, {**receipt(), "err_code": "0"})),
     "unknown status": (422, lambda rx, job: post(rx, job, receipt(status="expired"))),
     "price as string": (422, lambda rx, job: post(rx, job, {**receipt(), "price": "0.0"})),
     "impossible date": (422, lambda rx, job: post(rx, job, receipt(timestamp="2016-02-30 09:22:57"))),
@@ -305,18 +307,37 @@ def test_replayed_receipt_is_applied_once(producer, receiver, redis_client, pref
     assert figures["total_price"] == pytest.approx(0.02)
 
 
-def test_receipt_for_another_message_id_counts_one_extra_send(producer, receiver):
+def test_receipt_for_another_message_id_on_a_clean_sent_record_is_refused_and_changes_nothing(
+        producer, receiver, redis_client, prefix):
+    """Reverses "a foreign message_id on a clean `sent` record → counted" (issue 13): no doubt, no extra send."""
     job_id = sent_job(producer, "M-1")
+    before = snapshot(redis_client, prefix)
 
-    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "extra"}
-    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "duplicate"}
+    refused = post(receiver, job_id, receipt("M-2"))
+
+    assert (refused.status_code, refused.json()["error"]) == (409, "refused_foreign")
+    assert snapshot(redis_client, prefix) == before
+    assert stats(producer.ledger)["extra_sends"] == 0
+    # The job's own receipt still completes it.
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "applied"}
+    assert producer.get_status(job_id)["state"] == "delivered"
+
+
+def test_receipt_for_another_message_id_after_an_ambiguous_resend_counts_one_extra_send(producer, receiver):
+    job_id = producer.send_sms(to=TO, sender="F", text="maybe twice")
+    assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
+    producer.ledger.finish(job_id, OWNER, "ambiguous", status="timeout", error="read timeout")
+    assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
+    assert producer.ledger.finish(job_id, OWNER, "accepted", status="ok", http=200, message_id="M-2",
+                                  price=0.01)[0] == "sent"
+
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "extra"}
+    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "duplicate"}
 
     record = producer.get_status(job_id)
     assert (record["state"], record["extra_sends"]) == ("sent", 1)
     assert stats(producer.ledger)["extra_sends"] == 1
-    # The job's own receipt still completes it.
-    assert post(receiver, job_id, receipt("M-1")).json() == {"result": "applied"}
-    assert producer.get_status(job_id)["state"] == "delivered"
+    assert post(receiver, job_id, receipt("M-2")).json() == {"result": "applied"}
     assert stats(producer.ledger)["extra_sends"] == 1
 
 
@@ -329,7 +350,7 @@ def test_receipt_settles_a_held_job(producer, receiver, settings_for):
 
     response = post(receiver, job_id, receipt("M-held", price=0.03))
 
-    assert response.json() == {"result": "settled_held"}
+    assert response.json() == {"result": "settled"}
     record = producer.get_status(job_id)
     assert (record["state"], record["message_id"], record["price"]) == ("delivered", "M-held", 0.03)
     figures = stats(producer.ledger)
@@ -388,20 +409,267 @@ def test_token_buckets_refill_at_the_configured_rate():
     assert buckets.take("a") == 0
 
 
-def test_client_over_the_rate_limit_gets_429(receiver_factory):
+def test_only_failed_authentication_is_rate_limited_per_client(receiver_factory, producer):
+    """Reverses "a client over the rate limit gets 429" for every request: valid tokens are never limited."""
     limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
+    job_id = sent_job(producer)
 
-    answers = [requests.get(f"{limited.base_url}/healthz", timeout=30) for _ in range(5)]
+    forged = [_forged(limited, job_id) for _ in range(5)]
+    healthy = [requests.get(f"{limited.base_url}/healthz", timeout=30) for _ in range(5)]
+    valid = [post(limited, job_id, receipt()) for _ in range(5)]
 
-    refused = [a for a in answers if a.status_code == 429]
-    assert refused, [a.status_code for a in answers]
+    refused = [a for a in forged if a.status_code == 429]
+    assert refused and {a.status_code for a in forged} <= {401, 429}, [a.status_code for a in forged]
     assert refused[0].json()["error"] == "rate_limited" and int(refused[0].headers["Retry-After"]) >= 1
+    assert [a.status_code for a in healthy + valid] == [200] * 10
+    assert [a.json()["result"] for a in valid] == ["applied"] + ["duplicate"] * 4
 
 
 def test_webhook_command_refuses_to_start_without_a_secret(base_env):
     result = subprocess.run(cosmos_cmd("webhook", "--port", str(free_port())), env=base_env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: COSMOS_WEBHOOK_SECRET is not set: the receiver could verify no callback token"]
+
+
+# --- in-process: the receiver app on the test's real Redis -------------------------------------
+
+INPROC_URL = "http://testserver/delivery-status"
+
+
+@pytest.fixture
+def inproc(settings_for, redis_client):
+    """(TestClient, producer, settings) for the receiver app in this process, on the test's Redis."""
+    def start(**overrides: str):
+        settings = settings_for(COSMOS_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET, **overrides)
+        return TestClient(create_app(settings, redis_client), raise_server_exceptions=False), \
+            SmsProducer(settings), settings
+    return start
+
+
+def inproc_post(client: TestClient, job_id: str, body: dict, secret: str = TEST_WEBHOOK_SECRET):
+    return client.post(callback_url(INPROC_URL, job_id, secret), json=body)
+
+
+def refusal_counts(client: TestClient, **headers: str) -> dict[tuple[str, str], float]:
+    family = metric_families(client.get("/metrics", headers=headers).text)["cosmos_receiver_refusals"]
+    return {(s.labels["reason"], s.labels["code"]): s.value for s in family.samples
+            if s.name == "cosmos_receiver_refusals_total"}
+
+
+def test_receipt_with_an_unknown_extra_field_is_applied(inproc):
+    """Reverses "an extra field → 422" (issue 13): unknown fields are ignored, known ones stay strict."""
+    client, producer, _ = inproc()
+    job_id = sent_job(producer)
+    with client:
+        applied = inproc_post(client, job_id, {**receipt(), "err_code": "0", "network": {"mcc": 262}})
+        mistyped = inproc_post(client, sent_job(producer, "M-2"), {**receipt("M-2"), "price": "0.0",
+                                                                   "err_code": "0"})
+    assert (applied.status_code, applied.json()) == (200, {"result": "applied"})
+    assert producer.get_status(job_id)["state"] == "delivered"
+    assert mistyped.status_code == 422 and mistyped.json()["detail"][0]["field"] == "price"
+
+
+def test_2000_valid_receipts_from_50_concurrent_clients_at_one_address_are_all_applied(inproc):
+    """COSMOS is never throttled by us, at the default limit, even when all of it comes from one address."""
+    import asyncio
+
+    import httpx
+
+    _, producer, settings = inproc()
+    assert settings.webhook_rate_limit == 200  # the default, far below 2,000 in a burst
+    job_ids = [sent_job(producer, f"M-{i}") for i in range(2000)]
+    app = create_app(settings, producer.redis)
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 443))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+            for index, job_id in enumerate(job_ids):
+                queue.put_nowait((index, job_id))
+            answers: list[httpx.Response] = []
+
+            async def client() -> None:
+                while not queue.empty():
+                    index, job_id = queue.get_nowait()
+                    answers.append(await http.post(callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET),
+                                                   json=receipt(f"M-{index}")))
+
+            await asyncio.gather(*(client() for _ in range(50)))
+            return answers
+
+    answers = asyncio.run(run())
+
+    assert len(answers) == 2000
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["result"] for a in answers} == {"applied"}
+    assert stats(producer.ledger)["states"]["delivered"] == 2000
+
+
+def test_failed_authentication_from_one_client_never_slows_another(inproc):
+    client, producer, _ = inproc(COSMOS_WEBHOOK_RATE_LIMIT="1")
+    job_id = sent_job(producer)
+    attacker = TestClient(client.app, client=("198.51.100.9", 5000))
+    with client, attacker:
+        forged = [inproc_post(attacker, job_id, receipt(), secret="not-our-secret") for _ in range(4)]
+        valid = inproc_post(client, job_id, receipt())
+    assert forged[0].status_code == 401 and 429 in [a.status_code for a in forged]
+    assert valid.json() == {"result": "applied"}
+
+
+def test_every_refusal_has_a_json_reason_and_is_counted_by_reason(inproc):
+    client, producer, _ = inproc()
+    job_id = sent_job(producer)
+    with client:
+        answers = [
+            client.post(INPROC_URL, json=receipt()),                       # no token
+            inproc_post(client, job_id, receipt(to=OTHER_TO)),             # wrong to
+            inproc_post(client, "no-such-job", receipt()),                 # unknown job
+            inproc_post(client, job_id, {"status": "delivered"}),          # missing fields
+            client.get("/no-such-path"),                                   # unknown path
+            client.get("/delivery-status"),                                # wrong method
+        ]
+        answers.append(client.post(callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET), content=b"{}",
+                                   headers={"Content-Type": "text/plain"}))
+        counts = refusal_counts(client)
+
+    assert [a.status_code for a in answers] == [401, 403, 404, 422, 404, 405, 415]
+    for answer in answers:
+        assert set(answer.json()) == {"error", "detail"} and answer.json()["error"], answer.text
+    assert counts == {("invalid_token", "401"): 1, ("to_mismatch", "403"): 1, ("unknown_job", "404"): 1,
+                      ("invalid_body", "422"): 1, ("not_found", "404"): 1, ("method_not_allowed", "405"): 1,
+                      ("unsupported_media_type", "415"): 1}
+
+
+@pytest.mark.parametrize("result, status", [("refused_foreign", 409), ("gone", 404), ("brand_new_refusal", 409)])
+def test_a_ledger_result_the_receiver_does_not_take_is_a_4xx_naming_it(inproc, monkeypatch, result, status):
+    client, producer, _ = inproc()
+    job_id = sent_job(producer)
+    monkeypatch.setattr(Ledger, "apply_receipt", lambda *args, **kwargs: result)
+    with client:
+        answer = inproc_post(client, job_id, receipt())
+        counts = refusal_counts(client)
+    assert (answer.status_code, answer.json()["error"]) == (status, result)
+    assert counts == {(result, str(status)): 1}
+
+
+def test_every_ledger_receipt_result_is_either_taken_or_refused_with_a_4xx():
+    from ledger.schema import RECEIPT_RESULTS
+    from receipts.app import ACCEPTED_RESULTS, LEDGER_REFUSALS
+
+    assert set(RECEIPT_RESULTS) <= ACCEPTED_RESULTS | set(LEDGER_REFUSALS)
+    assert not ACCEPTED_RESULTS & set(LEDGER_REFUSALS)
+
+
+def test_an_unexpected_error_anywhere_answers_json_and_is_counted(inproc, monkeypatch):
+    import receipts.metrics
+
+    client, _, _ = inproc()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receipts.metrics, "stats", broken)
+    with client:
+        answer = client.get("/metrics")
+        monkeypatch.undo()
+        counts = refusal_counts(client)
+    assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
+    assert counts == {("internal_error", "500"): 1}
+
+
+def test_refusals_are_logged_at_most_once_per_reason_per_interval():
+    from receipts.refusals import LogThrottle
+
+    now = [0.0]
+    throttle = LogThrottle(10, clock=lambda: now[0])
+
+    assert [throttle.admit("invalid_token") for _ in range(4)] == [1, 0, 0, 0]
+    assert throttle.admit("to_mismatch") == 1  # per reason
+    now[0] = 10.0
+    assert throttle.admit("invalid_token") == 4  # this one and the three swallowed
+
+
+def test_refusal_log_line_says_how_many_it_stands_for(inproc, capsys):
+    client, _, _ = inproc()
+    with client:
+        for _ in range(30):
+            client.post(INPROC_URL, json=receipt())
+    captured = capsys.readouterr()
+    lines = [line for line in (captured.out + captured.err).splitlines() if "request refused" in line]
+    assert len(lines) == 1, lines
+    assert "invalid_token" in lines[0] and "cosmos_sig" not in lines[0]
+
+
+def test_metrics_token_protects_metrics(inproc):
+    client, _, _ = inproc(COSMOS_METRICS_TOKEN="scrape-me-7f3a")
+    with client:
+        bare = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-7f3a"})
+        counts = refusal_counts(client, Authorization="Bearer scrape-me-7f3a")
+    assert (bare.status_code, bare.json()["error"]) == (401, "invalid_metrics_token")
+    assert wrong.status_code == 401 and bare.headers["WWW-Authenticate"] == "Bearer"
+    assert right.status_code == 200 and "cosmos_jobs" in right.text
+    assert counts == {("invalid_metrics_token", "401"): 2}
+
+
+def test_overdue_receipts_are_counted_with_the_oldest_wait(inproc, redis_client):
+    client, producer, _ = inproc(COSMOS_RECEIPT_OVERDUE_S="600")
+    now = time.time()
+    redis_client.zadd(producer.keys.awaiting, {"old": now - 7200, "late": now - 601, "fresh": now - 10})
+    with client:
+        families = metric_families(client.get("/metrics").text)
+    assert samples(families["cosmos_receipts_overdue"])[()] == 2
+    assert samples(families["cosmos_receipt_oldest_wait_seconds"])[()] == pytest.approx(7200, abs=60)
+
+
+def test_no_overdue_receipts_reads_zero(inproc):
+    client, _, _ = inproc()
+    with client:
+        families = metric_families(client.get("/metrics").text)
+    assert samples(families["cosmos_receipts_overdue"])[()] == 0
+    assert samples(families["cosmos_receipt_oldest_wait_seconds"])[()] == 0
+
+
+def test_metrics_port_serves_metrics_on_loopback_and_not_on_the_public_address(base_env, tmp_path):
+    metrics_port = free_port()
+    public_port = free_port()
+    env = {**base_env, "COSMOS_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+    proc = spawn(cosmos_cmd("webhook", "--port", str(public_port), "--metrics-port", str(metrics_port)), env,
+                 tmp_path / "receiver.log")
+    try:
+        base = f"http://127.0.0.1:{public_port}"
+        wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, what="the receiver to answer")
+        public = requests.get(f"{base}/metrics", timeout=30)
+        private = wait_for(lambda: _answers(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=30,
+                           what="the metrics listener")
+    finally:
+        stop(proc)
+    assert (public.status_code, public.json()["error"]) == (404, "not_found")
+    assert "cosmos_jobs" in private.text and "cosmos_receiver_refusals" in private.text
+
+
+def _answers(url: str):
+    try:
+        response = requests.get(url, timeout=2)
+    except requests.RequestException:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_has_its_own_failure_budget(receiver_factory, producer):
+    # The test connects from 127.0.0.1, uvicorn's default trusted proxy: X-Forwarded-For names the client.
+    limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
+    url = callback_url(limited.url, sent_job(producer), "not-our-secret")
+
+    def forged(client_ip: str) -> int:
+        return requests.post(url, json=receipt(), headers={"X-Forwarded-For": client_ip}, timeout=30).status_code
+
+    first = [forged("203.0.113.1") for _ in range(4)]
+    other = forged("203.0.113.2")
+
+    assert first[0] == 401 and 429 in first, first
+    assert other == 401

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from config.errors import InvalidMessage
-from cosmos_api.rules import MAX_BODY_BYTES, body_size, check_callback, check_size, check_text, check_to, text_units
+from cosmos_api.rules import (
+    MAX_BODY_BYTES,
+    body_size,
+    check_callback,
+    check_from,
+    check_size,
+    check_text,
+    check_to,
+    text_units,
+    validate_message,
+)
 
 TO = "033334445566770"
 
@@ -108,3 +118,17 @@ def test_body_of_4096_bytes_passes_and_4097_is_large_request():
 
 def test_body_size_counts_utf8_bytes_unescaped():
     assert body_size({"t": "é"}) == len('{"t":"é"}'.encode())
+
+
+@pytest.mark.parametrize("sender", ["", " ", "\t\n", None, 42])
+def test_a_bad_sender_names_the_python_field_with_cosmos_status(sender):
+    with pytest.raises(InvalidMessage) as err:
+        validate_message(TO, sender, "hello")
+    assert (err.value.status, err.value.field) == ("invalid_from", "sender")
+    assert str(err.value).startswith("invalid_from: sender ")
+
+
+def test_the_wire_name_of_the_sender_is_from():
+    with pytest.raises(InvalidMessage) as err:
+        check_from("", field="from")
+    assert (err.value.status, err.value.field) == ("invalid_from", "from")

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -165,7 +165,6 @@ MAGIC = [
     ("099900000000003", 400, "blacklist"),
     ("099900000000004", 500, "internal_error"),
     ("099900000000005", 408, "timeout"),
-    ("099900000000006", 401, "unauthorized"),
 ]
 
 
@@ -243,8 +242,8 @@ def test_receipt_reaches_the_callback_with_exactly_the_spec_fields(sandbox_facto
     assert receipt["message_id"] == answer["message_id"]
     assert receipt["price"] == 0.25
     assert TIMESTAMP.match(receipt["message_timestamp"])
-    pushed = datetime.strptime(receipt["message_timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - pushed).total_seconds()) < 10
+    pushed = datetime.strptime(receipt["message_timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - pushed).total_seconds()) < 10
     wait_for(lambda: sandbox.stats()["receipts_sent"] == 1, what="receipts_sent to count it")
 
 
@@ -405,6 +404,40 @@ def test_outage_answers_internal_error_until_it_ends(sandbox):
     sandbox.outage(0.3)
     assert post(sandbox, body()).status_code == 500
     wait_for(lambda: post(sandbox, body()).status_code == 200, what="the short outage to end by itself")
+
+
+def test_no_number_answers_unauthorized_any_more(sandbox):
+    """Reverses "099900000000006 → 401 unauthorized" (issue 12): 401 is about the account, not a number."""
+    response = post(sandbox, body(to="099900000000006"))
+    assert (response.status_code, response.json()["status"]) == (200, "ok")
+
+
+def test_unauthorized_window_refuses_every_request_of_the_account_until_it_ends(sandbox):
+    assert sandbox.unauthorized(60)["remaining_s"] > 59
+    answers = [post(sandbox, body(to=to)) for to in (NUMBER, "033334445566771", "099900000000001")]
+    assert [(a.status_code, a.json()) for a in answers] == [(401, {"status": "unauthorized"})] * 3
+    assert [(e["source"], e["auth_ok"]) for e in sandbox.requests()] == [("unauthorized", False)] * 3
+    assert sandbox.messages() == []
+
+    assert sandbox.unauthorized(0)["remaining_s"] == 0
+    assert post(sandbox, body()).status_code == 200
+
+    sandbox.unauthorized(0.3)
+    assert post(sandbox, body()).status_code == 401
+    wait_for(lambda: post(sandbox, body()).status_code == 200, what="the short unauthorized window to end")
+
+
+@pytest.mark.parametrize("seconds", [-1, 86_401, "5", True, None])
+def test_unauthorized_window_refuses_a_bad_length(sandbox, seconds):
+    response = requests.post(f"{sandbox.base_url}/_sandbox/unauthorized", json={"seconds": seconds}, timeout=10)
+    assert response.status_code == 400 and "seconds" in response.json()["error"]
+
+
+def test_unauthorized_option_starts_the_sandbox_refusing_the_account(sandbox_factory):
+    refusing = sandbox_factory("--unauthorized-s", "600")
+    assert post(refusing, body()).status_code == 401
+    assert refusing.unauthorized(0)["remaining_s"] == 0
+    assert post(refusing, body()).status_code == 200
 
 
 def test_throughput_limit_answers_spam_beyond_the_limit(sandbox):

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from config.celery import celery_config
+from config.keys import Keys
 from config.settings import SettingsError, load_settings
 from ledger.outbox import single_message
-from config.keys import Keys
 from tests.conftest import TEST_API_SECRET
 from worker.startup_checks import check_redis_safety
 
@@ -59,5 +59,6 @@ def test_a_retried_enqueue_never_resets_a_record_it_already_wrote(settings, redi
     assert ledger.begin("job-r", "owner", count_delivery=True).verdict == "go"
 
     assert ledger.enqueue([job], [(1, 1, "some-list", "message")]) == [("job-r", False)]
-    assert ledger.get("job-r")["state"] == "sending"
+    record = ledger.get("job-r")
+    assert record is not None and record["state"] == "sending"
     assert redis_client.llen("some-list") == 0

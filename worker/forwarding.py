@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -155,7 +155,7 @@ class Forwarder:
         self._dispatcher: threading.Thread | None = None
 
     # Lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "Forwarder":
+    def start(self) -> Forwarder:
         if self.webhook is None and self.settings.webhook_url:  # without it nothing is forwarded
             log.warning("COSMOS_APP_WEBHOOK_SECRET is not set: forwarded callbacks are sent unsigned")
         self._pool = ThreadPoolExecutor(self.settings.forward_threads, thread_name_prefix="cosmos-forward")
@@ -257,7 +257,7 @@ class Forwarder:
 
     def headers(self, forward: Forward) -> dict[str, str]:
         """Standard Webhooks headers of one attempt: the intent's id, this attempt's time."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    "webhook-id": forward.webhook_id, "webhook-timestamp": str(int(now.timestamp()))}
         if self.webhook is not None:

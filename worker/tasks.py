@@ -26,7 +26,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         deliver_job(get_context(settings), job_id, count_delivery=True)
 
     @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True)
-    def deliver_batch(task, job_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    def deliver_batch(task, job_ids: list[str]) -> None:
         """Send a chunk of bulk SMS jobs concurrently, each with its own lease and outcome."""
         ctx = get_context(settings)
         chunk_key = ctx.keys.chunk(task.request.id or ",".join(job_ids[:1]))

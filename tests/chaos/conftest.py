@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from ledger.stats import stats
 from tests.support.polling import wait_for
@@ -12,10 +13,12 @@ from tests.support.polling import wait_for
 FINAL = {"sent", "delivered", "not_delivered", "dead", "expired", "cancelled", "held"}
 
 FAST_FAILOVER = dict(
-    # Short timeouts make a short lease, so a killed worker's jobs come back in seconds.
+    # Time scaled down: short timeouts and a short lease margin make a short lease, so a killed worker's
+    # jobs come back in seconds; no test waits on a production-length timer.
     COSMOS_CONNECT_TIMEOUT_S="0.5",
     COSMOS_READ_TIMEOUT_S="1.0",
-    COSMOS_REQUEUE_GRACE_S="3",
+    COSMOS_LEASE_MARGIN_S="1",
+    COSMOS_REQUEUE_GRACE_S="3",  # at 1 s, test_redis_restart_from_aof_loses_nothing[shutdown] leaves jobs unfinished
     COSMOS_SCHEDULER_INTERVAL_S="0.2",
     COSMOS_MAX_ATTEMPTS="30",
 )
@@ -48,6 +51,11 @@ def load(producer, to: str, count: int, tag: str, bulk: bool = True) -> tuple[li
     else:
         ids = [producer.send_sms(to, "chaos", t) for t in texts]
     return ids, texts
+
+
+def outage_over(sandbox) -> bool:
+    """Whether the sandbox's scripted outage has ended (it answers 500 internal_error until then)."""
+    return requests.get(f"{sandbox.base_url}/_sandbox/outage", timeout=5).json()["remaining_s"] <= 0
 
 
 def settle(producer, job_ids, timeout=120.0) -> list[str]:

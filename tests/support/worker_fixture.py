@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.support.processes import spawn, stop
 @dataclass
 class WorkerHandle:
     proc: subprocess.Popen
-    log_path: object
+    log_path: Path
     name: str
 
     def kill(self) -> None:
@@ -33,7 +34,7 @@ class WorkerHandle:
 @dataclass
 class WorkerPool:
     env: dict
-    tmp_path: object
+    tmp_path: Path
     started: list = field(default_factory=list)
 
     def start(self, concurrency: int = 8, lane: str | None = None, **env_overrides: str) -> WorkerHandle:
