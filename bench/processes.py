@@ -85,14 +85,14 @@ def cosmos_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli.main", *args]
 
 
-def start_redis(work_dir: Path) -> tuple[Service, str]:
-    """A private redis-server on a free port, no persistence; returns it and its URL."""
+def start_redis(work_dir: Path, name: str = "redis", *extra: str) -> tuple[Service, str]:
+    """A private redis-server on a free port, no persistence unless `extra` says; returns it and its URL."""
     binary = shutil.which("redis-server") or str(Path(sys.executable).with_name("redis-server"))
     port = free_port()
-    data = work_dir / "redis"
+    data = work_dir / name
     data.mkdir(parents=True, exist_ok=True)
-    service = spawn("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                              "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"],
+    service = spawn(name, [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                           "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", *extra],
                     dict(os.environ), work_dir)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
 
