@@ -51,12 +51,16 @@ store = redis.Redis.from_url(app.conf.broker_url, decode_responses=True)
 @app.task(name=TASK_NAME, ignore_result=True)
 def send(job: int, to: str, sender: str, text: str) -> None:
     """POST one message to COSMOS and record the answer."""
-    response = session.post(_sms_url, json={**_credentials, "to": to, "from": sender, "text": text},
-                            timeout=(3.05, 10))
+    response = session.post(_sms_url, json={**_credentials, "to": to, "from": sender, "text": text}, timeout=(3.05, 10))
     answer = response.json()
     pipe = store.pipeline(transaction=False)
-    pipe.hset(f"{_prefix}:job:{job}", mapping={"state": "sent" if answer.get("status") == "ok" else "failed",
-                                                 "message_id": answer.get("message_id", "")})
+    pipe.hset(
+        f"{_prefix}:job:{job}",
+        mapping={
+            "state": "sent" if answer.get("status") == "ok" else "failed",
+            "message_id": answer.get("message_id", ""),
+        },
+    )
     pipe.incr(done_key(_prefix))
     pipe.execute()
 

@@ -108,9 +108,15 @@ def memory_shares(client: redis.Redis, keys: Keys, records: int) -> dict[str, An
     """Bytes per record in all, and the share of each index the project ships."""
     used = int(client.info("memory")["used_memory"])
     shares = {}
-    for name, key in (("created index", keys.created), ("number index", keys.by_number(CAMPAIGN_TO)),
-                      ("outbox", keys.outbox("bulk")), ("deadlines", keys.deadlines), ("retention", keys.retention),
-                      ("awaiting receipts", keys.awaiting), ("events stream", keys.events)):
+    for name, key in (
+        ("created index", keys.created),
+        ("number index", keys.by_number(CAMPAIGN_TO)),
+        ("outbox", keys.outbox("bulk")),
+        ("deadlines", keys.deadlines),
+        ("retention", keys.retention),
+        ("awaiting receipts", keys.awaiting),
+        ("events stream", keys.events),
+    ):
         shares[name] = round((client.memory_usage(key, samples=0) or 0) / max(1, records), 1)
     sample = cast(list[str], client.zrange(keys.created, 0, 99))  # decode_responses: members are str
     per_hash = [client.memory_usage(keys.job(job_id), samples=0) or 0 for job_id in sample]
@@ -126,10 +132,17 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
     services = [redis_service]
     try:
         sandbox_port = free_port()
-        env = {**os.environ, "REDIS_URL": url, "COSMOS_REDIS_PREFIX": "campaign", "COSMOS_API_KEY": "bench-key",
-               "COSMOS_API_SECRET": "bench-secret", "COSMOS_API_URL": f"http://127.0.0.1:{sandbox_port}/v1.0",
-               "COSMOS_RETRY_BACKOFF_BASE_S": str(BACKOFF_BASE_S), "COSMOS_LOG_LEVEL": "INFO",
-               "COSMOS_LOG_FORMAT": "json"}
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "COSMOS_REDIS_PREFIX": "campaign",
+            "COSMOS_API_KEY": "bench-key",
+            "COSMOS_API_SECRET": "bench-secret",
+            "COSMOS_API_URL": f"http://127.0.0.1:{sandbox_port}/v1.0",
+            "COSMOS_RETRY_BACKOFF_BASE_S": str(BACKOFF_BASE_S),
+            "COSMOS_LOG_LEVEL": "INFO",
+            "COSMOS_LOG_FORMAT": "json",
+        }
         sandbox = spawn("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port)), env, work_dir)
         services.append(sandbox)
         control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
@@ -148,8 +161,10 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
         fail_once: tuple[str, float] | None = None
         for call in range(0, count, CALL_SIZE):
             size = min(CALL_SIZE, count - call)
-            ids += producer.send_bulk([{"to": CAMPAIGN_TO, "sender": "Bench", "text": f"campaign {call + i}"}
-                                       for i in range(size)], batch_id=f"campaign-{call // CALL_SIZE}")
+            ids += producer.send_bulk(
+                [{"to": CAMPAIGN_TO, "sender": "Bench", "text": f"campaign {call + i}"} for i in range(size)],
+                batch_id=f"campaign-{call // CALL_SIZE}",
+            )
             if fail_once is None:
                 control.script(FAIL_ONCE_TO, "internal_error", "ok")
                 fail_once = (producer.send_sms(FAIL_ONCE_TO, "Bench", "fails once"), time.time())
@@ -162,29 +177,44 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
             queued = producer.ledger.redis.hget(producer.keys.counters, "state:queued")
             return int(queued or 0) == 0 and all(
                 _sent(producer, f"campaign-{c}") == min(CALL_SIZE, count - c * CALL_SIZE)
-                for c in range((count + CALL_SIZE - 1) // CALL_SIZE))
+                for c in range((count + CALL_SIZE - 1) // CALL_SIZE)
+            )
 
         wait_for(drained, max(120, count / 200), "the campaign to drain", interval=0.5)
         drain_s = time.monotonic() - started
         jobs = singles.stop()
         rss.stop()
         records = producer.ledger.get_many([job_id for job_id, _, _ in jobs])
-        to_sent = [(epoch(r["sent_at"]) - started_at) * 1000 for r, (_, started_at, _) in zip(records, jobs)
-                   if r and r.get("sent_at")]
+        to_sent = [
+            (epoch(r["sent_at"]) - started_at) * 1000
+            for r, (_, started_at, _) in zip(records, jobs)
+            if r and r.get("sent_at")
+        ]
         calls_ms = [ms for _, _, ms in jobs]
         assert fail_once is not None
         record = producer.get_status(fail_once[0]) or {}
         return {
             "count": count,
             "enqueue_msg_per_s": round(count / enqueue_s),
-            "redis_ping_ms": {"p99.9": round(percentile(pings, 0.999), 2), "max": round(max(pings, default=0), 2),
-                              "samples": len(pings)},
+            "redis_ping_ms": {
+                "p99.9": round(percentile(pings, 0.999), 2),
+                "max": round(max(pings, default=0), 2),
+                "samples": len(pings),
+            },
             "single_send_sms_ms": {"p99": round(percentile(calls_ms, 0.99), 2), "calls": len(calls_ms)},
-            "single_enqueue_to_sent_ms": {"p50": round(percentile(to_sent, 0.5), 1),
-                                          "p99": round(percentile(to_sent, 0.99), 1), "sent": len(to_sent)},
-            "fail_once": {"state": record.get("state"), "history": [h["status"] for h in record.get("history", [])],
-                          "enqueue_to_sent_s": round(epoch(record["sent_at"]) - fail_once[1], 2)
-                          if record.get("sent_at") else None, "bound_s": BACKOFF_BASE_S * 2 + 1},
+            "single_enqueue_to_sent_ms": {
+                "p50": round(percentile(to_sent, 0.5), 1),
+                "p99": round(percentile(to_sent, 0.99), 1),
+                "sent": len(to_sent),
+            },
+            "fail_once": {
+                "state": record.get("state"),
+                "history": [h["status"] for h in record.get("history", [])],
+                "enqueue_to_sent_s": round(epoch(record["sent_at"]) - fail_once[1], 2)
+                if record.get("sent_at")
+                else None,
+                "bound_s": BACKOFF_BASE_S * 2 + 1,
+            },
             "memory_queued": memory_queued,
             "memory_sent": memory_shares(client, producer.keys, count),
             "drain_s": round(drain_s, 1),

@@ -27,8 +27,15 @@ TRANSPORTS = {"requests": RequestsTransport, "urllib3": PoolTransport}
 
 
 def measure(transport, requests_n: int, threads: int) -> dict:
-    body = encode_body({"api_key": API_KEY, "api_secret": API_SECRET, "to": "033334445566770",
-                        "from": "Company Name 123", "text": "Hello world!"})
+    body = encode_body(
+        {
+            "api_key": API_KEY,
+            "api_secret": API_SECRET,
+            "to": "033334445566770",
+            "from": "Company Name 123",
+            "text": "Hello world!",
+        }
+    )
     per_thread = max(1, requests_n // threads)
 
     def loop(_index: int) -> int:
@@ -43,8 +50,13 @@ def measure(transport, requests_n: int, threads: int) -> dict:
         accepted = sum(pool.map(loop, range(threads)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     sent = per_thread * threads
-    return {"threads": threads, "requests": sent, "accepted": accepted,
-            "cpu_us_per_request": cpu / sent * 1e6, "wall_requests_per_s": sent / wall}
+    return {
+        "threads": threads,
+        "requests": sent,
+        "accepted": accepted,
+        "cpu_us_per_request": cpu / sent * 1e6,
+        "wall_requests_per_s": sent / wall,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="cosmos-client-cpu-"))
     port = free_port()
-    sandbox = spawn("sandbox", cosmos_cmd("sandbox", "--port", str(port), "--api-key", API_KEY,
-                                          "--api-secret", API_SECRET, "--receipt-delay-s", "3600"),
-                    {**__import__("os").environ, "PYTHONUNBUFFERED": "1"}, work_dir)
+    sandbox = spawn(
+        "sandbox",
+        cosmos_cmd(
+            "sandbox",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+            "--api-secret",
+            API_SECRET,
+            "--receipt-delay-s",
+            "3600",
+        ),
+        {**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
+        work_dir,
+    )
     endpoint = f"http://127.0.0.1:{port}/v1.0/sms/"
     results = []
     try:
@@ -68,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                 transport = cls(endpoint, connect_timeout_s=3.05, read_timeout_s=10)
                 row = {"transport": name, **measure(transport, args.requests, threads)}
                 results.append(row)
-                print(f"{name:9} threads={threads:3} cpu={row['cpu_us_per_request']:7.0f} µs/request "
-                      f"wall={row['wall_requests_per_s']:6.0f}/s accepted={row['accepted']}/{row['requests']}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{name:9} threads={threads:3} cpu={row['cpu_us_per_request']:7.0f} µs/request "
+                    f"wall={row['wall_requests_per_s']:6.0f}/s accepted={row['accepted']}/{row['requests']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         sandbox.stop()
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -46,8 +46,12 @@ class Filler:
 
     def __init__(self, url: str):
         port = str(redis.connection.parse_url(url).get("port", 6379))
-        self.proc = subprocess.Popen([shutil.which("redis-cli") or "redis-cli", "-p", port, "--pipe"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-cli") or "redis-cli", "-p", port, "--pipe"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.buffer: list[bytes] = []
 
     def __call__(self, *command: object) -> None:
@@ -83,14 +87,45 @@ def fill(url: str, records: int) -> dict:
         created = now - span + span * i / records
         to = HOT_NUMBER if i % 20 == 0 else f"0333{i % 100_000:011d}"
         state = _state(i)
-        fields = ["job_id", job, "state", state, "lane", "bulk" if in_batch else "single", "to", to,
-                  "from", "Bench", "text", "Your code is 123456", "created_ts", created, "updated_ts", created + 2,
-                  "expires_ts", created + 86400, "attempts", 1, "history", "ok/200/85"]
+        fields = [
+            "job_id",
+            job,
+            "state",
+            state,
+            "lane",
+            "bulk" if in_batch else "single",
+            "to",
+            to,
+            "from",
+            "Bench",
+            "text",
+            "Your code is 123456",
+            "created_ts",
+            created,
+            "updated_ts",
+            created + 2,
+            "expires_ts",
+            created + 86400,
+            "attempts",
+            1,
+            "history",
+            "ok/200/85",
+        ]
         if in_batch:
             fields += ["batch", "bench-batch"]
         if state == "delivered":
-            fields += ["message_id", f"m{i:09d}", "price", 0.01, "sent_ts", created + 1, "delivered_ts", created + 2,
-                       "delivery_status", "delivered"]
+            fields += [
+                "message_id",
+                f"m{i:09d}",
+                "price",
+                0.01,
+                "sent_ts",
+                created + 1,
+                "delivered_ts",
+                created + 2,
+                "delivery_status",
+                "delivered",
+            ]
             emit("SET", f"{PREFIX}:msgid:m{i:09d}", job)
             if not sample["message_id"] and i > records // 3:
                 sample["message_id"] = f"m{i:09d}"
@@ -123,11 +158,37 @@ def fill(url: str, records: int) -> dict:
         emit("SADD", f"{PREFIX}:suppressed", *[f"0444{i:011d}" for i in range(start, start + 1000)])
     for i in range(20_000):  # an hour of state changes for the chart
         ts = now - 3600 + 3600 * i / 20_000
-        emit("XADD", f"{PREFIX}:events", f"{int(ts * 1000)}-{i}", "job", f"j{i:09d}",
-             "state", ("sent", "delivered", "dead")[i % 3], "prev", "queued", "ts", ts)
+        emit(
+            "XADD",
+            f"{PREFIX}:events",
+            f"{int(ts * 1000)}-{i}",
+            "job",
+            f"j{i:09d}",
+            "state",
+            ("sent", "delivered", "dead")[i % 3],
+            "prev",
+            "queued",
+            "ts",
+            ts,
+        )
     for i in range(2000):
-        emit("XADD", f"{PREFIX}:audit", "*", "ts", now, "user", "alice", "action", "requeue", "target", f"j{i}",
-             "count", 1, "detail", "")
+        emit(
+            "XADD",
+            f"{PREFIX}:audit",
+            "*",
+            "ts",
+            now,
+            "user",
+            "alice",
+            "action",
+            "requeue",
+            "target",
+            f"j{i}",
+            "count",
+            1,
+            "detail",
+            "",
+        )
     sample["pipe"] = emit.close()
     return sample
 
@@ -188,8 +249,11 @@ def measure(http: httpx.Client, path: str, requests: int) -> dict:
         if response.status_code != 200:
             raise RuntimeError(f"{path}: HTTP {response.status_code}")
     times.sort()
-    return {"p50_ms": round(times[len(times) // 2], 1), "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
-            "max_ms": round(times[-1], 1)}
+    return {
+        "p50_ms": round(times[len(times) // 2], 1),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 1),
+        "max_ms": round(times[-1], 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -209,13 +273,19 @@ def main(argv: list[str] | None = None) -> dict:
         memory_mb = client.info("memory")["used_memory"] / 1e6
         index_bytes = {
             "idx:created per entry": round(_memory(client, f"{PREFIX}:idx:created") / args.records, 1),
-            "idx:to (hot number) per entry": round(_memory(client, f"{PREFIX}:idx:to:{HOT_NUMBER}")
-                                                   / client.zcard(f"{PREFIX}:idx:to:{HOT_NUMBER}"), 1),
+            "idx:to (hot number) per entry": round(
+                _memory(client, f"{PREFIX}:idx:to:{HOT_NUMBER}") / client.zcard(f"{PREFIX}:idx:to:{HOT_NUMBER}"), 1
+            ),
             "job hash (one record)": _memory(client, f"{PREFIX}:job:{sample['job']}"),
         }
         port = free_port()
-        env = {"REDIS_URL": url, "COSMOS_REDIS_PREFIX": PREFIX, "PATH": "/usr/bin:/bin",
-               "COSMOS_CONSOLE_USERS": f"bench:operator:{encode_hash(PASSWORD)}", "COSMOS_LOG_FORMAT": "json"}
+        env = {
+            "REDIS_URL": url,
+            "COSMOS_REDIS_PREFIX": PREFIX,
+            "PATH": "/usr/bin:/bin",
+            "COSMOS_CONSOLE_USERS": f"bench:operator:{encode_hash(PASSWORD)}",
+            "COSMOS_LOG_FORMAT": "json",
+        }
         console = spawn("console", cosmos_cmd("console", "--port", str(port)), env, work)
         base = f"http://127.0.0.1:{port}"
 
@@ -230,8 +300,11 @@ def main(argv: list[str] | None = None) -> dict:
         # A console runs for days: measure after its chart counter has caught up with the events stream.
         # decode_responses: entry ids are str.
         last_event = cast(list[tuple[str, dict[str, str]]], client.xrevrange(f"{PREFIX}:events", count=1))[0][0]
-        wait_for(lambda: client.get(f"{PREFIX}:console:events_cursor") == last_event, 300,
-                 "the console's chart counter to catch up")
+        wait_for(
+            lambda: client.get(f"{PREFIX}:console:events_cursor") == last_event,
+            300,
+            "the console's chart counter to catch up",
+        )
         results = {}
         with httpx.Client(base_url=base, timeout=30) as http:
             login(http)
@@ -240,10 +313,15 @@ def main(argv: list[str] | None = None) -> dict:
             for name, path in pages(sample).items():
                 path = path or (cursor.group(1).replace("&amp;", "&") if cursor else "/messages")
                 results[name] = measure(http, path, args.requests)
-        report = {"records": args.records, "fill_s": round(fill_s, 1), "redis_used_memory_mb": round(memory_mb),
-                  "index_memory_bytes": index_bytes,
-                  "requests_per_page": args.requests, "pages": results,
-                  "worst_p95_ms": max(r["p95_ms"] for r in results.values())}
+        report = {
+            "records": args.records,
+            "fill_s": round(fill_s, 1),
+            "redis_used_memory_mb": round(memory_mb),
+            "index_memory_bytes": index_bytes,
+            "requests_per_page": args.requests,
+            "pages": results,
+            "worst_p95_ms": max(r["p95_ms"] for r in results.values()),
+        }
         print(json.dumps(report, indent=2))
         if args.out:
             args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,11 +28,19 @@ class Cost:
 COSTS = (
     Cost("aof", "Redis AOF with the shipped appendfsync (docker-compose.yml), vs no persistence", None, "bulk"),
     Cost("events", "the outcome events stream (COSMOS_EVENTS_MAXLEN=0 is off)", "COSMOS_EVENTS_MAXLEN", "bulk"),
-    Cost("durable", "durable acknowledgements: a replica and COSMOS_REDIS_MIN_REPLICAS=1 (WAIT per enqueue "
-                    "and lease)", "COSMOS_REDIS_MIN_REPLICAS", "bulk"),
+    Cost(
+        "durable",
+        "durable acknowledgements: a replica and COSMOS_REDIS_MIN_REPLICAS=1 (WAIT per enqueue and lease)",
+        "COSMOS_REDIS_MIN_REPLICAS",
+        "bulk",
+    ),
     Cost("indexes", "the console's search indexes (COSMOS_INDEXES=0 is off)", "COSMOS_INDEXES", "bulk"),
-    Cost("forwarding", "forwarding outcomes to the application's own callback (COSMOS_APP_WEBHOOK_SECRET)",
-         "COSMOS_APP_WEBHOOK_SECRET", "delivered"),
+    Cost(
+        "forwarding",
+        "forwarding outcomes to the application's own callback (COSMOS_APP_WEBHOOK_SECRET)",
+        "COSMOS_APP_WEBHOOK_SECRET",
+        "delivered",
+    ),
 )
 BY_NAME = {cost.name: cost for cost in COSTS}
 

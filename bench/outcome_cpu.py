@@ -31,8 +31,10 @@ LEASE_BATCH = 500
 def leased(ledger: Ledger, count: int) -> list[tuple[str, str]]:
     out = []
     for start in range(0, count, LEASE_BATCH):
-        jobs = [NewJob(uuid.uuid4().hex, "bulk", "033334445566770", "F", "x", None, False, None, "fp", 3600)
-                for _ in range(min(LEASE_BATCH, count - start))]
+        jobs = [
+            NewJob(uuid.uuid4().hex, "bulk", "033334445566770", "F", "x", None, False, None, "fp", 3600)
+            for _ in range(min(LEASE_BATCH, count - start))
+        ]
         ledger.enqueue(jobs)
         owners = [f"o-{j.job_id[:8]}" for j in jobs]
         ledger.begin_many([j.job_id for j in jobs], owners, count_delivery=False)
@@ -54,8 +56,11 @@ def run(ledger: Ledger, finish, jobs: list[tuple[str, str]], threads: int, pause
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, jobs))
     cpu, server, wall = time.process_time() - cpu, redis_cpu(ledger.redis) - server, time.perf_counter() - wall
-    return {"client_cpu_us": cpu / len(jobs) * 1e6, "redis_cpu_us": server / len(jobs) * 1e6,
-            "outcomes_per_s": len(jobs) / wall}
+    return {
+        "client_cpu_us": cpu / len(jobs) * 1e6,
+        "redis_cpu_us": server / len(jobs) * 1e6,
+        "outcomes_per_s": len(jobs) / wall,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             per_trip = f" {writer.outcomes / max(1, writer.batches):5.1f} outcomes/round trip" if writer else ""
             if writer:
                 writer.stop()
-            print(f"{name:20} client {row['client_cpu_us']:6.0f} µs/outcome, redis {row['redis_cpu_us']:5.0f} "
-                  f"µs/outcome, {row['outcomes_per_s']:6.0f}/s{per_trip}", file=sys.stderr, flush=True)
+            print(
+                f"{name:20} client {row['client_cpu_us']:6.0f} µs/outcome, redis {row['redis_cpu_us']:5.0f} "
+                f"µs/outcome, {row['outcomes_per_s']:6.0f}/s{per_trip}",
+                file=sys.stderr,
+                flush=True,
+            )
             client.flushdb()
     finally:
         service.stop()

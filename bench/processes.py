@@ -75,8 +75,7 @@ def spawn(name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> Serv
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         # start_new_session: one process group per service, so stopping it reaches its children.
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return Service(name, proc, log_path)
 
 
@@ -91,9 +90,27 @@ def start_redis(work_dir: Path, name: str = "redis", *extra: str) -> tuple[Servi
     port = free_port()
     data = work_dir / name
     data.mkdir(parents=True, exist_ok=True)
-    service = spawn(name, [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                           "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", *extra],
-                    dict(os.environ), work_dir)
+    service = spawn(
+        name,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            *extra,
+        ],
+        dict(os.environ),
+        work_dir,
+    )
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
 
     def pings() -> bool:

@@ -43,10 +43,26 @@ class Profiler:
                 continue
             path = self.out_dir / f"{self.name}-{proc.pid}.txt"
             self.files.append(path)
-            self.procs.append(subprocess.Popen(
-                [binary, "record", "--pid", str(proc.pid), "--rate", str(RATE_HZ), "--format", "raw",
-                 "--nonblocking", "--gil", "-o", str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        binary,
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--rate",
+                        str(RATE_HZ),
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "--gil",
+                        "-o",
+                        str(path),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -93,5 +109,16 @@ def _short(frame: str) -> str:
 
 def _idle(frame: str) -> bool:
     """Frames where a thread waits, which py-spy samples unless --idle is off for them."""
-    return any(word in frame for word in ("wait (threading", "_wait_for_tstate_lock", "select (", "poll (",
-                                          "acquire (", "get (queue", "epoll", "sleep ("))
+    return any(
+        word in frame
+        for word in (
+            "wait (threading",
+            "_wait_for_tstate_lock",
+            "select (",
+            "poll (",
+            "acquire (",
+            "get (queue",
+            "epoll",
+            "sleep (",
+        )
+    )

@@ -1,7 +1,7 @@
 """Benchmark on one machine: cosmos-sms throughput, enqueue rate, latency, CPU and memory vs a naive Celery app.
 
-    .venv/bin/python -m bench.run [--messages N] [--latencies 0,100] [--quick] [--json]
-        [--set COST=on|off ...] [--costs aof,events,durable,indexes,forwarding|none] [--no-delivered]
+.venv/bin/python -m bench.run [--messages N] [--latencies 0,100] [--quick] [--json]
+    [--set COST=on|off ...] [--costs aof,events,durable,indexes,forwarding|none] [--no-delivered]
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def log(text: str) -> None:
 class Bench:
     """One run: a private Redis, then per latency a sandbox, the workers, and the baseline."""
 
-    def __init__(self, work_dir: Path, messages: int, light_s: float, memory_records: int,
-                 states: dict[str, bool] | None = None):
+    def __init__(
+        self, work_dir: Path, messages: int, light_s: float, memory_records: int, states: dict[str, bool] | None = None
+    ):
         self.work_dir = work_dir
         self.messages = messages
         self.light_s = light_s
@@ -98,8 +99,13 @@ class Bench:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of every child: ours, minus any COSMOS_* or REDIS_URL of the caller's shell."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COSMOS_", "BENCH_")) and k != "REDIS_URL"}
-        env.update(REDIS_URL=self.redis_url, COSMOS_API_KEY=self.api_key, COSMOS_API_SECRET=self.api_secret,
-                   PYTHONUNBUFFERED="1", **extra)
+        env.update(
+            REDIS_URL=self.redis_url,
+            COSMOS_API_KEY=self.api_key,
+            COSMOS_API_SECRET=self.api_secret,
+            PYTHONUNBUFFERED="1",
+            **extra,
+        )
         return env
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> Service:
@@ -113,9 +119,19 @@ class Bench:
 
     def start_sandbox(self, latency_ms: int, receipt_delay_s: float = 3600) -> tuple[Service, str]:
         port = free_port()
-        sandbox = self.start(f"sandbox-{latency_ms}ms-{port}", cosmos_cmd(
-            "sandbox", "--port", str(port), "--latency-ms", str(latency_ms), "--receipt-delay-s",
-            str(receipt_delay_s)), self.env())
+        sandbox = self.start(
+            f"sandbox-{latency_ms}ms-{port}",
+            cosmos_cmd(
+                "sandbox",
+                "--port",
+                str(port),
+                "--latency-ms",
+                str(latency_ms),
+                "--receipt-delay-s",
+                str(receipt_delay_s),
+            ),
+            self.env(),
+        )
         base_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: sandbox.check_alive() and _answers(base_url), 30, "the sandbox to answer")
         return sandbox, base_url
@@ -127,8 +143,14 @@ class Bench:
         if states.get("aof"):
             self.redis.config_set("appendfsync", self.appendfsync)
             self.redis.config_set("appendonly", "yes")
-            wait_for(lambda: self.redis.info("persistence")["aof_rewrite_in_progress"] == 0
-                     and self.redis.info("persistence")["aof_enabled"] == 1, 120, "the AOF to be written")
+            wait_for(
+                lambda: (
+                    self.redis.info("persistence")["aof_rewrite_in_progress"] == 0
+                    and self.redis.info("persistence")["aof_enabled"] == 1
+                ),
+                120,
+                "the AOF to be written",
+            )
         else:
             self.redis.config_set("appendonly", "no")
         replicas = 0
@@ -147,9 +169,14 @@ class Bench:
         port = self.redis.connection_pool.connection_kwargs["port"]
         self.replica, _url = start_redis(self.work_dir, "replica", "--replicaof", "127.0.0.1", str(port))
         self.services.append(self.replica)
-        wait_for(lambda: self.redis.info("replication")["connected_slaves"] >= 1
-                 and self.redis.info("replication").get("slave0", {}).get("state") == "online", 60,
-                 "the replica to be in sync")
+        wait_for(
+            lambda: (
+                self.redis.info("replication")["connected_slaves"] >= 1
+                and self.redis.info("replication").get("slave0", {}).get("state") == "online"
+            ),
+            60,
+            "the replica to be in sync",
+        )
 
     # --- one latency ---------------------------------------------------------------
     def run_latency(self, latency_ms: int, measure_memory: bool) -> dict:
@@ -167,24 +194,40 @@ class Bench:
             result[f"{name}_vs_baseline"] = result[f"{name}_msgs_per_s"] / result["baseline_msgs_per_s"]
         return result
 
-    def producer(self, prefix: str, base_url: str, states: dict[str, bool] | None = None,
-                 **extra: str) -> SmsProducer:
+    def producer(self, prefix: str, base_url: str, states: dict[str, bool] | None = None, **extra: str) -> SmsProducer:
         overrides = {**worker_env(states if states is not None else self.states), **extra}
-        return SmsProducer(load_settings(redis_url=self.redis_url, redis_prefix=prefix, api_url=f"{base_url}/v1.0",
-                                         api_key=self.api_key, api_secret=self.api_secret, **overrides))
+        return SmsProducer(
+            load_settings(
+                redis_url=self.redis_url,
+                redis_prefix=prefix,
+                api_url=f"{base_url}/v1.0",
+                api_key=self.api_key,
+                api_secret=self.api_secret,
+                **overrides,
+            )
+        )
 
-    def start_workers(self, name: str, base_url: str, prefix: str, states: dict[str, bool],
-                      **extra: str) -> Service:
+    def start_workers(self, name: str, base_url: str, prefix: str, states: dict[str, bool], **extra: str) -> Service:
         env = self.env(COSMOS_API_URL=f"{base_url}/v1.0", COSMOS_REDIS_PREFIX=prefix, **worker_env(states), **extra)
         workers = self.start(name, cosmos_cmd("worker"), env)
         processes = os.cpu_count() or 1
         log(f"{name}: starting `cosmos-sms worker` ({processes} processes)")
-        wait_for(lambda: workers.check_alive() and workers.log().count(" ready") >= processes, 60,
-                 "every worker process to log `ready`")
+        wait_for(
+            lambda: workers.check_alive() and workers.log().count(" ready") >= processes,
+            60,
+            "every worker process to log `ready`",
+        )
         return workers
 
-    def timed_bulk(self, producer: SmsProducer, workers: Service, sandbox: Service, label: str,
-                   until: tuple[str, ...] = ("sent",), callback: str | None = None) -> dict:
+    def timed_bulk(
+        self,
+        producer: SmsProducer,
+        workers: Service,
+        sandbox: Service,
+        label: str,
+        until: tuple[str, ...] = ("sent",),
+        callback: str | None = None,
+    ) -> dict:
         """send_bulk of N messages in calls of ENQUEUE_BATCH; clock until every record is in `until`."""
         message = {**MESSAGE, "callback": callback} if callback else MESSAGE
         profiler = None
@@ -218,8 +261,11 @@ class Bench:
         sampler.start()
         out: dict = {}
         try:
-            wait_sent(producer, producer.send_bulk([MESSAGE] * WARMUP_MESSAGES)
-                      + [producer.send_sms(**MESSAGE) for _ in range(WARMUP_MESSAGES // 10)])
+            wait_sent(
+                producer,
+                producer.send_bulk([MESSAGE] * WARMUP_MESSAGES)
+                + [producer.send_sms(**MESSAGE) for _ in range(WARMUP_MESSAGES // 10)],
+            )
 
             log(f"latency {latency_ms} ms: send_bulk of {self.messages} messages")
             bulk = self.timed_bulk(producer, workers, sandbox, f"bulk-{latency_ms}ms")
@@ -267,23 +313,33 @@ class Bench:
                 states = {**self.states, cost.name: not self.states[cost.name]}
                 applied = self.apply_redis_costs(states)
                 prefix = f"bench-cost-{cost.name}-{uuid.uuid4().hex[:8]}"
-                workers = self.start_workers(f"workers-{cost.name}-{'on' if states[cost.name] else 'off'}",
-                                             base_url, prefix, states)
+                workers = self.start_workers(
+                    f"workers-{cost.name}-{'on' if states[cost.name] else 'off'}", base_url, prefix, states
+                )
                 try:
                     producer = self.producer(prefix, base_url, states)
                     wait_sent(producer, producer.send_bulk([MESSAGE] * WARMUP_MESSAGES))
-                    log(f"latency {latency_ms} ms: send_bulk of {self.messages} with {cost.name} "
-                        f"{'on' if states[cost.name] else 'off'}")
+                    log(
+                        f"latency {latency_ms} ms: send_bulk of {self.messages} with {cost.name} "
+                        f"{'on' if states[cost.name] else 'off'}"
+                    )
                     flipped = self.timed_bulk(producer, workers, sandbox, f"cost-{cost.name}")
                 finally:
                     workers.stop()
                 flipped["costs_applied"] = applied
-                entry = {"supported": True, "what": cost.what, "latency_ms": latency_ms,
-                         "on" if states[cost.name] else "off": flipped}
+                entry = {
+                    "supported": True,
+                    "what": cost.what,
+                    "latency_ms": latency_ms,
+                    "on" if states[cost.name] else "off": flipped,
+                }
                 if main is not None:
                     entry["off" if states[cost.name] else "on"] = {
-                        "msgs_per_s": main["bulk_msgs_per_s"], "worker_cpu_s_per_msg": main["worker_cpu_s_per_msg"],
-                        "failed": main["bulk_failed"], "costs_applied": main["costs_applied"]}
+                        "msgs_per_s": main["bulk_msgs_per_s"],
+                        "worker_cpu_s_per_msg": main["worker_cpu_s_per_msg"],
+                        "failed": main["bulk_failed"],
+                        "costs_applied": main["costs_applied"],
+                    }
                 out[cost.name] = entry
         finally:
             self.apply_redis_costs(self.states)
@@ -303,21 +359,29 @@ class Bench:
                 label = f"delivered-forwarding-{'on' if forward else 'off'}"
                 prefix = f"bench-{label}-{uuid.uuid4().hex[:8]}"
                 port = free_port()
-                webhook = {"COSMOS_WEBHOOK_URL": f"http://127.0.0.1:{port}/delivery-status",
-                           "COSMOS_WEBHOOK_SECRET": self.webhook_secret}
+                webhook = {
+                    "COSMOS_WEBHOOK_URL": f"http://127.0.0.1:{port}/delivery-status",
+                    "COSMOS_WEBHOOK_SECRET": self.webhook_secret,
+                }
                 if forward:
                     webhook["COSMOS_APP_WEBHOOK_SECRET"] = self.app_webhook_secret
-                receiver = self.start(f"receiver-{label}", cosmos_cmd("webhook", "--port", str(port)), self.env(
-                    COSMOS_REDIS_PREFIX=prefix, **worker_env(self.states), **webhook))
-                wait_for(lambda r=receiver, p=port: r.check_alive() and _answers_health(p), 30,
-                         "the receiver to answer")
+                receiver = self.start(
+                    f"receiver-{label}",
+                    cosmos_cmd("webhook", "--port", str(port)),
+                    self.env(COSMOS_REDIS_PREFIX=prefix, **worker_env(self.states), **webhook),
+                )
+                wait_for(
+                    lambda r=receiver, p=port: r.check_alive() and _answers_health(p), 30, "the receiver to answer"
+                )
                 workers = self.start_workers(f"workers-{label}", base_url, prefix, self.states, **webhook)
                 try:
                     producer = self.producer(prefix, base_url, **webhook)
                     callback = app.url if forward else None
                     wait_state(producer, producer.send_bulk([MESSAGE] * WARMUP_MESSAGES), DELIVERED)
-                    log(f"latency {latency_ms} ms: send_bulk of {self.messages} to `delivered`, forwarding "
-                        f"{'on' if forward else 'off'}")
+                    log(
+                        f"latency {latency_ms} ms: send_bulk of {self.messages} to `delivered`, forwarding "
+                        f"{'on' if forward else 'off'}"
+                    )
                     forwards_before = app.count
                     receiver_cpu = cpu_seconds(receiver.proc.pid)
                     figures = self.timed_bulk(producer, workers, sandbox, label, until=DELIVERED, callback=callback)
@@ -357,15 +421,36 @@ class Bench:
         from bench import baseline
 
         prefix = f"baseline-{latency_ms}ms-{uuid.uuid4().hex[:8]}"
-        env = self.env(BENCH_BASELINE_REDIS_URL=self.redis_url, BENCH_BASELINE_PREFIX=prefix,
-                       BENCH_BASELINE_SMS_URL=f"{base_url}/v1.0/sms/")
-        worker = self.start(f"baseline-{latency_ms}ms", [
-            sys.executable, "-m", "celery", "-A", "bench.baseline", "worker", "--pool", "threads",
-            "-c", str(baseline.CONCURRENCY), "--hostname", f"{prefix}@%h"], env)
+        env = self.env(
+            BENCH_BASELINE_REDIS_URL=self.redis_url,
+            BENCH_BASELINE_PREFIX=prefix,
+            BENCH_BASELINE_SMS_URL=f"{base_url}/v1.0/sms/",
+        )
+        worker = self.start(
+            f"baseline-{latency_ms}ms",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "bench.baseline",
+                "worker",
+                "--pool",
+                "threads",
+                "-c",
+                str(baseline.CONCURRENCY),
+                "--hostname",
+                f"{prefix}@%h",
+            ],
+            env,
+        )
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         log(f"latency {latency_ms} ms: naive baseline, {self.messages} messages")
-        wait_for(lambda: worker.check_alive() and client.get(baseline.ready_key(prefix)), 60,
-                 "the baseline worker to be ready")
+        wait_for(
+            lambda: worker.check_alive() and client.get(baseline.ready_key(prefix)),
+            60,
+            "the baseline worker to be ready",
+        )
         done = baseline.done_key(prefix)
 
         def run(count: int, first: int) -> tuple[float, float, float]:
@@ -409,7 +494,7 @@ def wait_state(producer: SmsProducer, ids: list[str], until: tuple[str, ...]) ->
     while pending:
         still = []
         for start in range(0, len(pending), POLL_BATCH):
-            batch = pending[start:start + POLL_BATCH]
+            batch = pending[start : start + POLL_BATCH]
             for job_id, state in zip(batch, producer.ledger.states(batch)):
                 if state in until:
                     continue
@@ -458,9 +543,14 @@ def light_load(producer: SmsProducer, duration_s: float) -> dict:
     for job_id in ids:
         pipe.hmget(producer.keys.job(job_id), "created_ts", "sent_ts")
     latencies = sorted((float(sent) - float(created)) * 1000 for created, sent in pipe.execute() if sent)
-    return {"rate_per_s": LIGHT_RATE_PER_S, "messages": len(latencies),
-            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1]}
+    return {
+        "rate_per_s": LIGHT_RATE_PER_S,
+        "messages": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": latencies[-1],
+    }
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -566,36 +656,73 @@ def machine_facts() -> dict:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_model": cpu_model, "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=None, help=f"messages per throughput figure "
-                        f"(default {DEFAULT_MESSAGES:,})")
+    parser.add_argument(
+        "--messages", type=int, default=None, help=f"messages per throughput figure (default {DEFAULT_MESSAGES:,})"
+    )
     parser.add_argument("--latencies", default="0,100", help="sandbox latencies in ms, comma-separated")
-    parser.add_argument("--light-s", type=float, default=None,
-                        help=f"seconds of the {LIGHT_RATE_PER_S} msg/s latency run (default {LIGHT_DURATION_S:g})")
-    parser.add_argument("--memory-records", type=int, default=None,
-                        help=f"records of the Redis memory figure (default {MEMORY_RECORDS:,})")
-    parser.add_argument("--set", action="append", default=[], metavar="COST=on|off",
-                        help="a cost's state in the main runs (default: as shipped); costs: "
-                             + ", ".join(c.name for c in COSTS))
-    parser.add_argument("--costs", default="all",
-                        help="costs to price by a run with each flipped (comma-separated, `all` or `none`)")
-    parser.add_argument("--costs-latency", type=int, default=None,
-                        help="sandbox latency of the cost runs (default: the first of --latencies)")
-    parser.add_argument("--no-delivered", action="store_true",
-                        help="skip the run to `delivered` (receipts through the receiver)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run for CI: a few hundred messages, latency 0 only, 2 s light load, no cost runs "
-                             "and no run to `delivered`")
+    parser.add_argument(
+        "--light-s",
+        type=float,
+        default=None,
+        help=f"seconds of the {LIGHT_RATE_PER_S} msg/s latency run (default {LIGHT_DURATION_S:g})",
+    )
+    parser.add_argument(
+        "--memory-records",
+        type=int,
+        default=None,
+        help=f"records of the Redis memory figure (default {MEMORY_RECORDS:,})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="COST=on|off",
+        help="a cost's state in the main runs (default: as shipped); costs: " + ", ".join(c.name for c in COSTS),
+    )
+    parser.add_argument(
+        "--costs", default="all", help="costs to price by a run with each flipped (comma-separated, `all` or `none`)"
+    )
+    parser.add_argument(
+        "--costs-latency",
+        type=int,
+        default=None,
+        help="sandbox latency of the cost runs (default: the first of --latencies)",
+    )
+    parser.add_argument(
+        "--no-delivered", action="store_true", help="skip the run to `delivered` (receipts through the receiver)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run for CI: a few hundred messages, latency 0 only, 2 s light load, no cost runs "
+        "and no run to `delivered`",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object on stdout (the table on stderr)")
-    parser.add_argument("--json-out", type=Path, default=None, metavar="FILE",
-                        help="write the results so far to FILE after every phase (a run cut short keeps them)")
-    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="py-spy the worker processes during each bulk run; raw stacks into DIR")
+    parser.add_argument(
+        "--json-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the results so far to FILE after every phase (a run cut short keeps them)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy the worker processes during each bulk run; raw stacks into DIR",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.messages = args.messages or 400
@@ -634,10 +761,15 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(work_dir, args.messages, args.light_s, args.memory_records, args.states)
     bench.profile_dir = args.profile
     facts = machine_facts()
-    results: dict = {"machine": facts, "messages": args.messages, "quick": args.quick, "scenarios": [],
-                     "states": {k: (v if supported(BY_NAME[k]) else None) for k, v in bench.states.items()},
-                     "appendfsync_shipped": bench.appendfsync,
-                     "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])}
+    results: dict = {
+        "machine": facts,
+        "messages": args.messages,
+        "quick": args.quick,
+        "scenarios": [],
+        "states": {k: (v if supported(BY_NAME[k]) else None) for k, v in bench.states.items()},
+        "appendfsync_shipped": bench.appendfsync,
+        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     ok = False
 
     def save() -> None:

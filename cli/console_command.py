@@ -14,10 +14,15 @@ DEFAULT_PORT = 8300
 
 
 @click.command(epilog="Pages, roles and security are described in docs/console.md.")
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="Address to listen on; keep it on localhost or put the operator's TLS proxy in front.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on; keep it on localhost or put the operator's TLS proxy in front.",
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
 def console(host: str, port: int) -> None:
     """Run the operations console: messages, dead letters, held jobs, controls, audit log.
 

@@ -11,12 +11,15 @@ from demo.scenario import MIN_COUNT
 
 
 @click.command()
-@click.option("--count", type=click.IntRange(min=MIN_COUNT), default=200, show_default=True,
-              help="Messages to send.")
+@click.option("--count", type=click.IntRange(min=MIN_COUNT), default=200, show_default=True, help="Messages to send.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (no progress bar).")
-@click.option("--console", "with_console", is_flag=True,
-              help="Also start the operations console; after the summary keep everything running and print "
-                   "its URL and a one-time login, until Ctrl-C.")
+@click.option(
+    "--console",
+    "with_console",
+    is_flag=True,
+    help="Also start the operations console; after the summary keep everything running and print "
+    "its URL and a one-time login, until Ctrl-C.",
+)
 @one_line_errors
 def demo(count, as_json, with_console) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
@@ -46,8 +49,16 @@ def demo(count, as_json, with_console) -> None:
     settings = settings_or_exit()
     root = click.get_current_context().find_root().command
     with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=as_json)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=as_json,
+    )
     starting = progress.add_task("starting redis, sandbox, receiver and worker", total=None)
     following = None
 
@@ -67,15 +78,18 @@ def demo(count, as_json, with_console) -> None:
     def keep_running(summary: dict, login) -> None:
         progress.stop()
         show(summary, Console())
-        click.echo(f"\nconsole: {login.url}  user: {login.user}  password: {login.password}"
-                   "\neverything keeps running; Ctrl-C stops it all")
+        click.echo(
+            f"\nconsole: {login.url}  user: {login.user}  password: {login.password}"
+            "\neverything keeps running; Ctrl-C stops it all"
+        )
         while True:
             signal.pause()  # until Ctrl-C or SIGTERM (both raise KeyboardInterrupt in run_demo)
 
     try:
         with progress:
-            summary, kept_logs = run_demo(settings.redis_url, count, with_receiver, on_progress,
-                                          keep_running if with_console else None)
+            summary, kept_logs = run_demo(
+                settings.redis_url, count, with_receiver, on_progress, keep_running if with_console else None
+            )
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None
     except DemoError as exc:

@@ -11,17 +11,27 @@ from producers.events import MAX_READ_COUNT, Event, EventFeed
 
 
 def _line(event: Event) -> str:
-    extra = " ".join(f"{name}={value}" for name, value in
-                     (("reason", event.reason), ("batch", event.batch_id), ("late", event.late or None)) if value)
+    extra = " ".join(
+        f"{name}={value}"
+        for name, value in (("reason", event.reason), ("batch", event.batch_id), ("late", event.late or None))
+        if value
+    )
     return f"{event.to_dict()['at']}  {event.job_id}  {event.prev or '-':>13} -> {event.state:<13} {extra}".rstrip()
 
 
 @click.command()
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come (Ctrl-C stops).")
-@click.option("--json", "as_json", is_flag=True,
-              help="JSON: an array of events; with --follow, one JSON object per line.")
-@click.option("--count", "-n", type=click.IntRange(1, MAX_READ_COUNT), default=50, show_default=True,
-              help="How many of the latest events to show first.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON: an array of events; with --follow, one JSON object per line."
+)
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(1, MAX_READ_COUNT),
+    default=50,
+    show_default=True,
+    help="How many of the latest events to show first.",
+)
 @one_line_errors
 def events(follow, as_json, count) -> None:
     """The stream of state changes of every record (COSMOS_EVENTS_MAXLEN latest kept)."""

@@ -39,8 +39,10 @@ def forwards_list(as_json) -> None:
     shown = 0
     for forward in store.iter_failed():
         shown += 1
-        click.echo(f"{forward.fwd_id}  job {forward.job_id}  {_when(forward.failed_ts)}  "
-                   f"{forward.attempts} attempt(s)  {forward.url}  {forward.last_error or ''}")
+        click.echo(
+            f"{forward.fwd_id}  job {forward.job_id}  {_when(forward.failed_ts)}  "
+            f"{forward.attempts} attempt(s)  {forward.url}  {forward.last_error or ''}"
+        )
     click.echo(f"{shown} failed forward(s); {store.due_count()} waiting for a (next) try")
 
 

@@ -66,8 +66,16 @@ def stats(as_json) -> None:
         table.add_row(f"state {state}", str(count))
     for reason, count in figures["dead_reasons"].items():
         table.add_row(f"dead: {reason}", str(count))
-    for name in ("dead_letter_size", "held_size", "total_price", "attempts", "ambiguous_resends", "extra_sends",
-                 "late", "receipts_overdue"):
+    for name in (
+        "dead_letter_size",
+        "held_size",
+        "total_price",
+        "attempts",
+        "ambiguous_resends",
+        "extra_sends",
+        "late",
+        "receipts_overdue",
+    ):
         table.add_row(name.replace("_", " "), str(figures[name]))
     for lane, depth in figures["queue_depth"].items():
         table.add_row(f"queue {lane}", f"{depth} messages, {figures['retry_due_size'][lane]} retrying")
@@ -95,8 +103,10 @@ def batch_status(batch_id, as_json) -> None:
         echo_json(info)
         return
     states = ", ".join(f"{state} {n}" for state, n in info["states"].items())
-    click.echo(f"batch {batch_id}: {info['total']} job(s), created {info['created_at']}"
-               f"{' (cancelled)' if info['cancelled'] else ''}: {states}")
+    click.echo(
+        f"batch {batch_id}: {info['total']} job(s), created {info['created_at']}"
+        f"{' (cancelled)' if info['cancelled'] else ''}: {states}"
+    )
 
 
 @batch.command("cancel")

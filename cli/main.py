@@ -28,11 +28,24 @@ def cli() -> None:
 
 
 for command in (
-    jobs_commands.send, jobs_commands.status, jobs_commands.cancel, jobs_commands.stats, jobs_commands.batch,
-    operator_commands.dead, operator_commands.held, operator_commands.suppression,
-    worker_command.worker, webhook_command.webhook, sandbox_command.sandbox, demo_command.demo,
-    events_commands.events, forwards_commands.forwards,
-    console_command.console, control_commands.pause, control_commands.resume, control_commands.hash_password,
+    jobs_commands.send,
+    jobs_commands.status,
+    jobs_commands.cancel,
+    jobs_commands.stats,
+    jobs_commands.batch,
+    operator_commands.dead,
+    operator_commands.held,
+    operator_commands.suppression,
+    worker_command.worker,
+    webhook_command.webhook,
+    sandbox_command.sandbox,
+    demo_command.demo,
+    events_commands.events,
+    forwards_commands.forwards,
+    console_command.console,
+    control_commands.pause,
+    control_commands.resume,
+    control_commands.hash_password,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)

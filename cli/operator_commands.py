@@ -26,8 +26,10 @@ def _print_records(records: Iterable[dict[str, Any]], as_json: bool) -> None:
         if as_json:
             click.echo(("," if count else "") + json.dumps(r, ensure_ascii=False), nl=False)
         else:
-            click.echo(f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
-                       f"{r['last_error'] or ''}")
+            click.echo(
+                f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
+                f"{r['last_error'] or ''}"
+            )
         count += 1
     click.echo("]" if as_json else f"{count} job(s)")
 

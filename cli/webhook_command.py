@@ -14,14 +14,27 @@ DEFAULT_PORT = 8000
 
 
 @click.command(epilog="Endpoints and the token scheme are described in docs/receiver.md.")
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="Address to listen on (0.0.0.0 for every interface, e.g. in a container).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on.")
-@click.option("--metrics-host", default=DEFAULT_HOST, show_default=True,
-              help="Address of the separate metrics listener (with --metrics-port).")
-@click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
-              help="Serve /metrics on this port of --metrics-host instead of the public address.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on (0.0.0.0 for every interface, e.g. in a container).",
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--metrics-host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address of the separate metrics listener (with --metrics-port).",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Serve /metrics on this port of --metrics-host instead of the public address.",
+)
 def webhook(host: str, port: int, metrics_host: str, metrics_port: int | None) -> None:
     """Run the delivery-status receiver: POST /delivery-status, GET /healthz, GET /metrics.
 

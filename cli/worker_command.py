@@ -21,12 +21,18 @@ from config.keys import LANE_BULK, LANE_SINGLE, Keys
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--processes", type=click.IntRange(min=1), default=None,
-              help="Bulk-lane worker processes (default: one per core).")
-@click.option("--single-processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Single-lane worker processes.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=None,
-              help="Threads per single-lane process (default COSMOS_WORKER_CONCURRENCY).")
+@click.option(
+    "--processes", type=click.IntRange(min=1), default=None, help="Bulk-lane worker processes (default: one per core)."
+)
+@click.option(
+    "--single-processes", type=click.IntRange(min=1), default=1, show_default=True, help="Single-lane worker processes."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per single-lane process (default COSMOS_WORKER_CONCURRENCY).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @one_line_errors
@@ -48,10 +54,29 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     plan += [(LANE_BULK, i, bulk_concurrency) for i in range(processes)]
     host = socket.gethostname()
     children = [
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads",
-                          "--queues", keys.queue(lane), "--concurrency", str(threads),
-                          "--hostname", f"cosmos-{lane}{i}-{os.getpid()}@{host}",
-                          "--loglevel", loglevel, "--without-mingle", "--without-gossip", *celery_args])
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "--pool",
+                "threads",
+                "--queues",
+                keys.queue(lane),
+                "--concurrency",
+                str(threads),
+                "--hostname",
+                f"cosmos-{lane}{i}-{os.getpid()}@{host}",
+                "--loglevel",
+                loglevel,
+                "--without-mingle",
+                "--without-gossip",
+                *celery_args,
+            ]
+        )
         for lane, i, threads in plan
     ]
 

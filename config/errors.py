@@ -1,10 +1,10 @@
 """Errors of cosmos-sms, one root for all; this module belongs to no side, so every layer raises them.
 
-    CosmosSmsError
-    ├── SettingsError                      a configuration value was refused (names the variable)
-    ├── InvalidMessage (also ValueError)   a message breaks a COSMOS rule; nothing enqueued
-    ├── IdempotencyConflict                same idempotency key (or batch index), different message
-    └── EnqueueFailed                      Redis could not take the job(s) in time
+CosmosSmsError
+├── SettingsError                      a configuration value was refused (names the variable)
+├── InvalidMessage (also ValueError)   a message breaks a COSMOS rule; nothing enqueued
+├── IdempotencyConflict                same idempotency key (or batch index), different message
+└── EnqueueFailed                      Redis could not take the job(s) in time
 """
 
 from __future__ import annotations

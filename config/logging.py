@@ -54,8 +54,13 @@ def configure_logging(settings: Settings, *, stream=None) -> None:
     stream = stream or sys.stderr
     secrets = [
         s.get_secret_value()
-        for s in (settings.api_secret, settings.api_key, settings.webhook_secret,
-                  settings.webhook_secret_previous, settings.flower_basic_auth)
+        for s in (
+            settings.api_secret,
+            settings.api_key,
+            settings.webhook_secret,
+            settings.webhook_secret_previous,
+            settings.flower_basic_auth,
+        )
         if s is not None
     ]
     scrubber = _Scrubber(secrets)
@@ -80,8 +85,7 @@ def configure_logging(settings: Settings, *, stream=None) -> None:
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer,
-                    scrubber],  # type: ignore[list-item]
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer, scrubber],  # type: ignore[list-item]
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)

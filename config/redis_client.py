@@ -147,8 +147,9 @@ def sentinel_kwargs(settings: Settings) -> dict[str, object]:
     return kwargs
 
 
-def redis_client(settings: Settings, role: Role, max_connections: int | None = None, *,
-                 decode_responses: bool = True) -> redis.Redis:
+def redis_client(
+    settings: Settings, role: Role, max_connections: int | None = None, *, decode_responses: bool = True
+) -> redis.Redis:
     """A Redis client for `role`, on the primary `settings.redis_url` names (directly or via sentinels)."""
     timeouts = TIMEOUTS[role]
     options: dict[str, object] = {
@@ -168,7 +169,8 @@ def redis_client(settings: Settings, role: Role, max_connections: int | None = N
     asking = {**sentinel_kwargs(settings), "retry": Retry(NoBackoff(), 0)}
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)
     primary: redis.Redis = sentinel.master_for(
-        settings.redis_sentinel_master, db=target.db, username=target.username, password=target.password, **options)
+        settings.redis_sentinel_master, db=target.db, username=target.username, password=target.password, **options
+    )
     return primary
 
 

@@ -35,9 +35,7 @@ LEASE_MARGIN_S = 5.0
 class Settings(BaseSettings):
     """Every setting of cosmos-sms; environment variable names in `alias`."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", frozen=True, populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, populate_by_name=True)
 
     redis_url: str = Field("redis://localhost:6379/0", alias="REDIS_URL")
     api_url: str = Field("https://api.cosmos.mobi/v1.0", alias="COSMOS_API_URL")
@@ -138,6 +136,7 @@ class Settings(BaseSettings):
     def forward_claim_grace_s(self) -> float:
         """How long a claimed forward stays invisible to other workers: one POST's bound plus a margin (s)."""
         return self.forward_connect_timeout_s + self.forward_timeout_s + LEASE_MARGIN_S
+
     # --- end of the issue 13 block ---
 
     # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
@@ -156,9 +155,12 @@ class Settings(BaseSettings):
         value = (value or "").strip() or None
         url = str(info.data.get("redis_url") or "")
         if value is None and urlsplit(url.split(";")[0]).scheme == "sentinel":
-            raise ValueError("is required when REDIS_URL is a sentinel:// list (the primary's name the sentinels "
-                             "monitor, e.g. mymaster)")
+            raise ValueError(
+                "is required when REDIS_URL is a sentinel:// list (the primary's name the sentinels "
+                "monitor, e.g. mymaster)"
+            )
         return value
+
     # --- end of high availability -------------------------------------------------------------------
 
     @field_validator("api_url")

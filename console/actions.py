@@ -113,16 +113,37 @@ async def dead_action(request: Request, user: Operator):
         raise HTTPException(400, "reason: unexpected characters")
     ids = _selected(form) if scope == "selected" else []
     if scope == "selected" and not ids:
-        return render(request, "error.html", 400, user=user, title="Nothing selected",
-                      message="ids: select at least one dead letter, or choose every matching one")
+        return render(
+            request,
+            "error.html",
+            400,
+            user=user,
+            title="Nothing selected",
+            message="ids: select at least one dead letter, or choose every matching one",
+        )
     if form.get("confirmed") != "yes":
         count = len(ids) if ids else _matching_count(console, reason)
-        return render(request, "confirm.html", user=user, action=action, scope=scope, reason=reason, ids=ids,
-                      count=count, post_to="/dead/action")
+        return render(
+            request,
+            "confirm.html",
+            user=user,
+            action=action,
+            scope=scope,
+            reason=reason,
+            ids=ids,
+            count=count,
+            post_to="/dead/action",
+        )
     if scope == "selected":
         done, refused = _run_job_actions(console, user, action, ids)
-        return render(request, "done.html", user=user, back="/dead",
-                      message=f"{action.capitalize()}: {done} done, {len(refused)} refused.", refused=refused)
+        return render(
+            request,
+            "done.html",
+            user=user,
+            back="/dead",
+            message=f"{action.capitalize()}: {done} done, {len(refused)} refused.",
+            refused=refused,
+        )
     task_id = console.tasks.start(action, user.name, reason=reason)
     return _see(f"/tasks/{task_id}")
 
@@ -142,16 +163,29 @@ async def held_action(request: Request, user: Operator):
         raise HTTPException(400, "action: must be resend or mark_sent")
     ids = _selected(form)
     if not ids:
-        return render(request, "error.html", 400, user=user, title="Nothing selected",
-                      message="ids: select at least one held message")
+        return render(
+            request,
+            "error.html",
+            400,
+            user=user,
+            title="Nothing selected",
+            message="ids: select at least one held message",
+        )
     done, refused = _run_job_actions(console, user, action, ids)
-    return render(request, "done.html", user=user, back="/held", refused=refused,
-                  message=f"{action.replace('_', ' ').capitalize()}: {done} done, {len(refused)} refused.")
+    return render(
+        request,
+        "done.html",
+        user=user,
+        back="/held",
+        refused=refused,
+        message=f"{action.replace('_', ' ').capitalize()}: {done} done, {len(refused)} refused.",
+    )
 
 
 def _numbers(form) -> list[str]:
-    numbers = [n for n in re.split(r"[\s,]+", str(form.get("numbers", ""))) if n] + \
-        [str(n) for n in form.getlist("number") if str(n)]
+    numbers = [n for n in re.split(r"[\s,]+", str(form.get("numbers", ""))) if n] + [
+        str(n) for n in form.getlist("number") if str(n)
+    ]
     bad = next((n for n in numbers if not NUMBER.match(n)), None)
     if bad is not None or not numbers:
         raise HTTPException(400, "numbers: each must be 0 followed by 14 digits")
@@ -165,8 +199,9 @@ async def suppression_add(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
     added = console.ledger.suppress(numbers)
-    console.controls.audit(user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers",
-                           added)
+    console.controls.audit(
+        user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", added
+    )
     return render(request, "done.html", user=user, back="/suppression", message=f"Added {added} number(s).")
 
 
@@ -175,8 +210,9 @@ async def suppression_remove(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
     removed = console.ledger.unsuppress(numbers)
-    console.controls.audit(user.name, "suppression remove",
-                           numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", removed)
+    console.controls.audit(
+        user.name, "suppression remove", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", removed
+    )
     return render(request, "done.html", user=user, back="/suppression", message=f"Removed {removed} number(s).")
 
 
@@ -188,11 +224,27 @@ async def batch_cancel(request: Request, user: Operator, batch_id: str):
     form = await request.form()
     if form.get("confirmed") != "yes":
         total = int(console.redis.hget(console.keys.batch(batch_id), "total") or 0)
-        return render(request, "confirm.html", user=user, action="cancel_batch", scope="batch", reason="", ids=[],
-                      count=total, post_to=f"/batches/{batch_id}/cancel", batch=batch_id)
+        return render(
+            request,
+            "confirm.html",
+            user=user,
+            action="cancel_batch",
+            scope="batch",
+            reason="",
+            ids=[],
+            count=total,
+            post_to=f"/batches/{batch_id}/cancel",
+            batch=batch_id,
+        )
     if console.tasks.batch_job_id is None:
-        return render(request, "error.html", 501, user=user, title="Not available",
-                      message="batch cancel needs the ledger's batch members (ledger.schema.batch_job_id)")
+        return render(
+            request,
+            "error.html",
+            501,
+            user=user,
+            title="Not available",
+            message="batch cancel needs the ledger's batch members (ledger.schema.batch_job_id)",
+        )
     task_id = console.tasks.start("cancel_batch", user.name, batch=batch_id)
     return _see(f"/tasks/{task_id}")
 

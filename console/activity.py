@@ -45,8 +45,10 @@ class ActivityCounter:
         # decode_responses: the cursor, entry ids, field names and values are str.
         cursor = cast(str | None, self.redis.get(self.keys.console_events_cursor))
         cursor = cursor or f"{int((time.time() - 3600) * 1000)}-0"
-        rows = cast(list[tuple[str, dict[str, str]]],
-                    self.redis.xrange(self.keys.events, min=f"({cursor}", max="+", count=STEP_EVENTS))
+        rows = cast(
+            list[tuple[str, dict[str, str]]],
+            self.redis.xrange(self.keys.events, min=f"({cursor}", max="+", count=STEP_EVENTS),
+        )
         if not rows:
             return 0
         priced = [fields.get("job", "") for _, fields in rows if fields.get("state") in PRICED_STATES]

@@ -22,12 +22,20 @@ from console.users import User, parse_users
 from console.web import render
 
 SESSION_COOKIE = "cosmos_console"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
-def create_app(settings: Settings, *, users: dict[str, User] | None = None, host: str = "127.0.0.1",
-               client: redis.Redis | None = None, background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    users: dict[str, User] | None = None,
+    host: str = "127.0.0.1",
+    client: redis.Redis | None = None,
+    background: bool = True,
+) -> FastAPI:
     """The console for these settings; `users` default to COSMOS_CONSOLE_USERS (UsersError if unset)."""
     if users is None:
         secret = settings.console_users.get_secret_value() if settings.console_users else None
@@ -45,11 +53,19 @@ def create_app(settings: Settings, *, users: dict[str, User] | None = None, host
 
     app = FastAPI(title="cosmos-sms console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
-    session_secret = (settings.console_session_secret.get_secret_value() if settings.console_session_secret
-                      else secrets.token_urlsafe(32))
-    app.add_middleware(SessionMiddleware, secret_key=session_secret, session_cookie=SESSION_COOKIE,
-                       max_age=settings.console_session_max_age_s, same_site="strict",
-                       https_only=secure_cookie(settings.console_secure_cookie, host))
+    session_secret = (
+        settings.console_session_secret.get_secret_value()
+        if settings.console_session_secret
+        else secrets.token_urlsafe(32)
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.console_session_max_age_s,
+        same_site="strict",
+        https_only=secure_cookie(settings.console_secure_cookie, host),
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -85,8 +101,13 @@ def create_app(settings: Settings, *, users: dict[str, User] | None = None, host
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError):
-        return render(request, "error.html", 503, title="Redis unavailable",
-                      message="Redis is not reachable; check REDIS_URL. Nothing was changed.")
+        return render(
+            request,
+            "error.html",
+            503,
+            title="Redis unavailable",
+            message="Redis is not reachable; check REDIS_URL. Nothing was changed.",
+        )
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(pages.router)

@@ -75,17 +75,27 @@ class Console:
 
     @classmethod
     def build(cls, settings: Settings, users: dict[str, User], client: Redis | None = None) -> Console:
-        client = client or redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
-                                                socket_connect_timeout=2)
+        client = client or redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
         batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
         templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
-        return cls(settings, users, client, ledger, controls, Searcher(client, keys, batch_job_id),
-                   Tasks(ledger, controls, batch_job_id), ActivityCounter(client, keys), LoginThrottle(client, keys),
-                   templates)
+        return cls(
+            settings,
+            users,
+            client,
+            ledger,
+            controls,
+            Searcher(client, keys, batch_job_id),
+            Tasks(ledger, controls, batch_job_id),
+            ActivityCounter(client, keys),
+            LoginThrottle(client, keys),
+            templates,
+        )
 
     @property
     def keys(self) -> Keys:

@@ -83,10 +83,26 @@ def chart(minutes: list[tuple[int, dict[str, float]]]) -> dict:
         for j, state in enumerate(CHART_STATES):
             count = int(counts.get(state, 0))
             h = CHART_H * count / top
-            bars.append(Bar(round(i * slot + j * bar_w, 2), round(CHART_H - h, 2), round(bar_w, 2), round(h, 2),
-                            state, count, label))
+            bars.append(
+                Bar(
+                    round(i * slot + j * bar_w, 2),
+                    round(CHART_H - h, 2),
+                    round(bar_w, 2),
+                    round(h, 2),
+                    state,
+                    count,
+                    label,
+                )
+            )
     totals = {s: sum(int(c.get(s, 0)) for _, c in minutes) for s in CHART_STATES}
     first = time.strftime("%H:%M", time.gmtime(minutes[0][0] * 60)) if minutes else ""
     last = time.strftime("%H:%M", time.gmtime(minutes[-1][0] * 60)) if minutes else ""
-    return {"bars": bars, "top": top, "width": CHART_W, "height": CHART_H, "totals": totals, "first": first,
-            "last": last}
+    return {
+        "bars": bars,
+        "top": top,
+        "width": CHART_W,
+        "height": CHART_H,
+        "totals": totals,
+        "first": first,
+        "last": last,
+    }

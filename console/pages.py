@@ -80,17 +80,31 @@ def messages(request: Request, user: Viewer):
     page = None
     try:
         q = parse_query(params)
-        searched = any(params.get(k) for k in ("job_id", "message_id", "number", "idem", "batch", "state",
-                                              "reason", "since", "until"))
+        searched = any(
+            params.get(k)
+            for k in ("job_id", "message_id", "number", "idem", "batch", "state", "reason", "since", "until")
+        )
         page = console.searcher.run(q)
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]
     except SearchError as exc:
         q, searched, error = Query(), True, str(exc)
     status = 400 if error else 200
     next_params = {k: v for k, v in params.items() if k != "cursor" and v}
-    return render(request, "messages.html", status, user=user, params=params, rows=rows, error=error, page=page,
-                  driver=q.driver, searched=searched, next_params=next_params, page_size=PAGE_SIZE,
-                  scan_limit=SCAN_LIMIT)
+    return render(
+        request,
+        "messages.html",
+        status,
+        user=user,
+        params=params,
+        rows=rows,
+        error=error,
+        page=page,
+        driver=q.driver,
+        searched=searched,
+        next_params=next_params,
+        page_size=PAGE_SIZE,
+        scan_limit=SCAN_LIMIT,
+    )
 
 
 @router.get("/messages/{job_id}", response_class=HTMLResponse)
@@ -101,8 +115,16 @@ def message(request: Request, user: Viewer, job_id: str):
     record = to_record(raw)
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
-    return render(request, "message.html", user=user, r=record, raw=raw, events=_events(console, job_id, raw),
-                  forwards=_forwards(console, job_id, raw), actions=_actions(record["state"]))
+    return render(
+        request,
+        "message.html",
+        user=user,
+        r=record,
+        raw=raw,
+        events=_events(console, job_id, raw),
+        forwards=_forwards(console, job_id, raw),
+        actions=_actions(record["state"]),
+    )
 
 
 def _actions(state: str) -> list[tuple[str, str]]:
@@ -129,11 +151,25 @@ def _forwards(console, job_id: str, raw: dict) -> list[dict]:
     replies = pipe.execute()
     out = []
     for i, fid in enumerate(ids):
-        fwd, failed, due = replies[3 * i:3 * i + 3]
-        status = "failed for good" if failed is not None else "pending" if due is not None else \
-            "delivered" if fwd else "done (record gone)"
-        out.append({"id": fid, "url": fwd.get("url"), "attempts": fwd.get("attempts"),
-                    "created_ts": fwd.get("created_ts"), "status": status})
+        fwd, failed, due = replies[3 * i : 3 * i + 3]
+        status = (
+            "failed for good"
+            if failed is not None
+            else "pending"
+            if due is not None
+            else "delivered"
+            if fwd
+            else "done (record gone)"
+        )
+        out.append(
+            {
+                "id": fid,
+                "url": fwd.get("url"),
+                "attempts": fwd.get("attempts"),
+                "created_ts": fwd.get("created_ts"),
+                "status": status,
+            }
+        )
     return out
 
 
@@ -150,8 +186,14 @@ def _events(console, job_id: str, raw: dict) -> list[dict]:
 @router.get("/dead", response_class=HTMLResponse)
 def dead(request: Request, user: Viewer, reason: str = "", cursor: str = ""):
     console = console_of(request)
-    reasons = sorted(((k.split(":", 1)[1], int(v)) for k, v in console.ledger.counters().items()
-                      if k.startswith("dead:") and int(v) > 0), key=lambda kv: -kv[1])
+    reasons = sorted(
+        (
+            (k.split(":", 1)[1], int(v))
+            for k, v in console.ledger.counters().items()
+            if k.startswith("dead:") and int(v) > 0
+        ),
+        key=lambda kv: -kv[1],
+    )
     error = None
     rows, page = [], None
     try:
@@ -160,8 +202,18 @@ def dead(request: Request, user: Viewer, reason: str = "", cursor: str = ""):
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]
     except SearchError as exc:
         error = str(exc)
-    return render(request, "dead.html", 400 if error else 200, user=user, reasons=reasons, reason=reason,
-                  rows=rows, page=page, error=error, size=console.redis.zcard(console.keys.dead))
+    return render(
+        request,
+        "dead.html",
+        400 if error else 200,
+        user=user,
+        reasons=reasons,
+        reason=reason,
+        rows=rows,
+        page=page,
+        error=error,
+        size=console.redis.zcard(console.keys.dead),
+    )
 
 
 @router.get("/held", response_class=HTMLResponse)
@@ -173,8 +225,16 @@ def held(request: Request, user: Viewer, cursor: str = ""):
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]
     except SearchError as exc:
         error = str(exc)
-    return render(request, "held.html", 400 if error else 200, user=user, rows=rows, page=page, error=error,
-                  size=console.redis.zcard(console.keys.held))
+    return render(
+        request,
+        "held.html",
+        400 if error else 200,
+        user=user,
+        rows=rows,
+        page=page,
+        error=error,
+        size=console.redis.zcard(console.keys.held),
+    )
 
 
 @router.get("/suppression", response_class=HTMLResponse)
@@ -188,12 +248,24 @@ def suppression(request: Request, user: Viewer, q: str = "", cursor: str = "0"):
     elif not cursor.isdigit():
         error = "cursor: malformed (start the search again)"
     else:
-        scan_cursor, numbers = cast(tuple[int, list[str]],  # decode_responses: members are str
-                                    console.redis.sscan(console.keys.suppressed, int(cursor),
-                                                        match=f"{q}*" if q else None, count=SUPPRESSION_STEP))
+        scan_cursor, numbers = cast(
+            tuple[int, list[str]],  # decode_responses: members are str
+            console.redis.sscan(
+                console.keys.suppressed, int(cursor), match=f"{q}*" if q else None, count=SUPPRESSION_STEP
+            ),
+        )
         next_cursor = str(scan_cursor) if scan_cursor else None
-    return render(request, "suppression.html", 400 if error else 200, user=user, q=q, numbers=sorted(numbers),
-                  next_cursor=next_cursor, error=error, size=console.redis.scard(console.keys.suppressed))
+    return render(
+        request,
+        "suppression.html",
+        400 if error else 200,
+        user=user,
+        q=q,
+        numbers=sorted(numbers),
+        next_cursor=next_cursor,
+        error=error,
+        size=console.redis.scard(console.keys.suppressed),
+    )
 
 
 @router.get("/batches", response_class=HTMLResponse)
@@ -209,9 +281,10 @@ def batches(request: Request, user: Viewer, batch: str = "", cursor: str = "0"):
     elif not cursor.isdigit():
         error = "cursor: malformed"
     else:
-        scan_cursor, keys = cast(tuple[int, list[str]],  # decode_responses: key names are str
-                                 console.redis.scan(int(cursor), match=console.keys.batch("*"), count=SCAN_LIMIT,
-                                                    _type="HASH"))
+        scan_cursor, keys = cast(
+            tuple[int, list[str]],  # decode_responses: key names are str
+            console.redis.scan(int(cursor), match=console.keys.batch("*"), count=SCAN_LIMIT, _type="HASH"),
+        )
         found = sorted(k.removeprefix(console.keys.batch("")) for k in keys)
         next_cursor = str(scan_cursor) if scan_cursor else None
     pipe = console.redis.pipeline(transaction=False)
@@ -221,31 +294,52 @@ def batches(request: Request, user: Viewer, batch: str = "", cursor: str = "0"):
     status = 400 if error else (404 if batch and not progress else 200)
     if status == 404:
         error = f"no batch {batch}"
-    return render(request, "batches.html", status, user=user, batch=batch, batches=progress,
-                  next_cursor=next_cursor, error=error)
+    return render(
+        request, "batches.html", status, user=user, batch=batch, batches=progress, next_cursor=next_cursor, error=error
+    )
 
 
 def _batch_progress(raw: dict) -> dict:
     total = int(raw.get("total") or 0)
     states = {k.split(":", 1)[1]: int(v) for k, v in raw.items() if k.startswith("state:") and int(v or 0)}
     final = sum(v for s, v in states.items() if s in ("delivered", "not_delivered", "dead", "expired", "cancelled"))
-    return {"total": total, "states": states, "final": final, "cancelled": raw.get("cancelled") not in (None, "", "0"),
-            "created_ts": raw.get("created_ts"), "percent": round(100 * final / total, 1) if total else 0.0}
+    return {
+        "total": total,
+        "states": states,
+        "final": final,
+        "cancelled": raw.get("cancelled") not in (None, "", "0"),
+        "created_ts": raw.get("created_ts"),
+        "percent": round(100 * final / total, 1) if total else 0.0,
+    }
 
 
 @router.get("/controls", response_class=HTMLResponse)
 def controls(request: Request, user: Viewer):
     console = console_of(request)
-    return render(request, "controls.html", user=user, pauses=console.controls.pauses(),
-                  breaker=console.ledger.breaker(), scopes=PAUSE_SCOPES, rate_limit=console.settings.rate_limit)
+    return render(
+        request,
+        "controls.html",
+        user=user,
+        pauses=console.controls.pauses(),
+        breaker=console.ledger.breaker(),
+        scopes=PAUSE_SCOPES,
+        rate_limit=console.settings.rate_limit,
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, user: Viewer, before: str = ""):
     console = console_of(request)
     if before and not re.fullmatch(r"[0-9]+-[0-9]+", before):
-        return render(request, "audit.html", 400, user=user, entries=[], next_cursor=None,
-                      error="before: malformed (start from the newest)")
+        return render(
+            request,
+            "audit.html",
+            400,
+            user=user,
+            entries=[],
+            next_cursor=None,
+            error="before: malformed (start from the newest)",
+        )
     entries, next_cursor = console.controls.audit_page(before or None)
     return render(request, "audit.html", user=user, entries=entries, next_cursor=next_cursor, error=None)
 
@@ -258,6 +352,3 @@ def task(request: Request, user: Viewer, task_id: str):
         raise HTTPException(404, f"no background action {task_id[:40]}")
     template = "_task.html" if request.headers.get("hx-request") else "task.html"
     return render(request, template, user=user, task=found, task_id=task_id)
-
-
-

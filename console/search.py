@@ -79,8 +79,10 @@ def parse_time(name: str, value: str) -> float | None:
 
 def parse_query(params: dict[str, str]) -> Query:
     """A Query from the search form; SearchError naming the first bad field."""
-    values = {k: (params.get(k) or "").strip() for k in
-              ("job_id", "message_id", "number", "idem", "batch", "state", "reason", "cursor")}
+    values = {
+        k: (params.get(k) or "").strip()
+        for k in ("job_id", "message_id", "number", "idem", "batch", "state", "reason", "cursor")
+    }
     for name in ("job_id", "message_id", "idem", "batch", "reason"):
         if values[name] and not _TOKEN.match(values[name]):
             raise SearchError(f"{name}: unexpected characters (letters, digits and _ . : @ | - only, up to 200)")
@@ -113,8 +115,12 @@ class Searcher:
             return self._direct(q, driver)
         if driver == "batch":
             return self._batch(q)
-        zset = {"number": self.keys.by_number(q.number), "dead": self.keys.dead, "held": self.keys.held,
-                "created": self.keys.created}[driver]
+        zset = {
+            "number": self.keys.by_number(q.number),
+            "dead": self.keys.dead,
+            "held": self.keys.held,
+            "created": self.keys.created,
+        }[driver]
         return self._walk(q, zset)
 
     def _direct(self, q: Query, driver: str) -> Page:
@@ -141,9 +147,10 @@ class Searcher:
         # The index answers the query alone: read one page. Otherwise scan at most SCAN_LIMIT entries.
         limit = SCAN_LIMIT if self._needs_filter(q, zset) else PAGE_SIZE
         # decode_responses: members come back as str, and withscores pairs each with its float score.
-        rows = cast(list[tuple[str, float]],
-                    self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit,
-                                      withscores=True))
+        rows = cast(
+            list[tuple[str, float]],
+            self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit, withscores=True),
+        )
         ids = [job_id for job_id, _ in rows]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:
@@ -194,8 +201,14 @@ class Searcher:
             return []
         if self._filter is None:
             self._filter = self.redis.register_script(_FILTER_LUA)
-        args = [q.state, q.reason, q.number, q.batch, "" if q.since is None else repr(q.since),
-                "" if q.until is None else repr(q.until)]
+        args = [
+            q.state,
+            q.reason,
+            q.number,
+            q.batch,
+            "" if q.since is None else repr(q.since),
+            "" if q.until is None else repr(q.until),
+        ]
         hits = self._filter(keys=[self.keys.job(job_id) for job_id in ids], args=args)
         return [ids[int(i) - 1] for i in hits]
 

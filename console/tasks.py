@@ -45,9 +45,21 @@ class Tasks:
         """Record a task and start its thread; returns the task id."""
         task_id = uuid.uuid4().hex[:16]
         key = self.ledger.keys.console_task(task_id)
-        self.redis.hset(key, mapping={"kind": kind, "reason": reason, "batch": batch, "user": user,
-                                      "state": "running", "done": 0, "refused": 0, "seen": 0,
-                                      "started_ts": time.time(), "until_ts": time.time()})
+        self.redis.hset(
+            key,
+            mapping={
+                "kind": kind,
+                "reason": reason,
+                "batch": batch,
+                "user": user,
+                "state": "running",
+                "done": 0,
+                "refused": 0,
+                "seen": 0,
+                "started_ts": time.time(),
+                "until_ts": time.time(),
+            },
+        )
         self.redis.expire(key, TASK_TTL_S)
         if run:
             thread = threading.Thread(target=self.run, args=(task_id,), name=f"console-task-{task_id}", daemon=True)
@@ -69,8 +81,9 @@ class Tasks:
             task = self._task(key)
             self.redis.hset(key, mapping={"state": "finished", "finished_ts": time.time()})
             target = task.get("batch") or f"dead reason={task.get('reason') or 'any'}"
-            self.controls.audit(task["user"], f"{task['kind']} (all matching)", target, int(task["done"]),
-                                f"refused {task['refused']}")
+            self.controls.audit(
+                task["user"], f"{task['kind']} (all matching)", target, int(task["done"]), f"refused {task['refused']}"
+            )
         except Exception as exc:  # a failed step must show on the page, not vanish with the thread
             log.exception("console task %s failed", task_id)
             self.redis.hset(key, mapping={"state": "failed", "error": str(exc)[:300]})

@@ -37,4 +37,5 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
         except Exception:
             user = None
     return console.templates.TemplateResponse(
-        request, template, {"user": user, "csrf": csrf_token(request), **context}, status_code=status)
+        request, template, {"user": user, "csrf": csrf_token(request), **context}, status_code=status
+    )

@@ -44,15 +44,15 @@ POOL_SIZE = 256
 class CosmosClient:
     """Sends one message to `{api_url}/sms/`; safe to share between threads."""
 
-    def __init__(self, api_url: str, api_key: str, api_secret: str, *,
-                 connect_timeout_s: float, read_timeout_s: float):
+    def __init__(self, api_url: str, api_key: str, api_secret: str, *, connect_timeout_s: float, read_timeout_s: float):
         self.endpoint = f"{api_url.rstrip('/')}/sms/"
         self._credentials = {"api_key": api_key, "api_secret": api_secret}
         # The proxy variables are read once, as requests did per Session before.
         proxies = requests.utils.get_environ_proxies(self.endpoint)
         transport = RequestsTransport if proxies else PoolTransport
         self.transport: PoolTransport | RequestsTransport = transport(
-            self.endpoint, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s, proxies=proxies)
+            self.endpoint, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s, proxies=proxies
+        )
 
     def __repr__(self) -> str:  # never show the credentials, even in a traceback
         return f"CosmosClient({self.endpoint!r})"
@@ -75,8 +75,9 @@ def request_headers() -> dict[str, str]:
 class PoolTransport:
     """POSTs through one `urllib3` pool: no retries, no redirects, the configured timeouts."""
 
-    def __init__(self, endpoint: str, *, connect_timeout_s: float, read_timeout_s: float,
-                 proxies: dict[str, str] | None = None):
+    def __init__(
+        self, endpoint: str, *, connect_timeout_s: float, read_timeout_s: float, proxies: dict[str, str] | None = None
+    ):
         parts = urlsplit(endpoint)
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         self.timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
@@ -84,14 +85,23 @@ class PoolTransport:
         tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": DEFAULT_CA_BUNDLE_PATH} if parts.scheme == "https" else {}
         # block=False: a sender never waits for a connection (its lease is running); past
         # POOL_SIZE at once an extra connection is opened and closed after use.
-        self.pool = urllib3.connection_from_url(endpoint, maxsize=POOL_SIZE, block=False, retries=False,
-                                                timeout=self.timeout, **tls)
+        self.pool = urllib3.connection_from_url(
+            endpoint, maxsize=POOL_SIZE, block=False, retries=False, timeout=self.timeout, **tls
+        )
 
     def post(self, data: bytes) -> Outcome:
         started = time.perf_counter()
         try:
-            response = self.pool.urlopen("POST", self.path, body=data, headers=self.headers, retries=False,
-                                         redirect=False, timeout=self.timeout, preload_content=True)
+            response = self.pool.urlopen(
+                "POST",
+                self.path,
+                body=data,
+                headers=self.headers,
+                retries=False,
+                redirect=False,
+                timeout=self.timeout,
+                preload_content=True,
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             return from_pool_error(exc, _ms(started))
         return from_answer(response.status, response.data, _ms(started))
@@ -100,8 +110,9 @@ class PoolTransport:
 class RequestsTransport:
     """POSTs through a requests Session per thread, with the request prepared once per thread."""
 
-    def __init__(self, endpoint: str, *, connect_timeout_s: float, read_timeout_s: float,
-                 proxies: dict[str, str] | None = None):
+    def __init__(
+        self, endpoint: str, *, connect_timeout_s: float, read_timeout_s: float, proxies: dict[str, str] | None = None
+    ):
         self.endpoint = endpoint
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.proxies = proxies or {}
@@ -196,8 +207,9 @@ def from_answer(code: int, body: bytes, latency_ms: int) -> Outcome:
     if status in TRANSIENT_STATUSES:
         return Outcome("transient", status, code, latency_ms, error=f"COSMOS said {status} (HTTP {code})")
     if code == 200 or code in AMBIGUOUS_HTTP:
-        return Outcome("ambiguous", status or f"http_{code}", code, latency_ms,
-                       error=f"HTTP {code} without a usable answer")
+        return Outcome(
+            "ambiguous", status or f"http_{code}", code, latency_ms, error=f"HTTP {code} without a usable answer"
+        )
     if code in TRANSIENT_HTTP or code >= 500:
         error = f"HTTP {code}" + (" (is COSMOS_API_URL right?)" if code == 404 else "")
         return Outcome("transient", status or f"http_{code}", code, latency_ms, error=error)

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PERMANENT_STATUSES = frozenset({
-    "invalid_to", "invalid_from", "invalid_text", "invalid_callback", "invalid_json",
-    "failed", "spam", "blacklist", "unauthorized", "large_request",
-})
+PERMANENT_STATUSES = frozenset(
+    {
+        "invalid_to",
+        "invalid_from",
+        "invalid_text",
+        "invalid_callback",
+        "invalid_json",
+        "failed",
+        "spam",
+        "blacklist",
+        "unauthorized",
+        "large_request",
+    }
+)
 TRANSIENT_STATUSES = frozenset({"timeout", "internal_error"})
 TRANSIENT_HTTP = frozenset({404, 408, 429, 500, 503})
 """Not accepted, worth retrying; 404 is a wrong COSMOS_API_URL, which must not kill a backlog."""

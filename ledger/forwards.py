@@ -115,10 +115,17 @@ class Forward:
     @classmethod
     def from_fields(cls, fwd_id: str, fields: dict[str, str]) -> Forward:
         failed = fields.get("failed_ts")
-        return cls(fwd_id=fwd_id, job_id=fields.get("job", ""), url=fields.get("url", ""),
-                   payload=fields.get("payload", "{}"), webhook_id=fields.get("webhook_id") or fwd_id,
-                   attempts=int(fields.get("attempts") or 0), created_ts=float(fields.get("created_ts") or 0),
-                   last_error=fields.get("last_error") or None, failed_ts=float(failed) if failed else None)
+        return cls(
+            fwd_id=fwd_id,
+            job_id=fields.get("job", ""),
+            url=fields.get("url", ""),
+            payload=fields.get("payload", "{}"),
+            webhook_id=fields.get("webhook_id") or fwd_id,
+            attempts=int(fields.get("attempts") or 0),
+            created_ts=float(fields.get("created_ts") or 0),
+            last_error=fields.get("last_error") or None,
+            failed_ts=float(failed) if failed else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the CLI (the payload parsed)."""
@@ -126,9 +133,17 @@ class Forward:
             payload = json.loads(self.payload)
         except ValueError:
             payload = self.payload
-        return {"fwd_id": self.fwd_id, "job_id": self.job_id, "url": self.url, "webhook_id": self.webhook_id,
-                "attempts": self.attempts, "created_ts": self.created_ts, "last_error": self.last_error,
-                "failed_ts": self.failed_ts, "payload": payload}
+        return {
+            "fwd_id": self.fwd_id,
+            "job_id": self.job_id,
+            "url": self.url,
+            "webhook_id": self.webhook_id,
+            "attempts": self.attempts,
+            "created_ts": self.created_ts,
+            "last_error": self.last_error,
+            "failed_ts": self.failed_ts,
+            "payload": payload,
+        }
 
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
@@ -151,8 +166,13 @@ class Forwards:
         now = time.time() if now is None else now
         fwd_id = uuid.uuid4().hex
         fields: dict[str, str | float] = {
-            "job": job_id, "url": url, "payload": json.dumps(payload, separators=(",", ":")),
-            "webhook_id": f"msg_{fwd_id}", "attempts": 0, "created_ts": now}
+            "job": job_id,
+            "url": url,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "webhook_id": f"msg_{fwd_id}",
+            "attempts": 0,
+            "created_ts": now,
+        }
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.forward(fwd_id), mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(self.keys.forwards_due, {fwd_id: now})
@@ -163,9 +183,16 @@ class Forwards:
         """Take up to `limit` due forwards (at most MAX_STEP), invisible to others for the claim grace."""
         now = time.time() if now is None else now
         limit = max(1, min(int(limit), MAX_STEP))
-        reply = self._claim(keys=[self.keys.forwards_due, self.keys.forwards_failed],
-                            args=[self.settings.redis_prefix, now, self.settings.forward_claim_grace_s, limit,
-                                  self.settings.retention_s])
+        reply = self._claim(
+            keys=[self.keys.forwards_due, self.keys.forwards_failed],
+            args=[
+                self.settings.redis_prefix,
+                now,
+                self.settings.forward_claim_grace_s,
+                limit,
+                self.settings.retention_s,
+            ],
+        )
         return [Forward.from_fields(reply[i], _pairs(reply[i + 1])) for i in range(0, len(reply), 2)]
 
     def complete(self, fwd_id: str) -> None:
@@ -175,14 +202,25 @@ class Forwards:
         pipe.zrem(self.keys.forwards_due, fwd_id)
         pipe.execute()
 
-    def reschedule(self, fwd_id: str, delay_s: float, error: str = "", attempted: bool = True,
-                   now: float | None = None) -> str:
+    def reschedule(
+        self, fwd_id: str, delay_s: float, error: str = "", attempted: bool = True, now: float | None = None
+    ) -> str:
         """Next try in `delay_s`; 'failed' once the retry window has passed ('gone' if it no longer exists)."""
         now = time.time() if now is None else now
-        return str(self._reschedule(
-            keys=[self.keys.forwards_due, self.keys.forwards_failed, self.keys.forward(fwd_id)],
-            args=[fwd_id, now, max(0.0, delay_s), error[:500], "1" if attempted else "0",
-                  self.settings.forward_max_age_s, self.settings.retention_s]))
+        return str(
+            self._reschedule(
+                keys=[self.keys.forwards_due, self.keys.forwards_failed, self.keys.forward(fwd_id)],
+                args=[
+                    fwd_id,
+                    now,
+                    max(0.0, delay_s),
+                    error[:500],
+                    "1" if attempted else "0",
+                    self.settings.forward_max_age_s,
+                    self.settings.retention_s,
+                ],
+            )
+        )
 
     def due_count(self) -> int:
         """Forwards waiting for a (next) POST, claimed ones included."""
@@ -199,7 +237,8 @@ class Forwards:
         """Given-up forwards, oldest first: `count` (at most MAX_STEP) from `offset`."""
         count = max(1, min(int(count), MAX_STEP))
         ids: list[str] = self.redis.zrange(  # type: ignore[assignment]
-            self.keys.forwards_failed, offset, offset + count - 1)
+            self.keys.forwards_failed, offset, offset + count - 1
+        )
         pipe = self.redis.pipeline(transaction=False)
         for fwd_id in ids:
             pipe.hgetall(self.keys.forward(fwd_id))
@@ -220,9 +259,10 @@ class Forwards:
         now = time.time() if now is None else now
         moved = 0
         for start in range(0, len(fwd_ids), MAX_STEP):
-            chunk = list(fwd_ids[start:start + MAX_STEP])
-            moved += self._retry(keys=[self.keys.forwards_due, self.keys.forwards_failed],
-                                 args=[self.settings.redis_prefix, now, *chunk])
+            chunk = list(fwd_ids[start : start + MAX_STEP])
+            moved += self._retry(
+                keys=[self.keys.forwards_due, self.keys.forwards_failed], args=[self.settings.redis_prefix, now, *chunk]
+            )
         return moved
 
     def retry_all(self) -> int:
@@ -235,4 +275,5 @@ class Forwards:
 
     def _failed_before(self, cutoff: float) -> list[str]:
         return self.redis.zrange(  # type: ignore[return-value]
-            self.keys.forwards_failed, "-inf", cutoff, byscore=True, offset=0, num=MAX_STEP)
+            self.keys.forwards_failed, "-inf", cutoff, byscore=True, offset=0, num=MAX_STEP
+        )

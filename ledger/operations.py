@@ -21,7 +21,7 @@ def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str
     """`action` on each job, STEP at a time; returns (job id, done, lane or why not)."""
     out: list[tuple[str, bool, str]] = []
     for start in range(0, len(job_ids), STEP):
-        step = list(job_ids[start:start + STEP])
+        step = list(job_ids[start : start + STEP])
         results = ledger.operate_many(action, step)
         if action in REQUEUING:
             back = [(job_id, lane) for job_id, (done, lane) in zip(step, results) if done]
@@ -30,8 +30,9 @@ def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str
     return out
 
 
-def apply_to_pages(ledger: Ledger, action: str, pages: Iterable[list[str]],
-                   progress: Callable[[int, int], None] | None = None) -> Counter[str]:
+def apply_to_pages(
+    ledger: Ledger, action: str, pages: Iterable[list[str]], progress: Callable[[int, int], None] | None = None
+) -> Counter[str]:
     """`action` on every job of every page (e.g. `ledger.dead_ids(reason)`); counts done / refused."""
     tally: Counter[str] = Counter()
     for page in pages:

@@ -28,22 +28,41 @@ def task_message(task: str, args: list[object], queue: str, argsrepr: str) -> st
     """One Celery task message (protocol 2) as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
     body = base64.b64encode(json.dumps([args, {}, _EMBED]).encode()).decode()
-    return json.dumps({
-        "body": body,
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {
-            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
-            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-            "root_id": task_id, "parent_id": None, "argsrepr": argsrepr, "kwargsrepr": "{}",
-            "origin": _ORIGIN, "ignore_result": True,
+    return json.dumps(
+        {
+            "body": body,
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {
+                "lang": "py",
+                "task": task,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": argsrepr,
+                "kwargsrepr": "{}",
+                "origin": _ORIGIN,
+                "ignore_result": True,
+            },
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
         },
-        "properties": {
-            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
-        },
-    }, separators=(",", ":"))
+        separators=(",", ":"),
+    )
 
 
 def single_message(keys: Keys, lane: str, job_id: str) -> tuple[str, str]:
@@ -57,7 +76,7 @@ def chunk_messages(keys: Keys, job_ids: Sequence[str], chunk_size: int) -> list[
     queue = keys.queue(LANE_BULK)
     out = []
     for start in range(0, len(job_ids), chunk_size):
-        chunk = list(job_ids[start:start + chunk_size])
+        chunk = list(job_ids[start : start + chunk_size])
         argsrepr = f"[{len(chunk)} jobs: {chunk[0]}…]"
         out.append((keys.broker_queue_key(LANE_BULK), task_message(TASK_DELIVER_BATCH, [chunk], queue, argsrepr)))
     return out

@@ -34,8 +34,13 @@ def history(raw: str | None) -> list[dict[str, Any]]:
     for entry in (raw or "").split(";"):
         if entry:
             status, http, ms = (entry.split("/") + ["", ""])[:3]
-            out.append({"status": status, "http": int(http) if http.isdigit() else None,
-                        "latency_ms": int(ms) if ms.isdigit() else None})
+            out.append(
+                {
+                    "status": status,
+                    "http": int(http) if http.isdigit() else None,
+                    "latency_ms": int(ms) if ms.isdigit() else None,
+                }
+            )
     return out
 
 

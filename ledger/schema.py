@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from functools import cache
 
 # --- states -------------------------------------------------------------------------------
-STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held",
-          "cancelled")
+STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
 FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
 """States a job leaves only by an operator's action or the provider's late word (`sent` still waits
 for its receipt)."""
@@ -72,10 +71,30 @@ OUTCOME_KINDS = ("accepted", "permanent", "transient", "ambiguous", "account", "
 """What the worker tells `finish` about one attempt. `account`: COSMOS refused our account
 (unauthorized, or 404 from a wrong endpoint), which says nothing about the message. `defer`: a
 burst is spent, wait in the retry set. `release`: a lease given back before any request."""
-FINISH_RESULTS = ("sent", "extra", "duplicate", "dead", "retry", "retrying", "held", "expired", "paused",
-                  "lost_lease", "missing")
-RECEIPT_RESULTS = ("applied", "pending", "duplicate", "extra", "settled", "late", "refused_foreign",
-                   "unknown_job", "to_mismatch")
+FINISH_RESULTS = (
+    "sent",
+    "extra",
+    "duplicate",
+    "dead",
+    "retry",
+    "retrying",
+    "held",
+    "expired",
+    "paused",
+    "lost_lease",
+    "missing",
+)
+RECEIPT_RESULTS = (
+    "applied",
+    "pending",
+    "duplicate",
+    "extra",
+    "settled",
+    "late",
+    "refused_foreign",
+    "unknown_job",
+    "to_mismatch",
+)
 OPERATIONS = ("cancel", "requeue", "resend", "mark_sent", "purge", "withdraw")
 CANCEL_REASONS = ("cancelled", "unreplicated", "batch_cancelled")
 """Why a job was cancelled (its `last_error`); `unreplicated`: withdrawn by its producer because too few

@@ -64,8 +64,9 @@ class Scripts:
         results, acked = self.run_many_durably(name, [args], replicas, timeout_ms)
         return results[0], acked
 
-    def run_many_durably(self, name: str, calls: list[tuple[object, ...]], replicas: int,
-                         timeout_ms: int) -> tuple[list[Any], int]:
+    def run_many_durably(
+        self, name: str, calls: list[tuple[object, ...]], replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int]:
         """`run_many`, followed in the same pipeline by WAIT `replicas` `timeout_ms`: (results, acked replicas)."""
         if replicas <= 0:
             return self.run_many(name, calls), 0

@@ -21,8 +21,13 @@ def paused(pause: dict[str, str]) -> dict[str, Any] | None:
         return None
     info = json.loads(pause[f"op:{scopes[0]}"])
     lanes = list(LANES) if "all" in scopes else scopes
-    return {"kind": "operator", "reason": info.get("reason"), "by": info.get("by"), "since": info.get("ts"),
-            "lanes": lanes}
+    return {
+        "kind": "operator",
+        "reason": info.get("reason"),
+        "by": info.get("by"),
+        "since": info.get("ts"),
+        "lanes": lanes,
+    }
 
 
 def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
@@ -45,8 +50,9 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
         "states_by_lane": {lane: {s: int(counters.get(f"lane:{lane}:{s}", 0)) for s in STATES} for lane in LANES},
-        "dead_reasons": {key.split(":", 1)[1]: int(v) for key, v in counters.items()
-                         if key.startswith("dead:") and int(v) > 0},
+        "dead_reasons": {
+            key.split(":", 1)[1]: int(v) for key, v in counters.items() if key.startswith("dead:") and int(v) > 0
+        },
         "dead_letter_size": dead_size,
         "held_size": held_size,
         "retry_due_size": {lane: lanes[2 * i] for i, lane in enumerate(LANES)},

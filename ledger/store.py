@@ -69,8 +69,18 @@ UNREPLICATED = "unreplicated"
 
 def _attempt(reply: list[Any]) -> Attempt:
     if reply[0] == "go":
-        return Attempt("go", int(reply[1]), reply[2], reply[3], reply[4], reply[5] or None, float(reply[6]),
-                       float(reply[7]), reply[8] == "1", reply[9] == "1")
+        return Attempt(
+            "go",
+            int(reply[1]),
+            reply[2],
+            reply[3],
+            reply[4],
+            reply[5] or None,
+            float(reply[6]),
+            float(reply[7]),
+            reply[8] == "1",
+            reply[9] == "1",
+        )
     return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
 
 
@@ -96,21 +106,30 @@ class Ledger:
         wanted = self.settings.redis_min_replicas
         if wanted <= 0:
             return self._run(name, *args), True
-        result, acked = self._scripts.run_durably(name, (*self._common, *args), wanted,
-                                                  self.settings.redis_wait_timeout_ms)
+        result, acked = self._scripts.run_durably(
+            name, (*self._common, *args), wanted, self.settings.redis_wait_timeout_ms
+        )
         return result, acked >= wanted
 
     def _run_many_replicated(self, name: str, calls: list[tuple[object, ...]]) -> tuple[list[Any], bool]:
         wanted = self.settings.redis_min_replicas
         if wanted <= 0:
             return self._run_many(name, calls), True
-        results, acked = self._scripts.run_many_durably(name, [(*self._common, *args) for args in calls], wanted,
-                                                        self.settings.redis_wait_timeout_ms)
+        results, acked = self._scripts.run_many_durably(
+            name, [(*self._common, *args) for args in calls], wanted, self.settings.redis_wait_timeout_ms
+        )
         return results, acked >= wanted
 
     # --- producers -------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob], messages: Sequence[tuple[int, int, str, str]] = (), *,
-                batch_id: str = "", batch_fingerprint: str = "", batch_total: int = 0) -> list[tuple[str, bool]]:
+    def enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        messages: Sequence[tuple[int, int, str, str]] = (),
+        *,
+        batch_id: str = "",
+        batch_fingerprint: str = "",
+        batch_total: int = 0,
+    ) -> list[tuple[str, bool]]:
         """Record up to STEP new jobs and push their broker messages atomically, in one script call.
 
         `messages` are (first, last, broker list, message), positions 1-based within `jobs`; each is
@@ -120,8 +139,18 @@ class Ledger:
             raise ValueError(f"at most {STEP} jobs per enqueue step")
         args: list[object] = [batch_id, batch_fingerprint, batch_total, len(jobs)]
         for job in jobs:
-            args += [job.job_id, job.idempotency_key or "", job.fingerprint, job.lane, job.to, job.sender,
-                     job.text, job.callback or "", int(job.forward), job.expires_in_s]
+            args += [
+                job.job_id,
+                job.idempotency_key or "",
+                job.fingerprint,
+                job.lane,
+                job.to,
+                job.sender,
+                job.text,
+                job.callback or "",
+                int(job.forward),
+                job.expires_in_s,
+            ]
         args.append(len(messages))
         for first, last, queue_key, message in messages:
             args += [first, last, queue_key, message]
@@ -142,9 +171,10 @@ class Ledger:
         """The `job|fingerprint` each idempotency key maps to, read in pages (no writes)."""
         out: list[str | None] = []
         for start in range(0, len(keys), STEP):
-            page = keys[start:start + STEP]
-            out += [str(v) if v is not None else None
-                    for v in self.redis.mget([self.keys.idempotency(k) for k in page])]
+            page = keys[start : start + STEP]
+            out += [
+                str(v) if v is not None else None for v in self.redis.mget([self.keys.idempotency(k) for k in page])
+            ]
         return out
 
     # --- workers ---------------------------------------------------------------------
@@ -157,8 +187,10 @@ class Ledger:
         """`begin` for a whole chunk in one round trip; each job still gets its own lease."""
         calls = [self._begin_args(job_id, owner, count_delivery) for job_id, owner in zip(job_ids, owners)]
         replies, replicated = self._run_many_replicated("begin", calls)
-        return [self._held_back(job_id, owner, _attempt(r), replicated)
-                for job_id, owner, r in zip(job_ids, owners, replies)]
+        return [
+            self._held_back(job_id, owner, _attempt(r), replicated)
+            for job_id, owner, r in zip(job_ids, owners, replies)
+        ]
 
     def _held_back(self, job_id: str, owner: str, attempt: Attempt, replicated: bool) -> Attempt:
         """A lease too few replicas hold could vanish in a failover, and the job be sent twice: give it back."""
@@ -169,36 +201,100 @@ class Ledger:
 
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
         s = self.settings
-        return (job_id, owner, s.lease_s, s.ambiguous_policy, s.max_attempts, s.poison_deliveries,
-                int(count_delivery), s.rate_limit, BULK_AHEAD_S, s.attempt_bound_s * PROBE_S_FACTOR,
-                s.max_ambiguous_resends, s.pause_probe_interval_s)
+        return (
+            job_id,
+            owner,
+            s.lease_s,
+            s.ambiguous_policy,
+            s.max_attempts,
+            s.poison_deliveries,
+            int(count_delivery),
+            s.rate_limit,
+            BULK_AHEAD_S,
+            s.attempt_bound_s * PROBE_S_FACTOR,
+            s.max_ambiguous_resends,
+            s.pause_probe_interval_s,
+        )
 
-    def finish(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
-               latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
-               delay_s: float = 0.0) -> tuple[str, str]:
+    def finish(
+        self,
+        job_id: str,
+        owner: str,
+        kind: str,
+        *,
+        status: str = "",
+        http: int | None = None,
+        latency_ms: int = 0,
+        message_id: str = "",
+        price: float = 0.0,
+        error: str = "",
+        delay_s: float = 0.0,
+    ) -> tuple[str, str]:
         """Record an attempt's outcome; returns (what happened, breaker or pause change, or '')."""
-        r = self._run("finish", *self.finish_args(job_id, owner, kind, status=status, http=http,
-                                                  latency_ms=latency_ms, message_id=message_id, price=price,
-                                                  error=error, delay_s=delay_s))
+        r = self._run(
+            "finish",
+            *self.finish_args(
+                job_id,
+                owner,
+                kind,
+                status=status,
+                http=http,
+                latency_ms=latency_ms,
+                message_id=message_id,
+                price=price,
+                error=error,
+                delay_s=delay_s,
+            ),
+        )
         return r[0], r[1]
 
     def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
         """Several outcomes (each a `finish_args` tuple) in one round trip."""
         return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
 
-    def finish_args(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
-                    latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
-                    delay_s: float = 0.0) -> tuple[object, ...]:
+    def finish_args(
+        self,
+        job_id: str,
+        owner: str,
+        kind: str,
+        *,
+        status: str = "",
+        http: int | None = None,
+        latency_ms: int = 0,
+        message_id: str = "",
+        price: float = 0.0,
+        error: str = "",
+        delay_s: float = 0.0,
+    ) -> tuple[object, ...]:
         s = self.settings
-        return (job_id, owner, kind, status, http or 0, latency_ms, message_id, price, error[:300],
-                s.ambiguous_policy, s.breaker_threshold, s.breaker_open_s, s.retry_backoff_max_s, delay_s,
-                s.max_ambiguous_resends)
+        return (
+            job_id,
+            owner,
+            kind,
+            status,
+            http or 0,
+            latency_ms,
+            message_id,
+            price,
+            error[:300],
+            s.ambiguous_policy,
+            s.breaker_threshold,
+            s.breaker_open_s,
+            s.retry_backoff_max_s,
+            delay_s,
+            s.max_ambiguous_resends,
+        )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
         k = self.keys
-        flat = self._run("claim", limit, k.broker_queue_key(LANES[0]), k.broker_queue_key(LANES[1]),
-                         self.settings.pause_probe_interval_s)
+        flat = self._run(
+            "claim",
+            limit,
+            k.broker_queue_key(LANES[0]),
+            k.broker_queue_key(LANES[1]),
+            self.settings.pause_probe_interval_s,
+        )
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
     def sweep(self, limit: int = STEP) -> int:
@@ -206,8 +302,7 @@ class Ledger:
         return int(self._run("sweep", limit))
 
     # --- receipts --------------------------------------------------------------------
-    def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float,
-                      timestamp: str) -> str:
+    def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
         return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
 
     # --- operators -------------------------------------------------------------------
@@ -241,7 +336,8 @@ class Ledger:
         """Up to `count` members of a time-scored set with a score above `after`, oldest first."""
         low = "-inf" if after == float("-inf") else f"({after!r}"
         pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
-            zset, low, "+inf", start=0, num=count, withscores=True)
+            zset, low, "+inf", start=0, num=count, withscores=True
+        )
         return [(str(m), float(s)) for m, s in pairs]
 
     def iter_ids(self, zset: str, step: int = STEP) -> Iterator[list[str]]:
@@ -254,7 +350,8 @@ class Ledger:
         while True:
             low = "-inf" if after == float("-inf") else repr(after)
             pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
-                zset, low, "+inf", start=0, num=step + len(seen_at_after), withscores=True)
+                zset, low, "+inf", start=0, num=step + len(seen_at_after), withscores=True
+            )
             fresh = [(m, s) for m, s in pairs if not (s == after and m in seen_at_after)]
             if not fresh:
                 return
@@ -318,4 +415,3 @@ class Ledger:
             "created_at": iso(raw.get("created_ts")),
             "cancelled": raw.get("cancelled") == "1",
         }
-

@@ -24,8 +24,14 @@ def default_producer() -> SmsProducer:
         return _default
 
 
-def send_sms(to: str, sender: str, text: str, callback: str | None = None,
-             idempotency_key: str | None = None, expires_in: float | None = None) -> str:
+def send_sms(
+    to: str,
+    sender: str,
+    text: str,
+    callback: str | None = None,
+    idempotency_key: str | None = None,
+    expires_in: float | None = None,
+) -> str:
     """Enqueue one SMS; returns its job id once it is durably recorded and queued."""
     return default_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in)
 

@@ -180,17 +180,30 @@ class Event:
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
         return cls(
-            id=entry_id, job_id=fields.get("job", ""), state=fields.get("state", ""),
-            prev=fields.get("prev") or None, ts=float(fields.get("ts") or 0.0),
-            reason=fields.get("reason") or None, batch_id=fields.get("batch") or None,
+            id=entry_id,
+            job_id=fields.get("job", ""),
+            state=fields.get("state", ""),
+            prev=fields.get("prev") or None,
+            ts=float(fields.get("ts") or 0.0),
+            reason=fields.get("reason") or None,
+            batch_id=fields.get("batch") or None,
             late=fields.get("late", "") in ("1", "true"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; `at` is `ts` in ISO 8601 UTC."""
         at = datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return {"id": self.id, "job_id": self.job_id, "state": self.state, "prev": self.prev, "ts": self.ts,
-                "at": at, "reason": self.reason, "batch_id": self.batch_id, "late": self.late}
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "state": self.state,
+            "prev": self.prev,
+            "ts": self.ts,
+            "at": at,
+            "reason": self.reason,
+            "batch_id": self.batch_id,
+            "late": self.late,
+        }
 
 
 def _client(settings: Settings) -> redis.Redis:
@@ -246,9 +259,16 @@ class EventReader:
     still in the stream). An existing group keeps its position.
     """
 
-    def __init__(self, group: str, consumer: str, settings: Settings | None = None, *,
-                 client: redis.Redis | None = None, start: str = "$",
-                 claim_idle_ms: int | None = DEFAULT_CLAIM_IDLE_MS) -> None:
+    def __init__(
+        self,
+        group: str,
+        consumer: str,
+        settings: Settings | None = None,
+        *,
+        client: redis.Redis | None = None,
+        start: str = "$",
+        claim_idle_ms: int | None = DEFAULT_CLAIM_IDLE_MS,
+    ) -> None:
         for name, value in (("group", group), ("consumer", consumer)):
             if not isinstance(value, str) or not _NAME.match(value):
                 raise ValueError(f"{name}: must be 1-200 characters of letters, digits and _.:@-, got {value!r}")
@@ -290,7 +310,7 @@ class EventReader:
         ids = [event.id for event in events]
         acked = 0
         for start in range(0, len(ids), MAX_READ_COUNT):
-            acked += self.redis.xack(self.stream, self.group, *ids[start:start + MAX_READ_COUNT])
+            acked += self.redis.xack(self.stream, self.group, *ids[start : start + MAX_READ_COUNT])
         return acked
 
     def follow(self, count: int = 100, block_ms: int = 5000) -> Iterator[Event]:
@@ -312,8 +332,7 @@ class EventReader:
     def _read_pending(self, count: int) -> list[Event]:
         if self._pending_cursor is None:
             return []
-        reply: Any = self.redis.xreadgroup(self.group, self.consumer, {self.stream: self._pending_cursor},
-                                           count=count)
+        reply: Any = self.redis.xreadgroup(self.group, self.consumer, {self.stream: self._pending_cursor}, count=count)
         entries = reply[0][1] if reply else []
         if not entries:
             self._pending_cursor = None
@@ -330,8 +349,9 @@ class EventReader:
     def _claim_idle(self, count: int) -> list[Event]:
         if self.claim_idle_ms is None or time.monotonic() < self._next_claim:
             return []
-        reply = self.redis.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms,
-                                      start_id=self._claim_cursor, count=count)
+        reply = self.redis.xautoclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
+        )
         self._claim_cursor = reply[0]
         if self._claim_cursor == "0-0":
             # Scanned the whole group: rest a while (less than the idle time, so none waits long).
@@ -409,13 +429,29 @@ class EventFeed:
             stream: Any = self.redis.xinfo_stream(self.stream)
             groups: Any = self.redis.xinfo_groups(self.stream)
         except redis.ResponseError:  # no stream yet
-            return {"length": 0, "maxlen": self.settings.events_maxlen, "first_id": None, "last_id": None,
-                    "entries_added": 0, "groups": []}
+            return {
+                "length": 0,
+                "maxlen": self.settings.events_maxlen,
+                "first_id": None,
+                "last_id": None,
+                "entries_added": 0,
+                "groups": [],
+            }
         first, last = stream.get("first-entry"), stream.get("last-entry")
         return {
-            "length": stream["length"], "maxlen": self.settings.events_maxlen,
-            "first_id": first[0] if first else None, "last_id": last[0] if last else None,
+            "length": stream["length"],
+            "maxlen": self.settings.events_maxlen,
+            "first_id": first[0] if first else None,
+            "last_id": last[0] if last else None,
             "entries_added": stream.get("entries-added"),
-            "groups": [{"name": g["name"], "consumers": g["consumers"], "pending": g["pending"],
-                        "last_delivered_id": g["last-delivered-id"], "lag": g.get("lag")} for g in groups],
+            "groups": [
+                {
+                    "name": g["name"],
+                    "consumers": g["consumers"],
+                    "pending": g["pending"],
+                    "last_delivered_id": g["last-delivered-id"],
+                    "lag": g.get("lag"),
+                }
+                for g in groups
+            ],
         }

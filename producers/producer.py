@@ -42,28 +42,44 @@ class SmsProducer:
         return Ledger(self.redis, self.settings)
 
     # --- enqueue ---------------------------------------------------------------------
-    def send_sms(self, to: str, sender: str, text: str, callback: str | None = None,
-                 idempotency_key: str | None = None, expires_in: float | None = None) -> str:
+    def send_sms(
+        self,
+        to: str,
+        sender: str,
+        text: str,
+        callback: str | None = None,
+        idempotency_key: str | None = None,
+        expires_in: float | None = None,
+    ) -> str:
         job = self._job(uuid.uuid4().hex, LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
         queue_key, message = single_message(self.keys, LANE_SINGLE, job.job_id)
         try:
-            [(job_id, _)] = ride_out(lambda: self.ledger.enqueue([job], [(1, 1, queue_key, message)]),
-                                     self.settings.enqueue_timeout_s)
+            [(job_id, _)] = ride_out(
+                lambda: self.ledger.enqueue([job], [(1, 1, queue_key, message)]), self.settings.enqueue_timeout_s
+            )
         except NotReplicated as exc:
-            raise EnqueueFailed(f"too few replicas had the job within {self.settings.redis_wait_timeout_ms} ms",
-                                job_ids=self._withdraw(exc.pairs)) from exc
+            raise EnqueueFailed(
+                f"too few replicas had the job within {self.settings.redis_wait_timeout_ms} ms",
+                job_ids=self._withdraw(exc.pairs),
+            ) from exc
         except _REDIS_DOWN as exc:
             # The step may have run with its reply lost: the job may stand.
-            raise EnqueueFailed(f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
-                                job_ids=self._standing([job.job_id])) from exc
+            raise EnqueueFailed(
+                f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
+                job_ids=self._standing([job.job_id]),
+            ) from exc
         return job_id
 
     def send_bulk(self, messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
         """Enqueue many; validated and checked whole before the first write; written in bounded steps."""
-        if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip()
-                                     or len(batch_id) > MAX_BATCH_ID_CHARS):
-            raise InvalidMessage("invalid_json", "batch_id",
-                                 f"must be a string of 1 to {MAX_BATCH_ID_CHARS} characters, not only whitespace")
+        if batch_id is not None and (
+            not isinstance(batch_id, str) or not batch_id.strip() or len(batch_id) > MAX_BATCH_ID_CHARS
+        ):
+            raise InvalidMessage(
+                "invalid_json",
+                "batch_id",
+                f"must be a string of 1 to {MAX_BATCH_ID_CHARS} characters, not only whitespace",
+            )
         batch = batch_id if batch_id is not None else uuid.uuid4().hex
         jobs = self._bulk_jobs(messages, batch)
         if not jobs:
@@ -73,7 +89,7 @@ class SmsProducer:
         batch_fp = fingerprint.hexdigest()[:32]
         ids: list[str] = []
         for start in range(0, len(jobs), STEP):
-            step = jobs[start:start + STEP]
+            step = jobs[start : start + STEP]
             try:
                 write = partial(self._enqueue_step, step, batch, batch_fp, len(jobs))
                 ids += [job_id for job_id, _ in ride_out(write, self.settings.enqueue_timeout_s)]
@@ -81,20 +97,27 @@ class SmsProducer:
                 raise EnqueueFailed(
                     f"too few replicas had batch {batch!r} within {self.settings.redis_wait_timeout_ms} ms after "
                     f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch",
-                    job_ids=ids + self._withdraw(exc.pairs), batch_id=batch) from exc
+                    job_ids=ids + self._withdraw(exc.pairs),
+                    batch_id=batch,
+                ) from exc
             except _REDIS_DOWN as exc:
                 maybe = ids + [j.job_id for j in step]
                 raise EnqueueFailed(
                     f"Redis did not take batch {batch!r} within {self.settings.enqueue_timeout_s:g} s after "
                     f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch: {exc}",
-                    job_ids=self._standing(maybe) if start == 0 else maybe, batch_id=batch) from exc
+                    job_ids=self._standing(maybe) if start == 0 else maybe,
+                    batch_id=batch,
+                ) from exc
         return ids
 
     def _enqueue_step(self, step: list[NewJob], batch: str, fingerprint: str, total: int) -> list[tuple[str, bool]]:
         size = self.settings.bulk_chunk_size
-        messages = [(first + 1, min(first + size, len(step)), queue_key, message)
-                    for first, (queue_key, message) in zip(
-                        range(0, len(step), size), chunk_messages(self.keys, [j.job_id for j in step], size))]
+        messages = [
+            (first + 1, min(first + size, len(step)), queue_key, message)
+            for first, (queue_key, message) in zip(
+                range(0, len(step), size), chunk_messages(self.keys, [j.job_id for j in step], size)
+            )
+        ]
         return self.ledger.enqueue(step, messages, batch_id=batch, batch_fingerprint=fingerprint, batch_total=total)
 
     def _bulk_jobs(self, messages: Iterable[Mapping[str, Any]], batch: str) -> list[NewJob]:
@@ -109,10 +132,21 @@ class SmsProducer:
                     raise InvalidMessage("invalid_json", sorted(unknown)[0], "is not a message field")
                 key = message.get("idempotency_key")
                 if isinstance(key, str) and key in keys_seen:
-                    raise InvalidMessage("invalid_json", "idempotency_key",
-                                         f"repeats the key of message {keys_seen[key]} in this call")
-                jobs.append(self._job(batch_job_id(batch, index), LANE_BULK, message.get("to"), message.get("sender"),
-                                      message.get("text"), message.get("callback"), key, message.get("expires_in")))
+                    raise InvalidMessage(
+                        "invalid_json", "idempotency_key", f"repeats the key of message {keys_seen[key]} in this call"
+                    )
+                jobs.append(
+                    self._job(
+                        batch_job_id(batch, index),
+                        LANE_BULK,
+                        message.get("to"),
+                        message.get("sender"),
+                        message.get("text"),
+                        message.get("callback"),
+                        key,
+                        message.get("expires_in"),
+                    )
+                )
                 if isinstance(key, str):
                     keys_seen[key] = index
             except InvalidMessage as exc:
@@ -151,19 +185,29 @@ class SmsProducer:
             return job_ids
         return [job_id for job_id, state in zip(job_ids, states) if state is not None]
 
-    def _job(self, job_id: str, lane: str, to: Any, sender: Any, text: Any, callback: Any, idempotency_key: Any,
-             expires_in: Any) -> NewJob:
+    def _job(
+        self,
+        job_id: str,
+        lane: str,
+        to: Any,
+        sender: Any,
+        text: Any,
+        callback: Any,
+        idempotency_key: Any,
+        expires_in: Any,
+    ) -> NewJob:
         validate_message(to, sender, text, callback)
         if expires_in is None:
             expires_in = self.settings.default_expires_in_s
         if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or not 0 < expires_in < 10**9:
             raise InvalidMessage("invalid_json", "expires_in", "must be a positive number of seconds")
-        if idempotency_key is not None and (not isinstance(idempotency_key, str)
-                                            or not 0 < len(idempotency_key) <= 200):
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 200
+        ):
             raise InvalidMessage("invalid_json", "idempotency_key", "must be a string of 1 to 200 characters")
-        fingerprint = hashlib.sha256(
-            json.dumps([to, sender, text, callback], ensure_ascii=False).encode()
-        ).hexdigest()[:32]
+        fingerprint = hashlib.sha256(json.dumps([to, sender, text, callback], ensure_ascii=False).encode()).hexdigest()[
+            :32
+        ]
         forward = bool(callback) and bool(self.settings.webhook_url)
         return NewJob(job_id, lane, to, sender, text, callback, forward, idempotency_key, fingerprint, expires_in)
 

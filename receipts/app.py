@@ -67,13 +67,20 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
     """
     client = redis_client if redis_client is not None else connect(settings)
     ledger = Ledger(client, settings)
-    secrets = [s.get_secret_value() for s in (settings.webhook_secret, settings.webhook_secret_previous)
-               if s is not None and s.get_secret_value()]
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.webhook_secret, settings.webhook_secret_previous)
+        if s is not None and s.get_secret_value()
+    ]
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(ledger, settings.receipt_overdue_s))
-    answered = Counter(f"{PREFIX}receiver_responses", "Delivery-status requests this receiver process answered, "
-                       "by HTTP status.", ["code"], registry=registry)
+    answered = Counter(
+        f"{PREFIX}receiver_responses",
+        "Delivery-status requests this receiver process answered, by HTTP status.",
+        ["code"],
+        registry=registry,
+    )
     refusals = Refusals(registry)
     auth_failures = AuthFailureLimit(settings.webhook_rate_limit)
 
@@ -89,8 +96,14 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
             if redis_client is None:
                 client.close()
 
-    app = FastAPI(title=openapi.TITLE, description=openapi.DESCRIPTION, version=version("cosmos-sms"),
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=openapi.TITLE,
+        description=openapi.DESCRIPTION,
+        version=version("cosmos-sms"),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.registry = registry
 
     def refuse(request: Request, refusal: Refusal) -> JSONResponse:
@@ -98,8 +111,12 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
             # Only failed authentication spends the client's budget: COSMOS's receipts never do.
             wait = auth_failures.wait_after_failure(_client(request))
             if wait > 0:
-                refusal = Refusal(429, "rate_limited", f"over {auth_failures.rate:g} failed authentications/s",
-                                  {"Retry-After": str(max(1, int(wait + 0.999)))})
+                refusal = Refusal(
+                    429,
+                    "rate_limited",
+                    f"over {auth_failures.rate:g} failed authentications/s",
+                    {"Retry-After": str(max(1, int(wait + 0.999)))},
+                )
         return refusals.answer(refusal, _client(request), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
@@ -112,9 +129,13 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
         log.error("request failed: unexpected error", path=request.url.path, exc_info=exc)
         return refuse(request, Refusal(500, "internal_error", "unexpected error; retry later"))
 
-    @app.post("/delivery-status", summary="Take one COSMOS delivery receipt",
-              responses=openapi.DELIVERY_STATUS_RESPONSES, openapi_extra=openapi.DELIVERY_STATUS_EXTRA,
-              response_class=JSONResponse)
+    @app.post(
+        "/delivery-status",
+        summary="Take one COSMOS delivery receipt",
+        responses=openapi.DELIVERY_STATUS_RESPONSES,
+        openapi_extra=openapi.DELIVERY_STATUS_EXTRA,
+        response_class=JSONResponse,
+    )
     async def delivery_status(request: Request) -> JSONResponse:
         """Apply the receipt to the job its token names: idempotent, never moves a final state backwards."""
         try:
@@ -141,14 +162,20 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
         return JSONResponse({"redis": "ok"})
 
     if serve_metrics:
-        @app.get("/metrics", summary="Prometheus metrics", responses=openapi.METRICS_RESPONSES,
-                 response_class=Response)
+
+        @app.get("/metrics", summary="Prometheus metrics", responses=openapi.METRICS_RESPONSES, response_class=Response)
         async def metrics(request: Request) -> Response:
             """Every figure under `cosmos_`, read from Redis now (see docs/receiver.md for the list)."""
             if metrics_token and not _bearer_matches(request, metrics_token):
-                return refuse(request, Refusal(401, "invalid_metrics_token",
-                                               "GET /metrics needs Authorization: Bearer COSMOS_METRICS_TOKEN",
-                                               {"WWW-Authenticate": "Bearer"}))
+                return refuse(
+                    request,
+                    Refusal(
+                        401,
+                        "invalid_metrics_token",
+                        "GET /metrics needs Authorization: Bearer COSMOS_METRICS_TOKEN",
+                        {"WWW-Authenticate": "Bearer"},
+                    ),
+                )
             try:
                 text = await run_in_threadpool(generate_latest, registry)
             except redis.RedisError:
@@ -165,8 +192,13 @@ async def _take_receipt(request: Request, ledger: Ledger, settings: Settings, se
     require_json(request)
     receipt = parse_receipt(body)
     result = await run_in_threadpool(
-        ledger.apply_receipt, job_id, to=receipt.to, status=receipt.status, message_id=receipt.message_id,
-        price=receipt.price, timestamp=receipt.message_timestamp,
+        ledger.apply_receipt,
+        job_id,
+        to=receipt.to,
+        status=receipt.status,
+        message_id=receipt.message_id,
+        price=receipt.price,
+        timestamp=receipt.message_timestamp,
     )
     if result not in ACCEPTED_RESULTS:
         status, detail = LEDGER_REFUSALS.get(result, (409, f"the ledger refused the receipt ({result})"))
@@ -184,8 +216,12 @@ async def _watch_overdue(ledger: Ledger, threshold_s: float) -> None:
         except redis.RedisError:
             continue  # /healthz and the receipts themselves say Redis is down
         if figures["receipts_overdue"]:
-            log.warning("receipts overdue", count=figures["receipts_overdue"], threshold_s=threshold_s,
-                        oldest_wait_s=figures["oldest_awaiting_receipt_s"])
+            log.warning(
+                "receipts overdue",
+                count=figures["receipts_overdue"],
+                threshold_s=threshold_s,
+                oldest_wait_s=figures["oldest_awaiting_receipt_s"],
+            )
 
 
 def _bearer_matches(request: Request, token: str) -> bool:

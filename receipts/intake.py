@@ -77,8 +77,7 @@ def parse_receipt(body: bytes) -> DeliveryStatus:
         return DeliveryStatus.model_validate(value)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        detail = [{"field": ".".join(str(part) for part in e["loc"]) or "(body)", "msg": e["msg"]}
-                  for e in errors[:10]]
+        detail = [{"field": ".".join(str(part) for part in e["loc"]) or "(body)", "msg": e["msg"]} for e in errors[:10]]
         raise Refusal(422, "invalid_body", detail) from None
 
 

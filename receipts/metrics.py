@@ -74,29 +74,45 @@ class LedgerCollector(Collector):
         for lane, count in figures["queue_depth"].items():
             depth.add_metric([lane], count)
         yield depth
-        due = GaugeMetricFamily(f"{PREFIX}retry_due_size", "Jobs waiting for a retry or deferral, per lane.",
-                                labels=["lane"])
+        due = GaugeMetricFamily(
+            f"{PREFIX}retry_due_size", "Jobs waiting for a retry or deferral, per lane.", labels=["lane"]
+        )
         for lane, count in figures["retry_due_size"].items():
             due.add_metric([lane], count)
         yield due
 
-        yield GaugeMetricFamily(f"{PREFIX}dead_letter_size", "Jobs in the dead-letter queue.",
-                                value=figures["dead_letter_size"])
-        yield GaugeMetricFamily(f"{PREFIX}held_size", "Jobs held after an ambiguous attempt, awaiting an operator.",
-                                value=figures["held_size"])
-        yield GaugeMetricFamily(f"{PREFIX}total_price_usd", "Sum of prices of sent messages, US dollars.",
-                                value=figures["total_price"])
-        yield GaugeMetricFamily(f"{PREFIX}breaker_state", "Circuit breaker: 0 closed, 1 half_open, 2 open.",
-                                value=BREAKER_STATES.get(figures["breaker"]["state"], 2))
-        yield GaugeMetricFamily(f"{PREFIX}breaker_consecutive_failures",
-                                "Consecutive transient failures the breaker has counted.",
-                                value=figures["breaker"]["consecutive_failures"])
+        yield GaugeMetricFamily(
+            f"{PREFIX}dead_letter_size", "Jobs in the dead-letter queue.", value=figures["dead_letter_size"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}held_size",
+            "Jobs held after an ambiguous attempt, awaiting an operator.",
+            value=figures["held_size"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}total_price_usd", "Sum of prices of sent messages, US dollars.", value=figures["total_price"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}breaker_state",
+            "Circuit breaker: 0 closed, 1 half_open, 2 open.",
+            value=BREAKER_STATES.get(figures["breaker"]["state"], 2),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}breaker_consecutive_failures",
+            "Consecutive transient failures the breaker has counted.",
+            value=figures["breaker"]["consecutive_failures"],
+        )
         yield paused_gauge(figures.get("paused"))
-        yield GaugeMetricFamily(f"{PREFIX}receipts_overdue", "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S "
-                                "ago that still await their delivery receipt.", value=figures["receipts_overdue"])
-        yield GaugeMetricFamily(f"{PREFIX}receipt_oldest_wait_seconds", "How long the job that has waited "
-                                "longest for its delivery receipt has been sent (0 when none waits).",
-                                value=figures["oldest_awaiting_receipt_s"] or 0)
+        yield GaugeMetricFamily(
+            f"{PREFIX}receipts_overdue",
+            "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S ago that still await their delivery receipt.",
+            value=figures["receipts_overdue"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}receipt_oldest_wait_seconds",
+            "How long the job that has waited longest for its delivery receipt has been sent (0 when none waits).",
+            value=figures["oldest_awaiting_receipt_s"] or 0,
+        )
 
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
@@ -104,9 +120,12 @@ class LedgerCollector(Collector):
 
 def paused_gauge(pause: dict | None) -> GaugeMetricFamily:
     """1 with the pause's kind and reason while sending is paused; one 0 sample (kind "none") otherwise."""
-    gauge = GaugeMetricFamily(f"{PREFIX}sending_paused", "1 while sending is paused: kind account (COSMOS "
-                              "refused our account; lifted by a probe) or operator, with the reason.",
-                              labels=["kind", "reason"])
+    gauge = GaugeMetricFamily(
+        f"{PREFIX}sending_paused",
+        "1 while sending is paused: kind account (COSMOS "
+        "refused our account; lifted by a probe) or operator, with the reason.",
+        labels=["kind", "reason"],
+    )
     if pause:
         gauge.add_metric([str(pause.get("kind")), str(pause.get("reason") or "")], 1)
     else:
@@ -132,5 +151,4 @@ def histogram(name: str, documentation: str, field: str, raw: dict[str, str]) ->
         running += per_bucket[bound]
         buckets.append((floatToGoString(bound), running))
     buckets.append(("+Inf", running + infinite))
-    return HistogramMetricFamily(name, documentation, buckets=buckets,
-                                 sum_value=float(raw.get(f"{field}:sum", 0)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=float(raw.get(f"{field}:sum", 0)))

@@ -21,12 +21,27 @@ refusal answers `{"error": reason, "detail": ...}`. See docs/receiver.md.
 """
 
 _TOKEN_PARAMETERS = [
-    {"name": PARAM_JOB, "in": "query", "required": True, "schema": {"type": "string", "maxLength": 64},
-     "description": "The job id this callback is for."},
-    {"name": PARAM_KID, "in": "query", "required": True, "schema": {"type": "string"},
-     "description": "Which webhook secret signed the token (a public key id)."},
-    {"name": PARAM_SIG, "in": "query", "required": True, "schema": {"type": "string"},
-     "description": "HMAC-SHA256 of the job id under that secret."},
+    {
+        "name": PARAM_JOB,
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "maxLength": 64},
+        "description": "The job id this callback is for.",
+    },
+    {
+        "name": PARAM_KID,
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Which webhook secret signed the token (a public key id).",
+    },
+    {
+        "name": PARAM_SIG,
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "HMAC-SHA256 of the job id under that secret.",
+    },
 ]
 
 DELIVERY_STATUS_EXTRA = {
@@ -53,26 +68,36 @@ DELIVERY_STATUS_RESPONSES: Responses = {
     401: _error("The callback token is missing, forged, or signed by a secret no longer accepted."),
     403: _error("The receipt's `to` is not the job's recipient."),
     404: _error("No such job (never existed, or its record passed retention)."),
-    409: _error("The ledger refused the receipt (e.g. `refused_foreign`: a message id this job has no reason "
-                "to have); nothing changed."),
+    409: _error(
+        "The ledger refused the receipt (e.g. `refused_foreign`: a message id this job has no reason "
+        "to have); nothing changed."
+    ),
     413: _error("The body is larger than COSMOS_WEBHOOK_MAX_BODY_BYTES."),
     415: _error("Content-Type is not application/json."),
-    422: _error("The JSON is not a Delivery Status: missing or mistyped fields, unknown status, "
-                "bad number or timestamp (fields the spec does not list are ignored)."),
-    429: _error("This client failed authentication more than COSMOS_WEBHOOK_RATE_LIMIT times per second; "
-                "requests with a valid token are never limited."),
+    422: _error(
+        "The JSON is not a Delivery Status: missing or mistyped fields, unknown status, "
+        "bad number or timestamp (fields the spec does not list are ignored)."
+    ),
+    429: _error(
+        "This client failed authentication more than COSMOS_WEBHOOK_RATE_LIMIT times per second; "
+        "requests with a valid token are never limited."
+    ),
     503: _error("Redis is unreachable; nothing was recorded, COSMOS should retry."),
 }
 
 HEALTHZ_RESPONSES: Responses = {
     200: {"description": "Redis answers PING.", "content": {"application/json": {"example": {"redis": "ok"}}}},
-    503: {"description": "Redis does not answer.",
-          "content": {"application/json": {"example": {"redis": "unavailable"}}}},
+    503: {
+        "description": "Redis does not answer.",
+        "content": {"application/json": {"example": {"redis": "unavailable"}}},
+    },
 }
 
 METRICS_RESPONSES: Responses = {
-    200: {"description": "Prometheus text exposition, read from Redis at each scrape.",
-          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    200: {
+        "description": "Prometheus text exposition, read from Redis at each scrape.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
     401: _error("COSMOS_METRICS_TOKEN is set and the request has no matching `Authorization: Bearer` header."),
     503: _error("Redis is unreachable."),
 }

@@ -47,9 +47,13 @@ class Refusals:
     """Counts, logs and answers refusals: `cosmos_receiver_refusals_total{reason,code}`."""
 
     def __init__(self, registry: CollectorRegistry, throttle: LogThrottle | None = None):
-        self.counter = Counter("cosmos_receiver_refusals", "Requests this receiver process refused, by reason "
-                               "and HTTP status (process-local; resets when the receiver restarts).",
-                               ["reason", "code"], registry=registry)
+        self.counter = Counter(
+            "cosmos_receiver_refusals",
+            "Requests this receiver process refused, by reason "
+            "and HTTP status (process-local; resets when the receiver restarts).",
+            ["reason", "code"],
+            registry=registry,
+        )
         self.throttle = throttle or LogThrottle()
 
     def answer(self, refusal: Refusal, client: str, path: str) -> JSONResponse:
@@ -57,6 +61,13 @@ class Refusals:
         count = self.throttle.admit(refusal.error)
         if count:
             # `count` covers this refusal and those swallowed since the last line for this reason.
-            log.warning("request refused", http=refusal.status, error=refusal.error, client=client, path=path,
-                        count=count, per_s=LOG_INTERVAL_S)
+            log.warning(
+                "request refused",
+                http=refusal.status,
+                error=refusal.error,
+                client=client,
+                path=path,
+                count=count,
+                per_s=LOG_INTERVAL_S,
+            )
         return JSONResponse({"error": refusal.error, "detail": refusal.detail}, refusal.status, refusal.headers)

@@ -19,9 +19,7 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
 _MESSAGE_ID = r"^[^\x00-\x1f\x7f;]+$"
 
 Number = Annotated[str, StringConstraints(pattern=r"^0[0-9]{14}$")]
-MessageId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_ID_CHARS, pattern=_MESSAGE_ID)
-]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_ID_CHARS, pattern=_MESSAGE_ID)]
 
 
 class DeliveryStatus(BaseModel):
@@ -45,13 +43,13 @@ class DeliveryStatus(BaseModel):
         },
     )
 
-    status: Literal["delivered", "not_delivered"] = Field(
-        description="Where the message is in the delivery process."
-    )
+    status: Literal["delivered", "not_delivered"] = Field(description="Where the message is in the delivery process.")
     to: Number = Field(description="The recipient the message was sent to: 0 and 14 ASCII digits.")
     message_id: MessageId = Field(description="COSMOS's id of the message, as the send response gave it.")
     price: float = Field(
-        ge=0, le=MAX_PRICE_USD, allow_inf_nan=False,
+        ge=0,
+        le=MAX_PRICE_USD,
+        allow_inf_nan=False,
         description="What the message cost in US dollars; replaces the send response's price.",
     )
     message_timestamp: str = Field(
@@ -89,4 +87,3 @@ class ErrorAnswer(BaseModel):
 
     error: str = Field(description="What was wrong, e.g. invalid_token, invalid_json, invalid_body.")
     detail: Any = Field(None, description="A sentence, or for invalid_body the list of field errors.")
-

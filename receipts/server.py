@@ -12,8 +12,9 @@ from config.settings import Settings
 from receipts.app import create_app
 
 
-def run(settings: Settings, host: str, port: int, metrics_host: str = "127.0.0.1",
-        metrics_port: int | None = None) -> None:
+def run(
+    settings: Settings, host: str, port: int, metrics_host: str = "127.0.0.1", metrics_port: int | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM; logging must already be configured (configure_logging).
 
     With `metrics_port`, /metrics leaves the public address and is served (plain HTTP, any path)
@@ -22,7 +23,8 @@ def run(settings: Settings, host: str, port: int, metrics_host: str = "127.0.0.1
     if metrics_port is None and settings.metrics_token is None and not _loopback(host):
         structlog.get_logger("cosmos.receipts").warning(
             "/metrics is served unprotected on a public address: set COSMOS_METRICS_TOKEN or use --metrics-port",
-            host=host)
+            host=host,
+        )
     app = create_app(settings, serve_metrics=metrics_port is None)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host, registry=app.state.registry)

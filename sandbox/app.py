@@ -151,8 +151,14 @@ class Sandbox:
         return Outcome("ok"), "normal"
 
     async def _answer(
-        self, request: web.Request, now: float, outcome: Outcome, source: str,
-        body: object, to: object, auth_ok: bool,
+        self,
+        request: web.Request,
+        now: float,
+        outcome: Outcome,
+        source: str,
+        body: object,
+        to: object,
+        auth_ok: bool,
     ) -> web.StreamResponse:
         verb = outcome.verb
         message = None
@@ -167,11 +173,18 @@ class Sandbox:
         else:
             status, http = verb, STATUS_HTTP[verb]
         delay = self._latency_s() + outcome.seconds
-        self.inspection.log_request({
-            "at": round(now, 3), "to": to if isinstance(to, str) else None, "http": http,
-            "status": status, "outcome": str(outcome), "source": source,
-            "latency_ms": round(delay * 1000, 1), "auth_ok": auth_ok,
-        })
+        self.inspection.log_request(
+            {
+                "at": round(now, 3),
+                "to": to if isinstance(to, str) else None,
+                "http": http,
+                "status": status,
+                "outcome": str(outcome),
+                "source": source,
+                "latency_ms": round(delay * 1000, 1),
+                "auth_ok": auth_ok,
+            }
+        )
         if delay > 0:
             await asyncio.sleep(delay)
         if dropped:
@@ -198,10 +211,13 @@ class Sandbox:
         n = self._id_next
         self._id_next = (n + 1) % _ID_SPACE
         message = {
-            "to": body["to"], "from": body["from"], "text": body["text"],
+            "to": body["to"],
+            "from": body["from"],
+            "text": body["text"],
             "callback": body.get("callback"),
             "message_id": f"{self._id_letters}_{n // 1_000_000:05d}-{n % 1_000_000:06d}",
-            "price": self.faults.price, "at": round(time.time(), 3),
+            "price": self.faults.price,
+            "at": round(time.time(), 3),
         }
         self.inspection.count_accepted(message)
         if message["callback"] is not None:

@@ -29,7 +29,9 @@ STOP_TIMEOUT_S = 10.0
 """Seconds a sandbox may take to exit on SIGTERM before it is killed."""
 
 # `--latency-ms 50` and the like only set a fault knob, which a running sandbox changes at once.
-_FAULT_OPTIONS = {f"--{f.name.replace('_', '-')}": f.name for f in fields(FaultSettings)}
+# A window counted from the sandbox's start (`--unauthorized-s`) needs a process of its own.
+_FROM_START = frozenset({"unauthorized_s"})
+_FAULT_OPTIONS = {f"--{f.name.replace('_', '-')}": f.name for f in fields(FaultSettings) if f.name not in _FROM_START}
 
 
 class SandboxHandle(SandboxControl):
@@ -42,6 +44,7 @@ class SandboxHandle(SandboxControl):
         self.log_path = log_path
         self._log_start = 0
         self._initial_faults: dict[str, object] = {}
+        self._served = False
 
     @property
     def sms_url(self) -> str:
@@ -68,10 +71,16 @@ class SandboxHandle(SandboxControl):
                 raise RuntimeError(f"sandbox on port {self.port} did not answer within {timeout}s:\n{self.log()}")
             time.sleep(0.02)  # polling interval
         self._initial_faults = self.faults()
+        self._served = False
 
     def restore(self, **faults: object) -> None:
-        """As freshly started (counters, logs, scripts, outage, pending receipts, fault knobs), then `faults`."""
-        self.reset()
+        """As freshly started (counters, logs, scripts, outage, pending receipts, fault knobs), then `faults`.
+
+        A process no test has used yet is fresh already: resetting it would end a window counted from
+        its start (`--unauthorized-s`)."""
+        if self._served:
+            self.reset()
+        self._served = True
         self.set_faults(**{**self._initial_faults, **faults})
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
 

@@ -73,10 +73,19 @@ class ReceiptSender:
             body = receipt_body(status, message)
             http, error = await self._post(url, body)
             ok = http is not None and 200 <= http < 300
-            self.inspection.log_receipt({
-                "at": round(time.time(), 3), "message_id": message["message_id"], "to": message["to"],
-                "url": url, "status": status, "attempt": attempt, "http": http, "error": error, "ok": ok,
-            })
+            self.inspection.log_receipt(
+                {
+                    "at": round(time.time(), 3),
+                    "message_id": message["message_id"],
+                    "to": message["to"],
+                    "url": url,
+                    "status": status,
+                    "attempt": attempt,
+                    "http": http,
+                    "error": error,
+                    "ok": ok,
+                }
+            )
             if ok:
                 self.inspection.receipts_sent += 1
                 return

@@ -44,5 +44,6 @@ def run(config: SandboxConfig) -> None:
 
     # access_log=None: one log line per request would cost more than the request itself.
     # shutdown_timeout: a stalled answer must not hold a SIGTERM for the default 60 s.
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=announce,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    web.run_app(
+        app, host=config.host, port=config.port, access_log=None, print=announce, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )

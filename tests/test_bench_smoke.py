@@ -10,18 +10,34 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RATES = ("bulk_msgs_per_s", "single_msgs_per_s", "bulk_enqueue_msgs_per_s", "single_enqueue_msgs_per_s",
-         "baseline_msgs_per_s", "baseline_enqueue_msgs_per_s", "bulk_vs_baseline", "single_vs_baseline")
-COSTS = ("worker_cpu_s_per_msg", "sandbox_cpu_s_per_msg", "baseline_worker_cpu_s_per_msg",
-         "worker_peak_rss_mb", "baseline_peak_rss_mb", "redis_bytes_per_record", "redis_job_hash_bytes")
+RATES = (
+    "bulk_msgs_per_s",
+    "single_msgs_per_s",
+    "bulk_enqueue_msgs_per_s",
+    "single_enqueue_msgs_per_s",
+    "baseline_msgs_per_s",
+    "baseline_enqueue_msgs_per_s",
+    "bulk_vs_baseline",
+    "single_vs_baseline",
+)
+COSTS = (
+    "worker_cpu_s_per_msg",
+    "sandbox_cpu_s_per_msg",
+    "baseline_worker_cpu_s_per_msg",
+    "worker_peak_rss_mb",
+    "baseline_peak_rss_mb",
+    "redis_bytes_per_record",
+    "redis_job_hash_bytes",
+)
 
 
 @pytest.mark.bench
 @pytest.mark.timeout(360)
 def test_quick_benchmark_reports_every_figure_as_a_positive_number():
     # Given nothing running beforehand; when the quick benchmark runs to the end:
-    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--json"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     # Then it succeeded and reported every figure (speed goals are not tests: only that each was measured).
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout)

@@ -14,8 +14,13 @@ from tests.support.processes import ROOT
 
 @pytest.mark.bench
 def test_campaign_scenario_at_ten_thousand_drains_with_every_figure(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "bench.campaign", "--count", "10000", "--json"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.campaign", "--count", "10000", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
-from cosmos_api.client import _from_response
+from cosmos_api.client import (
+    POOL_SIZE,
+    CosmosClient,
+    PoolTransport,
+    RequestsTransport,
+    _from_response,
+    from_pool_error,
+)
 
 
 def response(code: int, body) -> requests.Response:
@@ -65,27 +84,6 @@ def test_refused_connection_is_transient_and_a_dropped_answer_is_ambiguous(sandb
 
 
 # --- the urllib3 transport, end to end against a scripted local server -------------------
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    DecodeError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-
-from cosmos_api.client import (
-    POOL_SIZE,
-    CosmosClient,
-    PoolTransport,
-    RequestsTransport,
-    from_pool_error,
-)
 
 TO = "033334445566770"
 
@@ -96,8 +94,13 @@ class Scripted(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # 150 clients connect at once
 
-    def __init__(self, code: int = 200, body: bytes = b"", headers: dict[str, str] | None = None,
-                 barrier: threading.Barrier | None = None):
+    def __init__(
+        self,
+        code: int = 200,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        barrier: threading.Barrier | None = None,
+    ):
         self.answer = (code, body, headers or {})
         self.barrier = barrier
         self.requests = 0
@@ -169,7 +172,8 @@ def client_for(url: str, connect_timeout_s: float = 1.0, read_timeout_s: float =
     ],
 )
 def test_answer_through_the_pool_maps_like_the_mapping_function_and_is_sent_once(
-        scripted, code, body, headers, kind, status):
+    scripted, code, body, headers, kind, status
+):
     # Given a server scripted with one answer; when the client sends once:
     server = scripted(code, body, headers)
     outcome = client_for(server.url).send(TO, "F", "x")
@@ -298,8 +302,9 @@ def test_150_requests_in_flight_from_150_threads_share_one_pool_and_reuse_their_
 
     def round_trip() -> list[str]:
         results: list[str] = []
-        threads = [threading.Thread(target=lambda: results.append(client.send(TO, "F", "x").kind))
-                   for _ in range(in_flight)]
+        threads = [
+            threading.Thread(target=lambda: results.append(client.send(TO, "F", "x").kind)) for _ in range(in_flight)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -95,8 +95,9 @@ def test_an_ambiguous_attempt_is_resent_once_and_counted(make):
 
 
 def test_a_forwarded_job_goes_to_cosmos_with_our_callback(make):
-    ctx, producer, client, sleeps = make(OK, COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
-                                         COSMOS_WEBHOOK_SECRET="w" * 32)
+    ctx, producer, client, sleeps = make(
+        OK, COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status", COSMOS_WEBHOOK_SECRET="w" * 32
+    )
     job_id = producer.send_sms(TO, "F", "hi", callback="https://app.example.com/hook")
     deliver_job(ctx, job_id, count_delivery=True, sleep=sleeps.append)
     [(_, callback)] = client.requests

@@ -59,8 +59,14 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
 
     # When: the demo runs 50 messages, in a process group of its own.
-    proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "50", "--json"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(cosmos_sms), "demo", "--count", "50", "--json"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=DEMO_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -92,8 +98,12 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
 
     # And: nothing it started survives (its children run in process groups of their own).
     try:
-        wait_for(lambda: not _survivors(proc.pid, marker), timeout=30, interval=0.1,
-                 what="every process the demo started to exit")
+        wait_for(
+            lambda: not _survivors(proc.pid, marker),
+            timeout=30,
+            interval=0.1,
+            what="every process the demo started to exit",
+        )
     except AssertionError:
         raise AssertionError(f"survivors: {_survivors(proc.pid, marker)}") from None
 
@@ -165,8 +175,9 @@ def test_deployment_files_run_only_project_commands_and_documented_variables():
     for name in names:
         assert re.search(rf"\b{name}\b", readme), f"{name} is used by the deployment files but not in README.md"
         # A setting has its own line; a name passed on to a tool (FLOWER_BASIC_AUTH) is explained in a comment.
-        assert name in _example_names() or re.search(rf"\b{name}\b", example), \
+        assert name in _example_names() or re.search(rf"\b{name}\b", example), (
             f"{name} is used by the deployment files but not in .env.example"
+        )
 
 
 def _example_names() -> set[str]:
@@ -184,6 +195,7 @@ def test_env_example_and_readme_list_every_setting():
 
 # --- a demo killed outright ----------------------------------------------------------------
 
+
 def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redis_server, tmp_path):
     from demo.leftovers import RUNS_KEY, STALE_AFTER_S, drop_stale
 
@@ -193,22 +205,35 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     # TMPDIR: the log directory a killed demo cannot remove stays under the test's tmp_path.
     env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
-    proc = subprocess.Popen([str(cosmos_sms), "demo", "--count", "3000", "--json"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(cosmos_sms), "demo", "--count", "3000", "--json"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # Running for real: registered on the shared Redis, and jobs written under its prefix.
-        prefix = wait_for(lambda: (runs := client.zrange(RUNS_KEY, 0, -1)) and runs[0], timeout=DEMO_TIMEOUT_S,
-                          interval=0.1, what="the demo to register its prefix")
-        wait_for(lambda: any(True for _ in client.scan_iter(f"{prefix}:job:*", count=1000)),
-                 timeout=DEMO_TIMEOUT_S, interval=0.2, what="the demo to send")
+        prefix = wait_for(
+            lambda: (runs := client.zrange(RUNS_KEY, 0, -1)) and runs[0],
+            timeout=DEMO_TIMEOUT_S,
+            interval=0.1,
+            what="the demo to register its prefix",
+        )
+        wait_for(
+            lambda: any(True for _ in client.scan_iter(f"{prefix}:job:*", count=1000)),
+            timeout=DEMO_TIMEOUT_S,
+            interval=0.2,
+            what="the demo to send",
+        )
         children = [p for p in _survivors(-1, marker) if "process group" not in p]
         assert len(children) >= 4, children  # sandbox, receiver, worker command, its Celery process
 
         proc.kill()  # SIGKILL: no handler, no finally
         proc.wait(30)
 
-        wait_for(lambda: not _survivors(-1, marker), timeout=60, interval=0.2,
-                 what="every child to die with the demo")
+        wait_for(lambda: not _survivors(-1, marker), timeout=60, interval=0.2, what="every child to die with the demo")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -243,16 +268,19 @@ def test_the_next_demo_drops_only_dead_demos_keys(redis_server):
 
 
 def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
-    [command] = [line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
-                 if line.startswith("redis:")]
+    [command] = [
+        line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("redis:")
+    ]
     port = free_port()
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
-    proc = subprocess.Popen(["sh", "-c", f"exec {command}"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["sh", "-c", f"exec {command}"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
+
         def listening():
-            return [c for c in psutil.Process(proc.pid).net_connections(kind="inet")
-                    if c.status == psutil.CONN_LISTEN]
+            return [c for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+
         sockets = wait_for(listening, timeout=30, interval=0.1, what="the Procfile's redis-server to listen")
         assert {(s.laddr.ip, s.laddr.port) for s in sockets} == {("127.0.0.1", port)}
     finally:
@@ -261,6 +289,7 @@ def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
 
 
 # --- the demo with its console ---------------------------------------------------------------
+
 
 def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
     import requests
@@ -271,19 +300,32 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
     env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     out = tmp_path / "demo.out"
     with open(out, "w") as sink:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18",
-                                 "--console"], env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18", "--console"],
+            env=env,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
-        line = wait_for(lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
-                        timeout=DEMO_TIMEOUT_S, interval=0.5, what="the demo to print its console login")
+        line = wait_for(
+            lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+            timeout=DEMO_TIMEOUT_S,
+            interval=0.5,
+            what="the demo to print its console login",
+        )
+        assert line is not None
         url, user, password = line.groups()
         assert "delivered" in out.read_text()  # the summary came first
         session = requests.Session()
         form = BeautifulSoup(session.get(f"{url}/login", timeout=10).text, "html.parser")
-        token = form.find("input", attrs={"name": "csrf_token"})["value"]
-        answer = session.post(f"{url}/login", data={"csrf_token": token, "next": "/", "name": user,
-                                                    "password": password}, timeout=30)
+        field = form.find("input", attrs={"name": "csrf_token"})
+        assert field is not None
+        token = field["value"]
+        answer = session.post(
+            f"{url}/login", data={"csrf_token": token, "next": "/", "name": user, "password": password}, timeout=30
+        )
         assert answer.status_code == 200 and "delivered" in answer.text  # the overview, logged in
     finally:
         proc.send_signal(signal.SIGTERM)

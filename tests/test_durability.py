@@ -99,8 +99,9 @@ def test_writes_that_are_not_durable_are_warned_about(primary_and_replica):
 
 
 def _producer(settings_for, primary, replicas: int) -> SmsProducer:
-    return SmsProducer(settings_for(REDIS_URL=primary.url, COSMOS_REDIS_MIN_REPLICAS=str(replicas),
-                                    COSMOS_REDIS_WAIT_TIMEOUT_MS="100"))
+    return SmsProducer(
+        settings_for(REDIS_URL=primary.url, COSMOS_REDIS_MIN_REPLICAS=str(replicas), COSMOS_REDIS_WAIT_TIMEOUT_MS="100")
+    )
 
 
 def test_an_unreplicated_enqueue_is_withdrawn_and_raises_with_no_job_ids(primary_and_replica, settings_for):

@@ -185,8 +185,14 @@ while time.monotonic() - idle_since < 3 or reader.pending_count():
 
 def _consumer(base_env, out: Path, name: str, tmp_path: Path) -> subprocess.Popen:
     log = open(tmp_path / f"consumer-{name}.log", "ab")
-    return subprocess.Popen([sys.executable, "-c", CONSUMER, str(out), name], env=base_env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, str(out), name],
+        env=base_env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _handled(out: Path) -> list[str]:
@@ -226,8 +232,7 @@ def test_stream_memory_per_entry(redis_client, prefix, capsys):
     assert per_entry < 200
 
 
-def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(settings_for, redis_client, prefix,
-                                                                             capsys):
+def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(settings_for, redis_client, prefix, capsys):
     """The ledger's own scripts write the events (queued, sending, sent per message), 3x the bound.
 
     10,000 messages against a bound of 10,000 entries: the same trimming as 100,000 messages against
@@ -241,13 +246,16 @@ def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(sett
     ledger = producer.ledger
     messages = 10_000
     for batch in range(messages // 2_500):
-        ids = producer.send_bulk([{"to": "033334445566770", "sender": "F", "text": f"m {batch} {i}"}
-                                  for i in range(2_500)], batch_id=f"campaign-{batch}")
+        ids = producer.send_bulk(
+            [{"to": "033334445566770", "sender": "F", "text": f"m {batch} {i}"} for i in range(2_500)],
+            batch_id=f"campaign-{batch}",
+        )
         for start in range(0, len(ids), STEP):
-            step = ids[start:start + STEP]
+            step = ids[start : start + STEP]
             ledger.begin_many(step, ["w"] * len(step), count_delivery=False)
-            ledger.finish_many([ledger.finish_args(j, "w", "accepted", message_id=f"mid-{j}", price=0.01, http=200)
-                                for j in step])
+            ledger.finish_many(
+                [ledger.finish_args(j, "w", "accepted", message_id=f"mid-{j}", price=0.01, http=200) for j in step]
+            )
     stream = Keys(prefix).events
     info = redis_client.xinfo_stream(stream)
     assert info["entries-added"] == 3 * messages
@@ -257,22 +265,25 @@ def test_a_message_run_through_the_ledger_keeps_the_stream_within_its_bound(sett
     assert (last.state, last.prev, last.batch_id) == ("sent", "sending", "campaign-3")
     used = redis_client.memory_usage(stream, samples=0)
     with capsys.disabled():
-        print(f"\nledger-written events: {length} entries kept of {3 * messages}, {used} bytes, "
-              f"{used / length:.1f} bytes/entry")
+        print(
+            f"\nledger-written events: {length} entries kept of {3 * messages}, {used} bytes, "
+            f"{used / length:.1f} bytes/entry"
+        )
 
 
 def test_cli_shows_the_latest_events_as_text_or_json(redis_client, prefix, base_env):
     from tests.support.processes import cosmos_cmd
 
     ids = write_events(redis_client, prefix, 3, batch="b7")
-    shown = subprocess.run(cosmos_cmd("events", "--json", "--count", "5"), env=base_env, capture_output=True,
-                           text=True, timeout=60)
+    shown = subprocess.run(
+        cosmos_cmd("events", "--json", "--count", "5"), env=base_env, capture_output=True, text=True, timeout=60
+    )
     assert shown.returncode == 0, shown.stderr
     rows = json.loads(shown.stdout)
     assert [r["id"] for r in rows] == ids[-5:] and rows[-1]["state"] == "delivered" and rows[-1]["batch_id"] == "b7"
-    text = subprocess.run(cosmos_cmd("events", "--count", "2"), env=base_env, capture_output=True, text=True,
-                          timeout=60)
+    text = subprocess.run(
+        cosmos_cmd("events", "--count", "2"), env=base_env, capture_output=True, text=True, timeout=60
+    )
     assert text.returncode == 0 and "sent -> delivered" in text.stdout and "batch=b7" in text.stdout
-    bad = subprocess.run(cosmos_cmd("events", "--count", "0"), env=base_env, capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(cosmos_cmd("events", "--count", "0"), env=base_env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--count" in bad.stderr

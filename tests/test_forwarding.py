@@ -97,8 +97,15 @@ class AppReceiver:
                         pass
                 with receiver._lock:
                     first = not any(p.path == self.path for p in receiver.posts)
-                    receiver.posts.append(Post(self.path, headers.get("webhook-id"), verified,
-                                               "webhook-signature" in headers, json.loads(body)))
+                    receiver.posts.append(
+                        Post(
+                            self.path,
+                            headers.get("webhook-id"),
+                            verified,
+                            "webhook-signature" in headers,
+                            json.loads(body),
+                        )
+                    )
                 if self.path == "/hang" or (self.path == "/hang-once" and first):
                     time.sleep(receiver.hang_s)  # the application hangs
                 if self.path == "/drip":  # an answer that never ends: one header byte at a time
@@ -170,9 +177,14 @@ def store(settings_for, redis_client) -> Forwards:
 
 def payload(job_id: str, status: str, **extra) -> dict:
     """The pushed-outcome fields of the contract, as the ledger's Lua writes them."""
-    body = {"status": status, "to": "033334445566770", "message_id": f"m-{job_id}" if status in (
-        "delivered", "not_delivered") else None, "price": 0.05, "message_timestamp": "2026-12-01T20:00:00Z",
-        "job_id": job_id}
+    body = {
+        "status": status,
+        "to": "033334445566770",
+        "message_id": f"m-{job_id}" if status in ("delivered", "not_delivered") else None,
+        "price": 0.05,
+        "message_timestamp": "2026-12-01T20:00:00Z",
+        "job_id": job_id,
+    }
     body.update(extra)
     return body
 
@@ -182,11 +194,17 @@ def gone(store: Forwards, *fwd_ids: str) -> bool:
 
 
 def test_each_final_state_is_posted_once_with_its_own_webhook_id_and_a_valid_signature(
-        app_receiver, forwarder_for, store):
+    app_receiver, forwarder_for, store
+):
     app = app_receiver()
-    finals = [("j1", "delivered", {}), ("j2", "not_delivered", {}), ("j3", "dead", {"dead_reason": "invalid_to"}),
-              ("j4", "expired", {}), ("j5", "cancelled", {}),
-              ("j4", "delivered", {})]  # the provider's late word on j4: a new final state, a new forward
+    finals = [
+        ("j1", "delivered", {}),
+        ("j2", "not_delivered", {}),
+        ("j3", "dead", {"dead_reason": "invalid_to"}),
+        ("j4", "expired", {}),
+        ("j5", "cancelled", {}),
+        ("j4", "delivered", {}),
+    ]  # the provider's late word on j4: a new final state, a new forward
     intents = [store.add(job, app.url("/ok"), payload(job, status, **extra)) for job, status, extra in finals]
     forwarder_for()
     wait_for(lambda: gone(store, *(i.fwd_id for i in intents)), timeout=20, what="every forward delivered")
@@ -210,9 +228,11 @@ def test_receiver_down_then_up_gets_the_forward_with_the_same_webhook_id(app_rec
     down_since = time.monotonic()
     # Down: nothing listens on the port. Scaled: 3 s here for the issue's 60 s, with backoffs and
     # breaker times scaled alike; while its breaker is open one probe at a time goes out.
-    wait_for(lambda: time.monotonic() - down_since >= 3
-             and sum((store.get(i.fwd_id) or i).attempts for i in intents) >= 6, timeout=30,
-             what="repeated failed attempts while the application is down")
+    wait_for(
+        lambda: time.monotonic() - down_since >= 3 and sum((store.get(i.fwd_id) or i).attempts for i in intents) >= 6,
+        timeout=30,
+        what="repeated failed attempts while the application is down",
+    )
     assert all("connection failed" in store.get(i.fwd_id).last_error for i in intents)
 
     app = app_receiver(port=port)
@@ -243,8 +263,11 @@ def test_a_hanging_receiver_holds_no_delivery_thread(app_receiver, forwarder_for
     wait_for(lambda: gone(store, *(f.fwd_id for f in fine)), timeout=10, what="forwards to others delivered")
     assert time.monotonic() - started < 10
     # Each POST to the hanging one lets go after the 1 s timeout, long before the 30 s it would hold.
-    wait_for(lambda: any("no answer" in ((store.get(s.fwd_id) or s).last_error or "") for s in stuck),
-             timeout=5, what="a hanging POST to time out")
+    wait_for(
+        lambda: any("no answer" in ((store.get(s.fwd_id) or s).last_error or "") for s in stuck),
+        timeout=5,
+        what="a hanging POST to time out",
+    )
     assert time.monotonic() - started < 8
     began_stop = time.monotonic()
     forwarder.stop(timeout=10)
@@ -258,8 +281,11 @@ def test_an_answer_dripping_byte_by_byte_is_cut_at_the_total_deadline(app_receiv
     started = time.monotonic()
     forwarder = forwarder_for()
     # Connect 1 s + answer 1 s: every read gets a byte in time, the whole request does not.
-    wait_for(lambda: "within 2 s" in ((store.get(intent.fwd_id) or intent).last_error or ""), timeout=10,
-             what="the dripping POST cut at its total deadline")
+    wait_for(
+        lambda: "within 2 s" in ((store.get(intent.fwd_id) or intent).last_error or ""),
+        timeout=10,
+        what="the dripping POST cut at its total deadline",
+    )
     assert time.monotonic() - started < 6
     began_stop = time.monotonic()
     forwarder.stop(timeout=10)
@@ -267,15 +293,19 @@ def test_an_answer_dripping_byte_by_byte_is_cut_at_the_total_deadline(app_receiv
 
 
 def test_a_failing_destination_gets_its_own_breaker_and_attempts_count_only_real_requests(
-        app_receiver, forwarder_for, store):
+    app_receiver, forwarder_for, store
+):
     failing = app_receiver()
     healthy = app_receiver()
     bad = [store.add(f"b{i}", failing.url("/fail"), payload(f"b{i}", "delivered")) for i in range(30)]
     good = [store.add(f"g{i}", healthy.url("/ok"), payload(f"g{i}", "delivered")) for i in range(30)]
     forwarder = forwarder_for(COSMOS_FORWARD_BREAKER_OPEN_S="30")
     wait_for(lambda: gone(store, *(g.fwd_id for g in good)), timeout=15, what="forwards to the healthy app")
-    wait_for(lambda: forwarder.breakers.is_open(destination(failing.url("/fail"))), timeout=10,
-             what="the failing destination's breaker to open")
+    wait_for(
+        lambda: forwarder.breakers.is_open(destination(failing.url("/fail"))),
+        timeout=10,
+        what="the failing destination's breaker to open",
+    )
     forwarder.stop(timeout=10)
     # Threshold 3, at most 4 in flight at once (half of 8 threads): then the breaker held the rest back.
     assert failing.count("/fail") <= 3 + 4
@@ -283,7 +313,8 @@ def test_a_failing_destination_gets_its_own_breaker_and_attempts_count_only_real
 
 
 def test_a_forward_is_given_up_after_its_window_listed_and_retried_from_the_cli(
-        app_receiver, forwarder_for, store, base_env):
+    app_receiver, forwarder_for, store, base_env
+):
     app = app_receiver()
     intents = [store.add(f"j{i}", app.url("/fail"), payload(f"j{i}", "expired")) for i in range(2)]
     forwarder = forwarder_for(COSMOS_FORWARD_MAX_AGE_S="1.5")
@@ -292,8 +323,9 @@ def test_a_forward_is_given_up_after_its_window_listed_and_retried_from_the_cli(
     assert store.due_count() == 0
 
     env = {**base_env, **FAST}
-    listed = subprocess.run(cosmos_cmd("forwards", "list", "--json"), env=env, capture_output=True, text=True,
-                            timeout=60)
+    listed = subprocess.run(
+        cosmos_cmd("forwards", "list", "--json"), env=env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert sorted(r["fwd_id"] for r in rows) == sorted(i.fwd_id for i in intents)
@@ -303,8 +335,9 @@ def test_a_forward_is_given_up_after_its_window_listed_and_retried_from_the_cli(
     assert usage.returncode == 2 and store.failed_count() == 2  # bad usage changes nothing
 
     app.healthy = True
-    retried = subprocess.run(cosmos_cmd("forwards", "retry", "--all"), env=env, capture_output=True, text=True,
-                             timeout=60)
+    retried = subprocess.run(
+        cosmos_cmd("forwards", "retry", "--all"), env=env, capture_output=True, text=True, timeout=60
+    )
     assert retried.returncode == 0 and "2 forward(s)" in retried.stdout
     forwarder_for(COSMOS_FORWARD_MAX_AGE_S="1.5")
     wait_for(lambda: gone(store, *(i.fwd_id for i in intents)), timeout=20, what="retried forwards delivered")
@@ -315,8 +348,11 @@ def test_without_the_secret_posts_are_unsigned_and_the_start_warns(app_receiver,
     app = app_receiver(secret=None)
     intent = store.add("j1", app.url("/ok"), payload("j1", "cancelled"))
     with capture_logs() as logs:
-        forwarder_for(COSMOS_APP_WEBHOOK_SECRET="", COSMOS_WEBHOOK_URL="http://127.0.0.1:1/delivery-status",
-                      COSMOS_WEBHOOK_SECRET="receiver-secret")
+        forwarder_for(
+            COSMOS_APP_WEBHOOK_SECRET="",
+            COSMOS_WEBHOOK_URL="http://127.0.0.1:1/delivery-status",
+            COSMOS_WEBHOOK_SECRET="receiver-secret",
+        )
     assert any("COSMOS_APP_WEBHOOK_SECRET is not set" in entry["event"] for entry in logs)
     wait_for(lambda: gone(store, intent.fwd_id), timeout=20, what="the unsigned forward delivered")
     [post] = app.of("/ok")
@@ -353,7 +389,8 @@ def test_bad_secret_is_refused_naming_the_variable(settings_for):
 
 
 def test_pipeline_final_states_reach_the_application_signed_and_the_events_show_them(
-        app_receiver, sandbox, receiver, workers, settings_for, store, base_env, pipeline_env, tmp_path):
+    app_receiver, sandbox, receiver, workers, settings_for, store, base_env, pipeline_env, tmp_path
+):
     """End to end: the ledger's own intents (Lua), a real worker (whose forwarder posts them), receiver, sandbox."""
     from producers.events import EventFeed
     from producers.producer import SmsProducer

@@ -53,8 +53,9 @@ def sent(ledger, job_id, message_id="m-1"):
 
 
 def receipt(ledger, job_id, message_id="m-1", status="delivered", to=TO):
-    return ledger.apply_receipt(job_id, to=to, status=status, message_id=message_id, price=0.04,
-                                timestamp="2026-12-01 10:00:00")
+    return ledger.apply_receipt(
+        job_id, to=to, status=status, message_id=message_id, price=0.04, timestamp="2026-12-01 10:00:00"
+    )
 
 
 def expire_lease(ledger, job_id):
@@ -106,8 +107,12 @@ def test_bad_batch_id_is_refused_naming_it(producer, ledger, batch_id):
 
 def test_a_repeated_idempotency_key_within_one_call_names_its_index(producer, ledger):
     with pytest.raises(InvalidMessage) as err:
-        producer.send_bulk([{"to": TO, "sender": "F", "text": "a", "idempotency_key": "k"},
-                            {"to": TO, "sender": "F", "text": "b", "idempotency_key": "k"}])
+        producer.send_bulk(
+            [
+                {"to": TO, "sender": "F", "text": "a", "idempotency_key": "k"},
+                {"to": TO, "sender": "F", "text": "b", "idempotency_key": "k"},
+            ]
+        )
     assert (err.value.field, err.value.index) == ("idempotency_key", 1)
     assert ledger.redis.dbsize() == 0
 
@@ -438,8 +443,9 @@ def test_dead_letters_are_paged_through_whole_sets_even_with_equal_scores(produc
 
 
 def test_a_forward_of_our_own_final_state_carries_our_time_in_cosmos_form(settings_for, redis_client):
-    producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
-                                        COSMOS_WEBHOOK_SECRET="s" * 32))
+    producer = SmsProducer(
+        settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status", COSMOS_WEBHOOK_SECRET="s" * 32)
+    )
     job_id = job(producer, callback="https://app.example.com/hook")
     assert producer.cancel(job_id)
     # decode_responses: members and values are str.
@@ -451,8 +457,9 @@ def test_a_forward_of_our_own_final_state_carries_our_time_in_cosmos_form(settin
 
 
 def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for, redis_client):
-    producer = SmsProducer(settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status",
-                                        COSMOS_WEBHOOK_SECRET="s" * 32))
+    producer = SmsProducer(
+        settings_for(COSMOS_WEBHOOK_URL="https://sms.example.com/delivery-status", COSMOS_WEBHOOK_SECRET="s" * 32)
+    )
     ledger = producer.ledger
     job_id = job(producer, callback="https://app.example.com/hook")
     sent(ledger, job_id)
@@ -462,5 +469,9 @@ def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for
     payload = json.loads(intent["payload"])
     assert intent["url"] == "https://app.example.com/hook" and intent["webhook_id"]
     assert (payload["status"], payload["job_id"], payload["message_id"], payload["to"]) == (
-        "delivered", job_id, "m-1", TO)
+        "delivered",
+        job_id,
+        "m-1",
+        TO,
+    )
     assert payload["message_timestamp"] == "2026-12-01 10:00:00"

@@ -45,12 +45,21 @@ class Recording:
 
 def test_the_script_arguments_are_those_of_ledger_finish(redis_server, prefix):
     ledger = Ledger(Recording(), load_settings(redis_url=redis_server.url, redis_prefix=prefix))
-    fields = {"status": "ok", "http": 200, "latency_ms": 12, "message_id": "Az_1", "price": 0.5, "error": "e" * 400,
-              "delay_s": 0}
+    fields = {
+        "status": "ok",
+        "http": 200,
+        "latency_ms": 12,
+        "message_id": "Az_1",
+        "price": 0.5,
+        "error": "e" * 400,
+        "delay_s": 0,
+    }
     ledger.finish("job-1", "owner-1", "accepted", **fields)
     ledger.finish("job-2", "owner-2", "defer", delay_s=3.5)
-    assert ledger.redis.calls == [finish_args(ledger, "job-1", "owner-1", "accepted", **fields),
-                                  finish_args(ledger, "job-2", "owner-2", "defer", delay_s=3.5)]
+    assert ledger.redis.calls == [
+        finish_args(ledger, "job-1", "owner-1", "accepted", **fields),
+        finish_args(ledger, "job-2", "owner-2", "defer", delay_s=3.5),
+    ]
 
 
 class RoundTripOut:
@@ -86,8 +95,15 @@ def test_outcomes_that_wait_for_a_round_trip_share_the_next_one_and_each_gets_it
     def send(job_id: str, owner: str, index: int):
         def call() -> None:
             kind = "accepted" if index % 2 == 0 else "transient"
-            answers[job_id] = writer.finish(job_id, owner, kind, status="ok" if kind == "accepted" else "timeout",
-                                            http=200, message_id=f"Az_{index}")
+            answers[job_id] = writer.finish(
+                job_id,
+                owner,
+                kind,
+                status="ok" if kind == "accepted" else "timeout",
+                http=200,
+                message_id=f"Az_{index}",
+            )
+
         return call
 
     with RoundTripOut(writer):
@@ -153,11 +169,14 @@ def test_a_script_error_reaches_only_its_own_caller(ledger):
                 outcomes[name] = writer.finish(*args, **kwargs)
             except redis.ResponseError as exc:
                 outcomes[name] = exc
+
         return run
 
     with RoundTripOut(writer):  # both in the same round trip
-        threads = in_threads(call("bad", *jobs[0], "defer", delay_s="not-a-number"),  # the script's arithmetic fails
-                             call("good", *jobs[1], "accepted", status="ok", http=200, message_id="Az_2"))
+        threads = in_threads(
+            call("bad", *jobs[0], "defer", delay_s="not-a-number"),  # the script's arithmetic fails
+            call("good", *jobs[1], "accepted", status="ok", http=200, message_id="Az_2"),
+        )
         wait_for(lambda: writer._queue.qsize() == 2, what="both outcomes queued")
     for thread in threads:
         thread.join(10)

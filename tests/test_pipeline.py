@@ -13,8 +13,11 @@ FINAL = {"sent", "delivered", "not_delivered", "dead", "expired", "cancelled", "
 
 
 def final_record(producer, job_id, timeout=30):
-    return wait_for(lambda: (r := producer.get_status(job_id)) and r["state"] in FINAL and r,
-                    timeout=timeout, what=f"job {job_id} to reach a final state")
+    return wait_for(
+        lambda: (r := producer.get_status(job_id)) and r["state"] in FINAL and r,
+        timeout=timeout,
+        what=f"job {job_id} to reach a final state",
+    )
 
 
 def test_queued_job_is_sent_with_the_spec_request(producer, workers, sandbox):
@@ -88,8 +91,11 @@ def test_max_attempts_ends_retries_exhausted(settings_for, producer, workers, sa
 
 def test_expired_job_is_never_sent(producer, workers, sandbox):
     job_id = producer.send_sms(to=TO, sender="F", text="late", expires_in=1)
-    wait_for(lambda: producer.redis.time()[0] >= float(producer.redis.hget(producer.keys.job(job_id), "expires_ts")),
-             timeout=5, what="the deadline to pass")
+    wait_for(
+        lambda: producer.redis.time()[0] >= float(producer.redis.hget(producer.keys.job(job_id), "expires_ts")),
+        timeout=5,
+        what="the deadline to pass",
+    )
     workers.start()
 
     record = final_record(producer, job_id)
@@ -129,6 +135,7 @@ def test_requeued_dead_job_is_sent_once(producer, workers, sandbox):
     done, lane = producer.ledger.operate("requeue", job_id)
     assert done
     from ledger.outbox import republish
+
     republish(producer.redis, producer.keys, [(job_id, lane)])
 
     record = final_record(producer, job_id)
@@ -170,14 +177,18 @@ def test_invalid_message_raises_and_enqueues_nothing(producer, redis_client, pre
 
 @pytest.mark.parametrize(
     "message, field",
-    [("not a dict", "message"), ({"to": TO, "sender": "F", "text": "x", "colour": "red"}, "colour"),
-     ({"to": TO, "sender": "F", "text": "x", "expires_in": -1}, "expires_in"),
-     ({"to": TO, "sender": "F", "text": "x", "expires_in": True}, "expires_in"),
-     ({"to": TO, "sender": " ", "text": "x"}, "sender"),
-     ({"to": TO, "sender": "F", "text": "x", "callback": "javascript:alert(1)"}, "callback")],
+    [
+        ("not a dict", "message"),
+        ({"to": TO, "sender": "F", "text": "x", "colour": "red"}, "colour"),
+        ({"to": TO, "sender": "F", "text": "x", "expires_in": -1}, "expires_in"),
+        ({"to": TO, "sender": "F", "text": "x", "expires_in": True}, "expires_in"),
+        ({"to": TO, "sender": " ", "text": "x"}, "sender"),
+        ({"to": TO, "sender": "F", "text": "x", "callback": "javascript:alert(1)"}, "callback"),
+    ],
 )
-def test_hostile_bulk_member_is_refused_by_index_and_nothing_is_enqueued(producer, redis_client, prefix,
-                                                                         message, field):
+def test_hostile_bulk_member_is_refused_by_index_and_nothing_is_enqueued(
+    producer, redis_client, prefix, message, field
+):
     with pytest.raises(InvalidMessage) as err:
         producer.send_bulk([{"to": TO, "sender": "F", "text": "fine"}, message])
     assert (err.value.field, err.value.index) == (field, 1)
@@ -201,8 +212,7 @@ def test_bulk_is_delivered_and_uses_bounded_round_trips(producer, workers, sandb
     # One bounded step (<= 1,000 jobs) records all 1,000 jobs and their 20 chunk messages (50 ids each).
     assert calls == ["EVALSHA"]
     assert producer.redis.llen(producer.keys.broker_queue_key("bulk")) <= 1000 // 50
-    wait_for(lambda: all(s == "sent" for s in producer.ledger.states(job_ids)), timeout=60,
-             what="the bulk to be sent")
+    wait_for(lambda: all(s == "sent" for s in producer.ledger.states(job_ids)), timeout=60, what="the bulk to be sent")
     assert sandbox.accepted()["total"] == 1001 and sandbox.accepted()["duplicates"] == 0
 
 
@@ -215,11 +225,14 @@ def test_api_secret_appears_in_no_redis_key_value_or_log(producer, workers, sand
     for key in redis_client.scan_iter("*"):
         assert TEST_API_SECRET not in key
         kind = redis_client.type(key)
-        dump = {"string": lambda: redis_client.get(key), "hash": lambda: str(redis_client.hgetall(key)),
-                "list": lambda: str(redis_client.lrange(key, 0, -1)),
-                "zset": lambda: str(redis_client.zrange(key, 0, -1)),
-                "set": lambda: str(redis_client.smembers(key)),
-                "stream": lambda: str(redis_client.xrange(key, count=10_000))}.get(kind, lambda: "")()
+        dump = {
+            "string": lambda: redis_client.get(key),
+            "hash": lambda: str(redis_client.hgetall(key)),
+            "list": lambda: str(redis_client.lrange(key, 0, -1)),
+            "zset": lambda: str(redis_client.zrange(key, 0, -1)),
+            "set": lambda: str(redis_client.smembers(key)),
+            "stream": lambda: str(redis_client.xrange(key, count=10_000)),
+        }.get(kind, lambda: "")()
         assert TEST_API_SECRET not in (dump or ""), key
         assert TEST_API_KEY not in (dump or ""), key
     assert TEST_API_SECRET not in handle.log()

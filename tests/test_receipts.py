@@ -39,8 +39,15 @@ RECEIPT_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0
 
 # --- helpers -------------------------------------------------------------------------------
 
-def receipt(message_id: str = "M-1", *, to: str = TO, status: str = "delivered", price: float = 0.0,
-            timestamp: str = "2016-04-05 09:22:57") -> dict:
+
+def receipt(
+    message_id: str = "M-1",
+    *,
+    to: str = TO,
+    status: str = "delivered",
+    price: float = 0.0,
+    timestamp: str = "2016-04-05 09:22:57",
+) -> dict:
     return {"status": status, "to": to, "message_id": message_id, "price": price, "message_timestamp": timestamp}
 
 
@@ -58,24 +65,33 @@ def sent_job(producer, message_id: str = "M-1", *, to: str = TO, price: float = 
     """A job recorded as `sent` with `message_id`, without a worker: the ledger calls a worker makes."""
     job_id = producer.send_sms(to=to, sender="F", text="receipt me")
     assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
-    result, _ = producer.ledger.finish(job_id, OWNER, "accepted", status="ok", http=200,
-                                       message_id=message_id, price=price)
+    result, _ = producer.ledger.finish(
+        job_id, OWNER, "accepted", status="ok", http=200, message_id=message_id, price=price
+    )
     assert result == "sent"
     return job_id
 
 
 def snapshot(client: redis.Redis, prefix: str) -> dict:
     """Every key of this test's prefix with its value, to prove a request changed nothing."""
-    readers = {"hash": client.hgetall, "string": client.get, "set": client.smembers,
-               "list": lambda k: client.lrange(k, 0, -1), "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
-               "stream": lambda k: client.xrange(k, "-", "+")}
+    readers = {
+        "hash": client.hgetall,
+        "string": client.get,
+        "set": client.smembers,
+        "list": lambda k: client.lrange(k, 0, -1),
+        "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        "stream": lambda k: client.xrange(k, "-", "+"),
+    }
     # decode_responses: the type name is str.
     return {key: readers[cast(str, client.type(key))](key) for key in client.scan_iter(f"{prefix}:*", count=1000)}
 
 
 def record_in(producer, job_id: str, states: set[str], timeout: float = 60) -> dict:
-    record = wait_for(lambda: (r := producer.get_status(job_id)) and r["state"] in states and r,
-                      timeout=timeout, what=f"job {job_id} to reach {states}")
+    record = wait_for(
+        lambda: (r := producer.get_status(job_id)) and r["state"] in states and r,
+        timeout=timeout,
+        what=f"job {job_id} to reach {states}",
+    )
     assert record  # wait_for returns the condition's truthy value: the record
     return record
 
@@ -113,8 +129,8 @@ def app_hook():
 
 # --- receipts from the sandbox, end to end -----------------------------------------------
 
-def test_sandbox_receipt_moves_sent_job_to_delivered_with_its_price_and_timestamp(
-        producer, workers, sandbox, receiver):
+
+def test_sandbox_receipt_moves_sent_job_to_delivered_with_its_price_and_timestamp(producer, workers, sandbox, receiver):
     sandbox.set_faults(price=0.042)
     workers.start(**receiver.env)
     before = time.time()
@@ -148,7 +164,8 @@ def test_sandbox_not_delivered_receipt_ends_job_not_delivered(producer, workers,
 
 
 def test_application_callback_gets_the_receipt_untouched_and_the_record_stays_sent(
-        producer, workers, sandbox, receiver, app_hook):
+    producer, workers, sandbox, receiver, app_hook
+):
     hook_url, hits = app_hook
     workers.start(**receiver.env)
 
@@ -219,6 +236,7 @@ def test_openapi_describes_every_endpoint_and_answer(receiver):
 
 # --- refusals ----------------------------------------------------------------------------
 
+
 def _forged(receiver, job_id):
     url = callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET)
     sig = url.rsplit("=", 1)[1]
@@ -237,16 +255,20 @@ REFUSALS = {
     "rotated-out secret": (401, lambda rx, job: post(rx, job, receipt(), secret=OLD_SECRET)),
     "token of an unknown job": (404, lambda rx, job: post(rx, "no-such-job", receipt())),
     "wrong to": (403, lambda rx, job: post(rx, job, receipt(to=OTHER_TO))),
-    "malformed JSON": (400, lambda rx, job: post(rx, job, b'{"status": "delivered",',
-                                                 headers={"Content-Type": "application/json"})),
+    "malformed JSON": (
+        400,
+        lambda rx, job: post(rx, job, b'{"status": "delivered",', headers={"Content-Type": "application/json"}),
+    ),
     "missing field": (422, lambda rx, job: post(rx, job, {k: v for k, v in receipt().items() if k != "price"})),
     "unknown status": (422, lambda rx, job: post(rx, job, receipt(status="expired"))),
     "price as string": (422, lambda rx, job: post(rx, job, {**receipt(), "price": "0.0"})),
     "impossible date": (422, lambda rx, job: post(rx, job, receipt(timestamp="2016-02-30 09:22:57"))),
     "oversize body": (413, lambda rx, job: post(rx, job, {**receipt(), "message_id": "x" * 5000})),
     "oversize chunked body": (413, _chunked_oversize),
-    "text/plain": (415, lambda rx, job: post(rx, job, json.dumps(receipt()).encode(),
-                                             headers={"Content-Type": "text/plain"})),
+    "text/plain": (
+        415,
+        lambda rx, job: post(rx, job, json.dumps(receipt()).encode(), headers={"Content-Type": "text/plain"}),
+    ),
     "no content type": (415, lambda rx, job: post(rx, job, json.dumps(receipt()).encode())),
 }
 
@@ -266,19 +288,22 @@ def test_refused_receipt_changes_nothing(case, producer, receiver, redis_client,
 
 
 def test_token_signed_with_previous_secret_still_works_after_rotation(receiver_factory, producer):
-    rotated = receiver_factory(COSMOS_WEBHOOK_SECRET="new-webhook-secret-after-rotation",
-                               COSMOS_WEBHOOK_SECRET_PREVIOUS=OLD_SECRET)
+    rotated = receiver_factory(
+        COSMOS_WEBHOOK_SECRET="new-webhook-secret-after-rotation", COSMOS_WEBHOOK_SECRET_PREVIOUS=OLD_SECRET
+    )
     older = sent_job(producer, "M-old")
     newer = sent_job(producer, "M-new")
 
     assert post(rotated, older, receipt("M-old"), secret=OLD_SECRET).json() == {"result": "applied"}
     assert post(rotated, newer, receipt("M-new"), secret="new-webhook-secret-after-rotation").json() == {
-        "result": "applied"}
+        "result": "applied"
+    }
     assert post(rotated, newer, receipt("M-new"), secret=TEST_WEBHOOK_SECRET).status_code == 401
     assert [producer.get_status(j)["state"] for j in (older, newer)] == ["delivered", "delivered"]
 
 
 # --- what a receipt does to a record -------------------------------------------------------
+
 
 def test_receipt_before_sent_is_kept_and_applied_when_sent_is_recorded(producer, receiver):
     job_id = producer.send_sms(to=TO, sender="F", text="fast receipt")
@@ -312,7 +337,8 @@ def test_replayed_receipt_is_applied_once(producer, receiver, redis_client, pref
 
 
 def test_receipt_for_another_message_id_on_a_clean_sent_record_is_refused_and_changes_nothing(
-        producer, receiver, redis_client, prefix):
+    producer, receiver, redis_client, prefix
+):
     """Reverses "a foreign message_id on a clean `sent` record → counted" (issue 13): no doubt, no extra send."""
     job_id = sent_job(producer, "M-1")
     before = snapshot(redis_client, prefix)
@@ -332,8 +358,10 @@ def test_receipt_for_another_message_id_after_an_ambiguous_resend_counts_one_ext
     assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
     producer.ledger.finish(job_id, OWNER, "ambiguous", status="timeout", error="read timeout")
     assert producer.ledger.begin(job_id, OWNER, count_delivery=True).verdict == "go"
-    assert producer.ledger.finish(job_id, OWNER, "accepted", status="ok", http=200, message_id="M-2",
-                                  price=0.01)[0] == "sent"
+    assert (
+        producer.ledger.finish(job_id, OWNER, "accepted", status="ok", http=200, message_id="M-2", price=0.01)[0]
+        == "sent"
+    )
 
     assert post(receiver, job_id, receipt("M-1")).json() == {"result": "extra"}
     assert post(receiver, job_id, receipt("M-1")).json() == {"result": "duplicate"}
@@ -363,14 +391,14 @@ def test_receipt_settles_a_held_job(producer, receiver, settings_for):
 
 # --- health, metrics arithmetic, rate limit, command line -------------------------------------
 
+
 def test_healthz_answers_ok_with_redis_and_503_without(receiver, settings):
     assert requests.get(f"{receiver.base_url}/healthz", timeout=30).json() == {"redis": "ok"}
 
     nowhere = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
     with TestClient(create_app(settings, nowhere)) as client:
         health = client.get("/healthz")
-        receipt_answer = client.post(callback_url("http://testserver/delivery-status", "job-1", "x"),
-                                     json=receipt())
+        receipt_answer = client.post(callback_url("http://testserver/delivery-status", "job-1", "x"), json=receipt())
     assert (health.status_code, health.json()) == (503, {"redis": "unavailable"})
     assert receipt_answer.status_code == 401  # refused before Redis is asked
 
@@ -387,9 +415,17 @@ def test_redis_outage_answers_503_so_cosmos_retries(settings_for):
 
 
 def test_latency_histograms_are_made_cumulative_from_per_bucket_counts(settings, redis_client):
-    redis_client.hset(f"{settings.redis_prefix}:histograms", mapping={
-        "send:0.005": 2, "send:1": 3, "send:+Inf": 1, "send:sum": 12.5, "send:count": 6, "receipt:2.5": 4,
-    })
+    redis_client.hset(
+        f"{settings.redis_prefix}:histograms",
+        mapping={
+            "send:0.005": 2,
+            "send:1": 3,
+            "send:+Inf": 1,
+            "send:sum": 12.5,
+            "send:count": 6,
+            "receipt:2.5": 4,
+        },
+    )
     with TestClient(create_app(settings, redis_client)) as client:
         families = metric_families(client.get("/metrics").text)
 
@@ -430,12 +466,20 @@ def test_only_failed_authentication_is_rate_limited_per_client(receiver_factory,
 
 
 def test_webhook_command_refuses_to_start_without_a_secret(base_env):
-    result = subprocess.run(cosmos_cmd("webhook", "--port", str(free_port())), env=base_env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        cosmos_cmd("webhook", "--port", str(free_port())),
+        env=base_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: COSMOS_WEBHOOK_SECRET is not set: the receiver could verify no callback token"]
+        "error: COSMOS_WEBHOOK_SECRET is not set: the receiver could verify no callback token"
+    ]
 
 
 # --- in-process: the receiver app on the test's real Redis -------------------------------------
@@ -446,10 +490,15 @@ INPROC_URL = "http://testserver/delivery-status"
 @pytest.fixture
 def inproc(settings_for, redis_client):
     """(TestClient, producer, settings) for the receiver app in this process, on the test's Redis."""
+
     def start(**overrides: str):
         settings = settings_for(COSMOS_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET, **overrides)
-        return TestClient(create_app(settings, redis_client), raise_server_exceptions=False), \
-            SmsProducer(settings), settings
+        return (
+            TestClient(create_app(settings, redis_client), raise_server_exceptions=False),
+            SmsProducer(settings),
+            settings,
+        )
+
     return start
 
 
@@ -459,8 +508,11 @@ def inproc_post(client: TestClient, job_id: str, body: dict, secret: str = TEST_
 
 def refusal_counts(client: TestClient, **headers: str) -> dict[tuple[str, str], float]:
     family = metric_families(client.get("/metrics", headers=headers).text)["cosmos_receiver_refusals"]
-    return {(s.labels["reason"], s.labels["code"]): s.value for s in family.samples
-            if s.name == "cosmos_receiver_refusals_total"}
+    return {
+        (s.labels["reason"], s.labels["code"]): s.value
+        for s in family.samples
+        if s.name == "cosmos_receiver_refusals_total"
+    }
 
 
 def test_receipt_with_an_unknown_extra_field_is_applied(inproc):
@@ -469,8 +521,7 @@ def test_receipt_with_an_unknown_extra_field_is_applied(inproc):
     job_id = sent_job(producer)
     with client:
         applied = inproc_post(client, job_id, {**receipt(), "err_code": "0", "network": {"mcc": 262}})
-        mistyped = inproc_post(client, sent_job(producer, "M-2"), {**receipt("M-2"), "price": "0.0",
-                                                                   "err_code": "0"})
+        mistyped = inproc_post(client, sent_job(producer, "M-2"), {**receipt("M-2"), "price": "0.0", "err_code": "0"})
     assert (applied.status_code, applied.json()) == (200, {"result": "applied"})
     assert producer.get_status(job_id)["state"] == "delivered"
     assert mistyped.status_code == 422 and mistyped.json()["detail"][0]["field"] == "price"
@@ -498,8 +549,11 @@ def test_2000_valid_receipts_from_50_concurrent_clients_at_one_address_are_all_a
             async def client() -> None:
                 while not queue.empty():
                     index, job_id = queue.get_nowait()
-                    answers.append(await http.post(callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET),
-                                                   json=receipt(f"M-{index}")))
+                    answers.append(
+                        await http.post(
+                            callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET), json=receipt(f"M-{index}")
+                        )
+                    )
 
             await asyncio.gather(*(client() for _ in range(50)))
             return answers
@@ -528,23 +582,34 @@ def test_every_refusal_has_a_json_reason_and_is_counted_by_reason(inproc):
     job_id = sent_job(producer)
     with client:
         answers = [
-            client.post(INPROC_URL, json=receipt()),                       # no token
-            inproc_post(client, job_id, receipt(to=OTHER_TO)),             # wrong to
-            inproc_post(client, "no-such-job", receipt()),                 # unknown job
-            inproc_post(client, job_id, {"status": "delivered"}),          # missing fields
-            client.get("/no-such-path"),                                   # unknown path
-            client.get("/delivery-status"),                                # wrong method
+            client.post(INPROC_URL, json=receipt()),  # no token
+            inproc_post(client, job_id, receipt(to=OTHER_TO)),  # wrong to
+            inproc_post(client, "no-such-job", receipt()),  # unknown job
+            inproc_post(client, job_id, {"status": "delivered"}),  # missing fields
+            client.get("/no-such-path"),  # unknown path
+            client.get("/delivery-status"),  # wrong method
         ]
-        answers.append(client.post(callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET), content=b"{}",
-                                   headers={"Content-Type": "text/plain"}))
+        answers.append(
+            client.post(
+                callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET),
+                content=b"{}",
+                headers={"Content-Type": "text/plain"},
+            )
+        )
         counts = refusal_counts(client)
 
     assert [a.status_code for a in answers] == [401, 403, 404, 422, 404, 405, 415]
     for answer in answers:
         assert set(answer.json()) == {"error", "detail"} and answer.json()["error"], answer.text
-    assert counts == {("invalid_token", "401"): 1, ("to_mismatch", "403"): 1, ("unknown_job", "404"): 1,
-                      ("invalid_body", "422"): 1, ("not_found", "404"): 1, ("method_not_allowed", "405"): 1,
-                      ("unsupported_media_type", "415"): 1}
+    assert counts == {
+        ("invalid_token", "401"): 1,
+        ("to_mismatch", "403"): 1,
+        ("unknown_job", "404"): 1,
+        ("invalid_body", "422"): 1,
+        ("not_found", "404"): 1,
+        ("method_not_allowed", "405"): 1,
+        ("unsupported_media_type", "415"): 1,
+    }
 
 
 @pytest.mark.parametrize("result, status", [("refused_foreign", 409), ("gone", 404), ("brand_new_refusal", 409)])
@@ -642,14 +707,18 @@ def test_metrics_port_serves_metrics_on_loopback_and_not_on_the_public_address(b
     metrics_port = free_port()
     public_port = free_port()
     env = {**base_env, "COSMOS_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
-    proc = spawn(cosmos_cmd("webhook", "--port", str(public_port), "--metrics-port", str(metrics_port)), env,
-                 tmp_path / "receiver.log")
+    proc = spawn(
+        cosmos_cmd("webhook", "--port", str(public_port), "--metrics-port", str(metrics_port)),
+        env,
+        tmp_path / "receiver.log",
+    )
     try:
         base = f"http://127.0.0.1:{public_port}"
         wait_for(lambda: _answers(f"{base}/healthz"), timeout=30, what="the receiver to answer")
         public = requests.get(f"{base}/metrics", timeout=30)
-        private = wait_for(lambda: _answers(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=30,
-                           what="the metrics listener")
+        private = wait_for(
+            lambda: _answers(f"http://127.0.0.1:{metrics_port}/metrics"), timeout=30, what="the metrics listener"
+        )
     finally:
         stop(proc)
     assert (public.status_code, public.json()["error"]) == (404, "not_found")

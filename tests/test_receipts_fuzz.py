@@ -29,6 +29,7 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # --- the rules, written independently of receipts/schema.py ----------------------------------
 
+
 def real_timestamp(value: str) -> bool:
     if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", value):
         return False
@@ -46,19 +47,31 @@ def is_receipt(body: object) -> TypeGuard[dict[str, Any]]:
     """
     if not isinstance(body, dict) or not FIELDS <= set(body):
         return False
-    status, to, message_id, price, stamp = (body[k] for k in ("status", "to", "message_id", "price",
-                                                             "message_timestamp"))
-    price_ok = (isinstance(price, (int, float)) and not isinstance(price, bool)
-                and (isinstance(price, int) or math.isfinite(price)) and 0 <= price <= 1_000_000)
-    return (status in ("delivered", "not_delivered")
-            and isinstance(to, str) and re.fullmatch(r"0[0-9]{14}", to) is not None
-            and isinstance(message_id, str) and 1 <= len(message_id) <= 100
-            and not any(ord(c) < 32 or c in ";\x7f" for c in message_id)
-            and price_ok and isinstance(stamp, str) and real_timestamp(stamp))
+    status, to, message_id, price, stamp = (
+        body[k] for k in ("status", "to", "message_id", "price", "message_timestamp")
+    )
+    price_ok = (
+        isinstance(price, (int, float))
+        and not isinstance(price, bool)
+        and (isinstance(price, int) or math.isfinite(price))
+        and 0 <= price <= 1_000_000
+    )
+    return (
+        status in ("delivered", "not_delivered")
+        and isinstance(to, str)
+        and re.fullmatch(r"0[0-9]{14}", to) is not None
+        and isinstance(message_id, str)
+        and 1 <= len(message_id) <= 100
+        and not any(ord(c) < 32 or c in ";\x7f" for c in message_id)
+        and price_ok
+        and isinstance(stamp, str)
+        and real_timestamp(stamp)
+    )
 
 
 def parsed(body: bytes) -> object:
     """The JSON value of `body` as a strict parser sees it (None when it is not JSON)."""
+
     def no_constants(name: str):
         raise ValueError(name)
 
@@ -84,24 +97,32 @@ WRONG_TYPES: dict[str, list[Any]] = {
     "message_id": [252521, 1.5, True, None, [JOB_MESSAGE_ID]],
     "message_timestamp": [1459848177, 1459848177.0, True, None, ["2016-04-05 09:22:57"]],
 }
-valid_receipts = st.fixed_dictionaries({
-    "status": st.sampled_from(["delivered", "not_delivered"]),
-    "to": st.just(JOB_TO) | st.from_regex(r"\A0[0-9]{14}\Z"),
-    "message_id": st.just(JOB_MESSAGE_ID) | st.text("ABCXYZabc0123456789_-", min_size=1, max_size=100),
-    "price": st.floats(0, 1_000_000) | st.integers(0, 1_000_000),
-    "message_timestamp": st.datetimes(datetime(1970, 1, 1), datetime(2099, 12, 31)).map(
-        lambda moment: moment.strftime(TIMESTAMP_FORMAT)),
-})
+valid_receipts = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["delivered", "not_delivered"]),
+        "to": st.just(JOB_TO) | st.from_regex(r"\A0[0-9]{14}\Z"),
+        "message_id": st.just(JOB_MESSAGE_ID) | st.text("ABCXYZabc0123456789_-", min_size=1, max_size=100),
+        "price": st.floats(0, 1_000_000) | st.integers(0, 1_000_000),
+        "message_timestamp": st.datetimes(datetime(1970, 1, 1), datetime(2099, 12, 31)).map(
+            lambda moment: moment.strftime(TIMESTAMP_FORMAT)
+        ),
+    }
+)
 # Each field: sometimes right, often subtly or grossly wrong.
 statuses = st.sampled_from(["delivered", "not_delivered", "ok", "DELIVERED", ""]) | st.text(max_size=12)
-numbers = (st.just(JOB_TO) | st.from_regex(r"\A0\d{14}\Z") | st.just(JOB_TO + "\n") | st.text(max_size=16))
+numbers = st.just(JOB_TO) | st.from_regex(r"\A0\d{14}\Z") | st.just(JOB_TO + "\n") | st.text(max_size=16)
 message_ids = st.text(max_size=110) | huge_strings
-prices = (st.floats() | st.integers() | st.booleans() | st.sampled_from([1_000_000.5, -0.0, -1, 1e308])
-          | st.text(max_size=5))
-timestamps = (st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
-              | st.from_regex(r"\A\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z") | st.text(max_size=25))
-mixed_receipts = st.fixed_dictionaries({"status": statuses, "to": numbers, "message_id": message_ids,
-                                        "price": prices, "message_timestamp": timestamps})
+prices = (
+    st.floats() | st.integers() | st.booleans() | st.sampled_from([1_000_000.5, -0.0, -1, 1e308]) | st.text(max_size=5)
+)
+timestamps = (
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+    | st.from_regex(r"\A\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z")
+    | st.text(max_size=25)
+)
+mixed_receipts = st.fixed_dictionaries(
+    {"status": statuses, "to": numbers, "message_id": message_ids, "price": prices, "message_timestamp": timestamps}
+)
 
 
 @st.composite
@@ -136,10 +157,10 @@ def encoded(value: object, ascii_only: bool) -> bytes:
 
 bodies = st.one_of(
     st.tuples(valid_receipts, st.booleans()).map(lambda pair: encoded(*pair)),
-    st.tuples(valid_receipts.map(lambda body: {**body, "to": JOB_TO}), st.booleans()).map(
-        lambda pair: encoded(*pair)),
+    st.tuples(valid_receipts.map(lambda body: {**body, "to": JOB_TO}), st.booleans()).map(lambda pair: encoded(*pair)),
     st.tuples(valid_receipts, st.integers(MAX_BODY_BYTES - 150, 3 * MAX_BODY_BYTES)).map(
-        lambda pair: encoded({**pair[0], "message_id": "9" * pair[1]}, True)),
+        lambda pair: encoded({**pair[0], "message_id": "9" * pair[1]}, True)
+    ),
     st.tuples(mixed_receipts, st.booleans()).map(lambda pair: encoded(*pair)),
     st.tuples(mutated_receipts(), st.booleans()).map(lambda pair: encoded(*pair)),
     st.tuples(wrongly_typed_receipts(), st.booleans()).map(lambda pair: encoded(*pair)),
@@ -150,6 +171,7 @@ content_types = st.sampled_from(["application/json", "application/json; charset=
 
 
 # --- the test -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def fuzz_target(settings_for, redis_client):
@@ -162,32 +184,43 @@ def fuzz_target(settings_for, redis_client):
         job_id = uuid.uuid4().hex
         ledger.enqueue([NewJob(job_id, "single", JOB_TO, "F", "fuzz", None, False, None, "fuzz", 3600)])
         assert ledger.begin(job_id, "fuzz-owner", count_delivery=True).verdict == "go"
-        assert ledger.finish(job_id, "fuzz-owner", "accepted", status="ok", http=200,
-                             message_id=JOB_MESSAGE_ID, price=0.5)[0] == "sent"
+        assert (
+            ledger.finish(
+                job_id, "fuzz-owner", "accepted", status="ok", http=200, message_id=JOB_MESSAGE_ID, price=0.5
+            )[0]
+            == "sent"
+        )
         return job_id
 
     def state_of(job_id: str) -> tuple:
         keys = ledger.keys
-        return (redis_client.hgetall(keys.job(job_id)), redis_client.hgetall(keys.counters),
-                redis_client.hgetall(keys.histograms),
-                redis_client.dbsize())  # any key added or removed shows here
+        return (
+            redis_client.hgetall(keys.job(job_id)),
+            redis_client.hgetall(keys.counters),
+            redis_client.hgetall(keys.histograms),
+            redis_client.dbsize(),
+        )  # any key added or removed shows here
 
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, sent_job, state_of, ledger
 
 
-@hypothesis_settings(max_examples=300, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                            HealthCheck.data_too_large])
+@hypothesis_settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(body=bodies, content_type=content_types)
-def test_any_body_with_a_valid_token_gets_no_5xx_and_only_a_receipt_changes_the_record(
-        fuzz_target, body, content_type):
+def test_any_body_with_a_valid_token_gets_no_5xx_and_only_a_receipt_changes_the_record(fuzz_target, body, content_type):
     client, sent_job, state_of, ledger = fuzz_target
     job_id = sent_job()
     before = state_of(job_id)
 
-    response = client.post(callback_url("http://testserver/delivery-status", job_id, TEST_WEBHOOK_SECRET),
-                           content=body, headers={"Content-Type": content_type})
+    response = client.post(
+        callback_url("http://testserver/delivery-status", job_id, TEST_WEBHOOK_SECRET),
+        content=body,
+        headers={"Content-Type": content_type},
+    )
 
     assert response.status_code < 500, response.text
     event(f"HTTP {response.status_code}")  # --hypothesis-show-statistics: how often each answer came

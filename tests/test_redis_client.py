@@ -38,15 +38,17 @@ def test_a_sentinel_url_without_a_master_name_is_refused_naming_the_variable():
         load_settings(_env_file=None, REDIS_URL="sentinel://127.0.0.1:26379;sentinel://127.0.0.1:26380")
     assert str(err.value).startswith("COSMOS_REDIS_SENTINEL_MASTER")
     with pytest.raises(SettingsError) as err:
-        load_settings(_env_file=None, REDIS_URL="sentinel://127.0.0.1:26379;redis://x:1",
-                      COSMOS_REDIS_SENTINEL_MASTER="m")
+        load_settings(
+            _env_file=None, REDIS_URL="sentinel://127.0.0.1:26379;redis://x:1", COSMOS_REDIS_SENTINEL_MASTER="m"
+        )
     assert str(err.value).startswith("REDIS_URL")
 
 
 def test_the_command_line_exits_2_with_one_line_naming_the_master_setting(base_env):
     env = {**base_env, "REDIS_URL": f"sentinel://127.0.0.1:{free_port()}"}
-    result = subprocess.run(cosmos_cmd("stats"), check=False, env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        cosmos_cmd("stats"), check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if "COSMOS_REDIS_SENTINEL_MASTER" in line]
     assert len(lines) == 1, result.stderr
@@ -87,8 +89,9 @@ def test_an_unreachable_sentinel_list_is_enqueue_failed_within_its_bound(setting
 def test_the_factory_reaches_the_primary_through_a_sentinel(settings_for, redis_server, tmp_path, prefix):
     sentinel = start_sentinel(tmp_path / "s", free_port(), "127.0.0.1", redis_server.port)
     try:
-        settings = settings_for(REDIS_URL=f"{sentinel.url};sentinel://127.0.0.1:{free_port()}",
-                                COSMOS_REDIS_SENTINEL_MASTER=MASTER_NAME)
+        settings = settings_for(
+            REDIS_URL=f"{sentinel.url};sentinel://127.0.0.1:{free_port()}", COSMOS_REDIS_SENTINEL_MASTER=MASTER_NAME
+        )
         for role in TIMEOUTS:
             client = redis_client(settings, role)
             client.set(f"{prefix}:via-sentinel", role)
@@ -104,8 +107,9 @@ def test_the_factory_reaches_the_primary_through_a_sentinel(settings_for, redis_
 
 
 def test_the_sentinels_password_goes_to_kombu_in_sentinel_kwargs(settings_for):
-    settings = settings_for(REDIS_URL="sentinel://127.0.0.1:26379", COSMOS_REDIS_SENTINEL_MASTER="m",
-                            COSMOS_REDIS_SENTINEL_PASSWORD="pw")
+    settings = settings_for(
+        REDIS_URL="sentinel://127.0.0.1:26379", COSMOS_REDIS_SENTINEL_MASTER="m", COSMOS_REDIS_SENTINEL_PASSWORD="pw"
+    )
     assert celery_config(settings)["broker_transport_options"]["sentinel_kwargs"]["password"] == "pw"
 
 

@@ -43,7 +43,9 @@ def raw(message: dict) -> bytes:
 def post(sandbox, data: bytes | dict, timeout: float | tuple = 10, session=None) -> requests.Response:
     payload = data if isinstance(data, bytes) else raw(data)
     return (session or requests).post(
-        sandbox.sms_url, data=payload, timeout=timeout,
+        sandbox.sms_url,
+        data=payload,
+        timeout=timeout,
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
 
@@ -62,8 +64,9 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 data = self.rfile.read(length)
                 with receiver._lock:
-                    receiver.calls.append({"path": self.path, "body": json.loads(data),
-                                           "content_type": self.headers.get("Content-Type")})
+                    receiver.calls.append(
+                        {"path": self.path, "body": json.loads(data), "content_type": self.headers.get("Content-Type")}
+                    )
                     failing = len(receiver.calls) <= receiver.fail_first
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
@@ -150,8 +153,9 @@ BAD_REQUESTS: list[tuple[str, int, bytes | dict]] = [
 ]
 
 
-@pytest.mark.parametrize("status, http, data", BAD_REQUESTS,
-                         ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(BAD_REQUESTS)])
+@pytest.mark.parametrize(
+    "status, http, data", BAD_REQUESTS, ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(BAD_REQUESTS)]
+)
 def test_bad_requests_get_their_cosmos_status_and_http_code(sandbox, status, http, data):
     response = post(sandbox, data)
 
@@ -320,8 +324,13 @@ def test_scripted_outcomes_are_consumed_in_order_then_normal_behaviour_resumes(s
     answers = [post(sandbox, body()) for _ in range(7)]
 
     assert [(a.status_code, a.json()["status"]) for a in answers] == [
-        (500, "internal_error"), (408, "timeout"), (200, "ok"), (400, "failed"),
-        (400, "invalid_text"), (401, "unauthorized"), (200, "ok"),
+        (500, "internal_error"),
+        (408, "timeout"),
+        (200, "ok"),
+        (400, "failed"),
+        (400, "invalid_text"),
+        (401, "unauthorized"),
+        (200, "ok"),
     ]
     assert sandbox.count(NUMBER, "Hello world!") == 2
     assert [r["source"] for r in sandbox.requests()] == ["script"] * 6 + ["normal"]
@@ -506,8 +515,11 @@ def test_messages_log_keeps_what_was_accepted(sandbox):
     (message,) = sandbox.messages()
     assert message["message_id"] == answer["message_id"]
     assert {k: message[k] for k in ("to", "from", "text", "callback", "price")} == {
-        "to": NUMBER, "from": "Company Name 123", "text": "Hello world!",
-        "callback": "http://example.invalid/hook?x=1", "price": 0.0,
+        "to": NUMBER,
+        "from": "Company Name 123",
+        "text": "Hello world!",
+        "callback": "http://example.invalid/hook?x=1",
+        "price": 0.0,
     }
     assert isinstance(message["at"], float)
 
@@ -542,18 +554,21 @@ def test_reset_clears_counters_logs_scripts_and_outage(sandbox):
     assert post(sandbox, body()).status_code == 200
 
 
-@pytest.mark.parametrize("path, payload", [
-    ("script", {"to": NUMBER, "outcomes": ["explode"]}),
-    ("script", {"to": NUMBER, "outcomes": ["stall soon"]}),
-    ("script", {"to": "12", "outcomes": ["ok"]}),
-    ("script", {"to": NUMBER, "outcomes": "ok"}),
-    ("faults", {"fault_rate": 2}),
-    ("faults", {"latency_ms": "fast"}),
-    ("faults", {"colour": "red"}),
-    ("outage", {"seconds": -1}),
-    ("outage", {}),
-    ("outage", [1]),
-])
+@pytest.mark.parametrize(
+    "path, payload",
+    [
+        ("script", {"to": NUMBER, "outcomes": ["explode"]}),
+        ("script", {"to": NUMBER, "outcomes": ["stall soon"]}),
+        ("script", {"to": "12", "outcomes": ["ok"]}),
+        ("script", {"to": NUMBER, "outcomes": "ok"}),
+        ("faults", {"fault_rate": 2}),
+        ("faults", {"latency_ms": "fast"}),
+        ("faults", {"colour": "red"}),
+        ("outage", {"seconds": -1}),
+        ("outage", {}),
+        ("outage", [1]),
+    ],
+)
 def test_bad_control_input_is_a_400_with_a_json_error(sandbox, path, payload):
     response = requests.post(f"{sandbox.base_url}/_sandbox/{path}", json=payload, timeout=10)
     assert response.status_code == 400

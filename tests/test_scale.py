@@ -18,7 +18,7 @@ def dead_letters(producer: SmsProducer, count: int, status: str) -> list[str]:
     ids = producer.send_bulk([{"to": TO, "sender": "F", "text": f"dead {i}"} for i in range(count)])
     ledger = producer.ledger
     for start in range(0, count, STEP):
-        step = ids[start:start + STEP]
+        step = ids[start : start + STEP]
         assert {a.verdict for a in ledger.begin_many(step, ["w"] * len(step), count_delivery=False)} == {"go"}
         ledger.finish_many([ledger.finish_args(j, "w", "permanent", status=status, http=200) for j in step])
     return ids
@@ -31,8 +31,9 @@ def test_dead_requeue_by_reason_requeues_all_20000(settings_for, redis_client, b
     before = stats(producer.ledger)
     assert before["dead_reasons"] == {"failed": 20_000, "spam": 5}
 
-    done = subprocess.run(cosmos_cmd("dead", "requeue", "--reason", "failed"), env=base_env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        cosmos_cmd("dead", "requeue", "--reason", "failed"), env=base_env, capture_output=True, text=True, timeout=120
+    )
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "requeued 20000 job(s)"
@@ -47,8 +48,9 @@ def test_dead_list_streams_every_record_as_one_json_array(settings_for, redis_cl
     producer = SmsProducer(settings_for())
     dead_letters(producer, 2 * STEP + 3, "failed")
 
-    done = subprocess.run(cosmos_cmd("dead", "list", "--json"), env=base_env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        cosmos_cmd("dead", "list", "--json"), env=base_env, capture_output=True, text=True, timeout=120
+    )
 
     assert done.returncode == 0, done.stderr
     records = json.loads(done.stdout)

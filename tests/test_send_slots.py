@@ -12,6 +12,7 @@ def test_a_chunk_waits_until_its_members_fit_then_runs():
     slots = SendSlots(capacity=10)
     started = threading.Event()
     with slots.hold(8):
+
         def second_chunk():
             with slots.hold(5):
                 started.set()

@@ -40,9 +40,13 @@ class WorkerContext:
     @cached_property
     def client(self) -> CosmosClient:
         api_key, api_secret = self.settings.require_credentials()
-        return CosmosClient(self.settings.api_url, api_key, api_secret,
-                            connect_timeout_s=self.settings.connect_timeout_s,
-                            read_timeout_s=self.settings.read_timeout_s)
+        return CosmosClient(
+            self.settings.api_url,
+            api_key,
+            api_secret,
+            connect_timeout_s=self.settings.connect_timeout_s,
+            read_timeout_s=self.settings.read_timeout_s,
+        )
 
     @cached_property
     def send_pool(self) -> ThreadPoolExecutor:

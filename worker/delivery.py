@@ -44,8 +44,15 @@ def outcome_kind(outcome: Outcome) -> str:
     return outcome.kind
 
 
-def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner: str | None = None,
-                first: Attempt | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
+def deliver_job(
+    ctx: WorkerContext,
+    job_id: str,
+    *,
+    count_delivery: bool,
+    owner: str | None = None,
+    first: Attempt | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Send one job if the ledger lets us; returns how this delivery ended.
 
     `first` is a lease already taken for `owner` (a bulk chunk takes its leases in one round trip).
@@ -73,15 +80,26 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
         outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, _callback_for(ctx, job_id, attempt))
         kind = outcome_kind(outcome)
         result, change = record(
-            job_id, owner, kind, status=outcome.status, http=outcome.http, latency_ms=outcome.latency_ms,
-            message_id=outcome.message_id, price=outcome.price, error=outcome.error,
+            job_id,
+            owner,
+            kind,
+            status=outcome.status,
+            http=outcome.http,
+            latency_ms=outcome.latency_ms,
+            message_id=outcome.message_id,
+            price=outcome.price,
+            error=outcome.error,
         )
         _log_outcome(ctx, job_id, attempt, outcome, kind, result, change)
         return RETRY if result == "retry" else result
 
     def before_sleep(state: RetryCallState) -> None:
-        log.info("retrying in-call", job_id=job_id, attempt=state.attempt_number,
-                 wait_s=round(state.next_action.sleep, 3) if state.next_action else None)
+        log.info(
+            "retrying in-call",
+            job_id=job_id,
+            attempt=state.attempt_number,
+            wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+        )
 
     burst = Retrying(
         stop=stop_after_attempt(settings.burst_attempts),
@@ -99,8 +117,7 @@ def deliver_job(ctx: WorkerContext, job_id: str, *, count_delivery: bool, owner:
     return result
 
 
-def begin(ctx: WorkerContext, job_id: str, owner: str, count_delivery: bool,
-          sleep: Callable[[float], None]) -> Attempt:
+def begin(ctx: WorkerContext, job_id: str, owner: str, count_delivery: bool, sleep: Callable[[float], None]) -> Attempt:
     """Take the lease. A bulk job with no rate slot near waits behind the process's bulk gate:
     one thread per process asks Redis again, when the ledger says a slot comes; the others wait locally."""
     attempt = ctx.ledger.begin(job_id, owner, count_delivery=count_delivery)
@@ -134,20 +151,31 @@ def log_verdict(job_id: str, attempt: Attempt) -> None:
         log.debug("delivery skipped", job_id=job_id, verdict=attempt.verdict, reason=attempt.detail)
 
 
-def _log_outcome(ctx: WorkerContext, job_id: str, attempt: Attempt, outcome: Outcome, kind: str, result: str,
-                 change: str) -> None:
+def _log_outcome(
+    ctx: WorkerContext, job_id: str, attempt: Attempt, outcome: Outcome, kind: str, result: str, change: str
+) -> None:
     if change == "open":
         log.error("circuit breaker opened: COSMOS keeps failing", last_status=outcome.status)
     elif change == "closed":
         log.warning("circuit breaker closed: COSMOS answers again")
-    fields = dict(job_id=job_id, attempt=attempt.number, status=outcome.status, http=outcome.http,
-                  latency_ms=outcome.latency_ms, result=result)
+    fields = dict(
+        job_id=job_id,
+        attempt=attempt.number,
+        status=outcome.status,
+        http=outcome.http,
+        latency_ms=outcome.latency_ms,
+        result=result,
+    )
     if kind == "account":
         # Logged when sending pauses and at each probe (one per probe interval across all workers).
         if change == "paused" or attempt.probe:
             what = "our credentials" if outcome.status in ACCOUNT_STATUSES else "the endpoint (check COSMOS_API_URL)"
-            log.error(f"COSMOS refused {what}: all sending paused; probing every "
-                      f"{ctx.settings.pause_probe_interval_s:g} s until it is accepted", probe=attempt.probe, **fields)
+            log.error(
+                f"COSMOS refused {what}: all sending paused; probing every "
+                f"{ctx.settings.pause_probe_interval_s:g} s until it is accepted",
+                probe=attempt.probe,
+                **fields,
+            )
     elif outcome.kind == "accepted":
         if attempt.probe:
             log.warning("probe accepted: sending resumes", **fields)

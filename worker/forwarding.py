@@ -111,8 +111,12 @@ class DestinationBreakers:
                 state.opens += 1
                 state.open_until = now + min(self.open_s * 2 ** (state.opens - 1), self.max_open_s)
                 if state.opens == 1:  # said once per outage, not on every failed probe
-                    log.warning("forward destination failing: breaker open", destination=dest,
-                                failures=state.failures, open_s=round(state.open_until - now, 2))
+                    log.warning(
+                        "forward destination failing: breaker open",
+                        destination=dest,
+                        failures=state.failures,
+                        open_s=round(state.open_until - now, 2),
+                    )
 
     def cancel(self, dest: str) -> None:
         """Give back a thread taken by `acquire` without a POST (nothing learnt about the destination)."""
@@ -144,8 +148,11 @@ class Forwarder:
         self.redis = client or redis_client(settings, "worker", max_connections=settings.forward_threads + 8)
         self.forwards = Forwards(self.redis, settings)
         self.breakers = DestinationBreakers(
-            settings.forward_breaker_threshold, settings.forward_breaker_open_s, settings.forward_backoff_max_s,
-            threads=settings.forward_threads)
+            settings.forward_breaker_threshold,
+            settings.forward_breaker_open_s,
+            settings.forward_backoff_max_s,
+            threads=settings.forward_threads,
+        )
         secret = settings.app_webhook_secret
         self.webhook = Webhook(secret.get_secret_value()) if secret else None
         self.session = forward_session(settings.forward_threads)
@@ -207,11 +214,11 @@ class Forwarder:
         if wait_s > 0:
             # Held back without a request: the breaker is open, or the destination has its share.
             try:
-                self.forwards.reschedule(forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10),
-                                         attempted=False)
+                self.forwards.reschedule(forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10), attempted=False)
             except redis.RedisError as exc:  # its claim's grace brings it back
-                log.warning("forwarder: Redis error while holding a forward back", fwd_id=forward.fwd_id,
-                            error=str(exc))
+                log.warning(
+                    "forwarder: Redis error while holding a forward back", fwd_id=forward.fwd_id, error=str(exc)
+                )
             finally:
                 self._free.release()
             return
@@ -230,17 +237,33 @@ class Forwarder:
             ok = error is None
             if ok:
                 self.forwards.complete(forward.fwd_id)
-                log.info("forward delivered", fwd_id=forward.fwd_id, job_id=forward.job_id, destination=dest,
-                         attempts=forward.attempts + 1)
+                log.info(
+                    "forward delivered",
+                    fwd_id=forward.fwd_id,
+                    job_id=forward.job_id,
+                    destination=dest,
+                    attempts=forward.attempts + 1,
+                )
                 return
             delay = self.retry_delay_s(forward.attempts + 1)
             result = self.forwards.reschedule(forward.fwd_id, delay, error or "")
             if result == "failed":
-                log.warning("forward given up: retry window passed", fwd_id=forward.fwd_id, job_id=forward.job_id,
-                            destination=dest, attempts=forward.attempts + 1, error=error)
+                log.warning(
+                    "forward given up: retry window passed",
+                    fwd_id=forward.fwd_id,
+                    job_id=forward.job_id,
+                    destination=dest,
+                    attempts=forward.attempts + 1,
+                    error=error,
+                )
             else:
-                log.info("forward failed; will retry", fwd_id=forward.fwd_id, destination=dest, error=error,
-                         retry_in_s=round(delay, 2))
+                log.info(
+                    "forward failed; will retry",
+                    fwd_id=forward.fwd_id,
+                    destination=dest,
+                    error=error,
+                    retry_in_s=round(delay, 2),
+                )
         except redis.RedisError as exc:
             # Its claim's grace runs out and another try comes: nothing lost.
             log.warning("forwarder: Redis error after a POST", fwd_id=forward.fwd_id, error=str(exc))
@@ -258,8 +281,12 @@ class Forwarder:
     def headers(self, forward: Forward) -> dict[str, str]:
         """Standard Webhooks headers of one attempt: the intent's id, this attempt's time."""
         now = datetime.now(UTC)
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "webhook-id": forward.webhook_id, "webhook-timestamp": str(int(now.timestamp()))}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": forward.webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+        }
         if self.webhook is not None:
             headers["webhook-signature"] = self.webhook.sign(forward.webhook_id, now, forward.payload)
         return headers
@@ -270,8 +297,15 @@ class Forwarder:
         try:
             # Each socket operation within its timeout, and the whole request by their sum.
             response = post_within(
-                self.session, connect_s + read_s, forward.url, data=forward.payload.encode("utf-8"),
-                headers=self.headers(forward), timeout=(connect_s, read_s), allow_redirects=False, stream=True)
+                self.session,
+                connect_s + read_s,
+                forward.url,
+                data=forward.payload.encode("utf-8"),
+                headers=self.headers(forward),
+                timeout=(connect_s, read_s),
+                allow_redirects=False,
+                stream=True,
+            )
         except DeadlinePassed as exc:
             return str(exc)
         except requests.Timeout:

@@ -46,8 +46,9 @@ class _Slot:
 class OutcomeWriter:
     """`finish` like `Ledger.finish`, the same arguments and answer, written in shared round trips."""
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = MAX_BATCH, linger_s: float = 0.0,
-                 wait_bound_s: float = WAIT_BOUND_S):
+    def __init__(
+        self, ledger: Ledger, *, max_batch: int = MAX_BATCH, linger_s: float = 0.0, wait_bound_s: float = WAIT_BOUND_S
+    ):
         self.ledger = ledger
         self.max_batch = max_batch
         self.linger_s = linger_s
@@ -65,16 +66,38 @@ class OutcomeWriter:
         """Held by whoever has a round trip out: the writer thread or a sender writing directly."""
 
     # --- the senders' side --------------------------------------------------------------
-    def finish(self, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
-               latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
-               delay_s: float = 0.0) -> tuple[str, str]:
+    def finish(
+        self,
+        job_id: str,
+        owner: str,
+        kind: str,
+        *,
+        status: str = "",
+        http: int | None = None,
+        latency_ms: int = 0,
+        message_id: str = "",
+        price: float = 0.0,
+        error: str = "",
+        delay_s: float = 0.0,
+    ) -> tuple[str, str]:
         """Record an attempt's outcome; returns (what happened, breaker change or '').
 
         Raises what `Ledger.finish` would (redis.ConnectionError, redis.TimeoutError, a script
         error), so the caller's ride-out of a Redis blip stays as it is.
         """
-        args = finish_args(self.ledger, job_id, owner, kind, status=status, http=http, latency_ms=latency_ms,
-                           message_id=message_id, price=price, error=error, delay_s=delay_s)
+        args = finish_args(
+            self.ledger,
+            job_id,
+            owner,
+            kind,
+            status=status,
+            http=http,
+            latency_ms=latency_ms,
+            message_id=message_id,
+            price=price,
+            error=error,
+            delay_s=delay_s,
+        )
         slot = self._slot()
         item = (args, slot)
         if self._write_lock.acquire(blocking=False):
@@ -177,11 +200,34 @@ class OutcomeWriter:
         return pipe.execute(raise_on_error=False)
 
 
-def finish_args(ledger: Ledger, job_id: str, owner: str, kind: str, *, status: str = "", http: int | None = None,
-                latency_ms: int = 0, message_id: str = "", price: float = 0.0, error: str = "",
-                delay_s: float = 0.0) -> tuple:
+def finish_args(
+    ledger: Ledger,
+    job_id: str,
+    owner: str,
+    kind: str,
+    *,
+    status: str = "",
+    http: int | None = None,
+    latency_ms: int = 0,
+    message_id: str = "",
+    price: float = 0.0,
+    error: str = "",
+    delay_s: float = 0.0,
+) -> tuple:
     """The `finish` script's arguments exactly as `Ledger.finish` passes them (a test holds the two together)."""
     # The arguments every script of this ledger starts with (prefix, retention, ...), then finish's own.
-    return (*ledger._common, *ledger.finish_args(job_id, owner, kind, status=status, http=http,
-                                                 latency_ms=latency_ms, message_id=message_id, price=price,
-                                                 error=error, delay_s=delay_s))
+    return (
+        *ledger._common,
+        *ledger.finish_args(
+            job_id,
+            owner,
+            kind,
+            status=status,
+            http=http,
+            latency_ms=latency_ms,
+            message_id=message_id,
+            price=price,
+            error=error,
+            delay_s=delay_s,
+        ),
+    )

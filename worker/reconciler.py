@@ -56,8 +56,12 @@ class Reconciler(threading.Thread):
             reasons: Counter[str] = Counter()
             for _ in range(MAX_STEPS_PER_TICK):
                 picked = ctx.ledger.claim_due(STEP)
-                republish(ctx.redis, ctx.keys, ((job_id, lane) for job_id, lane, _ in picked),
-                          chunk_size=ctx.settings.bulk_chunk_size)
+                republish(
+                    ctx.redis,
+                    ctx.keys,
+                    ((job_id, lane) for job_id, lane, _ in picked),
+                    chunk_size=ctx.settings.bulk_chunk_size,
+                )
                 reasons.update(why for _, _, why in picked)
                 if len(picked) < STEP:
                     break

@@ -22,24 +22,32 @@ def check_redis_safety(client: redis.Redis, min_replicas: int = 0) -> list[str]:
     except redis.ResponseError:
         return ["cannot read the Redis configuration (CONFIG is disabled); check it by hand"]
     if policy and policy != "noeviction":
-        warnings.append(f"Redis maxmemory-policy is {policy!r}: under memory pressure it will evict jobs; "
-                        "set it to 'noeviction'")
+        warnings.append(
+            f"Redis maxmemory-policy is {policy!r}: under memory pressure it will evict jobs; set it to 'noeviction'"
+        )
     if aof != "yes" and not save:
-        warnings.append("Redis persistence is off (no AOF, no RDB): a restart loses every queued job; "
-                        "enable appendonly")
+        warnings.append(
+            "Redis persistence is off (no AOF, no RDB): a restart loses every queued job; enable appendonly"
+        )
     elif aof != "yes":
-        warnings.append("Redis runs without AOF: a crash loses every job since the last snapshot, including "
-                        "acknowledged ones; enable appendonly with appendfsync always, or require replicas "
-                        "(COSMOS_REDIS_MIN_REPLICAS)")
+        warnings.append(
+            "Redis runs without AOF: a crash loses every job since the last snapshot, including "
+            "acknowledged ones; enable appendonly with appendfsync always, or require replicas "
+            "(COSMOS_REDIS_MIN_REPLICAS)"
+        )
     elif fsync != "always" and min_replicas == 0:
-        warnings.append(f"Redis appendfsync is {fsync!r} and COSMOS_REDIS_MIN_REPLICAS is 0: a host crash can "
-                        "roll back an acknowledged enqueue or a lease (a message sent twice); set appendfsync "
-                        "always, or run replicas and set COSMOS_REDIS_MIN_REPLICAS")
+        warnings.append(
+            f"Redis appendfsync is {fsync!r} and COSMOS_REDIS_MIN_REPLICAS is 0: a host crash can "
+            "roll back an acknowledged enqueue or a lease (a message sent twice); set appendfsync "
+            "always, or run replicas and set COSMOS_REDIS_MIN_REPLICAS"
+        )
     if min_replicas > 0:
         connected = replicas_connected(client)
         if connected < min_replicas:
-            warnings.append(f"COSMOS_REDIS_MIN_REPLICAS is {min_replicas} but {connected} replica(s) are connected: "
-                            "every enqueue will fail (EnqueueFailed) and no worker will send until enough are")
+            warnings.append(
+                f"COSMOS_REDIS_MIN_REPLICAS is {min_replicas} but {connected} replica(s) are connected: "
+                "every enqueue will fail (EnqueueFailed) and no worker will send until enough are"
+            )
     return warnings
 
 
@@ -52,8 +60,10 @@ def check_redis_role(client: redis.Redis) -> None:
     info = client.info("replication")
     if info.get("role") == "slave":
         primary = f"{info.get('master_host')}:{info.get('master_port')}"
-        raise SettingsError(f"REDIS_URL points at a read-only replica (its primary is {primary}): point it at the "
-                            "primary, or use a sentinel:// list with COSMOS_REDIS_SENTINEL_MASTER")
+        raise SettingsError(
+            f"REDIS_URL points at a read-only replica (its primary is {primary}): point it at the "
+            "primary, or use a sentinel:// list with COSMOS_REDIS_SENTINEL_MASTER"
+        )
 
 
 def run_startup_checks(settings: Settings, client: redis.Redis) -> None:

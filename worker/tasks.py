@@ -46,8 +46,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             futures: list[Future[str]] = []
             for job_id, owner, attempt in zip(job_ids, owners, attempts):
                 if attempt.verdict in SENDABLE:
-                    futures.append(ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False,
-                                                        owner=owner, first=attempt))
+                    futures.append(
+                        ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False, owner=owner, first=attempt)
+                    )
                 else:
                     log_verdict(job_id, attempt)
             wait(futures)

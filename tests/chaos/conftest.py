@@ -40,8 +40,10 @@ class Tally:
     states: dict
 
     def show(self, label: str) -> None:
-        print(f"\n[{label}] lost={self.lost} duplicates={self.duplicates} "
-              f"silent_duplicates={self.silent_duplicates} states={self.states}")
+        print(
+            f"\n[{label}] lost={self.lost} duplicates={self.duplicates} "
+            f"silent_duplicates={self.silent_duplicates} states={self.states}"
+        )
 
 
 def load(producer, to: str, count: int, tag: str, bulk: bool = True) -> tuple[list[str], list[str]]:
@@ -60,6 +62,7 @@ def outage_over(sandbox) -> bool:
 
 def settle(producer, job_ids, timeout=120.0) -> list[str]:
     """Wait until every job is final; returns their states."""
+
     def all_final():
         states = producer.ledger.states(job_ids)
         return states if all(s in FINAL for s in states) else None

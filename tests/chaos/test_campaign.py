@@ -21,8 +21,13 @@ def test_an_outage_under_a_trickle_loses_nothing_with_default_retry_settings(pro
     # Defaults everywhere (8 attempts used to end these jobs dead within a minute), but for the
     # backoff cap: the deadline, not an attempt count, bounds a message's life.
     outage_s = 25
-    workers.start(concurrency=4, COSMOS_RETRY_BACKOFF_BASE_S="0.5", COSMOS_RETRY_BACKOFF_MAX_S="2",
-                  COSMOS_SCHEDULER_INTERVAL_S="0.2", COSMOS_MAX_ATTEMPTS="1000")
+    workers.start(
+        concurrency=4,
+        COSMOS_RETRY_BACKOFF_BASE_S="0.5",
+        COSMOS_RETRY_BACKOFF_MAX_S="2",
+        COSMOS_SCHEDULER_INTERVAL_S="0.2",
+        COSMOS_MAX_ATTEMPTS="1000",
+    )
     sandbox.outage(outage_s)
     started = time.monotonic()
     ids: list[str] = []
@@ -44,8 +49,12 @@ def test_unauthorized_mid_load_pauses_probes_and_ends_with_nothing_dead(settings
     # Chunks of 4 and 4 send threads: at most 4 requests are on the wire when the pause begins;
     # every 401 after those is a probe, one per probe interval across all workers.
     probe_s, refusals, in_flight = 0.5, 12, 4
-    env = {**chaos_env, "COSMOS_BULK_CHUNK_SIZE": "4", "COSMOS_BATCH_THREADS": "4",
-           "COSMOS_PAUSE_PROBE_INTERVAL_S": str(probe_s)}
+    env = {
+        **chaos_env,
+        "COSMOS_BULK_CHUNK_SIZE": "4",
+        "COSMOS_BATCH_THREADS": "4",
+        "COSMOS_PAUSE_PROBE_INTERVAL_S": str(probe_s),
+    }
     producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **env))
     workers.start(concurrency=2, **env)
     sandbox.script(TO, *["unauthorized"] * refusals)
@@ -68,7 +77,8 @@ def test_unauthorized_mid_load_pauses_probes_and_ends_with_nothing_dead(settings
 
 
 def test_a_bulk_call_retried_with_its_batch_id_after_a_timeout_sends_each_message_once(
-        settings_for, workers, sandbox, monkeypatch):
+    settings_for, workers, sandbox, monkeypatch
+):
     producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, COSMOS_ENQUEUE_TIMEOUT_S="0.3"))
     messages = [{"to": TO, "sender": "F", "text": f"campaign {i}"} for i in range(2500)]
     enqueue = producer.ledger.enqueue

@@ -81,8 +81,13 @@ def test_poison_job_ends_dead_after_n_deliveries_and_others_go_on(producer, work
     poison_to = "011111111111111"
     # The poison message is in flight (stalled) whenever we kill its worker.
     sandbox.script(poison_to, *["stall 30"] * 10)
-    env = {**chaos_env, "COSMOS_POISON_DELIVERIES": "3", "COSMOS_BURST_ATTEMPTS": "1",
-           "COSMOS_READ_TIMEOUT_S": "5", "COSMOS_AMBIGUOUS_POLICY": "resend"}
+    env = {
+        **chaos_env,
+        "COSMOS_POISON_DELIVERIES": "3",
+        "COSMOS_BURST_ATTEMPTS": "1",
+        "COSMOS_READ_TIMEOUT_S": "5",
+        "COSMOS_AMBIGUOUS_POLICY": "resend",
+    }
     job_id = producer.send_sms(poison_to, "chaos", "poison")
     others = [producer.send_sms(TO, "chaos", f"neighbour {i}") for i in range(20)]
 
@@ -93,16 +98,22 @@ def test_poison_job_ends_dead_after_n_deliveries_and_others_go_on(producer, work
     while deliveries < 6:
         handle = workers.start(concurrency=4, **env)
         # A new owner means a new delivery took the lease; dead means the ledger refused it.
-        wait_for(lambda: producer.get_status(job_id)["state"] == "dead" or owner() not in (None, last_owner),
-                 timeout=90, what="the poison job to be taken again")
+        wait_for(
+            lambda: producer.get_status(job_id)["state"] == "dead" or owner() not in (None, last_owner),
+            timeout=90,
+            what="the poison job to be taken again",
+        )
         if producer.get_status(job_id)["state"] == "dead":
             break
         last_owner = owner()
         deliveries += 1
         # Kill only while the poison job alone is in flight: a neighbour caught mid-send by
         # every kill would rightly count as a crash of its own.
-        wait_for(lambda: "sending" not in producer.ledger.states(others), timeout=60,
-                 what="the neighbours to leave `sending`")
+        wait_for(
+            lambda: "sending" not in producer.ledger.states(others),
+            timeout=60,
+            what="the neighbours to leave `sending`",
+        )
         handle.kill()
     record = producer.get_status(job_id)
 

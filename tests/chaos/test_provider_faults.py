@@ -13,8 +13,12 @@ TO = "033334445566770"
 def test_outage_opens_the_breaker_and_the_backlog_drains_without_exhausting(producer, workers, sandbox, chaos_env):
     # Time scaled down from a 30 s outage and 5 s open: the same 6 open periods fit in the outage.
     outage_s, threshold, open_s, concurrency = 9, 10, 1.5, 8
-    env = {**chaos_env, "COSMOS_MAX_ATTEMPTS": "8", "COSMOS_BREAKER_THRESHOLD": str(threshold),
-           "COSMOS_BREAKER_OPEN_S": str(open_s)}
+    env = {
+        **chaos_env,
+        "COSMOS_MAX_ATTEMPTS": "8",
+        "COSMOS_BREAKER_THRESHOLD": str(threshold),
+        "COSMOS_BREAKER_OPEN_S": str(open_s),
+    }
     workers.start(concurrency=concurrency, **env)
     sandbox.outage(outage_s)
     job_ids, texts = load(producer, TO, 200, "outage", bulk=False)

@@ -13,19 +13,28 @@ TO = "033334445566770"
 
 
 def post_receipt(receiver, job_id: str, message_id: str, status: str = "delivered") -> requests.Response:
-    body = {"status": status, "to": TO, "message_id": message_id, "price": 0.05,
-            "message_timestamp": "2026-12-01 10:00:00"}
+    body = {
+        "status": status,
+        "to": TO,
+        "message_id": message_id,
+        "price": 0.05,
+        "message_timestamp": "2026-12-01 10:00:00",
+    }
     return requests.post(callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET), json=body, timeout=5)
 
 
 def test_a_receipt_that_lands_while_sending_stops_the_resend_after_the_worker_dies(
-        producer, workers, sandbox, receiver, receipt_env, chaos_env):
+    producer, workers, sandbox, receiver, receipt_env, chaos_env
+):
     sandbox.script(TO, "stall 60")  # the request hangs on the wire: the job stays `sending`
     env = {**chaos_env, **receipt_env, "COSMOS_READ_TIMEOUT_S": "5", "COSMOS_BURST_ATTEMPTS": "1"}
     victim = workers.start(concurrency=2, **env)
     job_id = producer.send_sms(TO, "F", "receipt first")
-    wait_for(lambda: producer.get_status(job_id)["state"] == "sending" and sandbox.stats()["requests"] == 1,
-             timeout=20, what="the request to be on the wire")
+    wait_for(
+        lambda: producer.get_status(job_id)["state"] == "sending" and sandbox.stats()["requests"] == 1,
+        timeout=20,
+        what="the request to be on the wire",
+    )
 
     answer = post_receipt(receiver, job_id, "cosmos-42")  # COSMOS took it after all, and said so
     assert answer.status_code == 200, answer.text
@@ -39,7 +48,8 @@ def test_a_receipt_that_lands_while_sending_stops_the_resend_after_the_worker_di
 
 
 def test_a_late_acceptance_turns_an_expired_job_sent_and_requeue_refuses_it(
-        producer, workers, sandbox, receiver, receipt_env, chaos_env):
+    producer, workers, sandbox, receiver, receipt_env, chaos_env
+):
     job_id = producer.send_sms(TO, "F", "too late", expires_in=1)
     producer.ledger.redis.hset(producer.keys.job(job_id), "expires_ts", 1)  # its deadline passed
     workers.start(concurrency=2, **receipt_env, **chaos_env)

@@ -21,8 +21,9 @@ REDIS_OUTAGE_S = 6
 
 @pytest.fixture
 def aof_redis(tmp_path):
-    server = RedisServer(port=free_port(), dir=tmp_path / "aof",
-                         extra=("--appendonly", "yes", "--appendfsync", "always")).start()
+    server = RedisServer(
+        port=free_port(), dir=tmp_path / "aof", extra=("--appendonly", "yes", "--appendfsync", "always")
+    ).start()
     yield server
     server.stop(graceful=False)
 
@@ -31,8 +32,9 @@ def aof_redis(tmp_path):
 def own_pipeline(aof_redis, pipeline_env, settings_for, sandbox, tmp_path, chaos_env):
     env = {**pipeline_env, **chaos_env, "REDIS_URL": aof_redis.url}
     pool = WorkerPool(env, tmp_path)
-    producer = SmsProducer(settings_for(REDIS_URL=aof_redis.url, COSMOS_API_URL=sandbox.api_url,
-                                        COSMOS_ENQUEUE_TIMEOUT_S="2"))
+    producer = SmsProducer(
+        settings_for(REDIS_URL=aof_redis.url, COSMOS_API_URL=sandbox.api_url, COSMOS_ENQUEUE_TIMEOUT_S="2")
+    )
     yield pool, producer
     pool.stop_all()
 
@@ -66,8 +68,11 @@ def test_unreachable_redis_fails_enqueue_in_bound_and_workers_resume(aof_redis, 
     assert time.monotonic() - started < 2 + 3  # the bound plus one socket timeout
 
     # An outage longer than any ride-out of a blip (half a lease): workers must reconnect, not wait it out.
-    wait_for(lambda: time.monotonic() - started > REDIS_OUTAGE_S, timeout=REDIS_OUTAGE_S + 5,
-             what=f"{REDIS_OUTAGE_S} s of outage")
+    wait_for(
+        lambda: time.monotonic() - started > REDIS_OUTAGE_S,
+        timeout=REDIS_OUTAGE_S + 5,
+        what=f"{REDIS_OUTAGE_S} s of outage",
+    )
     aof_redis.start()
     resumed = time.monotonic()
     job_id = wait_for(lambda: _try_send(producer), timeout=10, what="enqueue to work again")

@@ -35,8 +35,11 @@ def csrf_of(response) -> str:
 
 def login(client, name: str, password: str):
     page = client.get("/login")
-    return client.post("/login", data={"name": name, "password": password, "csrf_token": csrf_of(page), "next": "/"},
-                       follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"name": name, "password": password, "csrf_token": csrf_of(page), "next": "/"},
+        follow_redirects=False,
+    )
 
 
 def token(client) -> str:
@@ -57,8 +60,10 @@ def enqueue(ledger: Ledger, to: str, *, lane: str = "single", idem: str | None =
 
 def enqueue_batch(ledger: Ledger, batch_id: str, numbers: list[str]) -> list[str]:
     """A batch as send_bulk records it: member ids from ledger.schema.batch_job_id, the batch hash."""
-    jobs = [NewJob(batch_job_id(batch_id, i), "bulk", to, "Sender", "hello", None, False, None, f"fp-{i}", 3600)
-            for i, to in enumerate(numbers)]
+    jobs = [
+        NewJob(batch_job_id(batch_id, i), "bulk", to, "Sender", "hello", None, False, None, f"fp-{i}", 3600)
+        for i, to in enumerate(numbers)
+    ]
     ledger.enqueue(jobs, batch_id=batch_id, batch_fingerprint=f"bfp-{batch_id}", batch_total=len(jobs))
     return [job.job_id for job in jobs]
 

@@ -17,12 +17,15 @@ def test_requeue_selected_dead_letters_after_confirmation(operator, ledger, redi
     make_dead(ledger, a, "retries_exhausted")
     make_dead(ledger, b, "retries_exhausted")
     csrf = token(operator)
-    first = operator.post("/dead/action", data={"csrf_token": csrf, "scope": "selected", "action": "requeue",
-                                                "ids": [a, b]})
+    first = operator.post(
+        "/dead/action", data={"csrf_token": csrf, "scope": "selected", "action": "requeue", "ids": [a, b]}
+    )
     assert first.status_code == 200 and "2 selected message(s)" in el(soup(first), id="confirm-text").text
     assert ledger.get(a)["state"] == "dead"  # nothing happens before the confirmation
-    done = operator.post("/dead/action", data={"csrf_token": csrf, "scope": "selected", "action": "requeue",
-                                               "ids": [a, b], "confirmed": "yes"})
+    done = operator.post(
+        "/dead/action",
+        data={"csrf_token": csrf, "scope": "selected", "action": "requeue", "ids": [a, b], "confirmed": "yes"},
+    )
     assert "2 done, 0 refused" in el(soup(done), id="notice").text
     assert [ledger.get(j)["state"] for j in (a, b)] == ["queued", "queued"]
     assert redis_client.llen(ledger.keys.broker_queue_key("single")) == 2  # republished, as the CLI does
@@ -44,17 +47,29 @@ def test_requeue_every_matching_runs_in_the_background_with_progress(app, operat
         make_dead(ledger, job_id, "retries_exhausted")
     make_dead(ledger, ids[4], "invalid_to")
     csrf = token(operator)
-    confirm = operator.post("/dead/action", data={"csrf_token": csrf, "scope": "matching", "action": "requeue",
-                                                  "reason": "retries_exhausted"})
+    confirm = operator.post(
+        "/dead/action",
+        data={"csrf_token": csrf, "scope": "matching", "action": "requeue", "reason": "retries_exhausted"},
+    )
     assert "with reason retries_exhausted (about 4)" in el(soup(confirm), id="confirm-text").text
-    started = operator.post("/dead/action", data={"csrf_token": csrf, "scope": "matching", "action": "requeue",
-                                                  "reason": "retries_exhausted", "confirmed": "yes"},
-                            follow_redirects=False)
+    started = operator.post(
+        "/dead/action",
+        data={
+            "csrf_token": csrf,
+            "scope": "matching",
+            "action": "requeue",
+            "reason": "retries_exhausted",
+            "confirmed": "yes",
+        },
+        follow_redirects=False,
+    )
     assert started.status_code == 303 and started.headers["location"].startswith("/tasks/")
     task_page = started.headers["location"]
     app.state.console.tasks.join()
-    page = wait_for(lambda: el(p := soup(operator.get(task_page)), id="task-state").text == "finished" and p,
-                    what="the background requeue to finish")
+    page = wait_for(
+        lambda: el(p := soup(operator.get(task_page)), id="task-state").text == "finished" and p,
+        what="the background requeue to finish",
+    )
     assert page  # wait_for returns the predicate's truthy value: the page
     assert el(page, id="task-done").text == "4" and el(page, id="task-refused").text == "0"
     assert [ledger.get(j)["state"] for j in ids] == ["queued"] * 4 + ["dead"]
@@ -129,8 +144,7 @@ def test_batch_cancel_behind_confirmation_as_a_background_action(app, operator, 
     csrf = token(operator)
     confirm = operator.post("/batches/b7/cancel", data={"csrf_token": csrf})
     assert "batch b7" in el(soup(confirm), id="confirm-text").text
-    started = operator.post("/batches/b7/cancel", data={"csrf_token": csrf, "confirmed": "yes"},
-                            follow_redirects=False)
+    started = operator.post("/batches/b7/cancel", data={"csrf_token": csrf, "confirmed": "yes"}, follow_redirects=False)
     app.state.console.tasks.join()
     page = soup(operator.get(started.headers["location"]))
     assert el(page, id="task-state").text == "finished" and el(page, id="task-done").text == "3"

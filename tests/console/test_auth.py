@@ -14,8 +14,18 @@ from tests.console.helpers import OPERATOR, VIEWER, csrf_of, el, enqueue, login,
 
 
 def test_every_page_asks_for_a_login_first(anon):
-    for path in ("/", "/messages", "/dead", "/held", "/suppression", "/batches", "/controls", "/audit",
-                 "/messages/abc", "/overview/stream"):
+    for path in (
+        "/",
+        "/messages",
+        "/dead",
+        "/held",
+        "/suppression",
+        "/batches",
+        "/controls",
+        "/audit",
+        "/messages/abc",
+        "/overview/stream",
+    ):
         response = anon.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
 
@@ -69,8 +79,12 @@ def test_post_without_csrf_token_is_403_and_changes_nothing(operator, redis_clie
 def test_viewer_posting_an_action_is_403_and_changes_nothing(viewer, redis_client, ledger):
     job_id = enqueue(ledger, number(7))
     csrf = token(viewer)
-    for path, data in (("/controls/pause", {"lane": "all"}), (f"/messages/{job_id}/cancel", {}),
-                       ("/suppression/add", {"numbers": number(7)}), ("/controls/reset-breaker", {})):
+    for path, data in (
+        ("/controls/pause", {"lane": "all"}),
+        (f"/messages/{job_id}/cancel", {}),
+        ("/suppression/add", {"numbers": number(7)}),
+        ("/controls/reset-breaker", {}),
+    ):
         response = viewer.post(path, data={**data, "csrf_token": csrf})
         assert response.status_code == 403, path
         assert "viewers cannot act" in el(soup(response), id="error").text

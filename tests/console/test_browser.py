@@ -19,8 +19,15 @@ from tests.support.ports import free_port, port_open
 from tests.support.processes import cosmos_cmd, spawn, stop
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -126,8 +133,11 @@ def test_requeue_a_dead_letter_from_its_page_and_see_it_sent(browser, console_se
     page.fill("#add-numbers", number)
     page.click("#add")
     job_id = producer.send_sms(to=number, sender="Shop", text="Hello")
-    wait_for(lambda: (producer.get_status(job_id) or {}).get("state") == "dead", timeout=60,
-             what="the suppressed message to be dead")
+    wait_for(
+        lambda: (producer.get_status(job_id) or {}).get("state") == "dead",
+        timeout=60,
+        what="the suppressed message to be dead",
+    )
     page.goto(f"{console_server.url}/dead")
     assert page.locator(f"#results tr[data-job='{job_id}']").count() == 1
     page.goto(f"{console_server.url}/messages/{job_id}")
@@ -160,10 +170,18 @@ def test_watch_the_overview_change_while_messages_are_sent(browser, console_serv
     for i in range(8):
         producer.send_sms(to=f"0333344455667{i:02d}", sender="Shop", text=f"message {i}")
     # No reload: the tiles change through server-sent events (read from the page as it stands).
-    wait_for(lambda: int(page.inner_text("td[data-state='sent']")) >= before + 8, timeout=60, interval=0.5,
-             what="the overview's sent count to rise without a reload")
-    wait_for(lambda: int(page.inner_text("#chart-sent")) >= 8, timeout=30, interval=0.5,
-             what="the chart to count the sent messages")
+    wait_for(
+        lambda: int(page.inner_text("td[data-state='sent']")) >= before + 8,
+        timeout=60,
+        interval=0.5,
+        what="the overview's sent count to rise without a reload",
+    )
+    wait_for(
+        lambda: int(page.inner_text("#chart-sent")) >= 8,
+        timeout=30,
+        interval=0.5,
+        what="the chart to count the sent messages",
+    )
     assert page.locator("#chart rect.sent").count() > 0
     assert page.get_attribute("#tiles", "data-updated")  # set by the event-stream handler
     shoot(page, "overview")
@@ -177,7 +195,8 @@ def test_a_viewer_is_refused_an_action(browser, console_server, producer, shoot,
     assert "0333••••••••779" in page.inner_text("#fields") and "033334445566779" not in page.content()
     shoot(page, "viewer-message")
     # Posting the action anyway (with the session's valid CSRF token) is refused.
-    page.evaluate("""(jobId) => {
+    page.evaluate(
+        """(jobId) => {
         const form = document.createElement('form');
         form.method = 'post';
         form.action = `/messages/${jobId}/cancel`;
@@ -185,7 +204,9 @@ def test_a_viewer_is_refused_an_action(browser, console_server, producer, shoot,
         form.appendChild(token);
         document.body.appendChild(form);
         form.submit();
-    }""", job_id)
+    }""",
+        job_id,
+    )
     page.wait_for_url(f"**/messages/{job_id}/cancel")
     assert page.inner_text("h1") == "Forbidden" and "viewers cannot act" in page.inner_text("#error")
     shoot(page, "viewer-refused")

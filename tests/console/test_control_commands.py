@@ -10,8 +10,7 @@ from tests.support.processes import ROOT, cosmos_cmd
 
 
 def run(env, *args, stdin: str | None = None):
-    return subprocess.run(cosmos_cmd(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          input=stdin)
+    return subprocess.run(cosmos_cmd(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, input=stdin)
 
 
 def test_pause_and_resume_a_lane_and_all_sending(base_env, redis_client, prefix):

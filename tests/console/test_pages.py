@@ -53,8 +53,10 @@ def test_overview_stream_sends_the_tiles_as_server_sent_events(operator, ledger)
 
 def test_message_page_shows_fields_timeline_events_and_actions(operator, ledger, redis_client):
     job_id = enqueue(ledger, number(5), idem="order-5")
-    redis_client.hset(ledger.keys.job(job_id), mapping={"history": "transient/503/120;ok/200/80",
-                                                        "message_id": "mid-5", "attempts": 2})
+    redis_client.hset(
+        ledger.keys.job(job_id),
+        mapping={"history": "transient/503/120;ok/200/80", "message_id": "mid-5", "attempts": 2},
+    )
     page = soup(operator.get(f"/messages/{job_id}"))
     assert el(page, id="state").text == "queued"
     timeline = [li.text for li in el(page, id="timeline").find_all("li")]
@@ -100,8 +102,10 @@ def test_suppression_search_finds_by_prefix(operator, ledger, redis_client):
 
 
 def test_batches_show_progress(operator, ledger, redis_client):
-    redis_client.hset(ledger.keys.batch("b1"), mapping={"total": 4, "created_ts": time.time(), "state:delivered": 2,
-                                                        "state:queued": 1, "state:dead": 1})
+    redis_client.hset(
+        ledger.keys.batch("b1"),
+        mapping={"total": 4, "created_ts": time.time(), "state:delivered": 2, "state:queued": 1, "state:dead": 1},
+    )
     page = soup(operator.get("/batches"))
     row = page.find("tr", attrs={"data-batch": "b1"})
     assert row is not None and "75.0%" in row.text
@@ -125,8 +129,10 @@ def test_message_page_shows_its_forwards(operator, ledger, redis_client):
     job_id = enqueue(ledger, number(8))
     redis_client.hset(ledger.keys.job(job_id), "fwd_seq", 2)
     for n in (1, 2):
-        redis_client.hset(ledger.keys.forward(f"{job_id}.{n}"), mapping={
-            "job": job_id, "url": "https://app.example/cb?token=secret-token", "attempts": n, "created_ts": 1})
+        redis_client.hset(
+            ledger.keys.forward(f"{job_id}.{n}"),
+            mapping={"job": job_id, "url": "https://app.example/cb?token=secret-token", "attempts": n, "created_ts": 1},
+        )
     redis_client.zadd(ledger.keys.forwards_failed, {f"{job_id}.1": 1})
     redis_client.zadd(ledger.keys.forwards_due, {f"{job_id}.2": 1})
     page = operator.get(f"/messages/{job_id}").text

@@ -54,8 +54,10 @@ def test_search_by_time_range(operator, ledger, redis_client):
 
 def test_cursor_pages_cover_every_match_once_even_with_equal_times(operator, ledger, redis_client):
     # One enqueue call stamps every job with the same created_ts: ties must not lose or repeat jobs.
-    jobs = [NewJob(uuid.uuid4().hex, "bulk", number(5), "S", "t", None, False, None, f"fp{i}", 3600)
-            for i in range(PAGE_SIZE * 2 + 7)]
+    jobs = [
+        NewJob(uuid.uuid4().hex, "bulk", number(5), "S", "t", None, False, None, f"fp{i}", 3600)
+        for i in range(PAGE_SIZE * 2 + 7)
+    ]
     ledger.enqueue(jobs)
     assert len({redis_client.hget(ledger.keys.job(j.job_id), "created_ts") for j in jobs}) == 1
     seen, query, pages = [], f"number={number(5)}", 0
@@ -80,15 +82,18 @@ def test_a_filter_the_index_does_not_answer_scans_a_bounded_page(app, operator, 
     assert "5 entries read" in page.text and page.find(id="next") is not None
 
 
-@pytest.mark.parametrize("query, message", [
-    ("number=123", "number: must be 0 followed by 14 digits"),
-    ("since=yesterday", "since: not a date and time"),
-    ("state=lost", "state: unknown state"),
-    ("cursor=abc", "cursor: malformed"),
-    ("job_id=%3Cscript%3E", "job_id: unexpected characters"),
-    ("since=2025-01-02T00:00&until=2025-01-01T00:00", "since: later than until"),
-    ("state=queued&reason=invalid_to", "reason: only dead messages"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("number=123", "number: must be 0 followed by 14 digits"),
+        ("since=yesterday", "since: not a date and time"),
+        ("state=lost", "state: unknown state"),
+        ("cursor=abc", "cursor: malformed"),
+        ("job_id=%3Cscript%3E", "job_id: unexpected characters"),
+        ("since=2025-01-02T00:00&until=2025-01-01T00:00", "since: later than until"),
+        ("state=queued&reason=invalid_to", "reason: only dead messages"),
+    ],
+)
 def test_malformed_search_is_a_message_never_a_500(operator, query, message):
     response = operator.get(f"/messages?{query}")
     assert response.status_code == 400

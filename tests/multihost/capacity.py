@@ -50,9 +50,13 @@ def measure(messages: int, clients: int, appendfsync: str) -> dict[str, float]:
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(lambda i: one_message(ledger, keys, i), range(messages)))
             cpu, wall = redis_cpu_s(client) - cpu0, time.monotonic() - wall0
-            return {"messages": messages, "redis_cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
-                    "per_redis_core_per_s": round(messages / cpu) if cpu else 0.0,
-                    "wall_per_s": round(messages / wall)}
+            return {
+                "messages": messages,
+                "redis_cpu_s": round(cpu, 3),
+                "wall_s": round(wall, 3),
+                "per_redis_core_per_s": round(messages / cpu) if cpu else 0.0,
+                "wall_per_s": round(messages / wall),
+            }
         finally:
             server.stop(graceful=False)
 

@@ -62,8 +62,9 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "multihost: network-namespace test bed (root, iproute2): failover, "
-                                       "partitions, a host killed")
+    config.addinivalue_line(
+        "markers", "multihost: network-namespace test bed (root, iproute2): failover, partitions, a host killed"
+    )
 
 
 def pytest_collection_modifyitems(items):
@@ -86,8 +87,9 @@ class Cluster:
 
     def settings(self, **overrides: str) -> Settings:
         # Any: Settings parses each setting from its string, whatever the field's type.
-        values: dict[str, Any] = {k: v for k, v in {**self.env, **overrides}.items()
-                                  if k.startswith("COSMOS_") or k == "REDIS_URL"}
+        values: dict[str, Any] = {
+            k: v for k, v in {**self.env, **overrides}.items() if k.startswith("COSMOS_") or k == "REDIS_URL"
+        }
         return Settings(_env_file=None, **values)
 
     def producer(self, **overrides: str) -> SmsProducer:
@@ -98,12 +100,33 @@ class Cluster:
         address = self.bed.hosts[host].address
         data = self.bed.logs / f"redis-{host}"
         data.mkdir(exist_ok=True)
-        cmd = [redis_binary(), "--bind", address, "--port", str(REDIS_PORT), "--dir", str(data), "--save", "",
-               "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-               # Reached from the other namespaces; nothing outside the bed can reach it.
-               "--protected-mode", "no",
-               # The shipped HA profile's settings (deploy/redis/ha.conf).
-               "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10", "--repl-diskless-sync-delay", "0"]
+        cmd = [
+            redis_binary(),
+            "--bind",
+            address,
+            "--port",
+            str(REDIS_PORT),
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+            # Reached from the other namespaces; nothing outside the bed can reach it.
+            "--protected-mode",
+            "no",
+            # The shipped HA profile's settings (deploy/redis/ha.conf).
+            "--min-replicas-to-write",
+            "1",
+            "--min-replicas-max-lag",
+            "10",
+            "--repl-diskless-sync-delay",
+            "0",
+        ]
         if replica_of:
             cmd += ["--replicaof", self.bed.hosts[replica_of].address, str(REDIS_PORT)]
         self.redis_procs[host] = self.bed.run(host, cmd, self.env, f"redis-{host}")
@@ -111,17 +134,29 @@ class Cluster:
         wait_for(lambda: _pings(client), timeout=15, what=f"redis on {host}")
 
     def node(self, host: str) -> redis.Redis:
-        return redis.Redis(host=self.bed.hosts[host].address, port=REDIS_PORT, decode_responses=True,
-                           socket_timeout=2, socket_connect_timeout=1)
+        return redis.Redis(
+            host=self.bed.hosts[host].address,
+            port=REDIS_PORT,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+        )
 
     def primary_host(self) -> str:
         """The host the sentinels currently name as primary."""
         for name in ("r1", "r2", "r3"):
             try:
                 # (host, port), or None when the sentinel knows no primary: the unpacking's TypeError below.
-                address, _ = cast(tuple[str, int], redis.Redis(
-                    host=self.bed.hosts[name].address, port=SENTINEL_PORT, socket_timeout=1, socket_connect_timeout=1,
-                    decode_responses=True).sentinel_get_master_addr_by_name(MASTER_NAME))
+                address, _ = cast(
+                    tuple[str, int],
+                    redis.Redis(
+                        host=self.bed.hosts[name].address,
+                        port=SENTINEL_PORT,
+                        socket_timeout=1,
+                        socket_connect_timeout=1,
+                        decode_responses=True,
+                    ).sentinel_get_master_addr_by_name(MASTER_NAME),
+                )
                 return next(h.name for h in self.bed.hosts.values() if h.address == address)
             except (redis.RedisError, TypeError, StopIteration):
                 continue
@@ -137,13 +172,31 @@ class Cluster:
     def start_worker(self, host: str) -> None:
         """A worker under a supervisor that restarts it, as systemd or compose's restart policy would:
         kombu 5.7 can exit the worker on a failover (AttributeError in restore_unacked, see docs/scaling.md)."""
-        celery = shlex.join([sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", "8",
-                             "--hostname", f"{host}@%h", "--loglevel", "INFO", "--without-mingle",
-                             "--without-gossip"])
+        celery = shlex.join(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "--concurrency",
+                "8",
+                "--hostname",
+                f"{host}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ]
+        )
         cmd = ["sh", "-c", f"while :; do {celery}; echo {RESTART_MARK}; sleep {RESTART_DELAY_S}; done"]
         self.workers[host] = self.bed.run(host, cmd, self.env, f"worker-{host}")
-        wait_for(lambda: "ready" in self.worker_log(host) or self.workers[host].poll() is not None,
-                 timeout=60, what=f"worker on {host} to be ready")
+        wait_for(
+            lambda: "ready" in self.worker_log(host) or self.workers[host].poll() is not None,
+            timeout=60,
+            what=f"worker on {host} to be ready",
+        )
         assert self.workers[host].poll() is None, self.worker_log(host)[-3000:]
 
     def worker_log(self, host: str) -> str:
@@ -178,10 +231,17 @@ def cluster(tmp_path_factory):
         for name, index in (("r1", 1), ("r2", 2), ("r3", 3), ("w1", 11), ("w2", 12), ("p", 21)):
             bed.add_host(name, index)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
-        env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COSMOS_LOG_FORMAT="json",
-                   COSMOS_API_KEY=TEST_API_KEY, COSMOS_API_SECRET=TEST_API_SECRET,
-                   COSMOS_REDIS_PREFIX=f"mh{os.getpid()}", COSMOS_REDIS_SENTINEL_MASTER=MASTER_NAME,
-                   COSMOS_REDIS_MIN_REPLICAS="1", **FAST)
+        env.update(
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+            COSMOS_LOG_FORMAT="json",
+            COSMOS_API_KEY=TEST_API_KEY,
+            COSMOS_API_SECRET=TEST_API_SECRET,
+            COSMOS_REDIS_PREFIX=f"mh{os.getpid()}",
+            COSMOS_REDIS_SENTINEL_MASTER=MASTER_NAME,
+            COSMOS_REDIS_MIN_REPLICAS="1",
+            **FAST,
+        )
         sandbox_url = f"http://{bed.hosts['r3'].address}:{SANDBOX_PORT}"
         cluster = Cluster(bed, env, SandboxControl(sandbox_url))
         cluster.env["REDIS_URL"] = cluster.sentinel_url
@@ -194,12 +254,31 @@ def cluster(tmp_path_factory):
         wait_for(lambda: cluster.replicas_in_sync("r1", 2), timeout=20, what="both replicas to sync")
         for name in ("r1", "r2", "r3"):
             host = bed.hosts[name]
-            sentinel = start_sentinel(logs / f"sentinel-{name}", SENTINEL_PORT, bed.hosts["r1"].address, REDIS_PORT,
-                                      quorum=2, bind=host.address, prefix=tuple(host.exec_prefix()))
+            sentinel = start_sentinel(
+                logs / f"sentinel-{name}",
+                SENTINEL_PORT,
+                bed.hosts["r1"].address,
+                REDIS_PORT,
+                quorum=2,
+                bind=host.address,
+                prefix=tuple(host.exec_prefix()),
+            )
             bed.procs.append(sentinel.proc)
         # 300 ms per send: jobs are in flight (leased, HTTP under way) when a host fails.
-        bed.run("r3", cosmos_cmd("sandbox", "--host", bed.hosts["r3"].address, "--port", str(SANDBOX_PORT),
-                                 "--latency-ms", str(SANDBOX_LATENCY_MS)), env, "sandbox")
+        bed.run(
+            "r3",
+            cosmos_cmd(
+                "sandbox",
+                "--host",
+                bed.hosts["r3"].address,
+                "--port",
+                str(SANDBOX_PORT),
+                "--latency-ms",
+                str(SANDBOX_LATENCY_MS),
+            ),
+            env,
+            "sandbox",
+        )
         wait_for(cluster.sandbox.answers, timeout=30, what="the sandbox on r3")
         cluster.start_worker("w1")
         cluster.start_worker("w2")

@@ -81,9 +81,12 @@ def run_scenario(cluster, tag: str, fault, load_s: float, **producer_env: str) -
     gaps = [b - a for a, b in pairwise(window)]
     resent = [_epoch(r.get("sent_at")) for (job, _), r in zip(acked, records) if job in in_flight and r]
     figures = {
-        "acknowledged": len(acked), "enqueue_failed": len(failed),
+        "acknowledged": len(acked),
+        "enqueue_failed": len(failed),
         "enqueue_failed_may_stand": sum(len(s) for s, _ in failed),
-        "lost": lost, "duplicates": duplicates, "duplicates_counted_ambiguous": counted,
+        "lost": lost,
+        "duplicates": duplicates,
+        "duplicates_counted_ambiguous": counted,
         "silent_duplicates": silent,
         # Seconds until sent again: the longest stretch without a send from the fault on, and how long
         # the jobs in flight at the fault took to be sent (by their own host or another).
@@ -100,16 +103,22 @@ def run_scenario(cluster, tag: str, fault, load_s: float, **producer_env: str) -
 
 def failover(cluster):
     """SIGKILL the primary; the sentinels promote a replica; the dead node restarts as a replica."""
+
     def fault():
         old = cluster.primary_host()
         cluster.redis_procs[old].kill()
-        new = wait_for(lambda: (h := cluster.primary_host()) != old and h, timeout=30, interval=0.1,
-                       what="the sentinels to promote the replica")
+        new = wait_for(
+            lambda: (h := cluster.primary_host()) != old and h,
+            timeout=30,
+            interval=0.1,
+            what="the sentinels to promote the replica",
+        )
         # Like systemd or compose restarting it: it comes back as the new primary's replica, and the
         # new primary (min-replicas-to-write 1) takes writes again once it is in sync.
         cluster.redis_procs[old].wait(10)
         cluster.start_redis(old, replica_of=new)
         wait_for(lambda: cluster.replicas_in_sync(new, 2), timeout=30, what="the restarted node to sync")
+
     return fault
 
 

@@ -41,8 +41,9 @@ class SentinelProcess:
         return f"sentinel://{self.host}:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, decode_responses=True, socket_timeout=2,
-                           socket_connect_timeout=1)
+        return redis.Redis(
+            host=self.host, port=self.port, decode_responses=True, socket_timeout=2, socket_connect_timeout=1
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -50,13 +51,25 @@ class SentinelProcess:
             self.proc.wait(10)
 
 
-def start_sentinel(dir: Path, port: int, master_host: str, master_port: int, *, quorum: int = 1,
-                   bind: str = "127.0.0.1", prefix: tuple[str, ...] = ()) -> SentinelProcess:
+def start_sentinel(
+    dir: Path,
+    port: int,
+    master_host: str,
+    master_port: int,
+    *,
+    quorum: int = 1,
+    bind: str = "127.0.0.1",
+    prefix: tuple[str, ...] = (),
+) -> SentinelProcess:
     """A sentinel process (`prefix` e.g. `ip netns exec NAME` to run it inside a namespace)."""
     dir.mkdir(parents=True, exist_ok=True)
     conf = sentinel_conf(dir, port, master_host, master_port, quorum, bind)
-    proc = subprocess.Popen([*prefix, redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*prefix, redis_binary(), str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     sentinel = SentinelProcess(bind, port, proc)
     wait_for(lambda: _answers(sentinel), timeout=10, what=f"sentinel on {bind}:{port}")
     return sentinel

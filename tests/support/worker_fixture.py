@@ -42,14 +42,31 @@ class WorkerPool:
         name = f"w{len(self.started)}"
         env = {**self.env, **env_overrides}
         log_path = self.tmp_path / f"worker-{name}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--concurrency", str(concurrency),
-               "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         if lane is not None:
             cmd += ["--queues", f"{env['COSMOS_REDIS_PREFIX']}.{lane}"]
         handle = WorkerHandle(spawn(cmd, env, log_path), log_path, name)
         self.started.append(handle)
-        wait_for(lambda: "ready" in handle.log() or handle.proc.poll() is not None, timeout=30,
-                 what=f"worker {name} to be ready")
+        wait_for(
+            lambda: "ready" in handle.log() or handle.proc.poll() is not None,
+            timeout=30,
+            what=f"worker {name} to be ready",
+        )
         assert handle.proc.poll() is None, handle.log()[-3000:]
         return handle
 
