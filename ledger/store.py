@@ -216,36 +216,10 @@ class Ledger:
             s.pause_probe_interval_s,
         )
 
-    def finish(
-        self,
-        job_id: str,
-        owner: str,
-        kind: str,
-        *,
-        status: str = "",
-        http: int | None = None,
-        latency_ms: int = 0,
-        message_id: str = "",
-        price: float = 0.0,
-        error: str = "",
-        delay_s: float = 0.0,
-    ) -> tuple[str, str]:
-        """Record an attempt's outcome; returns (what happened, breaker or pause change, or '')."""
-        r = self._run(
-            "finish",
-            *self.finish_args(
-                job_id,
-                owner,
-                kind,
-                status=status,
-                http=http,
-                latency_ms=latency_ms,
-                message_id=message_id,
-                price=price,
-                error=error,
-                delay_s=delay_s,
-            ),
-        )
+    def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
+        """Record an attempt's outcome (`outcome`: `finish_args`'s keywords); returns (what happened,
+        breaker or pause change, or '')."""
+        r = self._run("finish", *self.finish_args(job_id, owner, kind, **outcome))
         return r[0], r[1]
 
     def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
