@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from ledger.stats import stats
+from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 
 FINAL = {"sent", "delivered", "not_delivered", "dead", "expired", "cancelled", "held"}
@@ -85,3 +86,10 @@ def tally(producer, sandbox, to: str, job_ids, texts) -> Tally:
 @pytest.fixture
 def chaos_env():
     return dict(FAST_FAILOVER)
+
+
+@pytest.fixture
+def producer(settings_for, sandbox, chaos_env):
+    """A producer on the same scaled-down clock: the outbox grace it writes decides when a queued job
+    whose broker message died with its worker is republished (60 s at the default)."""
+    return SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **chaos_env))

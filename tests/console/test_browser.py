@@ -98,6 +98,12 @@ def logged_in(browser, server: ConsoleServer, who):
     return page
 
 
+def submit(page, selector: str) -> None:
+    """Click a form's button and wait for the page its post leads to (after any confirmation)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def test_log_in_and_find_a_message_by_number(browser, console_server, producer, shoot):
     job_id = producer.send_sms(to="033334445566770", sender="Shop", text="Your code is 1234")
     producer.send_sms(to="033334445566771", sender="Shop", text="Another")
@@ -131,7 +137,7 @@ def test_requeue_a_dead_letter_from_its_page_and_see_it_sent(browser, console_se
     # The operator puts the number on the suppression list, so the worker dead-letters its message.
     page.goto(f"{console_server.url}/suppression")
     page.fill("#add-numbers", number)
-    page.click("#add")
+    submit(page, "#add")
     job_id = producer.send_sms(to=number, sender="Shop", text="Hello")
     wait_for(
         lambda: (producer.get_status(job_id) or {}).get("state") == "dead",
@@ -144,16 +150,16 @@ def test_requeue_a_dead_letter_from_its_page_and_see_it_sent(browser, console_se
     assert page.inner_text("#state") == "dead"
     shoot(page, "dead-letter")
     # Requeue is refused while the number is still suppressed (the CLI's guard)...
-    page.click("#action-requeue")
+    submit(page, "#action-requeue")
     assert "suppression list" in page.inner_text("#error")
     # ...and works once it left the list.
     page.goto(f"{console_server.url}/suppression?q={number}")
-    page.click("#numbers button")
+    submit(page, "#numbers button")
     page.goto(f"{console_server.url}/messages/{job_id}")
-    page.click("#action-requeue")
+    submit(page, "#action-requeue")
 
     def shows_sent():
-        page.reload()
+        page.goto(f"{console_server.url}/messages/{job_id}")
         return page.inner_text("#state") in ("sent", "delivered")
 
     wait_for(shows_sent, timeout=60, interval=0.5, what="the requeued message to show as sent")
