@@ -33,9 +33,7 @@ def own_pipeline(aof_redis, pipeline_env, settings_for, sandbox, tmp_path, chaos
     env = {**pipeline_env, **chaos_env, "REDIS_URL": aof_redis.url}
     pool = WorkerPool(env, tmp_path)
     producer = SmsProducer(
-        settings_for(
-            REDIS_URL=aof_redis.url, COSMOS_API_URL=sandbox.api_url, COSMOS_ENQUEUE_TIMEOUT_S="2", **chaos_env
-        )
+        settings_for(REDIS_URL=aof_redis.url, COSMOS_API_URL=sandbox.api_url, COSMOS_ENQUEUE_TIMEOUT_S="2", **chaos_env)
     )
     yield pool, producer
     pool.stop_all()
