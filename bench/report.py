@@ -56,6 +56,11 @@ def rows(results: dict) -> list[tuple[str, list[str], str]]:
             [f"{r['worker_cpu_s_per_msg'] * 1000:.2f}" for r in s],
             TARGETS["cpu"],
         ),
+        (
+            "worker CPU per message, ms (send_sms loop)",
+            [f"{r['single_worker_cpu_s_per_msg'] * 1000:.2f}" if "single_worker_cpu_s_per_msg" in r else "" for r in s],
+            "",
+        ),
         ("sandbox CPU per message, ms (bulk run)", [f"{r['sandbox_cpu_s_per_msg'] * 1000:.2f}" for r in s], ""),
         ("baseline worker CPU per message, ms", [f"{r['baseline_worker_cpu_s_per_msg'] * 1000:.2f}" for r in s], ""),
         ("peak worker RSS, MB (max over processes)", [f"{r['worker_peak_rss_mb']:.0f}" for r in s], TARGETS["rss"]),

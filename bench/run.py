@@ -230,10 +230,7 @@ class Bench:
     ) -> dict:
         """send_bulk of N messages in calls of ENQUEUE_BATCH; clock until every record is in `until`."""
         message = {**MESSAGE, "callback": callback} if callback else MESSAGE
-        profiler = None
-        if self.profile_dir is not None:
-            profiler = Profiler(self.profile_dir, label, workers.proc.pid)
-            profiler.start()
+        profiler = self.profiler(label, workers)
         cpu_workers, cpu_sandbox = cpu_seconds(workers.proc.pid), cpu_seconds(sandbox.proc.pid)
         started = time.perf_counter()
         ids: list[str] = []
@@ -248,10 +245,21 @@ class Bench:
             "worker_cpu_s_per_msg": (cpu_seconds(workers.proc.pid) - cpu_workers) / len(ids),
             "sandbox_cpu_s_per_msg": (cpu_seconds(sandbox.proc.pid) - cpu_sandbox) / len(ids),
         }
+        self.stop_profiler(profiler)
+        return out
+
+    def profiler(self, label: str, workers: Service) -> Profiler | None:
+        """A py-spy profile of the worker processes from now, with --profile; else None."""
+        if self.profile_dir is None:
+            return None
+        profiler = Profiler(self.profile_dir, label, workers.proc.pid)
+        profiler.start()
+        return profiler
+
+    def stop_profiler(self, profiler: Profiler | None) -> None:
         if profiler is not None:
             profiler.stop()
-            log(f"profile of {label}:\n{summarize(profiler.files)}")
-        return out
+            log(f"profile of {profiler.name}:\n{summarize(profiler.files)}")
 
     def run_cosmos(self, latency_ms: int, base_url: str, sandbox: Service, measure_memory: bool) -> dict:
         prefix = f"bench-{latency_ms}ms-{uuid.uuid4().hex[:8]}"
@@ -277,10 +285,14 @@ class Bench:
 
             singles = max(1, self.messages // 4)
             log(f"latency {latency_ms} ms: loop of {singles} send_sms")
+            profiler = self.profiler(f"single-{latency_ms}ms", workers)
+            cpu_workers = cpu_seconds(workers.proc.pid)
             started = time.perf_counter()
             ids = [producer.send_sms(**MESSAGE) for _ in range(singles)]
             enqueued = time.perf_counter()
             finished, failed = wait_sent(producer, ids)
+            out["single_worker_cpu_s_per_msg"] = (cpu_seconds(workers.proc.pid) - cpu_workers) / len(ids)
+            self.stop_profiler(profiler)
             out["single_msgs_per_s"] = len(ids) / (finished - started)
             out["single_enqueue_in_run_msgs_per_s"] = len(ids) / (enqueued - started)
             out["single_failed"] = failed

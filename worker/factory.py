@@ -6,6 +6,7 @@ environment (`app_from_environment`). Importing any module here reads nothing an
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -44,7 +45,19 @@ def app_from_environment() -> Celery:
         print(f"cosmos-sms worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
+    _quiet_task_lines(settings)
     return create_app(settings)
+
+
+def _quiet_task_lines(settings: Settings) -> None:
+    """Celery's "received" and "succeeded" lines only at DEBUG.
+
+    The two lines cost ~70 µs of CPU per task (JSON rendering and the scrubber); each message's
+    story is in its outcome record and events, and a task that fails still logs at ERROR.
+    """
+    if settings.log_level.upper() != "DEBUG":
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _connect_lifecycle(settings: Settings) -> None:
