@@ -39,20 +39,32 @@ class Scripts:
             return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
 
     def run_many(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
-        """The same script for many argument lists, in one round trip."""
-        results: list[Any] = []
-        for _ in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for args in calls:
-                pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
-            results = pipe.execute(raise_on_error=False)
-            if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-                break
-            self.client.script_load(self.sources[name])  # none ran: load and run them all
+        """The same script for many argument lists, in one round trip; the first error is raised."""
+        results = self.run_each(name, calls)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return results
+
+    def run_each(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+        """`run_many` with each call's own error (an exception instance) in its place, none raised.
+
+        A call refused for a missing script (after a Redis restart) did not run: only those run again,
+        once it is loaded, since another client may have loaded it between two calls of the pipeline.
+        """
+        results = self._pipeline(name, calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        if missing:
+            self.client.script_load(self.sources[name])
+            for i, result in zip(missing, self._pipeline(name, [calls[i] for i in missing])):
+                results[i] = result
+        return results
+
+    def _pipeline(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for args in calls:
+            pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+        return pipe.execute(raise_on_error=False)
 
     # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
     def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:

@@ -226,6 +226,12 @@ class Ledger:
         """Several outcomes (each a `finish_args` tuple) in one round trip."""
         return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
 
+    def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
+        """`finish_many` with each call's own error in its place, none raised (the outcome writer
+        answers each of its senders)."""
+        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
+        return [r if isinstance(r, Exception) else (r[0], r[1]) for r in results]
+
     def finish_args(
         self,
         job_id: str,

@@ -17,6 +17,7 @@ from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.client import CosmosClient
 from ledger.store import Ledger
+from worker.outcome_writer import OutcomeWriter
 from worker.slots import SendSlots
 
 
@@ -36,6 +37,14 @@ class WorkerContext:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.redis, self.settings)
+
+    @cached_property
+    def outcomes(self) -> OutcomeWriter:
+        """Attempt outcomes of every sending thread, written in shared round trips.
+
+        A sender waits for its answer no longer than it would ride out a Redis blip.
+        """
+        return OutcomeWriter(self.ledger, wait_bound_s=self.settings.lease_s / 2)
 
     @cached_property
     def client(self) -> CosmosClient:
