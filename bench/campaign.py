@@ -4,7 +4,8 @@ sandbox at 0 ms, with one-time codes sent through it, while Redis latency is wat
     python -m bench.campaign --count 1000000        # by hand; figures go in the README
     python -m bench.campaign --count 10000 --json   # the CI smoke run (tests/test_campaign_smoke.py)
 
-Reports: enqueue rate; Redis PING p99.9 and max during the enqueue; send_sms p99 and enqueue->sent p99
+Reports: enqueue rate; Redis PING p99.9 and max during the enqueue, and Redis's own slow log (the
+commands that held the server longest, as Redis timed them); send_sms p99 and enqueue->sent p99
 for one single every 100 ms; a single that fails once, sent within its backoff + 1 s; Redis bytes
 per record with each index's share; time to drain; peak worker RSS.
 """
@@ -104,6 +105,27 @@ def _sent(producer: SmsProducer, batch_id: str) -> int:
     return int(batch["states"].get("sent", 0))
 
 
+SLOWLOG_US = 5_000
+"""Commands Redis spends longer than this on (5 ms) are logged by Redis itself."""
+
+
+def slow_commands(client: redis.Redis) -> dict[str, Any]:
+    """What Redis's slow log holds since the last call (which empties it): count, longest, and by command."""
+    entries = client.slowlog_get(1024)
+    client.slowlog_reset()
+    by_command: dict[str, float] = {}
+    for entry in entries:
+        words = entry["command"].split()
+        name = " ".join(words[:1]).upper() or "?"
+        by_command[name] = max(by_command.get(name, 0.0), entry["duration"] / 1000)
+    return {
+        "over_5ms": len(entries),
+        "over_20ms": sum(e["duration"] > 20_000 for e in entries),
+        "max_ms": round(max((e["duration"] for e in entries), default=0) / 1000, 2),
+        "max_ms_by_command": {k: round(v, 2) for k, v in sorted(by_command.items())},
+    }
+
+
 def memory_shares(client: redis.Redis, keys: Keys, records: int) -> dict[str, Any]:
     """Bytes per record in all, and the share of each index the project ships."""
     used = int(client.info("memory")["used_memory"])
@@ -154,6 +176,9 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
         producer = SmsProducer(settings_from(env))
         wait_for(lambda: "ready" in workers.log(), 60, "the workers")
         client = redis.Redis.from_url(url, decode_responses=True)
+        client.config_set("slowlog-log-slower-than", SLOWLOG_US)
+        client.config_set("slowlog-max-len", 1024)
+        client.slowlog_reset()
 
         pinger, singles = Probe(ping_loop, url), Probe(singles_loop, env)
         started = time.monotonic()
@@ -170,6 +195,7 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
                 fail_once = (producer.send_sms(FAIL_ONCE_TO, "Bench", "fails once"), time.time())
         enqueue_s = time.monotonic() - started
         pings = pinger.stop()
+        slow_enqueue = slow_commands(client)
         memory_queued = memory_shares(client, producer.keys, count)
 
         def drained() -> bool:
@@ -182,6 +208,7 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
 
         wait_for(drained, max(120, count / 200), "the campaign to drain", interval=0.5)
         drain_s = time.monotonic() - started
+        slow_drain = slow_commands(client)
         jobs = singles.stop()
         rss.stop()
         records = producer.ledger.get_many([job_id for job_id, _, _ in jobs])
@@ -201,6 +228,8 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
                 "max": round(max(pings, default=0), 2),
                 "samples": len(pings),
             },
+            "redis_slowlog_enqueue": slow_enqueue,
+            "redis_slowlog_drain": slow_drain,
             "single_send_sms_ms": {"p99": round(percentile(calls_ms, 0.99), 2), "calls": len(calls_ms)},
             "single_enqueue_to_sent_ms": {
                 "p50": round(percentile(to_sent, 0.5), 1),
