@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 import uuid
+from typing import Any
 
 import pytest
 import redis
