@@ -28,6 +28,7 @@ import redis
 from bench.processes import RssSampler, cosmos_cmd, free_port, spawn, start_redis, wait_for
 from config.keys import Keys
 from config.settings import Settings
+from ledger.scripts import Scripts
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
 
@@ -113,10 +114,14 @@ def slow_commands(client: redis.Redis) -> dict[str, Any]:
     """What Redis's slow log holds since the last call (which empties it): count, longest, and by command."""
     entries = client.slowlog_get(1024)
     client.slowlog_reset()
+    script_names = {sha: name for name, sha in Scripts(client).shas.items()}
     by_command: dict[str, float] = {}
     for entry in entries:
-        words = entry["command"].split()
-        name = " ".join(words[:1]).upper() or "?"
+        command = entry["command"]
+        words = (command.decode(errors="replace") if isinstance(command, bytes) else str(command)).split()
+        name = words[0].upper() if words else "?"
+        if name == "EVALSHA" and len(words) > 1:
+            name = f"EVALSHA {script_names.get(words[1], words[1][:8])}"  # which ledger script
         by_command[name] = max(by_command.get(name, 0.0), entry["duration"] / 1000)
     return {
         "over_5ms": len(entries),
