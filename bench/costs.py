@@ -26,7 +26,7 @@ class Cost:
 
 
 COSTS = (
-    Cost("aof", "Redis AOF with the shipped appendfsync (docker-compose.yml), vs no persistence", None, "bulk"),
+    Cost("aof", "Redis AOF with the shipped appendfsync (deploy/redis/single.conf), vs no persistence", None, "bulk"),
     Cost("events", "the outcome events stream (COSMOS_EVENTS_MAXLEN=0 is off)", "COSMOS_EVENTS_MAXLEN", "bulk"),
     Cost(
         "durable",
@@ -61,13 +61,22 @@ def shipped_state(cost: Cost) -> bool:
 
 
 def shipped_appendfsync() -> str:
-    """The appendfsync policy of the shipped docker-compose.yml (everysec if it names none)."""
-    try:
-        text = (ROOT / "docker-compose.yml").read_text()
-    except OSError:
-        return "everysec"
-    found = re.search(r"--appendfsync\s+(\w+)", text)
-    return found.group(1) if found else "everysec"
+    """The appendfsync policy of the single Redis that docker-compose.yml ships.
+
+    Its `redis` service runs deploy/redis/single.conf; a `--appendfsync` flag in the compose file
+    would override that. everysec (Redis's default) if neither names one.
+    """
+    for path, pattern in (
+        (ROOT / "docker-compose.yml", r"--appendfsync\s+(\w+)"),
+        (ROOT / "deploy" / "redis" / "single.conf", r"(?m)^\s*appendfsync\s+(\w+)"),
+    ):
+        try:
+            found = re.search(pattern, path.read_text())
+        except OSError:
+            continue
+        if found:
+            return found.group(1)
+    return "everysec"
 
 
 def worker_env(states: dict[str, bool]) -> dict[str, str]:
