@@ -12,7 +12,7 @@ from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.record import iso, to_record
-from ledger.schema import STEP
+from ledger.schema import ENQUEUE_STEP, STEP
 from ledger.scripts import Scripts
 
 PROBE_S_FACTOR = 1.5
@@ -130,13 +130,13 @@ class Ledger:
         batch_fingerprint: str = "",
         batch_total: int = 0,
     ) -> list[tuple[str, bool]]:
-        """Record up to STEP new jobs and push their broker messages atomically, in one script call.
+        """Record up to ENQUEUE_STEP new jobs and push their broker messages atomically, in one script call.
 
         `messages` are (first, last, broker list, message), positions 1-based within `jobs`; each is
         pushed only when one of its jobs is new. Returns (job id, newly created) per job, in order.
         """
-        if len(jobs) > STEP:
-            raise ValueError(f"at most {STEP} jobs per enqueue step")
+        if len(jobs) > ENQUEUE_STEP:
+            raise ValueError(f"at most {ENQUEUE_STEP} jobs per enqueue step")
         args: list[object] = [batch_id, batch_fingerprint, batch_total, len(jobs)]
         for job in jobs:
             args += [

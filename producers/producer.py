@@ -18,7 +18,7 @@ from config.redis_client import redis_client, ride_out
 from config.settings import Settings
 from cosmos_api.rules import validate_message
 from ledger.outbox import chunk_messages, single_message
-from ledger.schema import STEP, batch_job_id
+from ledger.schema import ENQUEUE_STEP, STEP, batch_job_id
 from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
@@ -88,8 +88,8 @@ class SmsProducer:
         fingerprint = hashlib.sha256("|".join(j.fingerprint + (j.idempotency_key or "") for j in jobs).encode())
         batch_fp = fingerprint.hexdigest()[:32]
         ids: list[str] = []
-        for start in range(0, len(jobs), STEP):
-            step = jobs[start : start + STEP]
+        for start in range(0, len(jobs), ENQUEUE_STEP):
+            step = jobs[start : start + ENQUEUE_STEP]
             try:
                 write = partial(self._enqueue_step, step, batch, batch_fp, len(jobs))
                 ids += [job_id for job_id, _ in ride_out(write, self.settings.enqueue_timeout_s)]

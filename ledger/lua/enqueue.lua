@@ -1,4 +1,4 @@
--- Write up to STEP new outcome records (the durable outbox) and their broker messages, atomically.
+-- Write up to ENQUEUE_STEP new outcome records (the durable outbox) and their broker messages, atomically.
 -- args: batch_id ('' for none), batch_fingerprint, batch_total, n, then per job: job_id, idem, fingerprint,
 --       lane, to, from, text, callback, forward, expires_in_s; then m, then per message: first, last
 --       (1-based job positions it carries), broker list, message. A message is pushed only when one of
