@@ -1,0 +1,80 @@
+"""How long one enqueue call of `send_bulk` holds Redis, as Redis itself times it (SLOWLOG).
+
+    python -m bench.redis_hold                   # 3 calls of 100,000 messages on an idle private Redis
+    python -m bench.redis_hold --messages 20000 --calls 1
+
+Nothing else runs against this Redis, so the figures are the scripts' own cost, not the
+machine's scheduling: every command over 1 ms is logged, and the report gives p50 / p99 / max
+per command (ledger scripts by name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.processes import start_redis
+from config.settings import load_settings
+from ledger.schema import ENQUEUE_STEP
+from ledger.scripts import Scripts
+from producers.producer import SmsProducer
+
+SLOWLOG_US = 1_000
+
+
+def holds(client: redis.Redis) -> dict[str, dict[str, float]]:
+    """p50 / p99 / max ms and count per command in the slow log (ledger scripts by name)."""
+    names = {sha: name for name, sha in Scripts(client).shas.items()}
+    by_command: dict[str, list[float]] = {}
+    for entry in client.slowlog_get(100_000):
+        words = entry["command"].decode(errors="replace").split()
+        name = words[0].upper() if words else "?"
+        if name == "EVALSHA" and len(words) > 1:
+            name = f"EVALSHA {names.get(words[1], words[1][:8])}"
+        by_command.setdefault(name, []).append(entry["duration"] / 1000)
+    out = {}
+    for name, values in sorted(by_command.items()):
+        values.sort()
+        out[name] = {
+            "count": len(values),
+            "p50_ms": round(values[len(values) // 2], 2),
+            "p99_ms": round(values[min(len(values) - 1, int(len(values) * 0.99))], 2),
+            "max_ms": round(values[-1], 2),
+        }
+    return out
+
+
+def run(messages: int, calls: int, work_dir: Path) -> dict[str, Any]:
+    service, url = start_redis(work_dir)
+    try:
+        client = redis.Redis.from_url(url)
+        client.config_set("slowlog-log-slower-than", SLOWLOG_US)
+        client.config_set("slowlog-max-len", 100_000)
+        client.slowlog_reset()
+        producer = SmsProducer(load_settings(redis_url=url, redis_prefix="hold", api_key="k", api_secret="s"))
+        for call in range(calls):
+            producer.send_bulk(
+                [{"to": "033334445566770", "sender": "Bench", "text": f"campaign {call} {i}"} for i in range(messages)],
+                batch_id=f"hold-{call}",
+            )
+        return {"messages_per_call": messages, "calls": calls, "enqueue_step": ENQUEUE_STEP, "over_1ms": holds(client)}
+    finally:
+        service.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=100_000, help="messages per send_bulk call")
+    parser.add_argument("--calls", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cosmos-hold-") as tmp:
+        print(json.dumps(run(args.messages, args.calls, Path(tmp)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
