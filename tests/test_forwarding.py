@@ -275,31 +275,6 @@ def test_a_hanging_receiver_holds_no_delivery_thread(app_receiver, forwarder_for
     assert all(store.get(s.fwd_id) is not None for s in stuck)  # still owed, retried later
 
 
-def test_a_busy_destination_is_not_churned_through_redis_while_it_has_its_share(app_receiver, settings_for, store):
-    # Given 60 forwards to one application that takes 50 ms per answer, and 4 threads (its share: 2):
-    slow = app_receiver(hang_s=0.05)
-    intents = [store.add(f"s{i}", slow.url("/hang"), payload(f"s{i}", "delivered")) for i in range(60)]
-    forwarder = Forwarder(settings_for(**{**FAST, "COSMOS_FORWARD_THREADS": "4"}))
-    held_back: list[str] = []
-    reschedule = forwarder.forwards.reschedule
-
-    def counted(fwd_id, *args, **kwargs):
-        if kwargs.get("attempted") is False:
-            held_back.append(fwd_id)
-        return reschedule(fwd_id, *args, **kwargs)
-
-    forwarder.forwards.reschedule = counted  # type: ignore[method-assign]
-    forwarder.start()
-    try:
-        # When they are delivered, then each went out once, and holding forwards back for the
-        # destination's share cost about a Redis write per forward, not a spin of claims.
-        wait_for(lambda: gone(store, *(i.fwd_id for i in intents)), timeout=30, what="every forward delivered")
-    finally:
-        forwarder.stop(timeout=10)
-    assert slow.count("/hang") == 60
-    assert len(held_back) <= 2 * len(intents), f"{len(held_back)} forwards held back for 60 delivered"
-
-
 def test_an_answer_dripping_byte_by_byte_is_cut_at_the_total_deadline(app_receiver, forwarder_for, store):
     dripping = app_receiver(hang_s=30)
     intent = store.add("d1", dripping.url("/drip"), payload("d1", "delivered"))

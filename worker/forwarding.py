@@ -158,11 +158,6 @@ class Forwarder:
         self.session = forward_session(settings.forward_threads)
         self._free = threading.Semaphore(settings.forward_threads)
         self._stop = threading.Event()
-        self._finished = threading.Event()
-        """Set whenever a POST ends: a destination at its share may take the next forward."""
-        self._step = MAX_STEP
-        """Forwards to claim next: after a claim that met a destination at its share, as many as went
-        to a thread (at least one), doubling again while none is held back."""
         self._pool: ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
 
@@ -179,7 +174,6 @@ class Forwarder:
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; wait for POSTs in flight (each bounded by the timeouts)."""
         self._stop.set()
-        self._finished.set()
         if self._dispatcher is not None:
             self._dispatcher.join(timeout)
         if self._pool is not None:
@@ -189,25 +183,20 @@ class Forwarder:
     # Dispatch ------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._finished.clear()
             try:
-                moved = self.dispatch_once()
+                dispatched = self.dispatch_once()
             except redis.RedisError as exc:
                 log.warning("forwarder: Redis not reachable; retrying", error=str(exc))
-                moved = 0
-            if moved == 0:
-                # Nothing due, or each due forward's destination has its share: wait for a POST to end.
-                self._finished.wait(self.settings.forward_poll_s)
+                dispatched = 0
+            if dispatched == 0:
+                self._stop.wait(self.settings.forward_poll_s)
 
     def dispatch_once(self) -> int:
-        """Claim what the free threads can send now and hand it to them; returns how many were claimed,
-        less those held back because their destination has its share of threads."""
+        """Claim what the free threads can send now and hand it to them; returns how many were claimed."""
         if not self._free.acquire(timeout=self.settings.forward_poll_s):
             return 0  # every thread busy
-        # While a destination has its share, a full step would mostly be held back again (a Redis
-        # write each): claim about as many as its POSTs end.
         free = 1
-        while free < self._step and self._free.acquire(blocking=False):
+        while free < MAX_STEP and self._free.acquire(blocking=False):
             free += 1
         claimed: list[Forward] = []
         try:
@@ -215,14 +204,11 @@ class Forwarder:
         finally:
             for _ in range(free - len(claimed)):
                 self._free.release()
-        results = [self._dispatch(forward) for forward in claimed]  # each gives its thread permit back
-        busy = results.count("busy")
-        self._step = max(1, results.count("sent")) if busy else min(MAX_STEP, self._step * 2)
-        return len(claimed) - busy
+        for forward in claimed:
+            self._dispatch(forward)  # each one gives its thread permit back, whatever happens
+        return len(claimed)
 
-    def _dispatch(self, forward: Forward) -> str:
-        """Hand `forward` to a thread ("sent"), or hold it back: its destination's breaker is open
-        ("open") or it has its share of threads ("busy"); "gone" when the pool is shutting down."""
+    def _dispatch(self, forward: Forward) -> None:
         dest = destination(forward.url)
         wait_s = self.breakers.acquire(dest, time.time())
         if wait_s > 0:
@@ -235,15 +221,13 @@ class Forwarder:
                 )
             finally:
                 self._free.release()
-            return "busy" if wait_s == BUSY_DESTINATION_DELAY_S else "open"
+            return
         try:
             assert self._pool is not None
             self._pool.submit(self._deliver, forward, dest)
         except RuntimeError:  # the pool is shutting down: its claim's grace brings it back
             self.breakers.cancel(dest)
             self._free.release()
-            return "gone"
-        return "sent"
 
     # One POST ------------------------------------------------------------------------------
     def _deliver(self, forward: Forward, dest: str) -> None:
@@ -288,7 +272,6 @@ class Forwarder:
         finally:
             self.breakers.release(dest, ok, time.time())
             self._free.release()
-            self._finished.set()
 
     def retry_delay_s(self, attempts_made: int) -> float:
         """Wait before the next POST of a forward that failed `attempts_made` times: the one backoff formula."""
