@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -62,3 +65,13 @@ def test_a_retried_enqueue_never_resets_a_record_it_already_wrote(settings, redi
     record = ledger.get("job-r")
     assert record is not None and record["state"] == "sending"
     assert redis_client.llen("some-list") == 0
+
+
+def test_importing_any_module_with_an_invalid_setting_reads_nothing_and_exits_nothing():
+    # Settings are read by entry points, never at import: a bad value must not stop an import.
+    modules = "worker.tasks, worker.retry_policy, worker.factory, producers, receipts.app, console.app, cli.main"
+    env = {**os.environ, "COSMOS_MAX_ATTEMPTS": "zero", "REDIS_URL": "not-a-url"}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {modules}; print('imported')"], env=env, capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "imported"), result.stderr
