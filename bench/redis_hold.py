@@ -1,11 +1,13 @@
-"""How long one enqueue call of `send_bulk` holds Redis, as Redis itself times it (SLOWLOG).
+"""How long one call of ours holds Redis, as Redis itself times it (SLOWLOG): an enqueue step of
+`send_bulk`, a retention sweep step and a reconciler claim step.
 
     python -m bench.redis_hold                   # 3 calls of 100,000 messages on an idle private Redis
     python -m bench.redis_hold --messages 20000 --calls 1
 
 Nothing else runs against this Redis, so the figures are the scripts' own cost, not the
 machine's scheduling: every command over 1 ms is logged, and the report gives p50 / p99 / max
-per command (ledger scripts by name).
+per command (ledger scripts by name). For the sweep and the claim, 1,000 dead jobs (retention
+1 s) and 1,000 due retries are made per round, then one sweep step and one claim step run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,9 @@ import redis
 
 from bench.processes import start_redis
 from config.settings import load_settings
-from ledger.schema import ENQUEUE_STEP
+from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
 from ledger.scripts import Scripts
+from ledger.store import Ledger, NewJob
 from producers.producer import SmsProducer
 
 SLOWLOG_US = 1_000
@@ -49,6 +54,31 @@ def holds(client: redis.Redis) -> dict[str, dict[str, float]]:
     return out
 
 
+def leased(ledger: Ledger, count: int) -> list[tuple[str, str]]:
+    """`count` jobs recorded and leased for one attempt each: (job id, owner)."""
+    jobs = [
+        NewJob(uuid.uuid4().hex, "bulk", "033334445566770", "F", "x", None, False, None, "fp", 3600)
+        for _ in range(count)
+    ]
+    pairs = [(job.job_id, f"owner-{i}") for i, job in enumerate(jobs)]
+    for start in range(0, count, ENQUEUE_STEP):
+        ledger.enqueue(jobs[start : start + ENQUEUE_STEP])
+        step = pairs[start : start + ENQUEUE_STEP]
+        ledger.begin_many([j for j, _ in step], [o for _, o in step], count_delivery=False)
+    return pairs
+
+
+def sweep_and_claim(ledger: Ledger) -> None:
+    """One sweep step over records whose retention ended, and one claim step over due retries."""
+    ledger.finish_many(
+        [ledger.finish_args(j, o, "permanent", status="failed", http=400) for j, o in leased(ledger, STEP)]
+    )
+    ledger.finish_many([ledger.finish_args(j, o, "defer", delay_s=0) for j, o in leased(ledger, STEP)])
+    time.sleep(ledger.settings.retention_s + 0.5)  # a measurement, not a test: let the retention end
+    ledger.sweep()
+    ledger.claim_due(STEP)
+
+
 def run(messages: int, calls: int, work_dir: Path) -> dict[str, Any]:
     service, url = start_redis(work_dir)
     try:
@@ -62,7 +92,16 @@ def run(messages: int, calls: int, work_dir: Path) -> dict[str, Any]:
                 [{"to": "033334445566770", "sender": "Bench", "text": f"campaign {call} {i}"} for i in range(messages)],
                 batch_id=f"hold-{call}",
             )
-        return {"messages_per_call": messages, "calls": calls, "enqueue_step": ENQUEUE_STEP, "over_1ms": holds(client)}
+        for _ in range(calls):
+            sweep_and_claim(Ledger(client, load_settings(redis_url=url, redis_prefix="hold-sweep", retention_s=1)))
+        return {
+            "messages_per_call": messages,
+            "calls": calls,
+            "enqueue_step": ENQUEUE_STEP,
+            "sweep_step": SWEEP_STEP,
+            "claim_step": STEP,
+            "over_1ms": holds(client),
+        }
     finally:
         service.stop()
 

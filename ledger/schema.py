@@ -135,6 +135,9 @@ STEP = 1000
 ENQUEUE_STEP = 250
 """Most new jobs one enqueue call records: each costs ~40 µs inside Redis (record, indexes, events,
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
+SWEEP_STEP = 250
+"""Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
+index entries and set members, the counts), so a call holds Redis ~10 ms."""
 
 
 def batch_job_id(batch_id: str, index: int) -> str:

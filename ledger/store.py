@@ -12,7 +12,7 @@ from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP
+from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
 from ledger.scripts import Scripts
 
 PROBE_S_FACTOR = 1.5
@@ -277,7 +277,7 @@ class Ledger:
         )
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
-    def sweep(self, limit: int = STEP) -> int:
+    def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
         return int(self._run("sweep", limit))
 

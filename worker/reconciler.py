@@ -15,7 +15,7 @@ import redis
 import structlog
 
 from ledger.outbox import republish
-from ledger.schema import STEP
+from ledger.schema import STEP, SWEEP_STEP
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.reconciler")
@@ -65,7 +65,12 @@ class Reconciler(threading.Thread):
                 reasons.update(why for _, _, why in picked)
                 if len(picked) < STEP:
                     break
-            swept = ctx.ledger.sweep(STEP)
+            swept = 0
+            for _ in range(STEP // SWEEP_STEP):  # up to STEP records a tick, in short calls
+                step = ctx.ledger.sweep(SWEEP_STEP)
+                swept += step
+                if step < SWEEP_STEP:
+                    break
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())
