@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import click
 
@@ -41,8 +42,9 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
 
     Single-lane processes take one-time codes; bulk-lane processes (one per core) send campaign
     chunks through COSMOS_BATCH_THREADS send threads each. Extra arguments are passed to each
-    `celery worker`. SIGTERM or Ctrl-C stops them gracefully: in-flight jobs finish or go back
-    to the queue.
+    `celery worker`. A process that exits on its own is restarted (after 1 s, up to 30 s while it
+    keeps dying). SIGTERM or Ctrl-C stops them gracefully: in-flight jobs finish or go back to the
+    queue.
     """
     settings = settings_or_exit()
     settings.require_credentials()
@@ -53,8 +55,9 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     plan = [(LANE_SINGLE, i, concurrency or settings.worker_concurrency) for i in range(single_processes)]
     plan += [(LANE_BULK, i, bulk_concurrency) for i in range(processes)]
     host = socket.gethostname()
-    children = [
-        subprocess.Popen(
+
+    def start(lane: str, i: int, threads: int) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -77,15 +80,67 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
                 *celery_args,
             ]
         )
-        for lane, i, threads in plan
-    ]
+
+    children = [start(*entry) for entry in plan]
+    stopping: list[int] = []
 
     def forward(signum, _frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+        stopping.append(signum)
+        forward_all(children, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    sys.exit(_supervise(children, plan, start, stopping))
+
+
+RESTART_DELAYS_S = (1, 2, 5, 10, 30)
+"""Waits before restarting a process that died on its own, growing while it keeps dying within a minute."""
+
+
+def _supervise(children: list[subprocess.Popen], plan: list, start, stopping: list[int]) -> int:
+    """Restart a worker process that exits on its own (kombu can exit one on a lost broker
+    connection, celery#7185, celery#6348), except a refused start (exit 2), which stops them all;
+    once a signal came, wait for all and return their code.
+
+    The jobs of a process that died are safe meanwhile: their leases expire and the reconciler in
+    the other processes republishes them.
+    """
+    restarts = [0] * len(children)
+    started = [time.monotonic()] * len(children)
+    while True:
+        if stopping:
+            return _wait_all(children)
+        for n, child in enumerate(children):
+            code = child.poll()
+            if code is None or stopping:
+                continue
+            if code == 2:  # a refused start (settings, Redis safety): it would only be refused again
+                forward_all(children, signal.SIGTERM)
+                _wait_all(children)
+                return 2
+            restarts[n] = restarts[n] + 1 if time.monotonic() - started[n] < 60 else 1
+            delay = RESTART_DELAYS_S[min(restarts[n], len(RESTART_DELAYS_S)) - 1]
+            print(
+                f"cosmos-sms worker: {plan[n][0]} process {plan[n][1]} exited with {code}; restarting in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not stopping:
+                time.sleep(0.1)  # a supervisor's wait, interrupted by a signal
+            if stopping:
+                return _wait_all(children)
+            children[n] = start(*plan[n])
+            started[n] = time.monotonic()
+        time.sleep(0.2)  # polling the children: a supervisor's loop
+
+
+def forward_all(children: list[subprocess.Popen], signum: int) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+
+def _wait_all(children: list[subprocess.Popen]) -> int:
     codes = [child.wait() for child in children]
-    sys.exit(max(codes, key=abs) if any(codes) else 0)
+    return max(codes, key=abs) if any(codes) else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from tests.chaos.conftest import load, settle, tally
@@ -121,3 +122,24 @@ def test_poison_job_ends_dead_after_n_deliveries_and_others_go_on(producer, work
     assert deliveries == 3
     settle(producer, others)
     assert set(producer.ledger.states(others)) == {"sent"}
+
+
+def test_a_lane_process_that_dies_under_cosmos_sms_worker_is_restarted_and_nothing_is_lost(
+    producer, workers, sandbox, chaos_env
+):
+    handle = workers.start_supervised(concurrency=4, **chaos_env)
+    lanes = psutil.Process(handle.proc.pid).children()
+    assert len(lanes) == 2
+    job_ids, texts = load(producer, TO, 200, "supervised")
+    wait_for(lambda: sandbox.stats()["requests"] >= 20, timeout=30, what="the load to be under way")
+
+    for lane in lanes:  # as kombu's crash on a lost connection would end them, or the OOM killer
+        lane.kill()
+    wait_for(lambda: handle.log().count("restarting in") >= 2, timeout=10, what="the supervisor to notice")
+    wait_for(lambda: handle.log().count(" ready") >= 4, timeout=30, what="both lanes to be back")
+
+    settle(producer, job_ids, timeout=90)
+    result = tally(producer, sandbox, TO, job_ids, texts)
+    assert result.lost == 0 and result.states == {"sent": 200}
+    assert result.silent_duplicates == 0
+    assert handle.proc.poll() is None  # the supervisor itself goes on

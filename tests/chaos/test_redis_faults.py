@@ -43,7 +43,9 @@ def own_pipeline(aof_redis, pipeline_env, settings_for, sandbox, tmp_path, chaos
 def test_redis_restart_from_aof_loses_nothing(aof_redis, own_pipeline, sandbox, graceful):
     pool, producer = own_pipeline
     sandbox.set_faults(latency_ms=20)
-    pool.start(concurrency=8)
+    # Under `cosmos-sms worker`, as deployed: kombu can exit a worker process on the lost connection
+    # (celery#7185), and the supervisor restarts it.
+    pool.start_supervised(concurrency=8)
     job_ids, texts = load(producer, TO, 400, "restart")
     wait_for(lambda: sum(s == "sent" for s in producer.ledger.states(job_ids)) >= 50, timeout=60, what="some sent")
 

@@ -12,7 +12,7 @@ import pytest
 
 from producers.producer import SmsProducer
 from tests.support.polling import wait_for
-from tests.support.processes import spawn, stop
+from tests.support.processes import cosmos_cmd, spawn, stop
 
 
 @dataclass
@@ -66,6 +66,21 @@ class WorkerPool:
             lambda: "ready" in handle.log() or handle.proc.poll() is not None,
             timeout=30,
             what=f"worker {name} to be ready",
+        )
+        assert handle.proc.poll() is None, handle.log()[-3000:]
+        return handle
+
+    def start_supervised(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
+        """`cosmos-sms worker` as a user runs it: a process per lane, restarted if one dies on its own."""
+        name = f"s{len(self.started)}"
+        log_path = self.tmp_path / f"worker-{name}.log"
+        cmd = cosmos_cmd("worker", "--processes", "1", "--single-processes", "1", "--concurrency", str(concurrency))
+        handle = WorkerHandle(spawn(cmd, {**self.env, **env_overrides}, log_path), log_path, name)
+        self.started.append(handle)
+        wait_for(
+            lambda: handle.log().count(" ready") >= 2 or handle.proc.poll() is not None,
+            timeout=30,
+            what=f"both lane processes of {name} to be ready",
         )
         assert handle.proc.poll() is None, handle.log()[-3000:]
         return handle
