@@ -26,9 +26,9 @@ from typing import Any, cast
 import redis
 
 from bench.processes import RssSampler, cosmos_cmd, free_port, spawn, start_redis, wait_for
+from bench.redis_hold import slow_entries
 from config.keys import Keys
 from config.settings import Settings
-from ledger.scripts import Scripts
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
 
@@ -112,21 +112,14 @@ SLOWLOG_US = 5_000
 
 def slow_commands(client: redis.Redis) -> dict[str, Any]:
     """What Redis's slow log holds since the last call (which empties it): count, longest, and by command."""
-    entries = client.slowlog_get(1024)
-    client.slowlog_reset()
-    script_names = {sha: name for name, sha in Scripts(client).shas.items()}
+    entries = slow_entries(client, 1024)
     by_command: dict[str, float] = {}
-    for entry in entries:
-        command = entry["command"]
-        words = (command.decode(errors="replace") if isinstance(command, bytes) else str(command)).split()
-        name = words[0].upper() if words else "?"
-        if name == "EVALSHA" and len(words) > 1:
-            name = f"EVALSHA {script_names.get(words[1], words[1][:8])}"  # which ledger script
-        by_command[name] = max(by_command.get(name, 0.0), entry["duration"] / 1000)
+    for name, ms in entries:
+        by_command[name] = max(by_command.get(name, 0.0), ms)
     return {
         "over_5ms": len(entries),
-        "over_20ms": sum(e["duration"] > 20_000 for e in entries),
-        "max_ms": round(max((e["duration"] for e in entries), default=0) / 1000, 2),
+        "over_20ms": sum(ms > 20 for _, ms in entries),
+        "max_ms": round(max((ms for _, ms in entries), default=0), 2),
         "max_ms_by_command": {k: round(v, 2) for k, v in sorted(by_command.items())},
     }
 

@@ -32,16 +32,26 @@ from producers.producer import SmsProducer
 SLOWLOG_US = 1_000
 
 
-def holds(client: redis.Redis) -> dict[str, dict[str, float]]:
-    """p50 / p99 / max ms and count per command in the slow log (ledger scripts by name)."""
+def slow_entries(client: redis.Redis, most: int = 100_000) -> list[tuple[str, float]]:
+    """The slow log as (command, ms), ledger scripts named (`EVALSHA enqueue`); then emptied."""
     names = {sha: name for name, sha in Scripts(client).shas.items()}
-    by_command: dict[str, list[float]] = {}
-    for entry in client.slowlog_get(100_000):
-        words = entry["command"].decode(errors="replace").split()
+    entries = []
+    for entry in client.slowlog_get(most):
+        command = entry["command"]  # bytes, even on a client that decodes replies
+        words = (command.decode(errors="replace") if isinstance(command, bytes) else str(command)).split()
         name = words[0].upper() if words else "?"
         if name == "EVALSHA" and len(words) > 1:
             name = f"EVALSHA {names.get(words[1], words[1][:8])}"
-        by_command.setdefault(name, []).append(entry["duration"] / 1000)
+        entries.append((name, entry["duration"] / 1000))
+    client.slowlog_reset()
+    return entries
+
+
+def holds(client: redis.Redis) -> dict[str, dict[str, float]]:
+    """p50 / p99 / max ms and count per command in the slow log (ledger scripts by name)."""
+    by_command: dict[str, list[float]] = {}
+    for name, ms in slow_entries(client):
+        by_command.setdefault(name, []).append(ms)
     out = {}
     for name, values in sorted(by_command.items()):
         values.sort()

@@ -132,6 +132,8 @@ def _supervise(children: list[subprocess.Popen], plan: list, start, stopping: li
                 return _wait_all(children)
             children[n] = start(*plan[n])
             started[n] = time.monotonic()
+            if stopping:  # the signal came while it started: it has not had it
+                children[n].send_signal(stopping[-1])
         time.sleep(0.2)  # polling the children: a supervisor's loop
 
 

@@ -41,7 +41,6 @@ class WorkerPool:
         """A `celery -A worker worker` process, consuming both lanes or only `lane`."""
         name = f"w{len(self.started)}"
         env = {**self.env, **env_overrides}
-        log_path = self.tmp_path / f"worker-{name}.log"
         cmd = [
             sys.executable,
             "-m",
@@ -60,27 +59,22 @@ class WorkerPool:
         ]
         if lane is not None:
             cmd += ["--queues", f"{env['COSMOS_REDIS_PREFIX']}.{lane}"]
-        handle = WorkerHandle(spawn(cmd, env, log_path), log_path, name)
-        self.started.append(handle)
-        wait_for(
-            lambda: "ready" in handle.log() or handle.proc.poll() is not None,
-            timeout=30,
-            what=f"worker {name} to be ready",
-        )
-        assert handle.proc.poll() is None, handle.log()[-3000:]
-        return handle
+        return self._launch(name, cmd, env, processes=1)
 
     def start_supervised(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
         """`cosmos-sms worker` as a user runs it: a process per lane, restarted if one dies on its own."""
-        name = f"s{len(self.started)}"
-        log_path = self.tmp_path / f"worker-{name}.log"
         cmd = cosmos_cmd("worker", "--processes", "1", "--single-processes", "1", "--concurrency", str(concurrency))
-        handle = WorkerHandle(spawn(cmd, {**self.env, **env_overrides}, log_path), log_path, name)
+        return self._launch(f"s{len(self.started)}", cmd, {**self.env, **env_overrides}, processes=2)
+
+    def _launch(self, name: str, cmd: list[str], env: dict, processes: int) -> WorkerHandle:
+        """Start `cmd` and wait until its `processes` Celery workers logged `ready`."""
+        log_path = self.tmp_path / f"worker-{name}.log"
+        handle = WorkerHandle(spawn(cmd, env, log_path), log_path, name)
         self.started.append(handle)
         wait_for(
-            lambda: handle.log().count(" ready") >= 2 or handle.proc.poll() is not None,
+            lambda: handle.log().count(" ready") >= processes or handle.proc.poll() is not None,
             timeout=30,
-            what=f"both lane processes of {name} to be ready",
+            what=f"worker {name} to be ready",
         )
         assert handle.proc.poll() is None, handle.log()[-3000:]
         return handle
