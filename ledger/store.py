@@ -183,9 +183,15 @@ class Ledger:
         reply, replicated = self._run_replicated("begin", *self._begin_args(job_id, owner, count_delivery))
         return self._held_back(job_id, owner, _attempt(reply), replicated)
 
-    def begin_many(self, job_ids: Sequence[str], owners: Sequence[str], *, count_delivery: bool) -> list[Attempt]:
-        """`begin` for a whole chunk in one round trip; each job still gets its own lease."""
-        calls = [self._begin_args(job_id, owner, count_delivery) for job_id, owner in zip(job_ids, owners)]
+    def begin_many(
+        self, job_ids: Sequence[str], owners: Sequence[str], *, count_delivery: bool | Sequence[bool]
+    ) -> list[Attempt]:
+        """`begin` for a whole chunk in one round trip; each job still gets its own lease.
+
+        `count_delivery`: one flag for every job, or one per job.
+        """
+        counted = [count_delivery] * len(job_ids) if isinstance(count_delivery, bool) else list(count_delivery)
+        calls = [self._begin_args(job_id, owner, c) for job_id, owner, c in zip(job_ids, owners, counted)]
         replies, replicated = self._run_many_replicated("begin", calls)
         return [
             self._held_back(job_id, owner, _attempt(r), replicated)
@@ -298,13 +304,14 @@ class Ledger:
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return to_record(self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
+        return to_record(job_id, self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
 
     def get_many(self, job_ids: Iterable[str]) -> list[dict[str, Any] | None]:
+        job_ids = list(job_ids)
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [to_record(raw) for raw in pipe.execute()]
+        return [to_record(job_id, raw) for job_id, raw in zip(job_ids, pipe.execute())]
 
     def states(self, job_ids: Sequence[str]) -> list[str | None]:
         pipe = self.redis.pipeline(transaction=False)

@@ -218,6 +218,19 @@ def test_bulk_is_delivered_and_uses_bounded_round_trips(producer, workers, sandb
     assert sandbox.accepted()["total"] == 1001 and sandbox.accepted()["duplicates"] == 0
 
 
+def test_a_single_lane_backlog_goes_in_groups_and_each_job_is_sent_once(producer, workers, sandbox):
+    job_ids = [producer.send_sms(to=TO, sender="F", text=f"code {i}") for i in range(300)]
+    handle = workers.start(lane="single", COSMOS_LOG_LEVEL="DEBUG")
+
+    wait_for(
+        lambda: all(s == "sent" for s in producer.ledger.states(job_ids)), timeout=60, what="the backlog to be sent"
+    )
+    assert sandbox.accepted()["total"] == 300 and sandbox.accepted()["duplicates"] == 0
+    # Jobs waiting in the lane went beside the tasks that ran: fewer Celery tasks than jobs.
+    assert "single jobs taken beside a task" in handle.log()
+    assert handle.log().count("Task cosmos.deliver[") < 300
+
+
 def test_api_secret_appears_in_no_redis_key_value_or_log(producer, workers, sandbox, redis_client):
     handle = workers.start()
     sandbox.script(TO, "internal_error", "ok")

@@ -31,3 +31,12 @@ def test_a_chunk_larger_than_the_pool_takes_the_whole_pool():
     with slots.hold(50):
         assert slots.free == 0
     assert slots.free == 4
+
+
+def test_free_slots_are_taken_without_waiting_and_given_back():
+    slots = SendSlots(capacity=4)
+    with slots.hold(3):
+        assert slots.take_free(5) == 1
+        assert slots.take_free(5) == 0
+        slots.give_back(1)
+    assert slots.take_free(2) == 2 and slots.free == 2

@@ -27,6 +27,17 @@ class SendSlots:
         try:
             yield
         finally:
+            self.give_back(wanted)
+
+    def take_free(self, limit: int) -> int:
+        """Take up to `limit` slots that are free now, without waiting; returns how many."""
+        with self._changed:
+            taken = max(0, min(limit, self.free))
+            self.free -= taken
+            return taken
+
+    def give_back(self, count: int) -> None:
+        if count > 0:
             with self._changed:
-                self.free += wanted
+                self.free += count
                 self._changed.notify_all()

@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future, wait
 
 import structlog
 from celery import Celery
 
 from config.celery import TASK_DELIVER, TASK_DELIVER_BATCH
-from config.keys import LANE_BULK
+from config.keys import LANE_BULK, LANE_SINGLE
 from config.settings import Settings
-from ledger.outbox import republish
-from worker.context import get_context
+from ledger.outbox import republish, take_waiting
+from worker.context import WorkerContext, get_context
 from worker.delivery import deliver_job, log_verdict, new_owner
 
 log = structlog.get_logger("cosmos.tasks")
 SENDABLE = frozenset({"go", "busy"})
-"""Verdicts of a chunk's first `begin` that go on to a send thread (`busy`: it waits for a rate slot)."""
+"""Verdicts of a group's first `begin` that go on to a send thread (`busy`: it waits for a rate slot)."""
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=TASK_DELIVER, ignore_result=True)
     def deliver(job_id: str) -> None:
-        """Send one SMS job (lease, attempts, outcome) — the argument is its job id."""
-        deliver_job(get_context(settings), job_id, count_delivery=True)
+        """Send one SMS job (lease, attempts, outcome) — the argument is its job id.
+
+        With send threads free, the single jobs waiting behind it in the lane go with it.
+        """
+        ctx = get_context(settings)
+        slots = ctx.send_slots.take_free(settings.bulk_chunk_size - 1)
+        try:
+            waiting = take_waiting(ctx.redis, ctx.keys, LANE_SINGLE, slots)
+            ctx.send_slots.give_back(slots - len(waiting))
+            slots = len(waiting)
+        except BaseException:
+            ctx.send_slots.give_back(slots)
+            raise
+        try:
+            if not waiting:
+                deliver_job(ctx, job_id, count_delivery=True)
+            else:
+                log.debug("single jobs taken beside a task", jobs=len(waiting))
+                # Only the task's own message counts as a delivery: a job taken beside it that
+                # kills the worker has its own poison count when it comes back on its own.
+                send_group(ctx, [job_id, *waiting], counted=[True] + [False] * len(waiting), here=1)
+        finally:
+            ctx.send_slots.give_back(slots)
 
     @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True)
     def deliver_batch(task, job_ids: list[str]) -> None:
@@ -41,17 +63,30 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             republish(ctx.redis, ctx.keys, ((job_id, LANE_BULK) for job_id in job_ids))
             return
         with ctx.send_slots.hold(len(job_ids)):
-            owners = [new_owner() for _ in job_ids]
-            attempts = ctx.ledger.begin_many(job_ids, owners, count_delivery=False)
-            futures: list[Future[str]] = []
-            for job_id, owner, attempt in zip(job_ids, owners, attempts):
-                if attempt.verdict in SENDABLE:
-                    futures.append(
-                        ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False, owner=owner, first=attempt)
-                    )
-                else:
-                    log_verdict(job_id, attempt)
-            wait(futures)
-        for future in futures:
-            if future.exception() is not None:
-                log.error("member delivery failed", exc_info=future.exception())
+            send_group(ctx, job_ids, counted=[False] * len(job_ids), here=0)
+
+
+def send_group(ctx: WorkerContext, job_ids: Sequence[str], *, counted: Sequence[bool], here: int) -> None:
+    """Lease a group of jobs in one round trip and send them concurrently: the first `here` in
+    this thread, the rest on send threads whose slots the caller holds."""
+    owners = [new_owner() for _ in job_ids]
+    attempts = ctx.ledger.begin_many(job_ids, owners, count_delivery=counted)
+    futures: list[Future[str]] = []
+    mine = []
+    for n, (job_id, owner, attempt) in enumerate(zip(job_ids, owners, attempts)):
+        if attempt.verdict not in SENDABLE:
+            log_verdict(job_id, attempt)
+        elif n < here:
+            mine.append((job_id, owner, attempt, counted[n]))
+        else:
+            futures.append(
+                ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False, owner=owner, first=attempt)
+            )
+    try:
+        for job_id, owner, attempt, count in mine:
+            deliver_job(ctx, job_id, count_delivery=count, owner=owner, first=attempt)
+    finally:
+        wait(futures)  # the caller's send slots stay held until every member is done
+    for future in futures:
+        if future.exception() is not None:
+            log.error("member delivery failed", exc_info=future.exception())
