@@ -18,6 +18,7 @@ from typing import cast
 import redis
 
 from config.keys import Keys
+from ledger.record import entry_time
 
 STEP_EVENTS = 1000
 MINUTE_TTL_S = 2 * 3600
@@ -56,7 +57,7 @@ class ActivityCounter:
         pipe = self.redis.pipeline(transaction=True)
         touched: set[str] = set()
         for entry_id, fields in rows:
-            ts = float(fields.get("ts") or int(entry_id.split("-")[0]) / 1000)
+            ts = entry_time(entry_id)
             minute_key = self.keys.console_minute(int(ts // 60))
             hour = self.keys.console_hour(int(ts // 3600))
             state = fields.get("state", "")

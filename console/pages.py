@@ -15,7 +15,7 @@ from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_quer
 from console.users import User
 from console.web import console_of, render, user_of
 from ledger.controls import PAUSE_SCOPES
-from ledger.record import to_record
+from ledger.record import entry_time, to_record
 
 Viewer = Annotated[User, Depends(user_of)]
 """The route's user: any logged-in user."""
@@ -112,7 +112,7 @@ def message(request: Request, user: Viewer, job_id: str):
     console = console_of(request)
     # decode_responses: field names and values are str.
     raw = cast(dict[str, str], console.redis.hgetall(console.keys.job(job_id))) if len(job_id) <= 200 else {}
-    record = to_record(raw)
+    record = to_record(job_id, raw)
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
     return render(
@@ -180,7 +180,8 @@ def _events(console, job_id: str, raw: dict) -> list[dict]:
         return []
     start = f"{int(float(created) * 1000)}-0"
     rows = console.redis.xrange(console.keys.events, min=start, max="+", count=EVENTS_WINDOW)
-    return [{"id": entry_id, **fields} for entry_id, fields in rows if fields.get("job") == job_id]
+    mine = (row for row in rows if row[1].get("job") == job_id)
+    return [{"id": entry_id, "ts": entry_time(entry_id), **fields} for entry_id, fields in mine]
 
 
 @router.get("/dead", response_class=HTMLResponse)

@@ -44,12 +44,13 @@ def history(raw: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def to_record(raw: dict[str, str]) -> dict[str, Any] | None:
-    """The contract's outcome record from a ledger hash (None for a missing job)."""
+def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
+    """The contract's outcome record from a job's ledger hash (None for a missing job); the id is
+    the key's, not stored in the hash."""
     if not raw:
         return None
     record = {
-        "job_id": raw.get("job_id"),
+        "job_id": job_id,
         "state": raw.get("state"),
         "lane": raw.get("lane"),
         "batch_id": raw.get("batch"),
@@ -71,3 +72,8 @@ def to_record(raw: dict[str, str]) -> dict[str, Any] | None:
     for stored, shown in _TIMES.items():
         record[shown] = iso(raw.get(stored))
     return record
+
+
+def entry_time(entry_id: str) -> float:
+    """When an events stream entry was written (epoch seconds): its id is `<ms>-<seq>`, Redis's clock."""
+    return int(entry_id.split("-", 1)[0]) / 1000

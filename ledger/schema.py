@@ -23,7 +23,6 @@ WAITING_STATES = frozenset({"queued", "retrying"})
 
 # --- job hash fields (the outcome record) ---------------------------------------------------
 JOB_FIELDS = {
-    "job_id": "the job's id",
     "state": "one of STATES",
     "lane": "single | bulk",
     "batch": "batch id of a bulk job",

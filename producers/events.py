@@ -1,7 +1,7 @@
 """The outcome events feed: every state change of a record, read from `{P}:events`.
 
-The ledger's scripts append one entry per state change (`job`, `state`, `prev`, `ts`, and
-`reason`, `batch`, `late` when they apply), trimmed with `MAXLEN ~ COSMOS_EVENTS_MAXLEN`.
+The ledger's scripts append one entry per state change (`job`, `state`, `prev`, and
+`reason`, `batch`, `late` when they apply; the entry id is the time), trimmed with `MAXLEN ~ COSMOS_EVENTS_MAXLEN`.
 On Redis 7.0 trimming drops entries whether or not a group has acknowledged them: the stream
 is a feed, not a queue. A reader that falls behind the bound gets `EventsMissed`, never a gap.
 
@@ -42,6 +42,7 @@ from config.errors import CosmosSmsError
 from config.keys import Keys
 from config.redis_client import redis_client
 from config.settings import Settings, load_settings
+from ledger.record import entry_time
 
 MAX_READ_COUNT = 1000
 """Most entries one read returns: no call of ours holds Redis long."""
@@ -184,7 +185,7 @@ class Event:
             job_id=fields.get("job", ""),
             state=fields.get("state", ""),
             prev=fields.get("prev") or None,
-            ts=float(fields.get("ts") or 0.0),
+            ts=entry_time(entry_id),
             reason=fields.get("reason") or None,
             batch_id=fields.get("batch") or None,
             late=fields.get("late", "") in ("1", "true"),

@@ -35,7 +35,7 @@ def write_events(client, prefix: str, jobs: int, maxlen: int = 1_000_000, batch:
             job = uuid.uuid4().hex
             prev = ""
             for state in STATES:
-                fields = {"job": job, "state": state, "prev": prev, "ts": f"{time.time():.3f}"}
+                fields = {"job": job, "state": state, "prev": prev}
                 if batch:
                     fields["batch"] = batch
                 pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)

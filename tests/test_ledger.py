@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 
 from config.errors import IdempotencyConflict, InvalidMessage
+from ledger.outbox import chunk_messages, take_waiting
 from ledger.schema import STEP, batch_job_id
 from ledger.stats import stats
 from producers.producer import SmsProducer
@@ -77,6 +78,23 @@ def test_enqueue_records_job_indexes_and_one_event(producer, ledger):
     assert stats(ledger)["states_by_lane"]["single"]["queued"] == 1
 
 
+def test_waiting_single_messages_are_taken_oldest_first_and_anything_else_goes_back(producer, ledger):
+    first, second, third = (job(producer, text=f"code {i}") for i in range(3))
+    single = ledger.keys.broker_queue_key("single")
+    chunk = chunk_messages(ledger.keys, ["some-bulk-job"], 50)[0][1]
+    ledger.redis.lpush(single, chunk)  # newest: behind the three singles
+    ledger.redis.lpush(single, "not a task message")
+
+    assert take_waiting(ledger.redis, ledger.keys, "single", 2) == [first, second]
+    assert take_waiting(ledger.redis, ledger.keys, "single", 10) == [third]
+    # What was not ours to take is back in the list, in its order, next for the consumers.
+    assert [m if isinstance(m, str) else m.decode() for m in ledger.redis.lrange(single, 0, -1)] == [
+        "not a task message",
+        chunk,
+    ]
+    assert take_waiting(ledger.redis, ledger.keys, "single", 0) == []
+
+
 def test_bulk_is_written_in_steps_and_repeating_its_batch_records_nothing_new(producer, ledger):
     messages = [{"to": TO, "sender": "F", "text": f"m{i}"} for i in range(STEP + 5)]
     ids = producer.send_bulk(messages, batch_id="campaign-1")
@@ -99,13 +117,15 @@ def test_a_different_list_under_the_same_batch_id_conflicts_before_any_write(pro
 
 @pytest.mark.parametrize("batch_id", [7, "", "   ", "x" * 201])
 def test_bad_batch_id_is_refused_naming_it(producer, ledger, batch_id):
+    before = ledger.redis.dbsize()  # the server is shared by a module's tests: count, not zero
     with pytest.raises(InvalidMessage) as err:
         producer.send_bulk([{"to": TO, "sender": "F", "text": "a"}], batch_id=batch_id)
     assert err.value.field == "batch_id"
-    assert ledger.redis.dbsize() == 0
+    assert ledger.redis.dbsize() == before
 
 
 def test_a_repeated_idempotency_key_within_one_call_names_its_index(producer, ledger):
+    before = ledger.redis.dbsize()
     with pytest.raises(InvalidMessage) as err:
         producer.send_bulk(
             [
@@ -114,7 +134,7 @@ def test_a_repeated_idempotency_key_within_one_call_names_its_index(producer, le
             ]
         )
     assert (err.value.field, err.value.index) == ("idempotency_key", 1)
-    assert ledger.redis.dbsize() == 0
+    assert ledger.redis.dbsize() == before
 
 
 def test_a_conflicting_key_late_in_a_bulk_raises_before_anything_is_written(producer, ledger):

@@ -29,7 +29,8 @@ if state == S.sending then
   elseif j[F.inflight] == '1' then
     -- Its owner died with a request on the wire: COSMOS may have accepted it.
     remember(j.jk, 'lease_expired/0/0')
-    redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.inflight, 0, F.doubt, 1)
+    redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.doubt, 1)
+    redis.call('HDEL', j.jk, F.inflight)
     count(C.ambiguous_attempts)
     lost_in_flight = true
   end

@@ -108,8 +108,8 @@ local function move(j, new, t, o)
   if old == S.queued then redis.call('ZREM', key('outbox', j[F.lane]), job)
   elseif old == S.sending then
     -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
-    redis.call('HDEL', jk, F.owner, F.lease_ts)
-    redis.call('HSET', jk, F.inflight, 0, F.deliveries, 0)
+    -- Absent reads as 0 / not in flight: a record keeps only fields that say something.
+    redis.call('HDEL', jk, F.owner, F.lease_ts, F.inflight, F.deliveries)
     redis.call('ZREM', key('leases'), job)
   elseif old == S.retrying then
     redis.call('HDEL', jk, F.due_ts)
@@ -162,7 +162,8 @@ local function move(j, new, t, o)
     if j[F.forward] == '1' then forward_intent(j, new, t) end
   end
   if EVENTS_MAXLEN > 0 then
-    local ev = {'job', job, 'state', new, 'prev', old or '', 'ts', string.format('%.3f', t)}
+    -- The entry id is the time (ms), so no `ts` field: 10,000 records' events are ~60 B a record smaller.
+    local ev = {'job', job, 'state', new, 'prev', old or ''}
     if new == S.dead then table.insert(ev, 'reason'); table.insert(ev, o.reason) end
     if j[F.batch] then table.insert(ev, 'batch'); table.insert(ev, j[F.batch]) end
     if o.late then table.insert(ev, 'late'); table.insert(ev, '1') end

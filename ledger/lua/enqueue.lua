@@ -55,7 +55,7 @@ for i = 1, n do
   else
     local idem, to = ARGV[b + 2], ARGV[b + 5]
     local jk = key('job', job)
-    redis.call('HSET', jk, F.job_id, job, F.lane, ARGV[b + 4], F.to, to, F['from'], ARGV[b + 6],
+    redis.call('HSET', jk, F.lane, ARGV[b + 4], F.to, to, F['from'], ARGV[b + 6],
       F.text, ARGV[b + 7], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + 10]), F.attempts, 0)
     if ARGV[b + 8] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + 8]) end
     if ARGV[b + 9] == '1' then redis.call('HSET', jk, F.forward, 1) end

@@ -14,7 +14,7 @@ if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
-  redis.call('HSET', j.jk, F.inflight, 0)
+  redis.call('HDEL', j.jk, F.inflight)
 end
 
 if kind == K.accepted then

@@ -8,8 +8,8 @@ if not state then return {'refused', 'unknown job'} end
 local t = now()
 
 local function fresh_start()
-  redis.call('HSET', j.jk, F.attempts, 0, F.deliveries, 0, F.inflight, 0, F.expires_ts, t + expires_in)
-  redis.call('HDEL', j.jk, F.owner, F.lease_ts, F.due_ts, F.resend_next)
+  redis.call('HSET', j.jk, F.attempts, 0, F.expires_ts, t + expires_in)
+  redis.call('HDEL', j.jk, F.deliveries, F.inflight, F.owner, F.lease_ts, F.due_ts, F.resend_next)
   move(j, S.queued, t)
   count(C.requeued)
   return {'ok', j[F.lane]}
