@@ -45,6 +45,7 @@ from bench.processes import (
 )
 from bench.profiling import Profiler, summarize
 from bench.report import print_table
+from cli.worker_command import default_bulk_processes
 from config.settings import load_settings
 from ledger.record import FINAL_STATES
 from producers.producer import SmsProducer
@@ -210,7 +211,7 @@ class Bench:
     def start_workers(self, name: str, base_url: str, prefix: str, states: dict[str, bool], **extra: str) -> Service:
         env = self.env(COSMOS_API_URL=f"{base_url}/v1.0", COSMOS_REDIS_PREFIX=prefix, **worker_env(states), **extra)
         workers = self.start(name, cosmos_cmd("worker"), env)
-        processes = os.cpu_count() or 1
+        processes = default_bulk_processes() + 1  # and the single lane's
         log(f"{name}: starting `cosmos-sms worker` ({processes} processes)")
         wait_for(
             lambda: workers.check_alive() and workers.log().count(" ready") >= processes,
@@ -306,7 +307,7 @@ class Bench:
             sampler.stop()
             workers.stop()
         out["worker_peak_rss_mb"] = sampler.peak_mb
-        out["worker_processes"] = os.cpu_count() or 1
+        out["worker_processes"] = default_bulk_processes() + 1
         return out
 
     # --- each cost flipped ---------------------------------------------------------------

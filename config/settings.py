@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     enqueue_timeout_s: float = Field(5.0, alias="COSMOS_ENQUEUE_TIMEOUT_S", gt=0)
     bulk_chunk_size: int = Field(50, alias="COSMOS_BULK_CHUNK_SIZE", ge=1, le=1000)
     worker_concurrency: int = Field(32, alias="COSMOS_WORKER_CONCURRENCY", ge=1)
-    batch_threads: int = Field(100, alias="COSMOS_BATCH_THREADS", ge=1)
+    batch_threads: int = Field(50, alias="COSMOS_BATCH_THREADS", ge=1)
     log_format: Literal["json", "console", "auto"] = Field("auto", alias="COSMOS_LOG_FORMAT")
     log_level: str = Field("INFO", alias="COSMOS_LOG_LEVEL")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config.settings import Settings
 from ledger.outbox import republish
 from ledger.stats import stats
 from tests.chaos.conftest import load, outage_over, settle, tally
@@ -32,7 +33,7 @@ def test_outage_opens_the_breaker_and_the_backlog_drains_without_exhausting(prod
     result.show(f"outage {outage_s}s: requests during it={during}")
     assert result.states == {"sent": 200}
     # Each batch thread may have one attempt in flight when the breaker opens.
-    batch_threads = 100
+    batch_threads = Settings.model_fields["batch_threads"].default
     assert during <= threshold + outage_s / open_s + concurrency + batch_threads
     assert stats(producer.ledger)["dead_reasons"].get("retries_exhausted", 0) == 0
     assert stats(producer.ledger)["breaker"]["times_opened"] >= 1

@@ -107,12 +107,13 @@ def test_batches_show_progress(operator, ledger, redis_client):
         mapping={"total": 4, "created_ts": time.time(), "state:delivered": 2, "state:queued": 1, "state:dead": 1},
     )
     # One SCAN step per page: on a server shared with other tests the batch may be a few pages on.
-    url, row = "/batches", None
+    url: str | None = "/batches"
+    row = None
     while row is None and url:
         page = soup(operator.get(url))
         row = page.find("tr", attrs={"data-batch": "b1"})
         more = page.find("a", id="next")
-        url = more["href"] if more else None
+        url = str(more["href"]) if more else None
     assert row is not None and "75.0%" in row.text
     assert soup(operator.get("/batches?batch=b1")).find("tr", attrs={"data-batch": "b1"}) is not None
     assert operator.get("/batches?batch=nope").status_code == 404
