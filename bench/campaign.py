@@ -27,6 +27,7 @@ import redis
 
 from bench.processes import RssSampler, cosmos_cmd, free_port, spawn, start_redis, wait_for
 from bench.redis_hold import slow_entries
+from cli.worker_command import default_bulk_processes
 from config.keys import Keys
 from config.settings import Settings
 from producers.producer import SmsProducer
@@ -255,7 +256,9 @@ def run(count: int, work_dir: Path, processes: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--processes", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--processes", type=int, default=default_bulk_processes(), help="bulk-lane processes (default: as shipped)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cosmos-campaign-") as tmp:
