@@ -32,11 +32,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         try:
             waiting = take_waiting(ctx.redis, ctx.keys, LANE_SINGLE, slots)
             ctx.send_slots.give_back(slots - len(waiting))
-            slots = len(waiting)
-        except BaseException:
-            ctx.send_slots.give_back(slots)
-            raise
-        try:
+            slots = len(waiting)  # held until the group is done
             if not waiting:
                 deliver_job(ctx, job_id, count_delivery=True)
             else:
