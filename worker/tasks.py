@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
+from contextlib import suppress
 
+import redis
 import structlog
 from celery import Celery
 
@@ -33,13 +35,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             waiting = take_waiting(ctx.redis, ctx.keys, LANE_SINGLE, slots)
             ctx.send_slots.give_back(slots - len(waiting))
             slots = len(waiting)  # held until the group is done
-            if not waiting:
-                deliver_job(ctx, job_id, count_delivery=True)
+            if waiting:
+                send_with_taken(ctx, job_id, waiting)
             else:
-                log.debug("single jobs taken beside a task", jobs=len(waiting))
-                # Only the task's own message counts as a delivery: a job taken beside it that
-                # kills the worker has its own poison count when it comes back on its own.
-                send_group(ctx, [job_id, *waiting], counted=[True] + [False] * len(waiting), here=1)
+                deliver_job(ctx, job_id, count_delivery=True)
         finally:
             ctx.send_slots.give_back(slots)
 
@@ -60,6 +59,21 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return
         with ctx.send_slots.hold(len(job_ids)):
             send_group(ctx, job_ids, counted=[False] * len(job_ids), here=0)
+
+
+def send_with_taken(ctx: WorkerContext, job_id: str, waiting: list[str]) -> None:
+    """A single-lane task's job with the waiting ones it took off the lane, as one group."""
+    log.debug("single jobs taken beside a task", jobs=len(waiting))
+    try:
+        # Only the task's own message counts as a delivery: a job taken beside it that kills
+        # the worker has its own poison count when it comes back on its own.
+        send_group(ctx, [job_id, *waiting], counted=[True] + [False] * len(waiting), here=1)
+    except redis.RedisError:
+        # The taken jobs' messages are gone: give them new ones now (a spare one costs a skipped
+        # task, the lease decides), else the reconciler's lost-message rule does.
+        with suppress(redis.RedisError):
+            republish(ctx.redis, ctx.keys, ((taken, LANE_SINGLE) for taken in waiting))
+        raise
 
 
 def send_group(ctx: WorkerContext, job_ids: Sequence[str], *, counted: Sequence[bool], here: int) -> None:
