@@ -11,6 +11,7 @@ import redis
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
 from ledger.record import iso, to_record
 from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
 from ledger.scripts import Scripts
@@ -92,7 +93,13 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = (self.keys.prefix, settings.retention_s, settings.events_maxlen, settings.requeue_grace_s)
+        self._common = (
+            self.keys.prefix,
+            settings.retention_s,
+            settings.events_maxlen,
+            settings.requeue_grace_s,
+            settings.clock_offset_s,
+        )
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -367,6 +374,10 @@ class Ledger:
             for job_id in ids:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
+
+    def now(self) -> float:
+        """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
+        return ledger_now(self.redis, self.settings)
 
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
