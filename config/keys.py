@@ -89,6 +89,10 @@ class Keys:
         """Hash: `op:all|op:single|op:bulk` (an operator's pause) and `account` (COSMOS refused us)."""
         return f"{self.prefix}:pause"
 
+    def budget_day(self, day_start: int) -> str:
+        """Hash (ledger-owned): one budget day's acceptances and price, its warnings and resume."""
+        return f"{self.prefix}:budget:{day_start}"
+
     @property
     def forwards_due(self) -> str:
         """Sorted set: forward id -> when to (re)try posting it."""

@@ -11,6 +11,7 @@ import base64
 import re
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     # Tests move the ledger's clock (Redis TIME plus this many seconds); refused outside COSMOS_TESTING=1.
     testing: bool = Field(False, alias="COSMOS_TESTING")
     test_clock_offset_s: float | None = Field(None, alias="COSMOS_TEST_CLOCK_OFFSET_S")
+
+    # Budgets: caps per budget day, which starts at midnight in COSMOS_BUDGET_TZ (0 = no cap).
+    daily_budget: float = Field(0.0, alias="COSMOS_DAILY_BUDGET", ge=0)
+    daily_message_cap: int = Field(0, alias="COSMOS_DAILY_MESSAGE_CAP", ge=0)
+    budget_tz: str = Field("UTC", alias="COSMOS_BUDGET_TZ")
 
     # Circuit breaker shared by every worker.
     breaker_threshold: int = Field(10, alias="COSMOS_BREAKER_THRESHOLD", ge=1)
@@ -195,6 +201,15 @@ class Settings(BaseSettings):
                 parts = urlsplit(part.strip())
                 if part.strip() and (parts.scheme != "sentinel" or not parts.hostname):
                     raise ValueError(f"{part.strip()!r} is not a sentinel://host:port entry")
+        return value
+
+    @field_validator("budget_tz")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)") from None
         return value
 
     @field_validator("test_clock_offset_s")

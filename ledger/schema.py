@@ -105,6 +105,22 @@ DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
 ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
 PAUSE_SCOPES = ("all", "single", "bulk")
 
+# --- the budget day hash ({P}:budget:<day start>) ------------------------------------------------
+BUDGET_DAY_FIELDS = {
+    "messages": "acceptances counted on this budget day",
+    "price": "their price, integer micro-dollars (receipts move it by at most the accepted price)",
+    "warned_80": "when the day reached 80 % of a cap (its budget event fired)",
+    "warned_100": "when the day reached 100 % of a cap: sending paused",
+    "logged_80": "'1': a worker logged the 80 % line",
+    "logged_100": "'1': a worker logged the 100 % line",
+    "resumed": "JSON {by, ts}: an operator lifted the budget pause for the rest of the day",
+}
+BUDGET_PAUSE_REASONS = ("daily_budget", "daily_message_cap")
+BUDGET_WARN_LEVELS = (80, 100)
+"""Percent of a cap at which a `budget` event and a log line come, once per day each."""
+BUDGET_KEEP_S = 3 * 86400
+"""A budget day's hash outlives its day by this long (seconds): yesterday's figures stay readable."""
+
 # --- counters hash fields --------------------------------------------------------------------
 COUNTERS = {
     "attempts": "HTTP requests to COSMOS",
@@ -169,6 +185,10 @@ def lua_prelude() -> str:
         _lua_table("DR", DEAD_REASONS_OURS),
         _lua_table("AP", ACCOUNT_PAUSE_REASONS),
         _lua_table("CR", CANCEL_REASONS),
+        _lua_table("BF", BUDGET_DAY_FIELDS),
+        _lua_table("BP", BUDGET_PAUSE_REASONS),
+        "local BUDGET_LEVELS = {" + ", ".join(str(level) for level in BUDGET_WARN_LEVELS) + "}",
+        f"local BUDGET_KEEP_S = {BUDGET_KEEP_S}",
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
         _lua_set("WAITING", WAITING_STATES),

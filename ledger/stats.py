@@ -7,16 +7,21 @@ import time
 from typing import Any
 
 from config.keys import LANES
+from ledger.budget import Budget, BudgetDays, to_usd
+from ledger.record import iso
 from ledger.schema import COUNTERS, PAUSE_SCOPES, STATES
 from ledger.store import Ledger
 
 
-def paused(pause: dict[str, str]) -> dict[str, Any] | None:
-    """The pause in force, or None: the account's (COSMOS refused us) first, then an operator's."""
+def paused(pause: dict[str, str], budget: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The pause in force, or None. The widest first: the account's (COSMOS refused us), an operator's
+    of all sending, the budget's (every lane, until the budget day ends), then an operator's of a lane."""
     if "account" in pause:
         info = json.loads(pause["account"])
         return {"kind": "account", "reason": info.get("reason"), "since": info.get("ts"), "lanes": list(LANES)}
     scopes = [scope for scope in PAUSE_SCOPES if f"op:{scope}" in pause]
+    if budget and "all" not in scopes:
+        return budget
     if not scopes:
         return None
     info = json.loads(pause[f"op:{scopes[0]}"])
@@ -30,10 +35,29 @@ def paused(pause: dict[str, str]) -> dict[str, Any] | None:
     }
 
 
+def budget_pause(budget: Budget, spend: dict[str, str], days: BudgetDays) -> dict[str, Any] | None:
+    """The budget's pause today (the scripts' rule), or None."""
+    reason = budget.pause_reason(spend)
+    if reason is None:
+        return None
+    cap = to_usd(budget.price_cap) if reason == "daily_budget" else budget.message_cap
+    since = spend.get("warned_100")
+    return {
+        "kind": "budget",
+        "reason": reason,
+        "since": float(since) if since else None,
+        "until": iso(days.end),
+        "cap": cap,
+        "lanes": list(LANES),
+    }
+
+
 def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     """Counts per state and dead reason, sets' sizes, totals, breaker and pause, in one round trip."""
     k = ledger.keys
+    days = ledger.budget.days()
     pipe = ledger.redis.pipeline(transaction=False)
+    pipe.hgetall(k.budget_day(days.start))
     pipe.hgetall(k.counters)
     pipe.hgetall(k.breaker)
     pipe.hgetall(k.pause)
@@ -44,7 +68,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         pipe.llen(k.broker_queue_key(lane))
     pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
-    counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
+    spend, counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
     lanes, overdue, oldest = rest[:-2], rest[-2], rest[-1]
     figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
@@ -66,5 +90,6 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
             "consecutive_failures": int(breaker.get("failures", 0)),
             "times_opened": int(counters.get("breaker_opened", 0)),
         },
-        "paused": paused(pause),
+        "paused": paused(pause, budget_pause(ledger.budget, spend, days)),
+        **ledger.budget.figures(spend, days),
     }

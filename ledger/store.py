@@ -11,6 +11,7 @@ import redis
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
+from ledger.budget import Budget
 from ledger.clock import ledger_now
 from ledger.record import iso, to_record
 from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
@@ -93,7 +94,8 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = (
+        self.budget = Budget(settings)
+        self._fixed = (
             self.keys.prefix,
             settings.retention_s,
             settings.events_maxlen,
@@ -101,11 +103,17 @@ class Ledger:
             settings.clock_offset_s,
         )
 
+    @property
+    def _common(self) -> tuple[object, ...]:
+        """The arguments every script takes first: the fixed ones, then today's budget days and caps."""
+        return (*self._fixed, *self.budget.script_args())
+
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
 
     def _run_many(self, name: str, calls: Iterable[tuple[object, ...]]) -> list[Any]:
-        return self._scripts.run_many(name, [(*self._common, *args) for args in calls])
+        common = self._common
+        return self._scripts.run_many(name, [(*common, *args) for args in calls])
 
     # A write an acknowledgement depends on (an enqueue, a lease) counts only once
     # COSMOS_REDIS_MIN_REPLICAS replicas have it: WAIT on the same connection, in the same round trip.
@@ -122,8 +130,9 @@ class Ledger:
         wanted = self.settings.redis_min_replicas
         if wanted <= 0:
             return self._run_many(name, calls), True
+        common = self._common
         results, acked = self._scripts.run_many_durably(
-            name, [(*self._common, *args) for args in calls], wanted, self.settings.redis_wait_timeout_ms
+            name, [(*common, *args) for args in calls], wanted, self.settings.redis_wait_timeout_ms
         )
         return results, acked >= wanted
 
@@ -242,7 +251,8 @@ class Ledger:
     def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
         """`finish_many` with each call's own error in its place, none raised (the outcome writer
         answers each of its senders)."""
-        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
+        common = self._common
+        results = self._scripts.run_each("finish", [(*common, *args) for args in calls])
         return [r if isinstance(r, Exception) else (r[0], r[1]) for r in results]
 
     def finish_args(
@@ -258,7 +268,9 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        spend: float | None = None,
     ) -> tuple[object, ...]:
+        """`spend`: what an acceptance costs the budget when the route does not price it (SMPP)."""
         s = self.settings
         return (
             job_id,
@@ -276,6 +288,7 @@ class Ledger:
             s.retry_backoff_max_s,
             delay_s,
             s.max_ambiguous_resends,
+            "" if spend is None else spend,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -378,6 +391,21 @@ class Ledger:
     def now(self) -> float:
         """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
         return ledger_now(self.redis, self.settings)
+
+    # --- budget ----------------------------------------------------------------------
+    def resume_budget(self, by: str) -> tuple[bool, str]:
+        """Lift today's budget pause for the rest of the day: (done, the cap it lifted or why not)."""
+        r = self._run("budget", "resume", by)
+        return r[0] == "ok", r[1]
+
+    def budget_announcements(self) -> list[tuple[int, str, int, int]]:
+        """Warning levels reached today and not logged yet, now marked logged: (level, reason, messages, µ$)."""
+        flat = self._run("budget", "announce", "")
+        return [(int(flat[i]), flat[i + 1], int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)]
+
+    def spend_today(self) -> dict[str, str]:
+        """Today's budget day hash (messages, price in µ$, warnings, resume)."""
+        return self.redis.hgetall(self.keys.budget_day(self.budget.days().start))  # type: ignore[return-value]
 
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]

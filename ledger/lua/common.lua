@@ -5,7 +5,11 @@
 local P = ARGV[1]
 local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local CLOCK_OFFSET = tonumber(ARGV[5])
-local BASE = 5
+-- ARGV[6..11], the budget: four boundaries of three budget days (yesterday, today, tomorrow, computed
+-- in Python, which knows time zones), the daily message cap and price cap (micro-dollars; 0 = none).
+local BUDGET_DAYS = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
+local MESSAGE_CAP, PRICE_CAP = tonumber(ARGV[10]), tonumber(ARGV[11])
+local BASE = 11
 local function arg(i) return ARGV[BASE + i] end
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
 local COUNTERS = key('counters')
@@ -174,8 +178,63 @@ local function move(j, new, t, o)
   j[F.state] = new
 end
 
--- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here.
-local function settle_sent(j, mid, price, t, late)
+-- Budgets. The hash of the budget day holding `ts`, and when that day ends; nil outside the days passed.
+local function budget_day(ts)
+  for i = 1, 3 do
+    if ts >= BUDGET_DAYS[i] and ts < BUDGET_DAYS[i + 1] then
+      return key('budget', string.format('%d', BUDGET_DAYS[i])), BUDGET_DAYS[i + 1], BUDGET_DAYS[i]
+    end
+  end
+  return nil
+end
+local function micros(price)
+  local p = tonumber(price) or 0
+  if p <= 0 then return 0 end
+  return math.floor(p * 1000000 + 0.5)
+end
+
+-- Which cap a day has reached `level` percent of (the price cap first), or nil.
+local function cap_reached(messages, price, level)
+  if PRICE_CAP > 0 and price * 100 >= level * PRICE_CAP then return BP.daily_budget end
+  if MESSAGE_CAP > 0 and messages * 100 >= level * MESSAGE_CAP then return BP.daily_message_cap end
+  return nil
+end
+
+-- Why the budget holds sending back now, or nil. An operator's resume lifts it until the day ends.
+local function budget_paused(t)
+  if MESSAGE_CAP <= 0 and PRICE_CAP <= 0 then return nil end
+  local bk = budget_day(t)
+  if not bk then return nil end
+  local b = redis.call('HMGET', bk, BF.messages, BF.price, BF.resumed)
+  if b[3] then return nil end
+  return cap_reached(tonumber(b[1]) or 0, tonumber(b[2]) or 0, 100)
+end
+
+-- Count acceptances and price (micro-dollars) on the budget day of `ts`; on today's, warn once per
+-- level with a `budget` event (the log line follows from the reconciler, which reads the marks).
+local function budget_count(ts, messages, price, t)
+  if messages == 0 and price == 0 then return end
+  local bk, ends, starts = budget_day(ts)
+  if not bk then return end
+  local m = redis.call('HINCRBY', bk, BF.messages, messages)
+  local p = redis.call('HINCRBY', bk, BF.price, price)
+  redis.call('EXPIREAT', bk, math.floor(ends) + BUDGET_KEEP_S)
+  if bk ~= budget_day(t) then return end
+  for _, level in ipairs(BUDGET_LEVELS) do
+    local reason = cap_reached(m, p, level)
+    if reason and redis.call('HSETNX', bk, BF['warned_' .. level], t) == 1 and EVENTS_MAXLEN > 0 then
+      local cap = reason == BP.daily_budget and string.format('%.6f', PRICE_CAP / 1000000) or MESSAGE_CAP
+      redis.call('XADD', key('events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'kind', 'budget', 'level', level,
+        'reason', reason, 'messages', m, 'price', string.format('%.6f', p / 1000000), 'cap', cap,
+        'day', string.format('%d', starts))
+    end
+  end
+end
+
+-- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here,
+-- and counted on today's budget at `spend` (the price, unless the route prices it otherwise).
+local function settle_sent(j, mid, price, t, late, spend)
+  budget_count(t, 1, micros(spend or price), t)
   move(j, S.sent, t, {late = late})
   redis.call('HSET', j.jk, F.message_id, mid, F.price, price, F.sent_ts, t)
   redis.call('HDEL', j.jk, F.last_error, F.resend_next)
@@ -189,6 +248,12 @@ end
 local function deliver(j, status, price, stamp, t)
   local r = redis.call('HMGET', j.jk, F.sent_ts, F.price)
   local old_price = tonumber(r[2] or 0) or 0
+  if tonumber(price) then
+    -- The count moves by at most the accepted price, on the acceptance's budget day.
+    local accepted = micros(old_price)
+    local delta = math.max(-accepted, math.min(accepted, micros(price) - accepted))
+    budget_count(tonumber(r[1]) or t, 0, delta, t)
+  end
   redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)

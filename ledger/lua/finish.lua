@@ -1,6 +1,7 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
 -- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
---       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends
+--       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends,
+--       spend (what an acceptance costs the budget when the route does not price it: '' = the price)
 -- kind: accepted | permanent | transient | ambiguous | account | defer | release
 -- Returns {result, breaker_change}
 local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
@@ -8,6 +9,7 @@ local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8),
 local policy = arg(10)
 local threshold, open_s, cap_s, delay_s = tonumber(arg(11)), tonumber(arg(12)), tonumber(arg(13)), tonumber(arg(14))
 local max_resends = tonumber(arg(15))
+local spend = arg(16) ~= '' and arg(16) or nil
 local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
@@ -22,10 +24,14 @@ if kind == K.accepted then
   redis.call('HDEL', PAUSE, 'account', 'probe_ts')  -- COSMOS takes our requests again
   if state == S.sent or state == S.delivered or state == S.not_delivered then
     -- Another attempt of this job was recorded first: this one is an extra send.
-    if j[F.message_id] ~= message_id then return {extra_send(j, message_id), change} end
+    if j[F.message_id] ~= message_id then
+      local extra = extra_send(j, message_id)
+      if extra == R.extra then budget_count(t, 1, micros(spend or price), t) end  -- it cost a send too
+      return {extra, change}
+    end
     return {R.duplicate, change}
   end
-  settle_sent(j, message_id, price, t, LATE_OK[state])
+  settle_sent(j, message_id, price, t, LATE_OK[state], spend)
   if j[F.rcpt_msgid] then
     if j[F.rcpt_msgid] == message_id then
       local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_price, F.rcpt_ts)
