@@ -13,7 +13,7 @@ from console.search import NUMBER
 from console.tasks import DEAD_ACTIONS
 from console.users import User, check_password
 from console.web import console_of, operator_of, render
-from ledger.controls import ControlError
+from ledger.controls import ControlError, resume_budget
 from ledger.outbox import republish
 
 Operator = Annotated[User, Depends(operator_of)]
@@ -270,6 +270,13 @@ async def resume(request: Request, user: Operator):
     except ControlError as exc:
         raise HTTPException(400, str(exc)) from None
     return _see("/controls")
+
+
+@router.post("/controls/resume-budget", response_class=HTMLResponse)
+async def resume_budget_for_today(request: Request, user: Operator):
+    console = console_of(request)
+    resume_budget(console.ledger, console.controls, user.name)  # audited; not paused: nothing to do
+    return _see("/")
 
 
 @router.post("/controls/reset-breaker", response_class=HTMLResponse)

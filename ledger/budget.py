@@ -117,5 +117,6 @@ class Budget:
                 "day_start": iso(days.start),
                 "day_end": iso(days.end),
                 "resumed": resumed,
+                "paused": self.pause_reason(spend),
             },
         }

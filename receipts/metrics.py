@@ -103,6 +103,7 @@ class LedgerCollector(Collector):
             value=figures["breaker"]["consecutive_failures"],
         )
         yield paused_gauge(figures.get("paused"))
+        yield from budget_gauges(figures)
         yield GaugeMetricFamily(
             f"{PREFIX}receipts_overdue",
             "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S ago that still await their delivery receipt.",
@@ -118,12 +119,37 @@ class LedgerCollector(Collector):
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
 
 
+def budget_gauges(figures: dict) -> list[GaugeMetricFamily]:
+    """Today's spend as the ledger counts it for the budget, and the caps (0: none)."""
+    spend, budget = figures["spend_today"], figures["budget"]
+    return [
+        GaugeMetricFamily(
+            f"{PREFIX}spend_today_messages",
+            "Messages accepted on the current budget day (midnight in COSMOS_BUDGET_TZ).",
+            value=spend["messages"],
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}spend_today_usd", "Their price on the current budget day, US dollars.", value=spend["price"]
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}daily_budget_usd",
+            "COSMOS_DAILY_BUDGET: US dollars per budget day (0: no cap).",
+            value=budget["daily_budget"],
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}daily_message_cap",
+            "COSMOS_DAILY_MESSAGE_CAP: messages per budget day (0: no cap).",
+            value=budget["daily_message_cap"],
+        ),
+    ]
+
+
 def paused_gauge(pause: dict | None) -> GaugeMetricFamily:
     """1 with the pause's kind and reason while sending is paused; one 0 sample (kind "none") otherwise."""
     gauge = GaugeMetricFamily(
         f"{PREFIX}sending_paused",
-        "1 while sending is paused: kind account (COSMOS "
-        "refused our account; lifted by a probe) or operator, with the reason.",
+        "1 while sending is paused: kind account (COSMOS refused our account; lifted by a probe), "
+        "operator, or budget (a daily cap reached; lifted by the next budget day), with the reason.",
         labels=["kind", "reason"],
     )
     if pause:
