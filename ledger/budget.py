@@ -87,9 +87,17 @@ class Budget:
         _, following = budget_day(end, self.zone)
         return BudgetDays((previous, start, end, following))
 
-    def script_args(self) -> tuple[int, ...]:
-        """What every ledger script receives: the four day boundaries, the message cap, the price cap (µ$)."""
-        return (*self.days().bounds, self.message_cap, self.price_cap)
+    def script_args(self, days: BudgetDays) -> dict[str, int]:
+        """The budget's share of every script's common arguments (ledger.schema BUDGET_ARGS)."""
+        yesterday, today, tomorrow, after = days.bounds
+        return {
+            "budget_yesterday": yesterday,
+            "budget_today": today,
+            "budget_tomorrow": tomorrow,
+            "budget_after": after,
+            "message_cap": self.message_cap,
+            "price_cap": self.price_cap,
+        }
 
     def pause_reason(self, spend: dict[str, str]) -> str | None:
         """Why sending is paused by the budget today, from the day's hash, or None (the scripts' rule)."""

@@ -1,9 +1,9 @@
 -- Today's budget day: an operator's resume, and the log lines its warnings still owe.
--- args: action, by
+-- Arguments: ledger.schema SCRIPT_ARGS['budget'].
 -- resume: lift the budget pause until the day ends -> {'ok', reason} | {'refused', why}
 -- announce: warning levels reached today whose log line is not written yet, marked written now
 --   -> flat {level, reason, messages, price_micros, ...}
-local action, by = arg(1), arg(2)
+local action, by = A.action, A.by
 local t = now()
 local bk = budget_day(t)
 

@@ -1,16 +1,16 @@
 -- Shared by every ledger script (after the generated schema): keys, clock, options, the one state move.
 -- Keys are derived from the prefix inside the script: cosmos-sms targets one Redis, not a cluster.
--- ARGV[1..5] are the same for every script: prefix, retention_s, events_maxlen, outbox grace_s,
--- clock offset (seconds added to Redis TIME; 0 outside tests, which move the clock with it).
-local P = ARGV[1]
-local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local CLOCK_OFFSET = tonumber(ARGV[5])
--- ARGV[6..11], the budget: four boundaries of three budget days (yesterday, today, tomorrow, computed
--- in Python, which knows time zones), the daily message cap and price cap (micro-dollars; 0 = none).
-local BUDGET_DAYS = {tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])}
-local MESSAGE_CAP, PRICE_CAP = tonumber(ARGV[10]), tonumber(ARGV[11])
-local BASE = 11
-local function arg(i) return ARGV[BASE + i] end
+-- COMMON (generated): the arguments every script gets first; each script's own are `A.<name>`.
+-- clock_offset_s: seconds added to Redis TIME (0 outside tests, which move the clock with it).
+local P = COMMON.prefix
+local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(COMMON.retention_s), tonumber(COMMON.events_maxlen),
+  tonumber(COMMON.grace_s)
+local CLOCK_OFFSET = tonumber(COMMON.clock_offset_s)
+-- The budget: the boundaries of three consecutive budget days (computed in Python, which knows time
+-- zones), the daily message cap and price cap (micro-dollars; 0 = none).
+local BUDGET_DAYS = {tonumber(COMMON.budget_yesterday), tonumber(COMMON.budget_today),
+  tonumber(COMMON.budget_tomorrow), tonumber(COMMON.budget_after)}
+local MESSAGE_CAP, PRICE_CAP = tonumber(COMMON.message_cap), tonumber(COMMON.price_cap)
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
 local COUNTERS = key('counters')
 local BACKSTOP_S = 86400  -- EXPIRE fires a day after the sweep should have removed a record
