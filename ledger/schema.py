@@ -196,7 +196,6 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "breaker_cap_s",
         "delay_s",
         "max_ambiguous_resends",
-        "spend",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),

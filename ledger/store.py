@@ -299,9 +299,7 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
-        spend: float | None = None,
     ) -> tuple[object, ...]:
-        """`spend`: what an acceptance costs the budget when the route does not price it (SMPP)."""
         s = self.settings
         return script_args(
             "finish",
@@ -320,7 +318,6 @@ class Ledger:
             breaker_cap_s=s.retry_backoff_max_s,
             delay_s=delay_s,
             max_ambiguous_resends=s.max_ambiguous_resends,
-            spend="" if spend is None else spend,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -449,10 +446,6 @@ class Ledger:
         """Warning levels reached today and not logged yet, now marked logged: (level, reason, messages, µ$)."""
         flat = self._run("budget", *script_args("budget", action="announce", by=""))
         return [(int(r["level"]), r["reason"], int(r["messages"]), int(r["price"])) for r in reply_rows("budget", flat)]
-
-    def spend_today(self) -> dict[str, str]:
-        """Today's budget day hash (messages, price in µ$, warnings, resume)."""
-        return self.redis.hgetall(self.keys.budget_day(self.budget.days().start))  # type: ignore[return-value]
 
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]

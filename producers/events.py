@@ -54,7 +54,7 @@ CLAIM_EVERY_S = 5.0
 """How often (seconds) a reader looks for idle entries of other consumers."""
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
 STATE = "state"
-EVENT_KINDS = (STATE, "budget")
+EVENT_KINDS = (STATE, "inbound", "budget")
 """What the stream carries. Readers get `state` events only unless they ask for more (`kinds=`), so a
 reader written for state changes never meets another kind."""
 
@@ -182,7 +182,8 @@ class Event:
     late: bool = False
     """The provider's word arrived after the job had ended `expired`, `dead` or `cancelled`."""
     kind: str = STATE
-    """`state` (a record's state change) or another kind (`budget`: a cap's warning), see EVENT_KINDS."""
+    """`state` (a record's state change) or another kind (`inbound`: a message to us; `budget`: a cap's
+    warning), see EVENT_KINDS."""
     detail: dict[str, str] = field(default_factory=dict)
     """The fields of an event of another kind (a `budget` event: level, reason, messages, price, cap, day)."""
 

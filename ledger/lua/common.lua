@@ -232,9 +232,9 @@ local function budget_count(ts, messages, price, t)
 end
 
 -- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here,
--- and counted on today's budget at `spend` (the price, unless the route prices it otherwise).
-local function settle_sent(j, mid, price, t, late, spend)
-  budget_count(t, 1, micros(spend or price), t)
+-- and counted on today's budget at its price.
+local function settle_sent(j, mid, price, t, late)
+  budget_count(t, 1, micros(price), t)
   move(j, S.sent, t, {late = late})
   redis.call('HSET', j.jk, F.message_id, mid, F.price, price, F.sent_ts, t)
   redis.call('HDEL', j.jk, F.last_error, F.resend_next)

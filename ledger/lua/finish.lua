@@ -1,14 +1,12 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
 -- Arguments and reply: ledger.schema SCRIPT_ARGS / SCRIPT_REPLIES['finish'] ({result, breaker_change}).
 -- kind: accepted | permanent | transient | ambiguous | account | defer | release
--- spend: what an acceptance costs the budget when the route does not price it ('' = the price)
 local job, owner, kind, status = A.job, A.owner, A.kind, A.status
 local http, latency_ms, message_id, price, err = A.http, A.latency_ms, A.message_id, A.price, A.error
 local policy = A.policy
 local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open_s)
 local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
 local max_resends = tonumber(A.max_ambiguous_resends)
-local spend = A.spend ~= '' and A.spend or nil
 local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
@@ -25,12 +23,12 @@ if kind == K.accepted then
     -- Another attempt of this job was recorded first: this one is an extra send.
     if j[F.message_id] ~= message_id then
       local extra = extra_send(j, message_id)
-      if extra == R.extra then budget_count(t, 1, micros(spend or price), t) end  -- it cost a send too
+      if extra == R.extra then budget_count(t, 1, micros(price), t) end  -- it cost a send too
       return {extra, change}
     end
     return {R.duplicate, change}
   end
-  settle_sent(j, message_id, price, t, LATE_OK[state], spend)
+  settle_sent(j, message_id, price, t, LATE_OK[state])
   if j[F.rcpt_msgid] then
     if j[F.rcpt_msgid] == message_id then
       local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_price, F.rcpt_ts)
