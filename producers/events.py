@@ -2,6 +2,7 @@
 
 The ledger's scripts append one entry per state change (`job`, `state`, `prev`, and
 `reason`, `batch`, `late` when they apply; the entry id is the time), trimmed with `MAXLEN ~ COSMOS_EVENTS_MAXLEN`.
+Entries of other kinds (a `kind` field: `budget` warnings) are yielded only to readers that ask (`kinds=`).
 On Redis 7.0 trimming drops entries whether or not a group has acknowledged them: the stream
 is a feed, not a queue. A reader that falls behind the bound gets `EventsMissed`, never a gap.
 
