@@ -90,7 +90,7 @@ class Console:
             client,
             ledger,
             controls,
-            Searcher(client, keys, batch_job_id),
+            Searcher(client, settings, batch_job_id),
             Tasks(ledger, controls, batch_job_id),
             ActivityCounter(client, keys),
             LoginThrottle(client, keys),

@@ -183,6 +183,14 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
+    "forward_retry": ("ids",),
+    "events_read": ("group", "consumer", "count"),
+    "events_group": ("group", "start"),
+    "events_skip": ("group",),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "lock_release": ("name", "token"),
 }
 """Each script's own arguments, after COMMON_ARGS."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -202,6 +210,8 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "messages": ("first", "last", "queue", "message"),
     },
+    "forward_retry": {"ids": ("fwd_id",)},
+    "search_filter": {"jobs": ("job",)},
 }
 """Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""
 SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
@@ -226,6 +236,7 @@ otherwise (verdict, detail); `enqueue` follows its status with (job, created) ro
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
+    "forward_claim": ("fwd_id", "fields"),
 }
 """Replies that are (or end in) a flat list of rows."""
 

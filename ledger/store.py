@@ -12,8 +12,8 @@ from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.record import iso, to_record
-from ledger.schema import COMMON_ARGS, ENQUEUE_STEP, STEP, SWEEP_STEP, pack, reply, reply_rows, row_args, script_args
-from ledger.scripts import Scripts
+from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
@@ -103,15 +103,7 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = pack(
-            COMMON_ARGS,
-            {
-                "prefix": self.keys.prefix,
-                "retention_s": settings.retention_s,
-                "events_maxlen": settings.events_maxlen,
-                "grace_s": settings.requeue_grace_s,
-            },
-        )
+        self._common = common_args(settings)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -352,6 +344,15 @@ class Ledger:
     def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
         expires_in_s = self.settings.default_expires_in_s
         return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
+
+    # --- locks -----------------------------------------------------------------------
+    def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:
+        """`{P}:lock:<name>` for `token` unless another holder has it; it expires after `ttl_ms`."""
+        return bool(self.redis.set(self.keys.lock(name), token, nx=True, px=ttl_ms))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Give the lock back, only if `token` still holds it."""
+        return bool(self._run("lock_release", *script_args("lock_release", name=name, token=token)))
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
