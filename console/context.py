@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 from config.keys import Keys
+from config.redis_client import redis_client
 from config.settings import Settings
 from console.activity import ActivityCounter
 from console.auth import LoginThrottle
@@ -75,9 +75,7 @@ class Console:
 
     @classmethod
     def build(cls, settings: Settings, users: dict[str, User], client: Redis | None = None) -> Console:
-        client = client or redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = client or redis_client(settings, "console")
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
