@@ -27,15 +27,6 @@ _NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
 
 
-def batch_job_id_function():
-    """`ledger.schema.batch_job_id` once the ledger has it (batch search and cancel need it)."""
-    try:
-        from ledger.schema import batch_job_id
-    except ImportError:
-        return None
-    return batch_job_id
-
-
 def mask(number: str | None, user: User | None) -> str:
     """Numbers in full for operators; a viewer sees the first four and last three digits."""
     if not number:
@@ -79,7 +70,6 @@ class Console:
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
-        batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
         templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
         return cls(
@@ -88,8 +78,8 @@ class Console:
             client,
             ledger,
             controls,
-            Searcher(client, settings, batch_job_id),
-            Tasks(ledger, controls, batch_job_id),
+            Searcher(client, settings),
+            Tasks(ledger, controls),
             ActivityCounter(client, keys),
             LoginThrottle(client, keys),
             templates,

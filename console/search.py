@@ -19,7 +19,7 @@ import redis
 from config.keys import Keys
 from config.settings import Settings
 from ledger.record import STATES
-from ledger.schema import row_args
+from ledger.schema import batch_job_id, row_args
 from ledger.scripts import ScriptCalls
 
 PAGE_SIZE = 50
@@ -105,10 +105,9 @@ def parse_query(params: dict[str, str]) -> Query:
 class Searcher:
     """Runs Queries against one prefix."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, batch_job_id=None):
+    def __init__(self, client: redis.Redis, settings: Settings):
         self.redis = client
         self.keys = Keys(settings.redis_prefix)
-        self.batch_job_id = batch_job_id
         self._call = ScriptCalls(client, settings)
 
     def run(self, q: Query) -> Page:
@@ -180,13 +179,11 @@ class Searcher:
         return False
 
     def _batch(self, q: Query) -> Page:
-        if self.batch_job_id is None:
-            raise SearchError("batch: this ledger has no batch index yet")
         total = int(self.redis.hget(self.keys.batch(q.batch), "total") or 0) if self._is_hash(q.batch) else 0
         start = int(q.cursor.split(":")[1]) if q.cursor else 0
         filtered = bool(q.state or q.reason or q.since is not None or q.until is not None)
         end = min(total, start + (SCAN_LIMIT if filtered else PAGE_SIZE))
-        ids = [self.batch_job_id(q.batch, i) for i in range(start, end)]
+        ids = [batch_job_id(q.batch, i) for i in range(start, end)]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:
             end = start + ids.index(matches[PAGE_SIZE - 1]) + 1

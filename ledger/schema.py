@@ -191,6 +191,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "events_skip": ("group",),
     "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
     "lock_release": ("name", "token"),
+    "batch_close": ("batch_id",),
 }
 """Each script's own arguments, after COMMON_ARGS."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -420,6 +420,23 @@ class Ledger:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
 
+    def dead_page(self, until_ts: float, skip: int, count: int = STEP) -> list[str]:
+        """Dead job ids that died by `until_ts`, oldest first, from position `skip`."""
+        ids = self.redis.zrangebyscore(self.keys.dead, "-inf", until_ts, start=skip, num=count)
+        return [str(i) for i in ids]
+
+    def dead_reasons(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each job's dead reason (None: its record is gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "dead_reason")
+        return pipe.execute()
+
+    def forget_dead(self, job_ids: Sequence[str]) -> None:
+        """Drop dead-set entries whose record expired (stale entries)."""
+        if job_ids:
+            self.redis.zrem(self.keys.dead, *job_ids)
+
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
 
@@ -443,6 +460,10 @@ class Ledger:
         return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
 
     # --- batches ---------------------------------------------------------------------
+    def close_batch(self, batch_id: str) -> bool:
+        """Mark a batch cancelled: `enqueue` refuses it new members. False if there is no such batch."""
+        return bool(self._run("batch_close", *script_args("batch_close", batch_id=batch_id)))
+
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:
         raw: dict[str, str] = self.redis.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
         if not raw or "total" not in raw:
