@@ -25,6 +25,7 @@ import redis
 
 from config.keys import Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
 from ledger.schema import reply_rows, row_args
 from ledger.scripts import ScriptCalls
 
@@ -99,8 +100,7 @@ class Forwards:
 
     def add(self, job_id: str, url: str, payload: dict[str, Any]) -> Forward:
         """Write an intent as the ledger's script does (tools and tests; the ledger writes its own in Lua)."""
-        seconds, micros = self.redis.time()
-        now = seconds + micros / 1_000_000
+        now = ledger_now(self.redis, self.settings)
         fwd_id = uuid.uuid4().hex
         fields: dict[str, str | float] = {
             "job": job_id,
@@ -188,8 +188,7 @@ class Forwards:
 
     def retry_all(self) -> int:
         """Retry every forward given up before now, a step at a time."""
-        seconds, micros = self.redis.time()
-        cutoff = seconds + micros / 1_000_000
+        cutoff = ledger_now(self.redis, self.settings)
         moved = 0
         while ids := self._failed_before(cutoff):
             moved += self.retry(ids)

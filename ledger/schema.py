@@ -194,7 +194,7 @@ index entries and set members, the counts), so a call holds Redis ~10 ms."""
 # Each script reads its arguments as `A.<name>` from a table generated from these tuples, and Python
 # builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
 # place cannot exist: a missing or unknown name fails at the call.
-COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s")
+COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),

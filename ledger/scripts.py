@@ -30,6 +30,7 @@ def common_args(settings: Settings) -> tuple[object, ...]:
         "retention_s": settings.retention_s,
         "events_maxlen": settings.events_maxlen,
         "grace_s": settings.requeue_grace_s,
+        "clock_offset_s": settings.clock_offset_s,
     }
     return pack(COMMON_ARGS, values)
 

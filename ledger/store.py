@@ -11,6 +11,7 @@ import redis
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
 from ledger.record import iso, to_record
 from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
 from ledger.scripts import Scripts, common_args
@@ -436,6 +437,10 @@ class Ledger:
         """Drop dead-set entries whose record expired (stale entries)."""
         if job_ids:
             self.redis.zrem(self.keys.dead, *job_ids)
+
+    def now(self) -> float:
+        """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
+        return ledger_now(self.redis, self.settings)
 
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
