@@ -11,6 +11,8 @@ The ledger's script that writes a final state also writes the intent, `{P}:fwd:<
   once its retry window (`COSMOS_FORWARD_MAX_AGE_S`) has passed;
 - `failed_page` lists given-up forwards (paged), `retry` moves them back to due with a new
   window. Given-up forwards are kept for `COSMOS_RETENTION_S`, then pruned.
+
+Claim, reschedule and retry are ledger scripts (`ledger/lua/forward_*.lua`) on the ledger's clock.
 """
 
 from __future__ import annotations
