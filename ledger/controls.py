@@ -16,7 +16,6 @@ from typing import Any, cast
 import redis
 
 from config.keys import LANES, Keys
-from ledger.store import Ledger
 
 AUDIT_MAXLEN = 100_000
 """Entries the audit stream keeps (approximately: XADD MAXLEN ~)."""
@@ -128,14 +127,6 @@ class Controls:
         entries = [_entry(entry_id, fields) for entry_id, fields in rows[:limit]]
         more = len(rows) > limit
         return entries, (entries[-1].entry_id if more and entries else None)
-
-
-def resume_budget(ledger: Ledger, controls: Controls, by: str) -> tuple[bool, str]:
-    """Lift the budget's pause for the rest of the budget day, audited: (done, the cap or why not)."""
-    done, detail = ledger.resume_budget(by)
-    if done:
-        controls.audit(by, "resume_budget", "budget", 1, f"{detail} reached; until the budget day ends")
-    return done, detail
 
 
 def _fields(user: str, action: str, target: str, count: int, detail: str) -> dict[str, str]:

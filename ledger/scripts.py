@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from ledger.schema import SCRIPT_ARGS, lua_prelude, lua_script_args
+from config.settings import Settings
+from ledger.budget import Budget, BudgetDays
+from ledger.schema import COMMON_ARGS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -19,6 +22,28 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
     return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+
+
+class CommonArgs:
+    """The arguments every ledger script gets first (ledger.schema.COMMON_ARGS): the settings' fixed ones
+    and the budget days around now, packed again only when the budget day changes."""
+
+    def __init__(self, settings: Settings):
+        self.budget = Budget(settings)
+        self._fixed = {
+            "prefix": settings.redis_prefix,
+            "retention_s": settings.retention_s,
+            "events_maxlen": settings.events_maxlen,
+            "grace_s": settings.requeue_grace_s,
+            "clock_offset_s": settings.clock_offset_s,
+        }
+        self._packed: tuple[BudgetDays | None, tuple[object, ...]] = (None, ())
+
+    def __call__(self) -> tuple[object, ...]:
+        days = self.budget.days()
+        if self._packed[0] is not days:
+            self._packed = (days, pack(COMMON_ARGS, {**self._fixed, **self.budget.script_args(days)}))
+        return self._packed[1]
 
 
 class Scripts:
@@ -98,3 +123,18 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results, int(acked)
+
+
+class ScriptCalls:
+    """The ledger's scripts for one prefix, each called with its declared arguments by name.
+
+    For ledger-side classes other than `Ledger` (forwards, events, search, locks); `rows` are the flat
+    arguments of a script's repeated rows (`ledger.schema.row_args`).
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings):
+        self.scripts = Scripts(client)
+        self.common = CommonArgs(settings)
+
+    def __call__(self, name: str, rows: Sequence[object] = (), **args: object) -> Any:
+        return self.scripts.run(name, *self.common(), *script_args(name, **args), *rows)

@@ -17,7 +17,8 @@ import yaml
 from config.errors import SettingsError
 from config.settings import load_settings
 from ledger.budget import Budget, budget_day
-from ledger.controls import Controls, resume_budget
+from ledger.controls import Controls
+from ledger.operations import resume_budget
 from ledger.stats import stats
 from producers.events import EventFeed, EventReader
 from producers.producer import SmsProducer
@@ -135,7 +136,7 @@ def test_resume_budget_lifts_the_pause_for_the_rest_of_the_day_and_a_plain_resum
     ledger = producer.ledger
     controls = Controls(ledger.redis, ledger.keys)
     first, second, third = jobs(producer, 3)
-    assert resume_budget(ledger, controls, "ann") == (False, "sending is not paused by the budget")
+    assert resume_budget(ledger, "ann") == (False, "sending is not paused by the budget")
     assert [send(ledger, first), send(ledger, second)] == ["sent", "sent"]
     assert stats(ledger)["paused"]["reason"] == "daily_budget"
 
@@ -143,7 +144,7 @@ def test_resume_budget_lifts_the_pause_for_the_rest_of_the_day_and_a_plain_resum
     assert stats(ledger)["paused"]["kind"] == "budget"
     assert send(ledger, third) == "budget_paused"
 
-    assert resume_budget(ledger, controls, "ann") == (True, "daily_budget")
+    assert resume_budget(ledger, "ann") == (True, "daily_budget")
     assert stats(ledger)["paused"] is None and stats(ledger)["budget"]["resumed"]["by"] == "ann"
     entries, _ = controls.audit_page()
     assert [(e.user, e.target) for e in entries if e.action == "resume_budget"] == [("ann", "budget")]
@@ -230,10 +231,10 @@ def test_budget_events_fire_once_per_level_and_state_readers_never_see_them(sett
     reader.ensure_group()
     for job_id in jobs(producer, 4):
         send(ledger, job_id)
-    resume_budget(ledger, Controls(ledger.redis, ledger.keys), "ann")  # not paused yet: nothing
+    resume_budget(ledger, "ann")  # not paused yet: nothing
     late = jobs(producer, 3)
     send(ledger, late[0])
-    resume_budget(ledger, Controls(ledger.redis, ledger.keys), "ann")
+    resume_budget(ledger, "ann")
     for job_id in late[1:]:
         send(ledger, job_id)
 

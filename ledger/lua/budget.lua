@@ -5,21 +5,21 @@
 --   -> flat {level, reason, messages, price_micros, ...}
 local action, by = A.action, A.by
 local t = now()
-local bk = budget_day(t)
+local dk = budget_day(t)
 
 if action == 'resume' then
-  local reason = bk and budget_paused(t)
+  local reason = dk and budget_paused(t)
   if not reason then return {'refused', 'sending is not paused by the budget'} end
-  redis.call('HSET', bk, BF.resumed, cjson.encode({by = by, ts = t}))
+  redis.call('HSET', dk, BF.resumed, cjson.encode({by = by, ts = t}))
   return {'ok', reason}
 elseif action == 'announce' then
   local out = {}
-  if not bk then return out end
-  local b = redis.call('HMGET', bk, BF.messages, BF.price)
+  if not dk then return out end
+  local b = redis.call('HMGET', dk, BF.messages, BF.price)
   local m, p = tonumber(b[1]) or 0, tonumber(b[2]) or 0
   for _, level in ipairs(BUDGET_LEVELS) do
-    if redis.call('HEXISTS', bk, BF['warned_' .. level]) == 1
-        and redis.call('HSETNX', bk, BF['logged_' .. level], 1) == 1 then
+    if redis.call('HEXISTS', dk, BF['warned_' .. level]) == 1
+        and redis.call('HSETNX', dk, BF['logged_' .. level], 1) == 1 then
       for _, v in ipairs({level, cap_reached(m, p, level) or '', m, p}) do table.insert(out, v) end
     end
   end

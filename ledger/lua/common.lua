@@ -203,9 +203,9 @@ end
 -- Why the budget holds sending back now, or nil. An operator's resume lifts it until the day ends.
 local function budget_paused(t)
   if MESSAGE_CAP <= 0 and PRICE_CAP <= 0 then return nil end
-  local bk = budget_day(t)
-  if not bk then return nil end
-  local b = redis.call('HMGET', bk, BF.messages, BF.price, BF.resumed)
+  local dk = budget_day(t)
+  if not dk then return nil end
+  local b = redis.call('HMGET', dk, BF.messages, BF.price, BF.resumed)
   if b[3] then return nil end
   return cap_reached(tonumber(b[1]) or 0, tonumber(b[2]) or 0, 100)
 end
@@ -214,15 +214,15 @@ end
 -- level with a `budget` event (the log line follows from the reconciler, which reads the marks).
 local function budget_count(ts, messages, price, t)
   if messages == 0 and price == 0 then return end
-  local bk, ends, starts = budget_day(ts)
-  if not bk then return end
-  local m = redis.call('HINCRBY', bk, BF.messages, messages)
-  local p = redis.call('HINCRBY', bk, BF.price, price)
-  redis.call('EXPIREAT', bk, math.floor(ends) + BUDGET_KEEP_S)
-  if bk ~= budget_day(t) then return end
+  local dk, ends, starts = budget_day(ts)
+  if not dk then return end
+  local m = redis.call('HINCRBY', dk, BF.messages, messages)
+  local p = redis.call('HINCRBY', dk, BF.price, price)
+  redis.call('EXPIREAT', dk, math.floor(ends) + BUDGET_KEEP_S)
+  if dk ~= budget_day(t) then return end
   for _, level in ipairs(BUDGET_LEVELS) do
     local reason = cap_reached(m, p, level)
-    if reason and redis.call('HSETNX', bk, BF['warned_' .. level], t) == 1 and EVENTS_MAXLEN > 0 then
+    if reason and redis.call('HSETNX', dk, BF['warned_' .. level], t) == 1 and EVENTS_MAXLEN > 0 then
       local cap = reason == BP.daily_budget and string.format('%.6f', PRICE_CAP / 1000000) or MESSAGE_CAP
       redis.call('XADD', key('events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'kind', 'budget', 'level', level,
         'reason', reason, 'messages', m, 'price', string.format('%.6f', p / 1000000), 'cap', cap,
