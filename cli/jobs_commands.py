@@ -19,11 +19,20 @@ def _producer() -> SmsProducer:
 @click.option("--text", required=True, help="Message text.")
 @click.option("--callback", default=None, help="Your own delivery-status URL (else COSMOS_WEBHOOK_URL).")
 @click.option("--idempotency-key", default=None, help="Same key, same message: sent once.")
-@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds.")
+@click.option(
+    "--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds (from --at if given)."
+)
+@click.option(
+    "--at",
+    "send_at",
+    default=None,
+    metavar="ISO",
+    help="Send no earlier than this ISO 8601 time with an offset, e.g. 2026-12-08T09:00:00+01:00.",
+)
 @one_line_errors
-def send(to, sender, text, callback, idempotency_key, expires_in) -> None:
+def send(to, sender, text, callback, idempotency_key, expires_in, send_at) -> None:
     """Enqueue one message; prints its job id."""
-    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at))
 
 
 @click.command()

@@ -47,6 +47,15 @@ class Keys:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
         return f"{self.prefix}:retry:{lane}"
 
+    def scheduled(self, lane: str) -> str:
+        """Sorted set: a lane's queued jobs whose `send_at` is ahead -> send_at (no broker message yet)."""
+        return f"{self.prefix}:scheduled:{lane}"
+
+    @property
+    def quiet(self) -> str:
+        """Sorted set: bulk jobs waiting for the quiet hours to end -> when they were due."""
+        return f"{self.prefix}:quiet"
+
     def by_number(self, number: str) -> str:
         """Sorted set: jobs to one number -> created_ts (console search)."""
         return f"{self.prefix}:idx:to:{number}"

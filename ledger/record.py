@@ -17,6 +17,7 @@ _TIMES = {
     "sent_ts": "sent_at",
     "delivered_ts": "delivered_at",
     "due_ts": "next_attempt_at",
+    "send_at": "send_at",
 }
 
 

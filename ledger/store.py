@@ -10,10 +10,11 @@ import redis
 
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
+from config.quiet_window import NO_WINDOWS, QuietHours
 from config.settings import Settings
-from ledger.clock import ledger_now
+from ledger.clock import LedgerClock, ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
+from ledger.schema import ENQUEUE_STEP, RELEASE_STEP, STEP, SWEEP_STEP
 from ledger.scripts import Scripts
 
 PROBE_S_FACTOR = 1.5
@@ -36,6 +37,8 @@ class NewJob:
     idempotency_key: str | None
     fingerprint: str
     expires_in_s: float
+    send_at: float | None = None
+    """Epoch seconds ahead of now: recorded as scheduled, with no broker message until then."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Ledger:
             settings.requeue_grace_s,
             settings.clock_offset_s,
         )
+        self._clock = LedgerClock(client, settings)
+        self._quiet = QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -157,6 +162,7 @@ class Ledger:
                 job.callback or "",
                 int(job.forward),
                 job.expires_in_s,
+                "" if job.send_at is None else job.send_at,
             ]
         args.append(len(messages))
         for first, last, queue_key, message in messages:
@@ -227,6 +233,7 @@ class Ledger:
             s.attempt_bound_s * PROBE_S_FACTOR,
             s.max_ambiguous_resends,
             s.pause_probe_interval_s,
+            *self.quiet_windows(),
         )
 
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
@@ -287,7 +294,14 @@ class Ledger:
             k.broker_queue_key(LANES[0]),
             k.broker_queue_key(LANES[1]),
             self.settings.pause_probe_interval_s,
+            *self.quiet_windows(),
         )
+        return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+    def release_due(self, limit: int = RELEASE_STEP) -> list[tuple[str, str, str]]:
+        """Scheduled jobs now due, and bulk jobs the quiet hours held once they end, to publish now:
+        (job id, lane, why), at most `limit`, in due order."""
+        flat = self._run("release", limit, *self.quiet_windows())
         return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
     def sweep(self, limit: int = SWEEP_STEP) -> int:
@@ -374,6 +388,14 @@ class Ledger:
             for job_id in ids:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
+
+    def quiet_windows(self) -> tuple[float, float, float, float]:
+        """The quiet hours' window in force (or next) and the one after, for the scripts; zeros for none."""
+        return NO_WINDOWS if self._quiet is None else self._quiet.windows(self._clock.now())
+
+    def quiet_until(self, now: float) -> float | None:
+        """When the quiet hours in force at `now` (ledger time) end, or None."""
+        return None if self._quiet is None else self._quiet.until(now)
 
     def now(self) -> float:
         """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""

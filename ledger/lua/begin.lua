@@ -1,7 +1,8 @@
 -- Decide, in one round trip, whether this worker may make the next HTTP attempt for a job,
 -- and if so take (or renew) its lease and its rate slot.
 -- args: job, owner, lease_s, policy, max_attempts, poison_n, count_delivery, rate, bulk_ahead_s,
---       probe_s, max_ambiguous_resends, probe_interval_s
+--       probe_s, max_ambiguous_resends, probe_interval_s, then the quiet hours' two windows (start, end,
+--       start, end; zeros for none)
 -- Returns {go, attempt, to, from, text, callback, created_ts, delay_s, probe, forward}
 --       | {busy, wait_s} | {wait, why} | {skip, why} | {held} | {dead, reason} | {expired} | {sent}
 local job, owner = arg(1), arg(2)
@@ -10,7 +11,7 @@ local max_attempts, poison_n, count_delivery = tonumber(arg(5)), tonumber(arg(6)
 local rate, bulk_ahead = tonumber(arg(8)), tonumber(arg(9))
 local probe_s, max_resends, probe_interval = tonumber(arg(10)), tonumber(arg(11)), tonumber(arg(12))
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -36,6 +37,8 @@ if state == S.sending then
   end
 elseif WAITING[state] then
   if state == S.retrying and (tonumber(j[F.due_ts]) or 0) > t + 0.05 then return {V.skip, 'not_due'} end
+  -- Never before send_at, whatever message brought it here.
+  if state == S.queued and (tonumber(j[F.send_at]) or 0) > t then return {V.skip, 'scheduled'} end
 else
   return {V.skip, state}
 end
@@ -67,6 +70,12 @@ local function defer(until_ts, why)
 end
 
 local lane = j[F.lane]
+-- Quiet hours hold bulk jobs (never singles) until the window ends, without spending an attempt.
+if lane == 'bulk' and not renewing and quiet_until(t, arg(13), arg(14), arg(15), arg(16)) then
+  if j[F.resend_next] == '1' then redis.call('HSET', j.jk, F.resend_next, 1) end
+  hold_for_quiet(j, t)
+  return {V.skip, 'quiet_hours'}
+end
 if operator_paused(lane) then return defer(t, 'operator_paused') end
 local probe = false
 local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')

@@ -1,15 +1,18 @@
 -- The scheduler's pick, one worker at a time, at most `limit` jobs per kind and call:
 -- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
---    breaker: then only its one probe goes), so waiting costs nothing per job;
+--    breaker: then only its one probe goes; the quiet hours: no bulk), so waiting costs nothing per job;
 -- 2. waiting jobs whose deadline passed, ended `expired` on the spot;
 -- 3. leases whose owner died;
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
--- args: limit, single broker list, bulk broker list, probe_interval_s
+-- Scheduled jobs are none of these: release.lua hands them over when due.
+-- args: limit, single broker list, bulk broker list, probe_interval_s, then the quiet hours' two
+--       windows (start, end, start, end; zeros for none)
 -- Returns a flat list: job, lane, reason, ...
 local limit, probe_interval = tonumber(arg(1)), tonumber(arg(4))
 local lists = {single = arg(2), bulk = arg(3)}
 local t = now()
+local quiet = quiet_until(t, arg(5), arg(6), arg(7), arg(8))
 local out = {}
 local function pick(job, lane, why)
   table.insert(out, job); table.insert(out, lane); table.insert(out, why)
@@ -28,7 +31,7 @@ else
   end
 end
 for _, lane in ipairs({'single', 'bulk'}) do
-  if allowance > 0 and not operator_paused(lane) then
+  if allowance > 0 and not operator_paused(lane) and not (lane == 'bulk' and quiet) then
     local rk = key('retry', lane)
     for _, job in ipairs(redis.call('ZRANGEBYSCORE', rk, '-inf', t, 'LIMIT', 0, allowance)) do
       if redis.call('HGET', key('job', job), F.state) == S.retrying then

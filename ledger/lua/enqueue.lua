@@ -1,18 +1,22 @@
 -- Write up to ENQUEUE_STEP new outcome records (the durable outbox) and their broker messages, atomically.
 -- args: batch_id ('' for none), batch_fingerprint, batch_total, n, then per job: job_id, idem, fingerprint,
---       lane, to, from, text, callback, forward, expires_in_s; then m, then per message: first, last
+--       lane, to, from, text, callback, forward, expires_in_s, send_at ('' or epoch seconds: scheduled,
+--       no broker message; its deadline counts from it); then m, then per message: first, last
 --       (1-based job positions it carries), broker list, message. A message is pushed only when one of
 --       its jobs is new, so repeating a call (its reply lost, or a batch resumed) sends nothing twice.
 -- Returns {'ok', job, created, ...} | {'conflict', index, job, key} | {'batch_conflict'} | {'batch_cancelled'}
 local batch, batch_fp, batch_total, n = arg(1), arg(2), tonumber(arg(3)), tonumber(arg(4))
 local t = now()
-local W = 10
+local W = 11
 if batch ~= '' then
   local bk = key('batch', batch)
   local b = redis.call('HMGET', bk, 'fingerprint', 'cancelled')
   if b[1] and b[1] ~= batch_fp then return {'batch_conflict'} end
   if b[2] == '1' then return {'batch_cancelled'} end
   if not b[1] then redis.call('HSET', bk, 'fingerprint', batch_fp, 'total', batch_total, 'created_ts', t) end
+  local latest = 0
+  for i = 1, n do latest = math.max(latest, tonumber(ARGV[BASE + 4 + (i - 1) * W + 11]) or 0) end
+  if latest > (tonumber(redis.call('HGET', bk, 'send_until')) or 0) then redis.call('HSET', bk, 'send_until', latest) end
 end
 -- First pass decides every idempotency key, so a conflict changes nothing.
 local reuse, seen = {}, {}
@@ -45,18 +49,20 @@ for i = 1, n do
     end
   end
   if revive then
-    local j = load(job)
+    local j = load(job, F.send_at)
     redis.call('HDEL', j.jk, F.last_error)
     move(j, S.queued, t)
+    if j[F.send_at] then schedule(j, tonumber(j[F.send_at])) end
     created[i] = true
     table.insert(result, job); table.insert(result, '1')
   elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
-    local idem, to = ARGV[b + 2], ARGV[b + 5]
+    local idem, to, send_at = ARGV[b + 2], ARGV[b + 5], tonumber(ARGV[b + 11])
     local jk = key('job', job)
     redis.call('HSET', jk, F.lane, ARGV[b + 4], F.to, to, F['from'], ARGV[b + 6],
-      F.text, ARGV[b + 7], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + 10]), F.attempts, 0)
+      F.text, ARGV[b + 7], F.created_ts, t, F.expires_ts, (send_at or t) + tonumber(ARGV[b + 10]), F.attempts, 0)
+    if send_at then redis.call('HSET', jk, F.send_at, send_at) end
     if ARGV[b + 8] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + 8]) end
     if ARGV[b + 9] == '1' then redis.call('HSET', jk, F.forward, 1) end
     if batch ~= '' then redis.call('HSET', jk, F.batch, batch) end
@@ -70,6 +76,7 @@ for i = 1, n do
     j[F.lane] = ARGV[b + 4]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)
+    if send_at then schedule(j, send_at) end
     created[i] = true
     table.insert(result, job); table.insert(result, '1')
   end
