@@ -15,7 +15,7 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def at(zone: ZoneInfo, *parts: int) -> float:
-    return datetime(*parts, tzinfo=zone).timestamp()  # type: ignore[misc]
+    return datetime(*parts, tzinfo=zone).timestamp()  # type: ignore[misc,arg-type]
 
 
 def local(ts: float, zone: ZoneInfo) -> str:
