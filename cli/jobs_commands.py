@@ -91,6 +91,10 @@ def stats(as_json) -> None:
     table.add_row("breaker", figures["breaker"]["state"])
     pause = figures["paused"]
     table.add_row("paused", f"{pause['kind']}: {pause['reason']} ({', '.join(pause['lanes'])})" if pause else "no")
+    scheduled = figures["scheduled"]
+    table.add_row("scheduled", f"{scheduled['waiting']} waiting, next at {scheduled['next_at'] or 'none'}")
+    quiet = figures["quiet_hours"]
+    table.add_row("quiet hours", f"on until {quiet['until']} ({quiet['waiting']} bulk waiting)" if quiet else "off")
     Console().print(table)
 
 

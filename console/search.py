@@ -44,6 +44,8 @@ class Query:
     since: float | None = None
     until: float | None = None
     cursor: str = ""
+    scheduled: bool = False
+    """Only queued jobs with a send_at: waiting for it, or released and not yet taken."""
 
     @property
     def driver(self) -> str:
@@ -97,7 +99,12 @@ def parse_query(params: dict[str, str]) -> Query:
     since, until = parse_time("since", params.get("since", "")), parse_time("until", params.get("until", ""))
     if since is not None and until is not None and since > until:
         raise SearchError("since: later than until")
-    return Query(**values, since=since, until=until)
+    scheduled = (params.get("scheduled") or "").strip()
+    if scheduled not in ("", "1", "on"):
+        raise SearchError("scheduled: 1 or nothing")
+    if scheduled and values["state"] not in ("", "queued"):
+        raise SearchError("scheduled: scheduled messages are queued")
+    return Query(**values, since=since, until=until, scheduled=bool(scheduled))
 
 
 class Searcher:
@@ -170,7 +177,7 @@ class Searcher:
 
     def _needs_filter(self, q: Query, zset: str) -> bool:
         """Whether a filter remains that the walked index does not answer by itself."""
-        if q.reason or q.batch:
+        if q.reason or q.batch or q.scheduled:
             return True
         if q.state:
             walked = {self.keys.dead: "dead", self.keys.held: "held"}.get(zset)
@@ -182,7 +189,7 @@ class Searcher:
             raise SearchError("batch: this ledger has no batch index yet")
         total = int(self.redis.hget(self.keys.batch(q.batch), "total") or 0) if self._is_hash(q.batch) else 0
         start = int(q.cursor.split(":")[1]) if q.cursor else 0
-        filtered = bool(q.state or q.reason or q.since is not None or q.until is not None)
+        filtered = bool(q.state or q.reason or q.scheduled or q.since is not None or q.until is not None)
         end = min(total, start + (SCAN_LIMIT if filtered else PAGE_SIZE))
         ids = [self.batch_job_id(q.batch, i) for i in range(start, end)]
         matches = self._matching(q, ids)
@@ -208,19 +215,22 @@ class Searcher:
             q.batch,
             "" if q.since is None else repr(q.since),
             "" if q.until is None else repr(q.until),
+            "1" if q.scheduled else "",
         ]
         hits = self._filter(keys=[self.keys.job(job_id) for job_id in ids], args=args)
         return [ids[int(i) - 1] for i in hits]
 
 
 _FILTER_LUA = """
--- Read-only: which of KEYS (job hashes) exist and match state, dead reason, number, batch, created range.
+-- Read-only: which of KEYS (job hashes) exist and match state, dead reason, number, batch, created range,
+-- and (scheduled) being queued with a send_at.
 local state, reason, number, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local since, till = tonumber(ARGV[5]), tonumber(ARGV[6])
+local since, till, scheduled = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 local out = {}
 for i, k in ipairs(KEYS) do
-  local f = redis.call('HMGET', k, 'state', 'dead_reason', 'to', 'batch', 'created_ts')
+  local f = redis.call('HMGET', k, 'state', 'dead_reason', 'to', 'batch', 'created_ts', 'send_at')
   local ok = f[1] ~= false
+  if ok and scheduled and (f[1] ~= 'queued' or not f[6]) then ok = false end
   if ok and state ~= '' and f[1] ~= state then ok = false end
   if ok and reason ~= '' and f[2] ~= reason then ok = false end
   if ok and number ~= '' and f[3] ~= number then ok = false end

@@ -36,6 +36,7 @@ JOB_FIELDS = {
     "updated_ts": "epoch seconds, last change",
     "expires_ts": "deadline: not sent by then means expired",
     "send_at": "epoch seconds: a scheduled job is not sent before",
+    "waiting": "what a waiting job waits for: 'send_at' or 'quiet_hours' (absent: nothing)",
     "attempts": "HTTP requests made to COSMOS (probes excluded)",
     "deliveries": "single-job deliveries begun since the last outcome (poison detection)",
     "owner": "lease owner while sending",

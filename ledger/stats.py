@@ -56,6 +56,9 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     now = secs + micros / 1_000_000 + ledger.settings.clock_offset_s
     quiet_until = ledger.quiet_until(now)
     next_at = min((first[0][1] for first in scheduled[1::2] if first), default=None)
+    # The backlog a worker could take now: queued jobs, less those waiting for send_at or quiet hours.
+    waiting_apart = {lane: scheduled[2 * i] + (quiet_size if lane == "bulk" else 0) for i, lane in enumerate(LANES)}
+    backlog = {lane: max(0, int(counters.get(f"lane:{lane}:queued", 0)) - waiting_apart[lane]) for lane in LANES}
     figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
@@ -67,6 +70,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         "held_size": held_size,
         "retry_due_size": {lane: lanes[2 * i] for i, lane in enumerate(LANES)},
         "queue_depth": {lane: lanes[2 * i + 1] for i, lane in enumerate(LANES)},
+        "backlog": backlog,
         "total_price": round(float(counters.get("total_price", 0)), 6),
         **figures,
         "receipts_overdue": overdue,

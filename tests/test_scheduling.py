@@ -16,6 +16,7 @@ from config.errors import InvalidMessage
 from ledger.schema import RELEASE_STEP
 from ledger.stats import stats
 from producers.producer import SmsProducer
+from receipts.metrics import LedgerCollector
 
 TO = "033334445566770"
 HOUR = 3600.0
@@ -85,10 +86,14 @@ def test_a_scheduled_job_is_queued_at_once_with_no_broker_message_and_a_deadline
     assert ledger.redis.zscore(ledger.keys.scheduled("single"), job_id) == when.timestamp()
     figures = stats(ledger)
     assert figures["scheduled"] == {"waiting": 1, "next_at": record["send_at"]}
+    assert (figures["states"]["queued"], figures["backlog"]["single"]) == (1, 0)  # queued, but no backlog
+    metrics = {family.name: family for family in LedgerCollector(ledger, 3600).collect()}
+    assert metrics["cosmos_scheduled_waiting"].samples[0].value == 1
     # A past send_at means now: an ordinary job, published at once.
     now_id = send(producer, send_at=ahead(-60), idempotency_key="k1")
     assert producer.get_status(now_id)["send_at"] is None
     assert ledger.redis.llen(ledger.keys.broker_queue_key("single")) == 1
+    assert stats(ledger)["backlog"]["single"] == 1
     # send_at is not part of "the same message": a repeat returns the first job unchanged.
     assert send(producer, send_at=ahead(HOUR), idempotency_key="k1") == now_id
     assert producer.get_status(now_id)["send_at"] is None

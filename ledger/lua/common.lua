@@ -116,6 +116,7 @@ local function move(j, new, t, o)
     redis.call('ZREM', key('outbox', j[F.lane]), job)
     redis.call('ZREM', key('scheduled', j[F.lane]), job)
     redis.call('ZREM', key('quiet'), job)
+    redis.call('HDEL', jk, F.waiting)
   elseif old == S.sending then
     -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
     -- Absent reads as 0 / not in flight: a record keeps only fields that say something.
@@ -125,6 +126,7 @@ local function move(j, new, t, o)
     redis.call('HDEL', jk, F.due_ts)
     redis.call('ZREM', key('retry', j[F.lane]), job)
     redis.call('ZREM', key('quiet'), job)
+    redis.call('HDEL', jk, F.waiting)
   elseif old == S.sent then redis.call('ZREM', key('awaiting'), job)
   elseif old == S.dead then
     redis.call('ZREM', key('dead'), job)
@@ -295,6 +297,7 @@ end
 local function schedule(j, at)
   redis.call('ZREM', key('outbox', j[F.lane]), j.id)
   redis.call('ZADD', key('scheduled', j[F.lane]), at, j.id)
+  redis.call('HSET', j.jk, F.waiting, 'send_at')
 end
 
 -- Quiet hours arrive as two windows of epoch seconds (start, end, start, end; zeros for none),
@@ -323,4 +326,5 @@ local function hold_for_quiet(j, t)
     due = tonumber(j[F.due_ts]) or t
   end
   redis.call('ZADD', key('quiet'), due, j.id)
+  redis.call('HSET', j.jk, F.waiting, 'quiet_hours')
 end

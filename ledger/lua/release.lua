@@ -11,6 +11,7 @@ local quiet = quiet_until(t, arg(2), arg(3), arg(4), arg(5))
 local out, budget = {}, limit
 local function release(job, lane, why)
   redis.call('ZADD', key('outbox', lane), t + GRACE, job)
+  redis.call('HDEL', key('job', job), F.waiting)
   table.insert(out, job); table.insert(out, lane); table.insert(out, why)
 end
 
@@ -22,7 +23,9 @@ for _, lane in ipairs({'single', 'bulk'}) do
     redis.call('ZREM', sk, job)
     budget = budget - 1
     if redis.call('HGET', key('job', job), F.state) == S.queued then
-      if lane == 'bulk' and quiet then redis.call('ZADD', key('quiet'), due[i + 1], job)
+      if lane == 'bulk' and quiet then
+        redis.call('ZADD', key('quiet'), due[i + 1], job)
+        redis.call('HSET', key('job', job), F.waiting, 'quiet_hours')
       else release(job, lane, 'scheduled') end
     end
   end
@@ -34,7 +37,10 @@ if not quiet and budget > 0 then
     redis.call('ZREM', qk, job)
     local f = redis.call('HMGET', key('job', job), F.state, F.due_ts)
     if f[1] == S.queued then release(job, 'bulk', 'quiet_ended')
-    elseif f[1] == S.retrying then redis.call('ZADD', key('retry', 'bulk'), tonumber(f[2]) or t, job) end
+    elseif f[1] == S.retrying then
+      redis.call('ZADD', key('retry', 'bulk'), tonumber(f[2]) or t, job)
+      redis.call('HDEL', key('job', job), F.waiting)
+    end
   end
 end
 return out
