@@ -6,13 +6,11 @@
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
 -- Scheduled jobs are none of these: release.lua hands them over when due.
--- args: limit, single broker list, bulk broker list, probe_interval_s, then the quiet hours' two
---       windows (start, end, start, end; zeros for none)
--- Returns a flat list: job, lane, reason, ...
-local limit, probe_interval = tonumber(arg(1)), tonumber(arg(4))
-local lists = {single = arg(2), bulk = arg(3)}
+-- Arguments: ledger.schema SCRIPT_ARGS['claim']. Returns flat rows of REPLY_ROWS['claim'].
+local limit, probe_interval = tonumber(A.limit), tonumber(A.probe_interval_s)
+local lists = {single = A.single_list, bulk = A.bulk_list}
 local t = now()
-local quiet = quiet_until(t, arg(5), arg(6), arg(7), arg(8))
+local quiet = quiet_until(t, A.quiet_start, A.quiet_end, A.quiet_next_start, A.quiet_next_end)
 local out = {}
 local function pick(job, lane, why)
   table.insert(out, job); table.insert(out, lane); table.insert(out, why)

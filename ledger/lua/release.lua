@@ -3,11 +3,11 @@
 -- lost-message check (its lane's outbox set) from now, as if just enqueued; the reconciler writes
 -- its broker message (ledger/outbox.py). While the quiet hours are on, due bulk jobs move to the
 -- quiet set with their send_at as the score, so the window's end releases everything in due order.
--- args: limit, then the quiet hours' two windows (start, end, start, end; zeros for none)
--- Returns a flat list: job, lane, why ('scheduled' | 'quiet_ended'), ...
-local limit = tonumber(arg(1))
+-- Arguments: ledger.schema SCRIPT_ARGS['release']. Returns flat rows of REPLY_ROWS['release'] (why:
+-- 'scheduled' | 'quiet_ended').
+local limit = tonumber(A.limit)
 local t = now()
-local quiet = quiet_until(t, arg(2), arg(3), arg(4), arg(5))
+local quiet = quiet_until(t, A.quiet_start, A.quiet_end, A.quiet_next_start, A.quiet_next_end)
 local out, budget = {}, limit
 local function release(job, lane, why)
   redis.call('ZADD', key('outbox', lane), t + GRACE, job)
