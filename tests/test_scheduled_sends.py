@@ -66,25 +66,40 @@ def test_a_bulk_scheduled_for_one_second_is_sent_once_each_with_short_redis_call
     redis_client.slowlog_reset()
     assert sandbox.stats()["accepted"] == 0
 
-    wait_for(
-        lambda: producer.get_batch("one-second")["states"].get("sent", 0) == n,
-        timeout=60 if n <= 2000 else 600,
-        interval=0.2,
-        what=f"{n} scheduled jobs to be sent",
-    )
-    # The release's own calls: its script steps and the broker messages it writes. (On a host shared
-    # with other test runs, any command, a plain ZADD included, is sometimes descheduled for longer.)
+    # A one-time code every 100 ms while the campaign is released and sent: it never waits behind it.
+    codes: dict[str, float] = {}
+
+    def campaign_sent() -> bool:
+        if producer.ledger.now() >= send_at - 0.5:
+            codes[producer.send_sms(to=TO, sender="F", text=f"code {len(codes)}")] = producer.ledger.now()
+        return producer.get_batch("one-second")["states"].get("sent", 0) == n
+
+    wait_for(campaign_sent, timeout=60 if n <= 2000 else 600, interval=0.1, what=f"{n} scheduled jobs to be sent")
+    # The release's own calls (its script steps, the broker messages it writes) stay under 20 ms. On a
+    # host shared with other test runs Redis itself is sometimes descheduled: a call over 20 ms counts
+    # against the step only when no constant-time command (a plain ZADD, HSET, ...) stalled too.
     release = producer.ledger._scripts.shas["release"].encode()
+    log = redis_client.slowlog_get(1000)
     slow = [
         (e["duration"], e["command"][:60])
-        for e in redis_client.slowlog_get(1000)
+        for e in log
         if e["duration"] > 20_000 and (release in e["command"] or e["command"].startswith(b"LPUSH"))
     ]
-    assert slow == []
-    accepted = sandbox.accepted()
-    assert (accepted["total"], accepted["duplicates"]) == (n, 0)
+    stalled = [
+        e for e in log if e["duration"] > 10_000 and not e["command"].startswith((b"EVAL", b"LPUSH", b"SLOWLOG"))
+    ]
+    assert slow == [] or (len(slow) == 1 and stalled), slow
     assert min(m["at"] for m in sandbox.messages(100)) >= send_at
     assert stats(producer.ledger)["scheduled"] == {"waiting": 0, "next_at": None}
+    wait_for(lambda: all(state(producer, j) in ("sent", "delivered") for j in codes), timeout=10, what="the codes")
+    accepted = sandbox.accepted()
+    assert (accepted["total"], accepted["duplicates"]) == (n + len(codes), 0)
+    waits = sorted(_sent_at(record(producer, j)) - enqueued for j, enqueued in codes.items())
+    assert len(waits) >= 5 and waits[int(len(waits) * 0.99)] <= 1.0, waits
+
+
+def _sent_at(record: dict) -> float:
+    return datetime.fromisoformat(record["sent_at"].replace("Z", "+00:00")).timestamp()
 
 
 def dst_spring_forward(zone: ZoneInfo) -> date:
