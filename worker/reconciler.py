@@ -25,8 +25,8 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 MAX_STEPS_PER_TICK = 10
 """Claim steps per tick while a full step comes back: resuming a paused backlog releases up to
 10 × STEP jobs a tick, each step a short script call."""
-MAX_RELEASE_STEPS_PER_TICK = 40
-"""Release steps per tick while a full step comes back: up to 40 × RELEASE_STEP scheduled jobs a
+MAX_RELEASE_STEPS_PER_TICK = 100
+"""Release steps per tick while a full step comes back: up to 100 × RELEASE_STEP scheduled jobs a
 tick, faster than any send rate, each step a short script call."""
 
 
