@@ -139,7 +139,7 @@ ENQUEUE_STEP = 250
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
 RELEASE_STEP = 100
 """Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
-Redis (its state, two set moves), so a call holds Redis well under 1 ms (`python -m bench.redis_hold`):
+Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
 short bursts that a busy host seldom preempts."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its

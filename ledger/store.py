@@ -10,7 +10,7 @@ import redis
 
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
-from config.quiet_window import NO_WINDOWS, QuietHours
+from config.quiet_window import LOOK_BACK_S, NO_WINDOWS, QuietHours
 from config.settings import Settings
 from ledger.clock import LedgerClock, ledger_now
 from ledger.record import iso, to_record
@@ -131,6 +131,7 @@ class Ledger:
         )
         self._clock = LedgerClock(client, settings)
         self._quiet = QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz)
+        self._quiet_windows: tuple[float, tuple[float, float, float, float]] = (float("-inf"), NO_WINDOWS)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -449,7 +450,13 @@ class Ledger:
 
     def quiet_windows(self) -> dict[str, float]:
         """The quiet hours' window in force (or next) and the one after, by QUIET_ARGS name; zeros for none."""
-        windows = NO_WINDOWS if self._quiet is None else self._quiet.windows(self._clock.now())
+        if self._quiet is None:
+            return dict(zip(QUIET_ARGS, NO_WINDOWS))
+        now = self._clock.now()
+        valid_until, windows = self._quiet_windows
+        if now >= valid_until:  # the pair changes only once the first window has ended
+            windows = self._quiet.windows(now)
+            self._quiet_windows = (min(windows[1] + LOOK_BACK_S, now + 60), windows)
         return dict(zip(QUIET_ARGS, windows))
 
     def quiet_until(self, now: float) -> float | None:
