@@ -17,6 +17,58 @@ LANE_BULK = "bulk"
 LANES = (LANE_SINGLE, LANE_BULK)
 
 
+LEDGER_OWNED = frozenset(
+    {
+        "job",
+        "idempotency",
+        "message_id",
+        "batch",
+        "retry",
+        "scheduled",
+        "quiet",
+        "by_number",
+        "forward",
+        "created",
+        "outbox",
+        "deadlines",
+        "awaiting",
+        "retention",
+        "events",
+        "pause",
+        "forwards_due",
+        "forwards_failed",
+        "leases",
+        "dead",
+        "held",
+        "suppressed",
+        "counters",
+        "histograms",
+        "breaker",
+        "rate",
+    }
+)
+"""Keys only the ledger writes (ledger/ and its Lua scripts); other modules read them or call the ledger.
+Its hashes and their fields are declared in ledger.schema.LEDGER_HASHES."""
+PROCESS_OWNED = frozenset(
+    {
+        "chunk",
+        "lock",
+        "audit",
+        "console_minute",
+        "console_hour",
+        "console_events_cursor",
+        "console_task",
+        "console_login_failures",
+    }
+)
+"""A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
+tasks and login throttle (the demo's heartbeats are `DEMO_RUNS`)."""
+BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
+"""Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
+DEMO_RUNS = "cosmos-demo:runs"
+"""Sorted set, outside every prefix: demo prefix -> its run's last heartbeat (process-owned)."""
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names for one prefix."""
@@ -36,7 +88,7 @@ class Keys:
         return f"{self.prefix}:msgid:{message_id}"
 
     def batch(self, batch_id: str) -> str:
-        """Hash: a batch's total, fingerprint, created_ts, cancelled flag and `state:<s>` counts."""
+        """Hash: a batch's total, fingerprint, created_ts, cancelled flag, send_until and `state:<s>` counts."""
         return f"{self.prefix}:batch:{batch_id}"
 
     def chunk(self, task_id: str) -> str:
