@@ -15,7 +15,12 @@ from config.settings import Settings
 
 def ledger_now(client: redis.Redis, settings: Settings) -> float:
     """Epoch seconds as the ledger's scripts see them: Redis TIME plus the test clock offset."""
-    seconds, micros = client.time()
+    return from_time_reply(client.time(), settings)
+
+
+def from_time_reply(reply: tuple[int, int], settings: Settings) -> float:
+    """The ledger's now from a TIME reply read in a pipeline: (seconds, microseconds)."""
+    seconds, micros = reply
     return seconds + micros / 1_000_000 + settings.clock_offset_s
 
 

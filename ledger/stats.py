@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from config.keys import LANES
+from ledger.clock import from_time_reply
 from ledger.record import iso
 from ledger.schema import COUNTERS, PAUSE_SCOPES, STATES
 from ledger.store import Ledger
@@ -52,8 +53,8 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
     lanes, rest = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
-    scheduled, (quiet_size, (secs, micros), overdue, oldest) = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
-    now = secs + micros / 1_000_000 + ledger.settings.clock_offset_s
+    scheduled, (quiet_size, time_reply, overdue, oldest) = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
+    now = from_time_reply(time_reply, ledger.settings)
     quiet_until = ledger.quiet_until(now)
     next_at = min((first[0][1] for first in scheduled[1::2] if first), default=None)
     # The backlog a worker could take now: queued jobs, less those waiting for send_at or quiet hours.
