@@ -319,6 +319,7 @@ local function hold_for_quiet(j, t)
   end
   if state == S.queued then
     redis.call('ZREM', key('outbox', j[F.lane]), j.id)
+    redis.call('ZREM', key('scheduled', j[F.lane]), j.id)  -- due, and reached a worker before its release
     due = tonumber(j[F.send_at]) or tonumber(j[F.created_ts]) or t
   else
     redis.call('ZREM', key('retry', j[F.lane]), j.id)
