@@ -63,6 +63,7 @@ def test_a_bulk_scheduled_for_one_second_is_sent_once_each_with_short_redis_call
         batch_id="one-second",
     )
     assert stats(producer.ledger)["scheduled"]["waiting"] == n
+    assert redis_client.llen(producer.keys.broker_queue_key("bulk")) == 0  # no broker message while they wait
     redis_client.config_set("slowlog-log-slower-than", 10_000)
     redis_client.config_set("slowlog-max-len", 1000)
     redis_client.slowlog_reset()
