@@ -3,6 +3,7 @@
 
     python -m bench.redis_hold                   # 3 calls of 100,000 messages on an idle private Redis
     python -m bench.redis_hold --messages 20000 --calls 1
+    python -m bench.redis_hold --messages 1000000 --calls 0   # only the release of a million scheduled jobs
 
 Nothing else runs against this Redis, so the figures are the scripts' own cost, not the
 machine's scheduling: every command over 1 ms is logged, and the report gives p50 / p99 / max
