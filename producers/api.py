@@ -44,8 +44,9 @@ def send_sms(
 def send_bulk(messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
     """Enqueue many SMS in the bulk lane; returns job ids in order.
 
-    Every message is checked before anything is written; each may carry its own `send_at`. With a `batch_id`, repeating the call
-    (after EnqueueFailed, say) records only what is missing and returns the same ids.
+    Every message is checked before anything is written; each may carry its own `send_at`. With a
+    `batch_id`, repeating the call (after EnqueueFailed, say) records only what is missing and returns
+    the same ids.
     """
     return default_producer().send_bulk(messages, batch_id)
 

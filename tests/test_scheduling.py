@@ -17,6 +17,7 @@ from ledger.schema import RELEASE_STEP
 from ledger.stats import stats
 from producers.producer import SmsProducer
 from receipts.metrics import LedgerCollector
+from tests.support.redis_server import start_private_redis
 
 TO = "033334445566770"
 HOUR = 3600.0
@@ -220,3 +221,18 @@ def test_a_bulk_send_at_inside_quiet_hours_keeps_it_and_goes_when_they_end_or_ex
     record = producer.get_status(kept)
     assert record["send_at"] == at_22.isoformat().replace("+00:00", ".000Z")
     assert record["state"] == "queued"
+
+
+def test_a_schedule_months_ahead_survives_a_redis_restart(settings_for, tmp_path):
+    server = start_private_redis(tmp_path / "redis", "--appendonly", "yes")
+    try:
+        env = {"REDIS_URL": server.url, "COSMOS_MAX_SCHEDULE_AHEAD_S": str(100 * 86400)}
+        producer = SmsProducer(settings_for(**env))
+        job_id = send(producer, send_at=ahead(90 * 86400))
+        server.stop(graceful=True)
+        server.start()
+        later = SmsProducer(settings_for(COSMOS_TEST_CLOCK_OFFSET_S=str(90 * 86400 + 60), **env)).ledger
+        assert later.release_due() == [(job_id, "single", "scheduled")]
+        assert (later.get(job_id) or {}).get("state") == "queued"
+    finally:
+        server.stop(graceful=False)
