@@ -111,25 +111,32 @@ def test_quiet_hours_hold_bulk_not_singles_across_midnight_on_a_dst_night_in_par
     paris = ZoneInfo("Europe/Paris")
     morning = datetime.combine(dst_spring_forward(paris), datetime.min.time().replace(hour=8), tzinfo=paris)
     assert morning.utcoffset() == timedelta(hours=2)  # summer time: the clocks went forward at 02:00
-    # Six seconds before the end of a window that began at 21:00 winter time the evening before: with
+    # Eight seconds before the end of a window that began at 21:00 winter time the evening before: with
     # the DST change ignored it would end an hour later, at 09:00.
     clock = {
-        "COSMOS_TEST_CLOCK_OFFSET_S": str(morning.timestamp() - 6 - datetime.now(UTC).timestamp()),
+        "COSMOS_TEST_CLOCK_OFFSET_S": str(morning.timestamp() - 8 - datetime.now(UTC).timestamp()),
         "COSMOS_QUIET_HOURS": "21:00-08:00",
         "COSMOS_QUIET_HOURS_TZ": "Europe/Paris",
         "COSMOS_API_URL": sandbox.api_url,
     }
     producer = SmsProducer(settings_for(**clock))
-    workers.start(**clock)
     end = morning.timestamp()
-
+    # Enqueued before the worker starts, so its start-up eats none of the window.
     bulk = producer.send_bulk([{"to": TO, "sender": "F", "text": f"promo {i}"} for i in range(3)])
     [doomed] = producer.send_bulk([{"to": TO, "sender": "F", "text": "short-lived", "expires_in": 2}])
-    code = producer.send_sms(to=TO, sender="F", text="code 123456")
-    wait_for(lambda: state(producer, code) in ("sent", "delivered"), timeout=10, what="the single to go at once")
     figures = stats(producer.ledger)
     assert figures["quiet_hours"]["until"] == moment(end).isoformat().replace("+00:00", ".000Z")
     assert figures["paused"] is None
+
+    workers.start(**clock)
+    code = producer.send_sms(to=TO, sender="F", text="code 123456")
+    wait_for(lambda: state(producer, code) in ("sent", "delivered"), timeout=10, what="the single to go at once")
+    wait_for(
+        lambda: all(record(producer, j)["waiting_for"] == "quiet_hours" for j in bulk) or producer.ledger.now() >= end,
+        timeout=10,
+        what="the worker to hold the bulk jobs",
+    )
+    assert producer.ledger.now() < end, "the worker started too late to meet the window"
 
     def quiet() -> bool:
         assert sum(sandbox.count(TO, f"promo {i}") for i in range(3)) == 0, "bulk sent inside quiet hours"
