@@ -189,7 +189,7 @@ local function move(j, new, t, o)
   j[F.state] = new
 end
 
--- Budgets. The hash of the budget day holding `ts`, and when that day ends; nil outside the days passed.
+-- Budgets. The hash of the budget day holding `ts`, that day's end and start; nil outside the days passed.
 local function budget_day(ts)
   for i = 1, 3 do
     if ts >= BUDGET_DAYS[i] and ts < BUDGET_DAYS[i + 1] then
