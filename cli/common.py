@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from functools import wraps
 
@@ -49,6 +50,14 @@ def one_line_errors(command):
             raise CommandFailed(f"Redis is not reachable ({exc}); check REDIS_URL") from None
 
     return wrapper
+
+
+def operator_name() -> str:
+    """Who runs this command, as the timeline and the audit name operators: `cli:<login>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in a bare container
+        return "cli"
 
 
 def echo_json(value) -> None:

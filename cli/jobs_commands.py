@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
 from ledger.stats import stats as ledger_stats
 from producers.producer import SmsProducer
 
@@ -43,7 +43,7 @@ def status(job_id) -> None:
 def cancel(job_id) -> None:
     """Cancel a job that has not been sent yet."""
     producer = _producer()
-    done, why = producer.ledger.operate("cancel", job_id)
+    done, why = producer.ledger.operate("cancel", job_id, by=operator_name())
     if not done:
         raise CommandFailed(f"not cancelled: {why}")
     click.echo(f"cancelled {job_id}")

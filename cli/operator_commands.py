@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.common import CommandFailed, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, one_line_errors, operator_name, settings_or_exit
 from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 
@@ -37,7 +37,7 @@ def _print_records(records: Iterable[dict[str, Any]], as_json: bool) -> None:
 def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
     """Run an operator action on the named jobs, in bounded steps; republish what goes back to a queue."""
     failed = 0
-    for job_id, done, lane_or_why in apply(producer.ledger, action, job_ids):
+    for job_id, done, lane_or_why in apply(producer.ledger, action, job_ids, operator_name()):
         if not done:
             failed += 1
             click.echo(f"{job_id}: not done: {lane_or_why}", err=True)
@@ -75,7 +75,7 @@ def dead_requeue(job_ids, everything, reason) -> None:
     if job_ids:
         _apply(producer, "requeue", list(job_ids))
         return
-    tally = apply_to_pages(producer.ledger, "requeue", producer.ledger.dead_ids(reason))
+    tally = apply_to_pages(producer.ledger, "requeue", producer.ledger.dead_ids(reason), by=operator_name())
     click.echo(f"requeued {tally['done']} job(s)" + (f", {tally['refused']} refused" if tally["refused"] else ""))
 
 
@@ -85,7 +85,7 @@ def dead_requeue(job_ids, everything, reason) -> None:
 def dead_purge(reason) -> None:
     """Drop dead jobs and their records."""
     producer = _producer()
-    tally = apply_to_pages(producer.ledger, "purge", producer.ledger.dead_ids(reason))
+    tally = apply_to_pages(producer.ledger, "purge", producer.ledger.dead_ids(reason), by=operator_name())
     click.echo(f"purged {tally['done']} job(s)")
 
 

@@ -60,7 +60,9 @@ async def logout(request: Request):
 def _run_job_actions(console, user: User, action: str, job_ids: list[str]) -> tuple[int, list[str]]:
     """Apply an action to each job like the CLI does; (done, reasons of the refused ones)."""
     done, refused, republished = 0, [], []
-    for job_id, (ok, lane_or_why) in zip(job_ids, console.ledger.operate_many(action, job_ids)):
+    for job_id, (ok, lane_or_why) in zip(
+        job_ids, console.ledger.operate_many(action, job_ids, by=f"console:{user.name}")
+    ):
         if ok:
             done += 1
             if action in ("requeue", "resend"):

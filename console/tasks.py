@@ -117,7 +117,9 @@ class Tasks:
             else:
                 chosen.append(job_id)
         republished: list[tuple[str, str]] = []
-        for job_id, (ok, lane) in zip(chosen, self.ledger.operate_many(task["kind"], chosen)):
+        for job_id, (ok, lane) in zip(
+            chosen, self.ledger.operate_many(task["kind"], chosen, by=f"console:{task['user']}")
+        ):
             if ok:
                 done += 1
                 if task["kind"] == "requeue":
@@ -141,7 +143,7 @@ class Tasks:
         if start >= total:
             return False
         ids = [self.batch_job_id(task["batch"], i) for i in range(start, min(total, start + STEP))]
-        results = self.ledger.operate_many("cancel", ids, "batch_cancelled")
+        results = self.ledger.operate_many("cancel", ids, "batch_cancelled", by=f"console:{task['user']}")
         done = sum(ok for ok, _ in results)
         self._progress(task_id, done, len(ids) - done, len(ids))
         return True

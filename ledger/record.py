@@ -7,7 +7,7 @@ from typing import Any
 
 from ledger.schema import FINAL_STATES, STATES
 
-__all__ = ["FINAL_STATES", "STATES", "iso", "history", "to_record"]
+__all__ = ["FINAL_STATES", "STATES", "iso", "history", "timeline", "to_record"]
 
 _INTS = ("attempts", "ambiguous_resends", "extra_sends")
 _TIMES = {
@@ -44,9 +44,36 @@ def history(raw: str | None) -> list[dict[str, Any]]:
     return out
 
 
-def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
-    """The contract's outcome record from a job's ledger hash (None for a missing job); the id is
-    the key's, not stored in the hash."""
+_TIMELINE_INTS = ("n", "http", "ms")
+_TIMELINE_TIMES = ("until",)
+
+
+def timeline(raw: list[str] | None, created_ts: float | str | None) -> list[dict[str, Any]]:
+    """The stored timeline ("<ms since created>|<event>|name=value...") as entries oldest first, each
+    with `at` (ISO 8601 UTC) and `event`; entries left out in the middle show as one `omitted` entry."""
+    base = float(created_ts or 0)
+    out: list[dict[str, Any]] = []
+    for line in raw or ():
+        if line.startswith("~"):
+            out.append({"at": out[-1]["at"] if out else iso(base), "event": "omitted", "count": int(line[1:])})
+            continue
+        ms, event, *fields = line.split("|")
+        entry: dict[str, Any] = {"at": iso(base + int(ms) / 1000), "event": event}
+        for field in fields:
+            name, _, value = field.partition("=")
+            if name in _TIMELINE_INTS and value.lstrip("-").isdigit():
+                entry[name] = int(value)
+            elif name in _TIMELINE_TIMES:
+                entry[name] = iso(value)
+            else:
+                entry[name] = value
+        out.append(entry)
+    return out
+
+
+def to_record(job_id: str, raw: dict[str, str], timeline_raw: list[str] | None = None) -> dict[str, Any] | None:
+    """The contract's outcome record from a job's ledger hash and timeline list (None for a missing
+    job); the id is the key's, not stored in the hash."""
     if not raw:
         return None
     record = {
@@ -66,6 +93,7 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "receipt_timestamp": raw.get("receipt_timestamp"),
         "history": history(raw.get("history")),
         "late": raw.get("late") == "1",
+        "timeline": timeline(timeline_raw, raw.get("created_ts")),
     }
     for name in _INTS:
         record[name] = int(raw.get(name) or 0)

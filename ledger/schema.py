@@ -126,6 +126,10 @@ COUNTERS = {
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
+TIMELINE_HEAD = 10
+"""Timeline entries kept from a job's start; later ones beyond TIMELINE_TAIL are counted, not kept."""
+TIMELINE_TAIL = 40
+"""Timeline entries kept from a job's end."""
 MAX_EXTRA_IDS = 5
 """Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -173,6 +177,7 @@ def lua_prelude() -> str:
         _lua_set("LATE_OK", LATE_SETTLEABLE),
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
+        f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",

@@ -251,6 +251,7 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        route: str = "http",
     ) -> tuple[object, ...]:
         s = self.settings
         return (
@@ -269,6 +270,7 @@ class Ledger:
             s.retry_backoff_max_s,
             delay_s,
             s.max_ambiguous_resends,
+            route,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -292,26 +294,31 @@ class Ledger:
         return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
 
     # --- operators -------------------------------------------------------------------
-    def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
-        """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        r = self._run("operate", action, job_id, self.settings.default_expires_in_s, reason)
+    def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
+        """One of ledger.schema.OPERATIONS (`by`: who asked, for the timeline); returns (done, lane or why not)."""
+        r = self._run("operate", action, job_id, self.settings.default_expires_in_s, reason, by)
         return r[0] == "ok", r[1]
 
-    def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
+    def operate_many(
+        self, action: str, job_ids: Sequence[str], reason: str = "cancelled", by: str = ""
+    ) -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [(action, job_id, self.settings.default_expires_in_s, reason) for job_id in job_ids]
+        calls = [(action, job_id, self.settings.default_expires_in_s, reason, by) for job_id in job_ids]
         return [(r[0] == "ok", r[1]) for r in self._run_many("operate", calls)] if calls else []
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return to_record(job_id, self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
+        return self.get_many([job_id])[0]
 
     def get_many(self, job_ids: Iterable[str]) -> list[dict[str, Any] | None]:
+        """Outcome records with their timelines, in one round trip."""
         job_ids = list(job_ids)
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-        return [to_record(job_id, raw) for job_id, raw in zip(job_ids, pipe.execute())]
+            pipe.lrange(self.keys.timeline(job_id), 0, -1)
+        replies = pipe.execute()
+        return [to_record(job_id, replies[2 * i], replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
 
     def states(self, job_ids: Sequence[str]) -> list[str | None]:
         pipe = self.redis.pipeline(transaction=False)

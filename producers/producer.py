@@ -216,7 +216,7 @@ class SmsProducer:
         return self.ledger.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
-        done, _ = self.ledger.operate("cancel", job_id)
+        done, _ = self.ledger.operate("cancel", job_id, by="application")
         return done
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
@@ -231,5 +231,7 @@ class SmsProducer:
         cancelled = 0
         for start in range(0, info["total"], STEP):
             ids = [batch_job_id(batch_id, i) for i in range(start, min(start + STEP, info["total"]))]
-            cancelled += sum(done for done, _ in self.ledger.operate_many("cancel", ids, "batch_cancelled"))
+            cancelled += sum(
+                done for done, _ in self.ledger.operate_many("cancel", ids, "batch_cancelled", by="application")
+            )
         return cancelled

@@ -54,6 +54,33 @@ local function observe(name, seconds)
   redis.call('HINCRBY', hk, name .. ':count', 1)
 end
 
+-- The job's timeline, kept with the job: a list of "<ms since created>|<event>[|name=value...]", oldest
+-- first. Bounded: the first TIMELINE_HEAD entries, a marker "~<omitted count>", the last TIMELINE_TAIL.
+-- fields: a flat list {name, value, ...}; empty values are left out. Any script may call it.
+local function timeline(j, event, fields, t)
+  t = t or now()
+  if not j[F.created_ts] then j[F.created_ts] = redis.call('HGET', j.jk, F.created_ts) end
+  local parts = {string.format('%d', math.floor((t - (tonumber(j[F.created_ts]) or t)) * 1000 + 0.5)), event}
+  fields = fields or {}
+  for i = 1, #fields, 2 do
+    local v = fields[i + 1]
+    if v ~= nil and v ~= '' and v ~= false then
+      parts[#parts + 1] = fields[i] .. '=' .. (string.gsub(tostring(v), '[|\n]', '/'))
+    end
+  end
+  local tk = key('tl', j.id)
+  local n = redis.call('RPUSH', tk, table.concat(parts, '|'))
+  if n <= TIMELINE_HEAD + TIMELINE_TAIL then return end
+  local mark = redis.call('LINDEX', tk, TIMELINE_HEAD)
+  if string.sub(mark, 1, 1) ~= '~' then
+    redis.call('LSET', tk, TIMELINE_HEAD, '~1')
+  elseif n > TIMELINE_HEAD + 1 + TIMELINE_TAIL then
+    redis.call('LSET', tk, TIMELINE_HEAD + 1, '~gone')
+    redis.call('LREM', tk, 1, '~gone')
+    redis.call('LSET', tk, TIMELINE_HEAD, '~' .. (tonumber(string.sub(mark, 2)) + 1))
+  end
+end
+
 -- A bounded attempt history: the last HISTORY_LEN "status/http/ms" entries, ';'-separated.
 local function remember(jk, entry)
   local h = redis.call('HGET', jk, F.history)
@@ -69,12 +96,14 @@ end
 local function retain(j, t, indexed)
   if indexed then redis.call('ZADD', key('retention'), t + RETENTION, j.id) end
   redis.call('EXPIRE', j.jk, RETENTION + BACKSTOP_S)
+  redis.call('EXPIRE', key('tl', j.id), RETENTION + BACKSTOP_S)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('EXPIRE', key('idem', j[F.idem]), RETENTION + BACKSTOP_S) end
   if j[F.batch] then redis.call('EXPIRE', key('batch', j[F.batch]), RETENTION + BACKSTOP_S) end
 end
 local function unretain(j)
   redis.call('ZREM', key('retention'), j.id)
   redis.call('PERSIST', j.jk)
+  redis.call('PERSIST', key('tl', j.id))
   if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
 end
 
@@ -95,10 +124,16 @@ end
 
 -- The one state move. Leaving a state undoes its memberships, entering one makes them; counters,
 -- the batch's counts, the events stream, retention and forwards all follow from here.
--- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state).
+-- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state); for the
+-- timeline, event (what moved it, default the new state's name) and tl (its fields, a flat list).
 local function move(j, new, t, o)
   o = o or {}
   local old, jk, job = j[F.state], j.jk, j.id
+  local tl = {unpack(o.tl or {})}
+  if o.event and o.event ~= new then table.insert(tl, 1, new); table.insert(tl, 1, 'state') end
+  if new == S.dead then table.insert(tl, 'reason'); table.insert(tl, o.reason) end
+  if o.late then table.insert(tl, 'late'); table.insert(tl, '1') end
+  timeline(j, o.event or new, tl, t)
   if old == new and new == S.retrying then  -- only a new due time
     redis.call('HSET', jk, F.due_ts, o.due)
     redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
@@ -191,7 +226,7 @@ local function deliver(j, status, price, stamp, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
   observe('receipt', math.max(0, t - tonumber(r[1] or t)))
-  move(j, status, t)
+  move(j, status, t, {event = 'receipt'})
 end
 
 -- A receipt kept while the job was being sent settles it, before any new request goes out.
@@ -209,6 +244,7 @@ local function extra_send(j, message_id)
   if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
   local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
   count(C.extra_sends)
+  timeline(j, 'extra_send', {'message_id', message_id})
   if n <= MAX_EXTRA_IDS then
     redis.call('HSET', j.jk, F.extra_ids, seen == '' and message_id or (seen .. ';' .. message_id))
   end
@@ -274,5 +310,5 @@ local function forget(j)
   for mid in string.gmatch(ids, '[^;]+') do
     if redis.call('GET', key('msgid', mid)) == job then redis.call('DEL', key('msgid', mid)) end
   end
-  redis.call('DEL', j.jk)
+  redis.call('DEL', j.jk, key('tl', j.id))
 end

@@ -1,19 +1,21 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
 -- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
---       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends
+--       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends, route
 -- kind: accepted | permanent | transient | ambiguous | account | defer | release
 -- Returns {result, breaker_change}
 local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
 local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8), arg(9)
 local policy = arg(10)
 local threshold, open_s, cap_s, delay_s = tonumber(arg(11)), tonumber(arg(12)), tonumber(arg(13)), tonumber(arg(14))
-local max_resends = tonumber(arg(15))
-local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
+local max_resends, route = tonumber(arg(15)), arg(16)
+local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts, F.created_ts)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
+  timeline(j, 'attempt', {'n', j[F.attempts] or '', 'status', status, 'http', http ~= '0' and http or '',
+    'ms', latency_ms, 'route', route or '', 'error', kind ~= K.accepted and string.sub(err, 1, 120) or ''}, t)
   redis.call('HDEL', j.jk, F.inflight)
 end
 
@@ -60,7 +62,7 @@ if kind == K.account then
   if status == 'unauthorized' then count(C.unauthorized) end
   local reason = status == 'unauthorized' and AP.unauthorized or AP.endpoint_not_found
   local newly = redis.call('HSETNX', PAUSE, 'account', cjson.encode({reason = reason, ts = t})) == 1
-  move(j, S.retrying, t, {due = t})
+  move(j, S.retrying, t, {due = t, event = 'waiting', tl = {'why', 'account_paused', 'reason', reason}})
   return {R.paused, newly and 'paused' or ''}
 end
 if kind == K.transient or kind == K.ambiguous then
@@ -79,7 +81,7 @@ if kind == K.transient or kind == K.ambiguous then
   return {R.retry, change}
 end
 if kind == K.defer then
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'retry_scheduled', tl = {'until', t + delay_s}})
   count(C.retries)
   return {R.retrying, ''}
 end
@@ -88,7 +90,7 @@ if kind == K.release then
   redis.call('HINCRBY', j.jk, F.attempts, -1)
   count(C.attempts, -1)
   redis.call('HSET', j.jk, F.last_error, err)
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'waiting', tl = {'why', err, 'until', t + delay_s}})
   return {R.retrying, ''}
 end
 return redis.error_reply('unknown kind ' .. kind)

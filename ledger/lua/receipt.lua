@@ -10,6 +10,10 @@ if not state then return R.unknown_job end
 if j[F.to] ~= to then return R.to_mismatch end
 local t = now()
 local own = j[F.message_id]
+local function refused()
+  timeline(j, 'receipt', {'status', status, 'message_id', mid, 'note', 'refused: not this job\'s message_id'}, t)
+  return R.refused_foreign
+end
 local doubt = j[F.doubt] == '1'
 
 if state == S.sent then
@@ -21,18 +25,18 @@ if state == S.sent then
   end
   if own == mid then deliver(j, status, price, stamp, t); return R.applied end
   if doubt then return extra_send(j, mid) end
-  return R.refused_foreign
+  return refused()
 end
 if state == S.delivered or state == S.not_delivered then
   if own == mid then return R.duplicate end
   if doubt then return extra_send(j, mid) end
-  return R.refused_foreign
+  return refused()
 end
 if LATE_OK[state] then
   -- The provider's word wins over our bookkeeping: the message did go out.
   if own and own ~= '' and own ~= mid then
     if doubt then return extra_send(j, mid) end
-    return R.refused_foreign
+    return refused()
   end
   settle_sent(j, mid, price, t, true)
   deliver(j, status, price, stamp, t)
@@ -49,6 +53,7 @@ if state == S.sending then
   -- settles the job with it rather than send again.
   if j[F.rcpt_msgid] == mid then return R.duplicate end
   redis.call('HSET', j.jk, F.rcpt_status, status, F.rcpt_msgid, mid, F.rcpt_price, price, F.rcpt_ts, stamp)
+  timeline(j, 'receipt', {'status', status, 'note', 'before the acceptance: kept'}, t)
   return R.pending
 end
 -- queued / retrying: nobody is sending it now. Only an attempt with an unknown outcome explains it.
