@@ -27,10 +27,6 @@ class Keys:
         """Hash: the outcome record of one job."""
         return f"{self.prefix}:job:{job_id}"
 
-    def timeline(self, job_id: str) -> str:
-        """List: a job's timeline, "<ms since created>|<event>|name=value..." entries, bounded (ledger.schema)."""
-        return f"{self.prefix}:tl:{job_id}"
-
     def idempotency(self, key: str) -> str:
         """String: job id that owns an idempotency key."""
         return f"{self.prefix}:idem:{key}"

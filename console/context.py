@@ -19,7 +19,7 @@ from console.search import Searcher
 from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
-from ledger.record import iso
+from ledger.record import iso, timeline_detail
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -83,7 +83,9 @@ class Console:
         controls = Controls(client, keys)
         batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
-        templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
+        templates.env.globals.update(
+            mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query, timeline_detail=timeline_detail
+        )
         return cls(
             settings,
             users,

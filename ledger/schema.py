@@ -61,6 +61,7 @@ JOB_FIELDS = {
     "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -129,7 +130,28 @@ HISTORY_LEN = 10
 TIMELINE_HEAD = 10
 """Timeline entries kept from a job's start; later ones beyond TIMELINE_TAIL are counted, not kept."""
 TIMELINE_TAIL = 40
-"""Timeline entries kept from a job's end."""
+"""Timeline entries kept from a job's end (slots TIMELINE_HEAD.. rotate)."""
+TIMELINE_FIELD = "~"
+"""Job hash fields `~0`..`~49` hold the kept timeline entries, inside the record itself."""
+TIMELINE_ENTRY_MAX = 63
+"""Bytes an entry keeps: under Redis's hash-max-listpack-value (64), so the record stays a compact listpack."""
+TIMELINE_NAMES = {
+    "status": "st",
+    "http": "h",
+    "route": "r",
+    "error": "e",
+    "why": "w",
+    "until": "u",
+    "by": "b",
+    "state": "s",
+    "reason": "rs",
+    "note": "nt",
+    "message_id": "mid",
+    "probe": "p",
+}
+"""Timeline field names as stored (short: the timeline lives in every record); readers expand them."""
+TIMELINE_TIMES = ("until",)
+"""Timeline fields that are times: stored as ms since created, read as ISO 8601."""
 MAX_EXTRA_IDS = 5
 """Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -178,6 +200,9 @@ def lua_prelude() -> str:
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
         f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",
+        f"local TL, TIMELINE_ENTRY_MAX = {TIMELINE_FIELD!r}, {TIMELINE_ENTRY_MAX}",
+        "local TLN = {" + ", ".join(f"[{k!r}] = {v!r}" for k, v in TIMELINE_NAMES.items()) + "}",
+        _lua_set("TLT", TIMELINE_TIMES),
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",

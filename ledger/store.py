@@ -308,17 +308,14 @@ class Ledger:
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.get_many([job_id])[0]
+        return to_record(job_id, self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
 
     def get_many(self, job_ids: Iterable[str]) -> list[dict[str, Any] | None]:
-        """Outcome records with their timelines, in one round trip."""
         job_ids = list(job_ids)
         pipe = self.redis.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self.keys.job(job_id))
-            pipe.lrange(self.keys.timeline(job_id), 0, -1)
-        replies = pipe.execute()
-        return [to_record(job_id, replies[2 * i], replies[2 * i + 1]) for i, job_id in enumerate(job_ids)]
+        return [to_record(job_id, raw) for job_id, raw in zip(job_ids, pipe.execute())]
 
     def states(self, job_ids: Sequence[str]) -> list[str | None]:
         pipe = self.redis.pipeline(transaction=False)

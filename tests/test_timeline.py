@@ -96,11 +96,56 @@ def test_a_long_story_keeps_its_first_and_last_entries_and_counts_the_rest(produ
     assert all(e["event"] == "waiting" for e in timeline[TIMELINE_HEAD + 1 :])
 
 
-def test_the_timeline_leaves_with_its_record(producer, ledger):
+def test_a_timeline_entry_stays_under_the_listpack_value_limit(producer, ledger):
     job_id = producer.send_sms(to=TO, sender="F", text="hi")
     ledger.begin(job_id, "w1", count_delivery=True)
-    ledger.finish(job_id, "w1", "permanent", status="spam", http=400, latency_ms=5, error="spam")
-    key = ledger.keys.timeline(job_id)
-    assert 0 < ledger.redis.ttl(key) <= ledger.redis.ttl(ledger.keys.job(job_id))
-    assert ledger.operate("purge", job_id) == (True, "single")
-    assert not ledger.redis.exists(key)
+    error = "connection_refused: api.example:443 (COSMOS_API_URL=https://api.example/v1.0) " * 3
+    ledger.finish(job_id, "w1", "transient", status="connection_refused", http=0, latency_ms=3, error=error)
+    [attempt] = [e for e in ledger.get(job_id)["timeline"] if e["event"] == "attempt"]
+    assert attempt["status"] == "connection_refused" and "http" not in attempt  # the error is cut to fit
+    stored = ledger.redis.hgetall(ledger.keys.job(job_id))
+    assert all(len(v.encode()) <= 63 for k, v in stored.items() if k.startswith("~"))
+
+
+def test_a_delivered_record_costs_at_most_1_5_kb_of_redis_with_its_timeline_and_every_index(settings_for):
+    # The events stream holds COSMOS_EVENTS_MAXLEN entries whatever the traffic: one per record here,
+    # as in the 1M campaign with the default bound.
+    count = 2000
+    producer = SmsProducer(settings_for(COSMOS_EVENTS_MAXLEN=str(count)))
+    ledger = producer.ledger
+    before = int(ledger.redis.info("memory")["used_memory"])
+    ids = producer.send_bulk(
+        [
+            {"to": f"0333344455{i:05d}", "sender": "Company Name 123", "text": "Your code is 123456"}
+            for i in range(count)
+        ]
+    )
+    for lane in ("single", "bulk"):  # Celery's messages are consumed in real life: not the record's cost
+        ledger.redis.delete(ledger.keys.broker_queue_key(lane))
+    for start in range(0, count, 250):
+        step = ids[start : start + 250]
+        assert {a.verdict for a in ledger.begin_many(step, ["w1"] * len(step), count_delivery=True)} == {"go"}
+        ledger.finish_many(
+            [
+                ledger.finish_args(
+                    job_id,
+                    "w1",
+                    "accepted",
+                    status="success",
+                    http=200,
+                    latency_ms=40,
+                    message_id=f"m{job_id}",
+                    price=0.05,
+                )
+                for job_id in step
+            ]
+        )
+    for i, job_id in enumerate(ids):
+        ledger.apply_receipt(
+            job_id, to=f"0333344455{i:05d}", status="delivered", message_id=f"m{job_id}", price=0.05, timestamp="t"
+        )
+    per_record = (int(ledger.redis.info("memory")["used_memory"]) - before) / count
+    print(f"Redis bytes per delivered record, timeline and every index included: {per_record:.0f}")
+    assert len(ledger.get(ids[-1])["timeline"]) == 5
+    assert ledger.redis.object("encoding", ledger.keys.job(ids[-1])) == "listpack"
+    assert per_record <= 1536

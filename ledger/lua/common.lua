@@ -54,31 +54,29 @@ local function observe(name, seconds)
   redis.call('HINCRBY', hk, name .. ':count', 1)
 end
 
--- The job's timeline, kept with the job: a list of "<ms since created>|<event>[|name=value...]", oldest
--- first. Bounded: the first TIMELINE_HEAD entries, a marker "~<omitted count>", the last TIMELINE_TAIL.
+-- The job's timeline, kept in the job's own hash (no key of its own: ~150 B a delivered record).
+-- Entry k (1-based) is "<ms since created>|<event>[|name=value...]" in field TL .. slot: the first
+-- TIMELINE_HEAD entries keep theirs, later ones rotate over TIMELINE_TAIL slots; F.timeline_n counts
+-- every entry ever written, so readers know what was left out. Names are shortened by TLN, times
+-- (TLT) are stored as ms since created, and an entry stays under the hash's listpack value limit.
 -- fields: a flat list {name, value, ...}; empty values are left out. Any script may call it.
 local function timeline(j, event, fields, t)
   t = t or now()
   if not j[F.created_ts] then j[F.created_ts] = redis.call('HGET', j.jk, F.created_ts) end
-  local parts = {string.format('%d', math.floor((t - (tonumber(j[F.created_ts]) or t)) * 1000 + 0.5)), event}
+  local base = tonumber(j[F.created_ts]) or t
+  local function ms(ts) return string.format('%d', math.floor((ts - base) * 1000 + 0.5)) end
+  local parts = {ms(t), event}
   fields = fields or {}
   for i = 1, #fields, 2 do
-    local v = fields[i + 1]
+    local name, v = fields[i], fields[i + 1]
     if v ~= nil and v ~= '' and v ~= false then
-      parts[#parts + 1] = fields[i] .. '=' .. (string.gsub(tostring(v), '[|\n]', '/'))
+      if TLT[name] then v = ms(tonumber(v)) end
+      parts[#parts + 1] = (TLN[name] or name) .. '=' .. (string.gsub(tostring(v), '[|\n]', '/'))
     end
   end
-  local tk = key('tl', j.id)
-  local n = redis.call('RPUSH', tk, table.concat(parts, '|'))
-  if n <= TIMELINE_HEAD + TIMELINE_TAIL then return end
-  local mark = redis.call('LINDEX', tk, TIMELINE_HEAD)
-  if string.sub(mark, 1, 1) ~= '~' then
-    redis.call('LSET', tk, TIMELINE_HEAD, '~1')
-  elseif n > TIMELINE_HEAD + 1 + TIMELINE_TAIL then
-    redis.call('LSET', tk, TIMELINE_HEAD + 1, '~gone')
-    redis.call('LREM', tk, 1, '~gone')
-    redis.call('LSET', tk, TIMELINE_HEAD, '~' .. (tonumber(string.sub(mark, 2)) + 1))
-  end
+  local n = redis.call('HINCRBY', j.jk, F.timeline_n, 1)
+  local slot = n <= TIMELINE_HEAD and n - 1 or TIMELINE_HEAD + (n - 1 - TIMELINE_HEAD) % TIMELINE_TAIL
+  redis.call('HSET', j.jk, TL .. slot, string.sub(table.concat(parts, '|'), 1, TIMELINE_ENTRY_MAX))
 end
 
 -- A bounded attempt history: the last HISTORY_LEN "status/http/ms" entries, ';'-separated.
@@ -96,14 +94,12 @@ end
 local function retain(j, t, indexed)
   if indexed then redis.call('ZADD', key('retention'), t + RETENTION, j.id) end
   redis.call('EXPIRE', j.jk, RETENTION + BACKSTOP_S)
-  redis.call('EXPIRE', key('tl', j.id), RETENTION + BACKSTOP_S)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('EXPIRE', key('idem', j[F.idem]), RETENTION + BACKSTOP_S) end
   if j[F.batch] then redis.call('EXPIRE', key('batch', j[F.batch]), RETENTION + BACKSTOP_S) end
 end
 local function unretain(j)
   redis.call('ZREM', key('retention'), j.id)
   redis.call('PERSIST', j.jk)
-  redis.call('PERSIST', key('tl', j.id))
   if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
 end
 
@@ -310,5 +306,5 @@ local function forget(j)
   for mid in string.gmatch(ids, '[^;]+') do
     if redis.call('GET', key('msgid', mid)) == job then redis.call('DEL', key('msgid', mid)) end
   end
-  redis.call('DEL', j.jk, key('tl', j.id))
+  redis.call('DEL', j.jk)
 end

@@ -10,10 +10,6 @@ if not state then return R.unknown_job end
 if j[F.to] ~= to then return R.to_mismatch end
 local t = now()
 local own = j[F.message_id]
-local function refused()
-  timeline(j, 'receipt', {'status', status, 'message_id', mid, 'note', 'refused: not this job\'s message_id'}, t)
-  return R.refused_foreign
-end
 local doubt = j[F.doubt] == '1'
 
 if state == S.sent then
@@ -25,18 +21,18 @@ if state == S.sent then
   end
   if own == mid then deliver(j, status, price, stamp, t); return R.applied end
   if doubt then return extra_send(j, mid) end
-  return refused()
+  return R.refused_foreign
 end
 if state == S.delivered or state == S.not_delivered then
   if own == mid then return R.duplicate end
   if doubt then return extra_send(j, mid) end
-  return refused()
+  return R.refused_foreign
 end
 if LATE_OK[state] then
   -- The provider's word wins over our bookkeeping: the message did go out.
   if own and own ~= '' and own ~= mid then
     if doubt then return extra_send(j, mid) end
-    return refused()
+    return R.refused_foreign
   end
   settle_sent(j, mid, price, t, true)
   deliver(j, status, price, stamp, t)
