@@ -25,6 +25,12 @@ def events(record) -> list[str]:
     return [e["event"] for e in record["timeline"]]
 
 
+def timeline_of(ledger, job_id: str) -> list[dict]:
+    record = ledger.get(job_id)
+    assert record is not None
+    return record["timeline"]
+
+
 def test_a_delivered_job_tells_its_story_in_order_with_times(producer, ledger):
     job_id = producer.send_sms(to=TO, sender="F", text="hi")
     assert ledger.begin(job_id, "w1", count_delivery=True).verdict == "go"
@@ -72,7 +78,7 @@ def test_waits_and_operator_actions_name_why_and_who(producer, ledger):
     ledger.finish(job_id, "w1", "permanent", status="spam", http=400, latency_ms=5, error="spam")
     assert ledger.operate("requeue", job_id, by="console:ana") == (True, "single")
 
-    timeline = ledger.get(job_id)["timeline"]
+    timeline = timeline_of(ledger, job_id)
     assert [e["event"] for e in timeline] == ["queued", "waiting", "sending", "attempt", "dead", "requeued"]
     waiting, dead, requeued = timeline[1], timeline[4], timeline[5]
     assert waiting["why"] == "operator_paused" and waiting["state"] == "retrying" and waiting["until"].endswith("Z")
@@ -87,7 +93,7 @@ def test_a_long_story_keeps_its_first_and_last_entries_and_counts_the_rest(produ
     waits = 100
     for _ in range(waits):
         ledger.begin(job_id, "w1", count_delivery=True)
-    timeline = ledger.get(job_id)["timeline"]
+    timeline = timeline_of(ledger, job_id)
     assert len(timeline) == TIMELINE_HEAD + 1 + TIMELINE_TAIL
     assert timeline[0]["event"] == "queued"
     omitted = timeline[TIMELINE_HEAD]
@@ -101,7 +107,7 @@ def test_a_timeline_entry_stays_under_the_listpack_value_limit(producer, ledger)
     ledger.begin(job_id, "w1", count_delivery=True)
     error = "connection_refused: api.example:443 (COSMOS_API_URL=https://api.example/v1.0) " * 3
     ledger.finish(job_id, "w1", "transient", status="connection_refused", http=0, latency_ms=3, error=error)
-    [attempt] = [e for e in ledger.get(job_id)["timeline"] if e["event"] == "attempt"]
+    [attempt] = [e for e in timeline_of(ledger, job_id) if e["event"] == "attempt"]
     assert attempt["status"] == "connection_refused" and "http" not in attempt  # the error is cut to fit
     stored = ledger.redis.hgetall(ledger.keys.job(job_id))
     assert all(len(v.encode()) <= 63 for k, v in stored.items() if k.startswith("~"))
@@ -146,6 +152,6 @@ def test_a_delivered_record_costs_at_most_1_5_kb_of_redis_with_its_timeline_and_
         )
     per_record = (int(ledger.redis.info("memory")["used_memory"]) - before) / count
     print(f"Redis bytes per delivered record, timeline and every index included: {per_record:.0f}")
-    assert len(ledger.get(ids[-1])["timeline"]) == 5
+    assert len(timeline_of(ledger, ids[-1])) == 5
     assert ledger.redis.object("encoding", ledger.keys.job(ids[-1])) == "listpack"
     assert per_record <= 1536
