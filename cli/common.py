@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 from functools import wraps
 
 import click
@@ -57,7 +58,7 @@ def operator_name() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no login name in a bare container
-        return "cli"
+        return f"cli:uid{os.getuid()}"
 
 
 def echo_json(value) -> None:

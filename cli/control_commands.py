@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 
 import click
 import redis
 
-from cli.common import CommandFailed, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, one_line_errors, operator_name, settings_or_exit
 from config.keys import LANES
 from ledger.controls import Controls
 from ledger.store import Ledger
@@ -30,10 +28,7 @@ def _controls(ledger: Ledger | None = None) -> Controls:
 
 def _operator() -> str:
     """Who the audit log names for a command-line action."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid{os.getuid()}"
+    return operator_name()
 
 
 @click.command()

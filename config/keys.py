@@ -99,6 +99,15 @@ class Keys:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
 
+    def process(self, process_id: str) -> str:
+        """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    @property
+    def processes(self) -> str:
+        """Sorted set: worker process id -> last heartbeat (pruned to the last 10 minutes on every beat)."""
+        return f"{self.prefix}:processes"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
 

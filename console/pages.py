@@ -15,6 +15,7 @@ from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_quer
 from console.users import User
 from console.web import console_of, render, user_of
 from ledger.controls import PAUSE_SCOPES
+from ledger.processes import LOST_AFTER_BEATS, Heartbeats
 
 Viewer = Annotated[User, Depends(user_of)]
 """The route's user: any logged-in user."""
@@ -23,7 +24,6 @@ router = APIRouter()
 STREAM_INTERVAL_S = 2.0
 STREAM_LIFETIME_UPDATES = 300
 """An overview stream ends after this many updates; the browser's EventSource reconnects."""
-"""Stream entries read from a job's creation time when showing its events (bounded, may miss late ones)."""
 SUPPRESSION_STEP = 200
 """SSCAN COUNT of one suppression page: a bounded read, and a page a person can look through."""
 MAX_FORWARDS = 10
@@ -165,6 +165,13 @@ def _forwards(console, job_id: str, seq: int) -> list[dict]:
             }
         )
     return out
+
+
+@router.get("/processes", response_class=HTMLResponse)
+def processes(request: Request, user: Viewer):
+    console = console_of(request)
+    seen = Heartbeats(console.redis, console.keys).seen()
+    return render(request, "processes.html", user=user, processes=seen, lost_after=LOST_AFTER_BEATS)
 
 
 @router.get("/dead", response_class=HTMLResponse)

@@ -8,6 +8,7 @@ broker message is evidently lost, and sweeps records whose retention ended. Ever
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -34,6 +35,8 @@ class Reconciler(threading.Thread):
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.last_ran_ts = 0.0
+        """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
         interval = self.ctx.settings.scheduler_interval_s
@@ -71,6 +74,7 @@ class Reconciler(threading.Thread):
                 swept += step
                 if step < SWEEP_STEP:
                     break
+            self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())
