@@ -124,7 +124,11 @@ COUNTERS = {
     "total_price": "sum of prices",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
-`dead:<reason>` (live dead records per reason)."""
+`dead:<reason>` (live dead records per reason); and, never lowered (the sweep leaves them),
+`outcome:<state>:<lane>` (moves into each of OUTCOME_STATES), `dead_total:<reason>` and
+`attempt:<route>:<kind>` (attempts per route and OUTCOME_KINDS)."""
+OUTCOME_STATES = ("sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+"""States whose every entry is counted for good (`outcome:<state>:<lane>`)."""
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
@@ -355,6 +359,7 @@ def lua_prelude() -> str:
         _lua_table("CR", CANCEL_REASONS),
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("OUTCOMES", OUTCOME_STATES),
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
         f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",

@@ -160,6 +160,8 @@ local function move(j, new, t, o)
   if old then count('state:' .. old, -1); count('lane:' .. lane .. ':' .. old, -1) end
   count('state:' .. new)
   count('lane:' .. lane .. ':' .. new)
+  -- Monotonic: what rate() charts, untouched by the retention sweep.
+  if OUTCOMES[new] then count('outcome:' .. new .. ':' .. lane) end
   if j[F.batch] then
     local bk = key('batch', j[F.batch])
     if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
@@ -183,6 +185,7 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.dead_reason, o.reason)
     redis.call('ZADD', key('dead'), t, job)
     count('dead:' .. o.reason)
+    count('dead_total:' .. o.reason)
   elseif new == S.held then redis.call('ZADD', key('held'), t, job)
   end
   if o.late then

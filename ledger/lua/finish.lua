@@ -16,6 +16,8 @@ if kind ~= K.defer and kind ~= K.release then
   timeline(j, 'attempt', {'n', j[F.attempts] or '', 'status', status, 'http', http ~= '0' and http or '',
     'ms', latency_ms, 'route', route or '', 'error', kind ~= K.accepted and string.sub(err, 1, 120) or ''}, t)
   redis.call('HDEL', j.jk, F.inflight)
+  count('attempt:' .. route .. ':' .. kind)
+  observe('attempt', (tonumber(latency_ms) or 0) / 1000)
 end
 
 if kind == K.accepted then
