@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
+from ledger.explanations import explain
 from ledger.stats import stats as ledger_stats
 from producers.producer import SmsProducer
 
@@ -34,7 +35,7 @@ def status(job_id) -> None:
     record = _producer().get_status(job_id)
     if record is None:
         raise CommandFailed(f"unknown job {job_id}")
-    echo_json(record)
+    echo_json({**record, "explained": explain(record)})
 
 
 @click.command()

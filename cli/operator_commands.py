@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cli.common import CommandFailed, one_line_errors, operator_name, settings_or_exit
+from ledger.explanations import DEAD_REASONS, dead_reason, explain, known_reason
 from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 
@@ -17,21 +18,37 @@ def _producer() -> SmsProducer:
     return SmsProducer(settings_or_exit())
 
 
+def _known_reason(ctx, param, reason: str | None) -> str | None:
+    """A dead reason the ledger can give, or bad usage naming the known ones."""
+    if reason is None or known_reason(reason):
+        return reason
+    raise click.BadParameter(f"unknown dead reason {reason!r}; known: {', '.join(sorted(DEAD_REASONS))}, smpp_0x<code>")
+
+
 def _print_records(records: Iterable[dict[str, Any]], as_json: bool) -> None:
     """Records as they are read, page by page: a JSON array streamed, or a line each."""
     count = 0
+    reasons: set[str] = set()
     if as_json:
         click.echo("[", nl=False)
     for r in records:
         if as_json:
-            click.echo(("," if count else "") + json.dumps(r, ensure_ascii=False), nl=False)
+            click.echo(
+                ("," if count else "") + json.dumps({**r, "explained": explain(r)}, ensure_ascii=False), nl=False
+            )
         else:
             click.echo(
                 f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
                 f"{r['last_error'] or ''}"
             )
+            if r["dead_reason"]:
+                reasons.add(r["dead_reason"])
         count += 1
     click.echo("]" if as_json else f"{count} job(s)")
+    for reason in sorted(reasons):
+        why = dead_reason(reason)
+        if why is not None:
+            click.echo(f"{reason}: {why.line()}")
 
 
 def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
@@ -53,7 +70,7 @@ def dead() -> None:
 
 
 @dead.command("list")
-@click.option("--reason", default=None, help="Only this dead reason.")
+@click.option("--reason", default=None, callback=_known_reason, help="Only this dead reason.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of outcome records.")
 @one_line_errors
 def dead_list(reason, as_json) -> None:

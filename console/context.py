@@ -19,6 +19,7 @@ from console.search import Searcher
 from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
+from ledger.explanations import explain_reason, explain_state
 from ledger.record import iso, timeline_detail
 from ledger.store import Ledger
 
@@ -84,7 +85,13 @@ class Console:
         batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
         templates.env.globals.update(
-            mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query, timeline_detail=timeline_detail
+            mask=mask,
+            mask_numbers=mask_numbers,
+            iso=iso,
+            without_query=without_query,
+            timeline_detail=timeline_detail,
+            explain_reason=explain_reason,
+            explain_state=explain_state,
         )
         return cls(
             settings,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.processes import Heartbeats
-from tests.console.helpers import el, soup
+from tests.console.helpers import el, enqueue, make_dead, number, soup
 from tests.support.polling import wait_for
 
 INFO = {
@@ -45,3 +45,13 @@ def test_the_banner_says_no_worker_is_alive_and_what_is_paused_on_every_page(ope
     Heartbeats(redis_client, ledger.keys).beat("h1:41", INFO, interval_s=5)
     redis_client.delete(ledger.keys.pause)
     assert soup(operator.get("/")).find(id="banner") is None
+
+
+def test_dead_reasons_and_states_are_explained_where_shown(viewer, ledger):
+    job_id = enqueue(ledger, number(1))
+    make_dead(ledger, job_id, "blacklist")
+    dead = soup(viewer.get("/dead"))
+    assert "Requeue: no, unless something changes" in el(dead, "td", attrs={"data-explains": "blacklist"}).text
+    page = soup(viewer.get(f"/messages/{job_id}"))
+    assert "opted out" in el(page, id="reason-explained").text
+    assert el(page, id="state-explained").text.startswith("It will not be sent")

@@ -21,7 +21,9 @@ def ensure_promtool() -> Path:
         raise RuntimeError("promtool is missing and this machine has no apt-get/dpkg-deb to fetch it")
     CACHE.mkdir(parents=True, exist_ok=True)
     subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=300)
-    subprocess.run(["apt-get", "download", "-qq", "prometheus"], cwd=CACHE, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        ["apt-get", "download", "-qq", "prometheus"], cwd=CACHE, check=True, capture_output=True, timeout=300
+    )
     [package] = sorted(CACHE.glob("prometheus_*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(package), str(CACHE)], check=True, timeout=120)
     package.unlink()
