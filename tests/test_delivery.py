@@ -135,6 +135,7 @@ def test_a_refused_connection_names_host_port_and_setting_and_counts_for_the_bre
         deliver_job(ctx, job_id, count_delivery=True, sleep=lambda s: None)
 
     record = producer.get_status(job_id)
+    assert record is not None
     assert record["last_error"] == f"connection_refused: 127.0.0.1:{port} (COSMOS_API_URL={api_url})"
     attempts = record["attempts"]
     assert attempts >= 1 and int(redis_client.hget(producer.keys.breaker, "failures")) == attempts
