@@ -67,7 +67,7 @@ def stack(redis_server, users_value, tmp_path_factory):
     workers = WorkerPool(env, tmp)
     try:
         for port in (receiver_port, console_port):
-            wait_for(lambda p=port: port_open(p), timeout=30, what=f"port {port} to listen")
+            wait_for(lambda: port_open(port), timeout=30, what=f"port {port} to listen")  # noqa: B023
         workers.start(concurrency=2)
         workers.start(concurrency=2)
         yield Stack(env, console, SandboxControl(f"http://127.0.0.1:{sandbox.port}"), workers)
@@ -94,8 +94,8 @@ def browser():
 def producer_of(stack: Stack) -> SmsProducer:
     from config.settings import Settings
 
-    values = {k: v for k, v in stack.env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
-    return SmsProducer(Settings(_env_file=None, **values))
+    values: dict[str, object] = {k: v for k, v in stack.env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
+    return SmsProducer(Settings(_env_file=None, **values))  # type: ignore[arg-type]
 
 
 def timeline_events(page) -> list[str]:
