@@ -11,6 +11,7 @@ import click
 import redis
 
 from config.errors import CosmosSmsError, SettingsError
+from config.redis_client import Role, redis_client, require_redis_version
 from config.settings import Settings, load_settings
 
 
@@ -51,6 +52,22 @@ def one_line_errors(command):
             raise CommandFailed(f"Redis is not reachable ({exc}); check REDIS_URL") from None
 
     return wrapper
+
+
+def refuse_old_redis(settings: Settings, role: Role) -> None:
+    """A server process refuses a Redis older than 7.0 at start, in one line (exit 2); an unreachable
+    one is left to its own retries."""
+    try:
+        client = redis_client(settings, role)
+        try:
+            require_redis_version(client)
+        finally:
+            client.close()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except redis.RedisError:
+        pass
 
 
 def operator_name() -> str:

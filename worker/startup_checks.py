@@ -6,6 +6,7 @@ import redis
 import structlog
 
 from config.errors import SettingsError
+from config.redis_client import require_redis_version
 from config.settings import Settings
 
 log = structlog.get_logger("cosmos.startup")
@@ -68,6 +69,7 @@ def check_redis_role(client: redis.Redis) -> None:
 
 def run_startup_checks(settings: Settings, client: redis.Redis) -> None:
     settings.require_credentials()
+    require_redis_version(client)
     check_redis_role(client)
     for warning in check_redis_safety(client, settings.redis_min_replicas):
         log.warning(warning)
