@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
+from config.errors import EnqueueFailed
 from ledger.explanations import explain
 from ledger.stats import stats as ledger_stats
 from producers.producer import SmsProducer
@@ -24,7 +25,10 @@ def _producer() -> SmsProducer:
 @one_line_errors
 def send(to, sender, text, callback, idempotency_key, expires_in) -> None:
     """Enqueue one message; prints its job id."""
-    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+    try:
+        click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+    except EnqueueFailed as exc:
+        raise CommandFailed(f"{exc} (is Redis running? check REDIS_URL)") from None
 
 
 @click.command()

@@ -46,3 +46,18 @@ def test_processes_command_prints_the_contract_fields(redis_client, prefix, base
     assert "h1:41" in text.stdout and "alive" in text.stdout and "s ago" in text.stdout
     version = subprocess.run(cosmos_cmd("--version"), env=base_env, capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith("cosmos-sms ") and version.stdout.strip()[-1].isdigit()
+
+
+def test_a_real_worker_command_prints_one_banner_beats_per_process_and_leaves_on_sigterm(
+    workers, redis_client, prefix
+):
+    handle = workers.start_supervised(concurrency=2, COSMOS_HEARTBEAT_S="1")
+    beats = Heartbeats(redis_client, Keys(prefix))
+    seen = wait_for(lambda: len(beats.seen()) == 2 and beats.seen(), timeout=30, what="both processes to beat")
+    assert sorted(tuple(p["lanes"]) for p in seen) == [("bulk",), ("single",)]
+    assert {p["state"] for p in seen} == {"alive"} and all(p["version"] and p["started_at"] for p in seen)
+    log = handle.log()
+    assert log.count("cosmos-sms worker ") == 1 and "route http" in log and "single lane 1 process(es)" in log
+    assert "[queues]" not in log  # no Celery banner per process
+    handle.terminate()
+    assert beats.seen() == []  # a clean stop leaves the list at once

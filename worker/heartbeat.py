@@ -8,24 +8,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import redis
 import structlog
 
+from config.version import package_version
 from ledger.processes import Heartbeats
 from ledger.record import iso
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.heartbeat")
-
-
-def package_version() -> str:
-    try:
-        return version("cosmos-sms")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 class TaskGauge:
