@@ -53,7 +53,8 @@ def test_a_real_worker_command_prints_one_banner_beats_per_process_and_leaves_on
 ):
     handle = workers.start_supervised(concurrency=2, COSMOS_HEARTBEAT_S="1")
     beats = Heartbeats(redis_client, Keys(prefix))
-    seen = wait_for(lambda: len(beats.seen()) == 2 and beats.seen(), timeout=30, what="both processes to beat")
+    wait_for(lambda: len(beats.seen()) == 2, timeout=30, what="both processes to beat")
+    seen = beats.seen()
     assert sorted(tuple(p["lanes"]) for p in seen) == [("bulk",), ("single",)]
     assert {p["state"] for p in seen} == {"alive"} and all(p["version"] and p["started_at"] for p in seen)
     log = handle.log()
