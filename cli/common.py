@@ -80,3 +80,13 @@ def operator_name() -> str:
 
 def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def checked_numbers(numbers: tuple[str, ...]) -> list[str]:
+    """NUMBER arguments, each 0 followed by 14 digits; a bad one fails naming it, before anything changes."""
+    from console.search import NUMBER
+
+    bad = [n for n in numbers if not NUMBER.match(n)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
+    return list(numbers)
