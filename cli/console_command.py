@@ -46,4 +46,5 @@ def console(host: str, port: int) -> None:
     from console.app import create_app
 
     app = create_app(settings, users=users, host=host)
+    click.echo(f"cosmos-sms console on http://{host}:{port}/ (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)

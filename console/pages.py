@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Annotated, cast
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
 from console.overview import figures
@@ -84,6 +85,9 @@ def messages(request: Request, user: Viewer):
         )
         page = console.searcher.run(q)
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]
+        exact = any(params.get(k) for k in ("job_id", "message_id", "idem"))
+        if exact and len(rows) == 1 and not page.next_cursor:
+            return RedirectResponse(f"/messages/{quote(rows[0]['job_id'], safe='')}", status_code=303)
     except SearchError as exc:
         q, searched, error = Query(), True, str(exc)
     status = 400 if error else 200

@@ -55,3 +55,54 @@ def test_dead_reasons_and_states_are_explained_where_shown(viewer, ledger):
     page = soup(viewer.get(f"/messages/{job_id}"))
     assert "opted out" in el(page, id="reason-explained").text
     assert el(page, id="state-explained").text.startswith("It will not be sent")
+
+
+def test_search_takes_a_number_as_people_write_it_and_one_exact_hit_opens_the_message(viewer, ledger):
+    job_id = enqueue(ledger, number(7), idem="order-7")
+    written = number(7)
+    spaced = "+" + " ".join((written[:4], written[4:8], written[8:12], written[12:]))
+    listed = soup(viewer.get("/messages", params={"number": spaced}))
+    assert [tr["data-job"] for tr in el(listed, id="results").find_all("tr", attrs={"data-job": True})] == [job_id]
+    opened = viewer.get("/messages", params={"idem": "order-7"}, follow_redirects=False)
+    assert (opened.status_code, opened.headers["location"]) == (303, f"/messages/{job_id}")
+
+
+def test_a_deep_link_keeps_its_query_through_the_login(anon, ledger):
+    from tests.console.helpers import OPERATOR, csrf_of
+
+    wanted = "/messages?state=queued&number=033334445566770"
+    redirect = anon.get(wanted, follow_redirects=False)
+    assert redirect.status_code == 303
+    form = anon.get(redirect.headers["location"])
+    assert el(soup(form), "input", attrs={"name": "next"})["value"] == wanted
+    done = anon.post(
+        "/login",
+        data={"csrf_token": csrf_of(form), "next": wanted, "name": OPERATOR[0], "password": OPERATOR[2]},
+        follow_redirects=False,
+    )
+    assert (done.status_code, done.headers["location"]) == (303, wanted)
+
+
+def test_failed_logins_are_audited_and_an_action_ends_on_its_result(anon, operator, ledger, redis_client):
+    from tests.console.helpers import OPERATOR, csrf_of, token
+
+    form = anon.get("/login")
+    anon.post("/login", data={"csrf_token": csrf_of(form), "next": "/", "name": OPERATOR[0], "password": "nope"})
+    failed = [e for _, e in redis_client.xrange(ledger.keys.audit) if e["action"] == "login_failed"]
+    assert [e["user"] for e in failed] == [OPERATOR[0]]
+    job_id = enqueue(ledger, number(8))
+    result = soup(operator.post(f"/messages/{job_id}/cancel", data={"csrf_token": token(operator)}))
+    assert el(result, id="notice").text == f"Cancelled {job_id}; it is now cancelled."
+    assert el(result, id="back")["href"] == f"/messages/{job_id}"
+
+
+def test_a_finished_batch_offers_no_cancel(operator, ledger):
+    from tests.console.helpers import enqueue_batch
+
+    done = enqueue_batch(ledger, "all-done", [number(1), number(2)])
+    enqueue_batch(ledger, "running", [number(3)])
+    for job_id in done:
+        make_dead(ledger, job_id, "failed")
+    page = soup(operator.get("/batches"))
+    rows = {tr["data-batch"]: tr for tr in el(page, id="batches").find_all("tr", attrs={"data-batch": True})}
+    assert rows["all-done"].find("form") is None and rows["running"].find("form") is not None
