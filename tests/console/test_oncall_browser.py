@@ -27,6 +27,7 @@ from tests.support.worker_fixture import WorkerPool
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.chaos,  # kills workers and times how soon one shows as lost: run alone
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's Chromium: run scripts/install-browser"),
 ]
 HEARTBEAT_S = 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +21,8 @@ def ensure_promtool() -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise RuntimeError("promtool is missing and this machine has no apt-get/dpkg-deb to fetch it")
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=300)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]  # the package lists are root's; the download is not
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, capture_output=True, timeout=300)
     subprocess.run(
         ["apt-get", "download", "-qq", "prometheus"], cwd=CACHE, check=True, capture_output=True, timeout=300
     )
