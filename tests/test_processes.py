@@ -58,5 +58,6 @@ def test_a_real_worker_command_prints_one_banner_beats_per_process_and_leaves_on
     log = handle.log()
     assert log.count("cosmos-sms worker ") == 1 and "route http" in log and "single lane 1 process(es)" in log
     assert "[queues]" not in log  # no Celery banner per process
+    assert log.count("Redis persistence is off") == 1  # the test's Redis keeps nothing; said once, not per process
     handle.terminate()
     assert beats.seen() == []  # a clean stop leaves the list at once
