@@ -103,6 +103,10 @@ def test_a_finished_batch_offers_no_cancel(operator, ledger):
     enqueue_batch(ledger, "running", [number(3)])
     for job_id in done:
         make_dead(ledger, job_id, "failed")
-    page = soup(operator.get("/batches"))
-    rows = {tr["data-batch"]: tr for tr in el(page, id="batches").find_all("tr", attrs={"data-batch": True})}
-    assert rows["all-done"].find("form") is None and rows["running"].find("form") is not None
+
+    def row(batch_id: str):
+        return el(
+            el(soup(operator.get(f"/batches?batch={batch_id}")), id="batches"), "tr", attrs={"data-batch": batch_id}
+        )
+
+    assert row("all-done").find("form") is None and row("running").find("form") is not None
