@@ -110,3 +110,19 @@ def test_a_finished_batch_offers_no_cancel(operator, ledger):
         )
 
     assert row("all-done").find("form") is None and row("running").find("form") is not None
+
+
+def test_the_chart_has_a_time_axis_and_a_not_delivered_series(operator, ledger, redis_client):
+    import time as clock
+
+    from console.activity import ActivityCounter
+
+    job_id = enqueue(ledger, number(4))
+    entry = redis_client.xadd(ledger.keys.events, {"job": job_id, "state": "not_delivered", "prev": "sent"})
+    ActivityCounter(redis_client, ledger.keys).step()
+    page = soup(operator.get("/"))
+    minute = clock.strftime("%H:%M", clock.gmtime(int(entry.split("-")[0]) / 1000))
+    assert f"{minute} not_delivered 1" in [t.text for t in el(page, id="chart").find_all("title")]
+    assert el(page, id="chart-not-delivered").text == "1"
+    ticks = [t.text for t in el(page, id="chart-axis").find_all("text")]
+    assert ticks and all(t.endswith("0") and len(t) == 5 for t in ticks)  # every 10 minutes, HH:M0
