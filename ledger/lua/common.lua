@@ -15,8 +15,9 @@ local function now()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000 + CLOCK_OFFSET
 end
 
--- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason.
-local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem}
+-- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason,
+-- and its timeline entry created_ts.
+local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem, F.created_ts}
 local function load(job, ...)
   local names = {unpack(BASIC)}
   for _, n in ipairs({...}) do table.insert(names, n) end

@@ -7,7 +7,7 @@ local policy = A.policy
 local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open_s)
 local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
 local max_resends, route = tonumber(A.max_ambiguous_resends), A.route
-local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts, F.created_ts)
+local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
