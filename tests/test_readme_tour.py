@@ -72,12 +72,15 @@ def test_the_tour_runs_everything_with_honcho_and_one_message_is_delivered(tmp_p
             )
             assert honcho.poll() is None, log()
         console = f"http://127.0.0.1:{ports['CONSOLE_PORT']}"
-        assert requests.get(f"{console}/login", timeout=10).status_code == 200
+        session = requests.Session()
+        form = session.get(f"{console}/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        login = {"csrf_token": csrf, "next": "/", "name": "admin", "password": console_password}
+        assert session.post(f"{console}/login", data=login, timeout=30).url.rstrip("/") == console  # the overview
         flower = requests.get(f"http://127.0.0.1:{ports['FLOWER_PORT']}/", timeout=10)
         assert flower.status_code == 401  # basic auth, with the tour's password
         flower_password = re.search(r"flower: admin / (\S+)", made.stdout).group(1)  # type: ignore[union-attr]
         assert requests.get(flower.url, auth=("admin", flower_password), timeout=10).status_code == 200
-        assert console_password
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
             command = [str(BIN / "cosmos-sms"), *args]
