@@ -12,7 +12,8 @@ import redis
 import requests
 
 from config.celery import make_celery
-from config.redis_client import redis_client_at
+from config.errors import SettingsError
+from config.redis_client import redis_client_at, require_redis_version
 from config.settings import load_settings
 from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
@@ -94,6 +95,13 @@ def find_redis(supervisor: Supervisor, configured_url: str | None) -> tuple[str,
     if configured_url:
         if not redis_answers(configured_url):
             raise NoRedis(f"--redis-url: no Redis answers at {configured_url}")
+        client = redis_client_at(configured_url, "demo")
+        try:
+            require_redis_version(client)
+        except SettingsError as exc:
+            raise NoRedis(f"--redis-url: {exc}") from None
+        finally:
+            client.close()
         return configured_url, False
     binary = redis_binary()
     if binary is None:
