@@ -20,6 +20,7 @@ import yaml
 
 from cli.main import cli
 from config.settings import Settings
+from demo.scenario import MIN_COUNT
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 
@@ -308,7 +309,7 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
                 str(Path(sys.executable).parent / "cosmos-sms"),
                 "demo",
                 "--count",
-                "18",
+                str(MIN_COUNT),
                 "--console",
                 "--redis-url",
                 redis_server.url,
