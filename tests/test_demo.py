@@ -295,6 +295,14 @@ def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
 # --- the demo with its console ---------------------------------------------------------------
 
 
+def _login_line(proc: subprocess.Popen, out: Path) -> re.Match[str] | None:
+    """The console's login line, once printed; a demo that exited instead fails at once."""
+    found = re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text())
+    if found is None and proc.poll() is not None:
+        raise AssertionError(f"the demo exited {proc.returncode} before printing its login:\n{out.read_text()}")
+    return found
+
+
 def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
     import requests
     from bs4 import BeautifulSoup
@@ -322,7 +330,7 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
         )
     try:
         line = wait_for(
-            lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+            lambda: _login_line(proc, out),
             timeout=DEMO_TIMEOUT_S,
             interval=0.5,
             what="the demo to print its console login",
