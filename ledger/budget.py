@@ -112,6 +112,7 @@ class Budget:
     def figures(self, spend: dict[str, str], days: BudgetDays) -> dict[str, Any]:
         """`spend_today` and `budget` of `stats --json` from today's hash."""
         resumed = json.loads(spend["resumed"]) if "resumed" in spend else None
+        paused = self.pause_reason(spend)
         return {
             "spend_today": {
                 "messages": int(spend.get("messages") or 0),
@@ -125,6 +126,8 @@ class Budget:
                 "day_start": iso(days.start),
                 "day_end": iso(days.end),
                 "resumed": resumed,
-                "paused": self.pause_reason(spend),
+                "paused": paused,
+                # When the cap was reached (a cap lowered during the day: since the day began).
+                "paused_since": float(spend.get("warned_100") or days.start) if paused else None,
             },
         }

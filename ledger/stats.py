@@ -42,11 +42,10 @@ def budget_pause(budget: Budget, spend: dict[str, str], days: BudgetDays) -> dic
     if reason is None:
         return None
     cap = to_usd(budget.price_cap) if reason == "daily_budget" else budget.message_cap
-    since = spend.get("warned_100")
     return {
         "kind": "budget",
         "reason": reason,
-        "since": float(since) if since else None,
+        "since": float(spend.get("warned_100") or days.start),
         "until": iso(days.end),
         "cap": cap,
         "lanes": list(LANES),

@@ -6,13 +6,11 @@ one function. Real workers and a real sandbox are in tests/test_budget_pipeline.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 
 from config.errors import SettingsError
 from config.settings import load_settings
@@ -22,11 +20,8 @@ from ledger.operations import resume_budget
 from ledger.stats import stats
 from producers.events import EventFeed, EventReader
 from producers.producer import SmsProducer
-from receipts.metrics import LedgerCollector
-from tests.support.processes import ROOT
 
 TO = "033334445566770"
-METRIC = re.compile(r"\bcosmos_\w+")
 DAY = 86400
 KEEP_S = 3 * DAY
 """Jobs of these tests outlive the moved clocks."""
@@ -259,11 +254,3 @@ def test_budget_events_fire_once_per_level_and_state_readers_never_see_them(sett
 def test_event_readers_refuse_an_unknown_kind(settings_for, redis_client):
     with pytest.raises(ValueError, match="^kinds: must be None"):
         EventFeed(settings_for(), client=redis_client, kinds={"budgets"})
-
-
-def test_the_alert_rules_use_metrics_a_scrape_has(settings_for, redis_client):
-    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
-    names = {name for group in rules["groups"] for rule in group["rules"] for name in METRIC.findall(rule["expr"])}
-    assert "cosmos_spend_today_usd" in names
-    scraped = {family.name for family in LedgerCollector(producer_with(settings_for).ledger, 3600).collect()}
-    assert names <= scraped

@@ -10,6 +10,7 @@ each. Every step is bounded.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -40,6 +41,8 @@ class Reconciler(threading.Thread):
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.last_ran_ts = 0.0
+        """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
         interval = self.ctx.settings.scheduler_interval_s
@@ -87,6 +90,7 @@ class Reconciler(threading.Thread):
                 swept += step
                 if step < SWEEP_STEP:
                     break
+            self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             if ctx.ledger.budget.capped:
