@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY cosmos_api ./cosmos_api
 COPY ledger ./ledger
+COPY archive ./archive
 COPY producers ./producers
 COPY worker ./worker
 COPY receipts ./receipts

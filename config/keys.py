@@ -181,3 +181,19 @@ class Keys:
     def console_login_failures(self, name: str) -> str:
         """Counter: recent failed logins under one name (for the growing delay), expiring."""
         return f"{self.prefix}:console:login_failures:{name}"
+
+    # --- The archive: records waiting to be written, the archive's identity, the archiver's health ---
+    @property
+    def archive_pending(self) -> str:
+        """Sorted set: records to (re)write into the archive -> when they last changed."""
+        return f"{self.prefix}:archive:pending"
+
+    @property
+    def archive_identity(self) -> str:
+        """String: `<uuid> <masked URL>` of the archive this prefix writes to; its presence turns archiving on."""
+        return f"{self.prefix}:archive:identity"
+
+    @property
+    def archive_status(self) -> str:
+        """Hash: the archiver's `last_error`, `error_ts`, `ok_ts` (for stats, metrics and the console)."""
+        return f"{self.prefix}:archive:status"

@@ -139,6 +139,27 @@ class Settings(BaseSettings):
 
     # --- end of the issue 13 block ---
 
+    # --- The archive: every record in a SQL database, for months ----------------------------------
+    archive_url: SecretStr = Field(SecretStr("sqlite:///cosmos-archive.sqlite3"), alias="COSMOS_ARCHIVE_URL")
+    archive_retention_days: int = Field(400, alias="COSMOS_ARCHIVE_RETENTION_DAYS", ge=0)
+    redact_after_days: int = Field(0, alias="COSMOS_REDACT_AFTER_DAYS", ge=0)
+
+    @property
+    def archiving(self) -> bool:
+        """False when COSMOS_ARCHIVE_URL is `none`: no archive is kept and records leave Redis as before."""
+        return self.archive_url.get_secret_value().strip().lower() != "none"
+
+    @model_validator(mode="after")
+    def _redaction_after_retention(self) -> Settings:
+        if 0 < self.redact_after_days * 86400 < self.retention_s:
+            raise ValueError(
+                f"COSMOS_REDACT_AFTER_DAYS must be 0 or at least the Redis retention "
+                f"(COSMOS_RETENTION_S = {self.retention_s} s)"
+            )
+        return self
+
+    # --- end of the archive block -------------------------------------------------------------------
+
     # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
     # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.
     redis_sentinel_master: str | None = Field(None, alias="COSMOS_REDIS_SENTINEL_MASTER", validate_default=True)

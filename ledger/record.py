@@ -66,6 +66,7 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "receipt_timestamp": raw.get("receipt_timestamp"),
         "history": history(raw.get("history")),
         "late": raw.get("late") == "1",
+        "redacted": raw.get("redacted") == "1",
     }
     for name in _INTS:
         record[name] = int(raw.get(name) or 0)

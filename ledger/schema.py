@@ -61,6 +61,8 @@ JOB_FIELDS = {
     "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
+    "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -134,6 +136,8 @@ STEP = 1000
 ENQUEUE_STEP = 250
 """Most new jobs one enqueue call records: each costs ~40 µs inside Redis (record, indexes, events,
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
+ARCHIVE_STEP = 500
+"""Most records one archiver step reads from Redis and writes in one archive transaction."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""

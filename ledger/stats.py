@@ -44,8 +44,12 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         pipe.llen(k.broker_queue_key(lane))
     pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
+    pipe.zcard(k.archive_pending)
+    pipe.zrange(k.archive_pending, 0, 0, withscores=True)
+    pipe.hget(k.archive_status, "last_error")
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
-    lanes, overdue, oldest = rest[:-2], rest[-2], rest[-1]
+    lanes, overdue, oldest = rest[:-5], rest[-5], rest[-4]
+    backlog, oldest_unarchived, archive_error = rest[-3:]
     figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
@@ -67,4 +71,9 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
             "times_opened": int(counters.get("breaker_opened", 0)),
         },
         "paused": paused(pause),
+        "archive": {
+            "backlog": backlog,
+            "oldest_s": round(max(0.0, time.time() - oldest_unarchived[0][1]), 1) if oldest_unarchived else None,
+            "last_error": archive_error or None,
+        },
     }

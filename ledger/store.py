@@ -287,6 +287,44 @@ class Ledger:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
         return int(self._run("sweep", limit))
 
+    # --- the archive -----------------------------------------------------------------
+    def archive_pending(self, limit: int) -> list[tuple[str, float]]:
+        """Up to `limit` records waiting for the archive, (job id, when changed), longest waiting first."""
+        pairs: list[tuple[str, float]] = self.redis.zrange(  # type: ignore[assignment]
+            self.keys.archive_pending, 0, limit - 1, withscores=True
+        )
+        return [(str(m), float(s)) for m, s in pairs]
+
+    def raw_many(self, job_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The ledger hashes of jobs, as stored ({} for a missing job), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return pipe.execute()
+
+    def claim_archive(self, identity: str) -> str:
+        """Record `identity` as this prefix's archive unless one is recorded (turning archiving on);
+        returns the recorded one."""
+        self.redis.set(self.keys.archive_identity, identity, nx=True)
+        return str(self.redis.get(self.keys.archive_identity))
+
+    def recorded_archive(self) -> str | None:
+        value = self.redis.get(self.keys.archive_identity)
+        return str(value) if value is not None else None
+
+    def archived(self, pairs: Sequence[tuple[str, float]]) -> int:
+        """The archive has these records as read: each unchanged since leaves the to-archive set."""
+        if not pairs:
+            return 0
+        args: list[object] = [len(pairs)]
+        for job_id, score in pairs:
+            args += [job_id, repr(score)]
+        return int(self._run("archived", *args))
+
+    def redact(self, job_id: str, expected_to: str, to: str, text: str, idem: str, callback: str) -> bool:
+        """Apply a record's redacted values (one-way) if it still holds `expected_to`."""
+        return int(self._run("redact", job_id, expected_to, to, text, idem, callback)) == 1
+
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
         return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))

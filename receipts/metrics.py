@@ -114,6 +114,23 @@ class LedgerCollector(Collector):
             value=figures["oldest_awaiting_receipt_s"] or 0,
         )
 
+        archive = figures["archive"]
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_backlog",
+            "Records waiting in Redis to be written to the archive.",
+            value=archive["backlog"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_oldest_seconds",
+            "How long the record that has waited longest for the archive has waited (0 when none waits).",
+            value=archive["oldest_s"] or 0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_failing",
+            "1 while the archiver's last write failed.",
+            value=int(bool(archive["last_error"])),
+        )
+
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
 

@@ -14,10 +14,13 @@ import redis
 import structlog
 from celery import Celery, signals
 
+from archive.opening import open_archive
+from archive.schema import ArchiveRefused
 from config.celery import make_celery
 from config.errors import SettingsError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
+from worker.archiver import Archiver
 from worker.context import get_context, reset_context
 from worker.forwarding import Forwarder, start_forwarder
 from worker.reconciler import Reconciler
@@ -63,11 +66,15 @@ def _quiet_task_lines(settings: Settings) -> None:
 def _connect_lifecycle(settings: Settings) -> None:
     reconciler: list[Reconciler] = []
     forwarders: list[Forwarder] = []
+    archivers: list[Archiver] = []
 
     def refuse_bad_start(**_: Any) -> None:
         try:
             run_startup_checks(settings, get_context(settings).redis)
-        except SettingsError as exc:
+            archive = open_archive(settings, get_context(settings).ledger)
+            if archive is not None:
+                archivers.append(Archiver(get_context(settings), archive))
+        except (SettingsError, ArchiveRefused) as exc:
             log.error(str(exc))
             raise SystemExit(2) from None
         except redis.RedisError as exc:
@@ -77,14 +84,25 @@ def _connect_lifecycle(settings: Settings) -> None:
         reset_context()
 
     def start_duties(**_: Any) -> None:
-        """The reconciler, and the forwarder of final states to applications' callbacks."""
+        """The reconciler, the forwarder of final states to applications' callbacks, and the archiver."""
         reconciler.append(Reconciler(get_context(settings)))
         reconciler[0].start()
         forwarders.append(start_forwarder(get_context(settings)))
+        if settings.archiving and not archivers:  # Redis was unreachable at the start-up check
+            try:
+                archive = open_archive(settings, get_context(settings).ledger)
+                if archive is not None:
+                    archivers.append(Archiver(get_context(settings), archive))
+            except (ArchiveRefused, redis.RedisError) as exc:
+                log.error("archiver not started", error=str(exc))
+        for a in archivers:
+            a.start()
 
     def stop_duties(**_: Any) -> None:
         for s in reconciler:
             s.stop()
+        for a in archivers:
+            a.stop()
         for f in forwarders:
             f.stop(timeout=10)
 

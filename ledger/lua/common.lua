@@ -78,6 +78,26 @@ local function unretain(j)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
 end
 
+-- The archive: a record is written once final and again after every later change. The identity
+-- key (written when a process first opens its archive) turns archiving on for this prefix.
+local archiving = nil
+local function archive_on()
+  if archiving == nil then archiving = redis.call('EXISTS', key('archive', 'identity')) == 1 end
+  return archiving
+end
+local function to_archive(job, t)
+  if archive_on() then redis.call('ZADD', key('archive', 'pending'), t, job) end
+end
+-- May the record leave Redis? Only once the archive has it and no change waits; else it is queued.
+local function archived_or_queue(j, t)
+  if not archive_on() then return true end
+  local pk = key('archive', 'pending')
+  if redis.call('ZSCORE', pk, j.id) then return false end
+  if redis.call('HGET', j.jk, F.archived) == '1' then return true end
+  redis.call('ZADD', pk, t, j.id)
+  return false
+end
+
 -- The application's callback hears every final state: the intent lands with the state itself.
 local function forward_intent(j, new, t)
   local r = redis.call('HMGET', j.jk, F.callback, F.message_id, F.price, F.receipt_timestamp)
@@ -157,6 +177,7 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.late, 1)
     count(C.late)
   end
+  if FINAL[new] or FINAL[old] then to_archive(job, t) end
   if FINAL[new] then
     retain(j, t, true)
     if j[F.forward] == '1' then forward_intent(j, new, t) end
@@ -208,6 +229,7 @@ local function extra_send(j, message_id)
   local seen = redis.call('HGET', j.jk, F.extra_ids) or ''
   if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
   local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
+  if FINAL[j[F.state]] then to_archive(j.id, now()) end
   count(C.extra_sends)
   if n <= MAX_EXTRA_IDS then
     redis.call('HSET', j.jk, F.extra_ids, seen == '' and message_id or (seen .. ';' .. message_id))

@@ -1,0 +1,84 @@
+"""The archive's schema version (Alembic migrations shipped in this package) and its identity.
+
+A process opens its archive once at start: an empty database gets the schema, a SQLite file is
+upgraded in place, and any other archive on another version refuses to start naming
+`cosmos-sms archive migrate`. The archive's identity (a UUID in `archive_meta`) is recorded in Redis
+under the prefix, so a second host or working directory never starts a second, partial archive.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from archive.tables import archive_meta
+from config.errors import CosmosSmsError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class ArchiveRefused(CosmosSmsError):
+    """The archive cannot be used by this process; the message says why and what to do."""
+
+
+def _config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Create or upgrade the schema to the newest version; returns (before, after)."""
+    with engine.begin() as connection:
+        before = current_revision(connection)
+        command.upgrade(_config(connection), "head")
+        return before, current_revision(connection)
+
+
+def ensure_schema(engine: Engine, shown_url: str) -> None:
+    """The schema this code needs, or ArchiveRefused naming `cosmos-sms archive migrate`."""
+    head = head_revision()
+    with engine.connect() as connection:
+        current = current_revision(connection)
+        empty = not inspect(connection).get_table_names()
+    if current == head:
+        return
+    if empty or engine.dialect.name == "sqlite":
+        migrate(engine)
+        return
+    raise ArchiveRefused(
+        f"the archive at COSMOS_ARCHIVE_URL={shown_url} has schema version {current or 'none'}, this code needs "
+        f"{head}: run `cosmos-sms archive migrate`"
+    )
+
+
+def archive_identity(engine: Engine) -> str:
+    """The archive's UUID, created on first use (two processes racing agree on one)."""
+    query = select(archive_meta.c.value).where(archive_meta.c.name == "identity")
+    with engine.connect() as connection:
+        found = connection.execute(query).scalar()
+    if found:
+        return str(found)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(archive_meta).values(name="identity", value=str(uuid.uuid4())))
+    except IntegrityError:
+        pass  # another process created it first
+    with engine.connect() as connection:
+        return str(connection.execute(query).scalar_one())
