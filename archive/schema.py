@@ -8,6 +8,7 @@ under the prefix, so a second host or working directory never starts a second, p
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def current_revision(connection: Connection) -> str | None:
 
 def migrate(engine: Engine) -> tuple[str | None, str | None]:
     """Create or upgrade the schema to the newest version; returns (before, after)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # our caller says what changed, in one line
     with engine.begin() as connection:
         before = current_revision(connection)
         command.upgrade(_config(connection), "head")
