@@ -65,7 +65,8 @@ def test_records_archived_after_retention_are_found_exported_and_counted(
     assert {r["job_id"] for r in history(env, *window)} == set(bulk)
 
     # Keyset pages: every record once, in order.
-    pages, after = [], []
+    pages: list[str] = []
+    after: list[str] = []
     while True:
         out, err = run(env, "history", "--json", "--limit", "4", *after)
         pages += [r["job_id"] for r in json.loads(out)]
@@ -116,4 +117,5 @@ def test_records_archived_after_retention_are_found_exported_and_counted(
     assert erased["idempotency_key"].startswith("sha256:") and "login-42" not in json.dumps(erased)
     out, _ = run(env, "export", "--since", since, "--until", until)
     assert "code 1234" not in out and "*********" in out
-    assert producer.ledger.redis.xrevrange(producer.keys.audit, count=1)[0][1]["action"] == "forget"
+    audited = producer.ledger.redis.xrevrange(producer.keys.audit, count=1)
+    assert audited[0][1]["action"] == "forget"  # type: ignore[index]
