@@ -33,6 +33,7 @@ def paused(pause: dict[str, str]) -> dict[str, Any] | None:
 def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     """Counts per state and dead reason, sets' sizes, totals, breaker and pause, in one round trip."""
     k = ledger.keys
+    now = time.time()
     pipe = ledger.redis.pipeline(transaction=False)
     pipe.hgetall(k.counters)
     pipe.hgetall(k.breaker)
@@ -44,8 +45,8 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         pipe.llen(k.broker_queue_key(lane))
     pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
-    pipe.zcard(k.archive_pending)
-    pipe.zrange(k.archive_pending, 0, 0, withscores=True)
+    pipe.zcount(k.archive_pending, "-inf", now)  # `sent` records wait here ahead of their due time too
+    pipe.zrangebyscore(k.archive_pending, "-inf", now, start=0, num=1, withscores=True)
     pipe.hget(k.archive_status, "last_error")
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
     lanes, overdue, oldest = rest[:-5], rest[-5], rest[-4]

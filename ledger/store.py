@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -289,9 +290,9 @@ class Ledger:
 
     # --- the archive -----------------------------------------------------------------
     def archive_pending(self, limit: int) -> list[tuple[str, float]]:
-        """Up to `limit` records waiting for the archive, (job id, when changed), longest waiting first."""
-        pairs: list[tuple[str, float]] = self.redis.zrange(  # type: ignore[assignment]
-            self.keys.archive_pending, 0, limit - 1, withscores=True
+        """Up to `limit` records due for the archive, (job id, when due), longest waiting first."""
+        pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.keys.archive_pending, "-inf", time.time(), start=0, num=limit, withscores=True
         )
         return [(str(m), float(s)) for m, s in pairs]
 

@@ -88,6 +88,14 @@ end
 local function to_archive(job, t)
   if archive_on() then redis.call('ZADD', key('archive', 'pending'), t, job) end
 end
+-- A `sent` record is due for the archive shortly before its retention ends (its receipt may never
+-- come); LT keeps an earlier due time, so a change waiting to be written is not postponed.
+local ARCHIVE_AHEAD_S = 300
+local function to_archive_later(job, t)
+  if archive_on() then
+    redis.call('ZADD', key('archive', 'pending'), 'LT', t + math.max(0, RETENTION - ARCHIVE_AHEAD_S), job)
+  end
+end
 -- May the record leave Redis? Only once the archive has it and no change waits; else it is queued.
 local function archived_or_queue(j, t)
   if not archive_on() then return true end
@@ -177,7 +185,7 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.late, 1)
     count(C.late)
   end
-  if FINAL[new] or FINAL[old] then to_archive(job, t) end
+  if FINAL[new] or FINAL[old] then to_archive(job, t) elseif new == S.sent then to_archive_later(job, t) end
   if FINAL[new] then
     retain(j, t, true)
     if j[F.forward] == '1' then forward_intent(j, new, t) end

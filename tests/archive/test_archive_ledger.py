@@ -72,14 +72,32 @@ def test_a_record_leaves_redis_only_once_archived_unchanged(producer):
     assert ledger.sweep() == 1 and ledger.get(job_id) is None
 
 
-def test_a_sent_record_whose_receipt_never_came_is_queued_for_the_archive_before_it_goes(producer):
-    ledger = producer.ledger
-    ledger.claim_archive("id-1 sqlite:///x")
+def sent_job(ledger, producer) -> str:
     job_id = producer.send_sms(to=TO, sender="F", text="hi")
     assert ledger.begin(job_id, "w1", count_delivery=True).verdict == "go"
     ledger.finish(job_id, "w1", "accepted", status="ok", http=200, message_id="m-1", price=0.05)
-    assert pending(ledger) == {}  # `sent` is not final: nothing to write yet
-    ledger.redis.zadd(ledger.keys.awaiting, {job_id: 0})  # its retention is over
+    return job_id
+
+
+def test_a_sent_record_whose_receipt_never_came_is_archived_before_its_retention_ends(producer):
+    ledger = producer.ledger
+    ledger.claim_archive("id-1 sqlite:///x")
+    job_id = sent_job(ledger, producer)
+    due = pending(ledger)[job_id]
+    assert due > time.time() + 0.9 * producer.settings.retention_s  # not now: its receipt may still come
+    assert ledger.archive_pending(10) == []
+    ledger.redis.zadd(ledger.keys.archive_pending, {job_id: 0})  # the clock moves on
+    ledger.redis.zadd(ledger.keys.awaiting, {job_id: 0})
+    assert ledger.sweep() == 0  # due but not yet written: it stays
+    ledger.archived(ledger.archive_pending(10))
+    assert ledger.sweep() == 1 and ledger.get(job_id) is None
+
+
+def test_a_record_from_before_the_archive_is_queued_by_the_sweep_before_it_goes(producer):
+    ledger = producer.ledger
+    job_id = sent_job(ledger, producer)
+    ledger.claim_archive("id-1 sqlite:///x")
+    ledger.redis.zadd(ledger.keys.awaiting, {job_id: 0})
     assert ledger.sweep() == 0 and job_id in pending(ledger)
     ledger.archived(ledger.archive_pending(10))
     assert ledger.sweep() == 1 and ledger.get(job_id) is None
