@@ -11,24 +11,18 @@ from ledger.store import Ledger
 
 def forget_in_redis(ledger: Ledger, number: str) -> int:
     """Redact every live record to `number`, a page of its index at a time; returns how many."""
-    index, done = ledger.keys.by_number(number), 0
-    while True:
-        ids = [str(m) for m in ledger.redis.zrange(index, 0, STEP - 1)]
-        if not ids:
-            return done
+    done = 0
+    while ids := ledger.by_number_page(number, STEP):
         for job_id, raw in zip(ids, ledger.raw_many(ids)):
-            if not raw or raw.get("to") != number:
-                ledger.redis.zrem(index, job_id)  # a stale entry: nothing to redact
-                continue
             values = redacted_fields(raw.get("to"), raw.get("text"), raw.get("idem"), raw.get("callback"))
-            done += ledger.redact(
-                job_id,
-                number,
-                values["to"] or "",
-                values["text"] or "",
-                values["idempotency_key"] or "",
-                values["callback"] or "",
-            )
+            redacted = {
+                "to": values["to"] or "",
+                "text": values["text"] or "",
+                "idem": values["idempotency_key"] or "",
+                "callback": values["callback"] or "",
+            }
+            done += ledger.redact(job_id, number, redacted)  # also drops the entry, stale or not
+    return done
 
 
 def forget_in_archive(archive: Archive, number: str) -> int:

@@ -47,7 +47,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
     pipe.zcount(k.archive_pending, "-inf", now)  # `sent` records wait here ahead of their due time too
     pipe.zrangebyscore(k.archive_pending, "-inf", now, start=0, num=1, withscores=True)
-    pipe.hget(k.archive_status, "last_error")
+    pipe.hget(k.archiver_status, "last_error")
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
     lanes, overdue, oldest = rest[:-5], rest[-5], rest[-4]
     backlog, oldest_unarchived, archive_error = rest[-3:]

@@ -25,10 +25,11 @@ from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.archiver")
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 MAX_STEPS_PER_TICK = 20
 """Up to 20 × ARCHIVE_STEP records a tick while a full step comes back."""
 MAINTENANCE_EVERY_S = 60.0
+LOCK_TTL_MS = 120_000
+"""Longer than a tick can take (20 steps, each a transaction): a second writer never overlaps."""
 DAY_S = 86400
 
 
@@ -55,9 +56,8 @@ class Archiver(threading.Thread):
 
     def tick(self) -> int:
         """Archive what waits, if this process holds the lock; returns records written."""
-        ctx = self.ctx
-        lock = ctx.keys.lock("archiver")
-        if not ctx.redis.set(lock, self.token, nx=True, px=60_000):
+        ledger = self.ctx.ledger
+        if not ledger.take_lock("archiver", self.token, LOCK_TTL_MS):
             return 0
         try:
             written = self._catch_up()
@@ -66,7 +66,7 @@ class Archiver(threading.Thread):
                 self._maintain()
             return written or 0
         finally:
-            ctx.redis.eval(_RELEASE, 1, lock, self.token)
+            ledger.release_lock("archiver", self.token)
 
     def _catch_up(self) -> int | None:
         """Write waiting records step by step; None if the archive failed (the error is kept for stats)."""
@@ -92,7 +92,7 @@ class Archiver(threading.Thread):
             if len(pending) < ARCHIVE_STEP:
                 break
         if written:
-            self.ctx.redis.hset(self.ctx.keys.archive_status, mapping={"ok_ts": time.time(), "last_error": ""})
+            self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"ok_ts": time.time(), "last_error": ""})
         return written
 
     def _maintain(self) -> None:
@@ -112,7 +112,7 @@ class Archiver(threading.Thread):
     def _failed(self, exc: SQLAlchemyError) -> None:
         url = self.ctx.settings.archive_url.get_secret_value()
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0].replace(url, masked(url))[:300]
-        self.ctx.redis.hset(self.ctx.keys.archive_status, mapping={"last_error": reason, "error_ts": time.time()})
+        self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"last_error": reason, "error_ts": time.time()})
         log.warning("archive unavailable; records wait in Redis", error=reason)
 
     def stop(self) -> None:

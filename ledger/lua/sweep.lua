@@ -1,8 +1,8 @@
 -- The retention sweep: remove up to `limit` records whose retention ended, with their index entries
 -- and set members, and take them out of the live counts in the same step. With an archive, a record
 -- the archive does not have yet stays (queued for it) and is looked at again a minute later.
--- args: limit. Returns how many records it removed.
-local limit = tonumber(arg(1))
+-- Arguments: ledger.schema SCRIPT_ARGS['sweep']. Returns how many records it removed.
+local limit = tonumber(A.limit)
 local t = now()
 local removed, budget = 0, limit
 local RECHECK_S = 60
