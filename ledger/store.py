@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -323,8 +322,9 @@ class Ledger:
     # --- the archive -----------------------------------------------------------------
     def archive_pending(self, limit: int) -> list[tuple[str, float]]:
         """Up to `limit` records due for the archive, (job id, when due), longest waiting first."""
+        now = ledger_now(self.redis, self.settings)
         pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
-            self.keys.archive_pending, "-inf", time.time(), start=0, num=limit, withscores=True
+            self.keys.archive_pending, "-inf", now, start=0, num=limit, withscores=True
         )
         return [(str(m), float(s)) for m, s in pairs]
 
