@@ -13,7 +13,7 @@ from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.clock import ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.schema import ARCHIVED_STEP, ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
 from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
@@ -347,10 +347,12 @@ class Ledger:
 
     def archived(self, pairs: Sequence[tuple[str, float]]) -> int:
         """The archive has these records as read: each unchanged since leaves the to-archive set."""
-        if not pairs:
-            return 0
-        rows = row_args("archived", "pairs", [{"job": job_id, "score": repr(score)} for job_id, score in pairs])
-        return int(self._run("archived", *script_args("archived", pairs=len(pairs)), *rows))
+        done = 0
+        for start in range(0, len(pairs), ARCHIVED_STEP):
+            step = pairs[start : start + ARCHIVED_STEP]
+            rows = row_args("archived", "pairs", [{"job": job_id, "score": repr(score)} for job_id, score in step])
+            done += int(self._run("archived", *script_args("archived", pairs=len(step)), *rows))
+        return done
 
     def redact(self, job_id: str, expected_to: str, values: dict[str, str]) -> bool:
         """Apply a record's redacted values (to, text, idem, callback; one-way) if it still holds

@@ -25,8 +25,8 @@ from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.archiver")
 
-MAX_STEPS_PER_TICK = 20
-"""Up to 20 × ARCHIVE_STEP records a tick while a full step comes back."""
+MAX_STEPS_PER_TICK = 10
+"""Up to 10 × ARCHIVE_STEP records a tick while a full step comes back."""
 MAINTENANCE_EVERY_S = 60.0
 LOCK_TTL_MS = 120_000
 """Longer than a tick can take (20 steps, each a transaction): a second writer never overlaps."""
