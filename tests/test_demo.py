@@ -140,7 +140,7 @@ def _assert_project_process(argv: list[str], where: str) -> None:
     elif program == "celery":
         assert argv[1:3] == ["-A", "worker"], f"{where}: celery must run the project's app: {argv}"
     else:
-        assert program == "redis-server", f"{where}: {program} is not a process of the project"
+        assert program in ("redis-server", "postgres"), f"{where}: {program} is not a process of the project"
 
 
 def _deployment() -> tuple[list[tuple[str, list[str]]], set[str]]:
