@@ -195,6 +195,30 @@ class Archive:
                 )
             return out
 
+    def daily(self, since_day: str) -> list[dict[str, Any]]:
+        """Per day, state and dead reason from `since_day` on: messages and price (for the Reports charts)."""
+        f = daily_facts.c
+        query = (
+            select(
+                f.day, f.state, f.dead_reason, func.sum(f.messages).label("messages"), func.sum(f.price).label("price")
+            )
+            .where(f.prefix == self.prefix, f.day >= since_day)
+            .group_by(f.day, f.state, f.dead_reason)
+            .order_by(f.day)
+        )
+        with self.engine.connect() as conn:
+            return [
+                {
+                    "day": r.day,
+                    "state": r.state,
+                    "dead_reason": r.dead_reason,
+                    "messages": int(r.messages),
+                    "price": float(r.price or 0),
+                }
+                for r in conn.execute(query)
+                if r.messages
+            ]
+
     def batches(self, limit: int, before: tuple[str, str] | None = None) -> list[dict[str, Any]]:
         """Batches newest first (by their last day, then id), from the daily facts; `before` pages on."""
         f = daily_facts.c

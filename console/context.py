@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
+from archive.opening import open_archive
+from archive.store import Archive
 from config.keys import Keys
 from config.redis_client import redis_client
 from config.settings import Settings
@@ -88,3 +91,8 @@ class Console:
     @property
     def keys(self) -> Keys:
         return self.ledger.keys
+
+    @cached_property
+    def archive(self) -> Archive | None:
+        """The archive (None with COSMOS_ARCHIVE_URL=none), opened on first use; ArchiveRefused says why not."""
+        return open_archive(self.settings, self.ledger)

@@ -54,6 +54,10 @@ START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
 
 
+DEMO_ARCHIVE = Path("cosmos-archive.sqlite3")
+"""Where the demo's workers archive every record (`cosmos-sms history` finds them there afterwards)."""
+
+
 @dataclass
 class Pipeline:
     """What the scenario needs from the started pipeline."""
@@ -118,6 +122,8 @@ def start_pipeline(
         COSMOS_API_SECRET=DEMO_API_SECRET,
         COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
         COSMOS_LOG_FORMAT="json",
+        # The archive's SQLite default, in the user's directory (the children run in the log directory).
+        COSMOS_ARCHIVE_URL=f"sqlite:///{DEMO_ARCHIVE.resolve()}",
         PYTHONUNBUFFERED="1",
         **FAST_RETRIES,
     )

@@ -88,6 +88,8 @@ def render(summary: dict, console: Console) -> None:
         )
     table.add_row("all jobs final", "yes" if summary["final"] else "[red]no[/red]")
     console.print(table)
+    if summary.get("archive"):
+        console.print(f"Every record is archived in {summary['archive']} (`cosmos-sms history`, `cosmos-sms spend`).")
     if not summary["receipts"]:
         console.print(
             "No receiver (`cosmos-sms webhook` is not available): jobs end at `sent`, without delivery receipts."

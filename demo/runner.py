@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from demo.pipeline import ConsoleLogin, start_pipeline
+from demo.pipeline import DEMO_ARCHIVE, ConsoleLogin, start_pipeline
 from demo.processes import DemoError, Supervisor
 from demo.report import summarize
 from demo.scenario import Scenario, plan
@@ -58,6 +58,7 @@ def run_demo(
             pipeline.private_redis,
             scenario.account_pause(),
         )
+        summary["archive"] = str(DEMO_ARCHIVE.resolve())
         keep_logs = not final
         if keep_running is not None and pipeline.console is not None:
             keep_running(summary, pipeline.console)
