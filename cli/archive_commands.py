@@ -19,8 +19,7 @@ from archive.redaction import redact_number
 from archive.rows import EXPORT_COLUMNS, export_row, record_from_row
 from archive.schema import migrate
 from archive.store import SPEND_GROUPS, Archive, HistoryQuery
-from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
-from cli.control_commands import _operator
+from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
 from ledger.controls import Controls
 from ledger.schema import STATES
 from ledger.store import Ledger
@@ -192,7 +191,7 @@ def forget(number) -> None:
     archived = forget_in_archive(archive_, number) if archive_ is not None else 0
     shown = redact_number(number) or ""
     Controls(ledger.redis, ledger.keys).audit(
-        _operator(), "forget", shown, live + archived, f"live {live}, archived {archived}"
+        operator_name(), "forget", shown, live + archived, f"live {live}, archived {archived}"
     )
     click.echo(f"forgot {shown}: {live} live record(s), {archived} archived row(s) redacted")
 
