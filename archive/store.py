@@ -21,7 +21,6 @@ EXPORT_PAGE = 2000
 """Rows read per query while exporting: memory stays constant whatever the window."""
 MAINTENANCE_STEP = 1000
 """Rows one retention or redaction step touches."""
-SPEND_GROUPS = ("day", "month", "batch", "sender", "route")
 
 
 def day_of(ts: float) -> str:

@@ -3,11 +3,15 @@ Redis memory a record costs while it waits for the archive.
 
     python -m bench.archive                       # 100,000 rows into PostgreSQL (fsync on), 20,000 records in Redis
     python -m bench.archive --rows 20000 --records 5000
+    python -m bench.archive --scale 1000000       # then `history --to` and `export` over an archive of 1M rows
 
 PostgreSQL is a private cluster of Debian's server binaries (tests/support/postgres.py), fsync on, on
 this machine; rows are written in steps of ARCHIVE_STEP, each one transaction with its daily-fact
 deltas, as the archiver writes them. Memory is Redis's `used_memory` before and after: final records
 that wait for the archive (record, indexes, to-archive entry), and the to-archive entries alone.
+With --scale N, an archive of N rows (filled with fsync off) is asked by the real commands:
+`history --to` (the query as the command times it, and the whole command) and `export` of 10 % and
+of all rows (seconds, and the command's peak RSS).
 """
 
 from __future__ import annotations
@@ -93,11 +97,94 @@ def waiting_bytes(records: int, work: Path) -> dict[str, float]:
         service.stop()
 
 
+def _fill(archive: Archive, rows: int, numbers: int) -> None:
+    now = time.time() - rows
+    raw = {"state": "delivered", "lane": "bulk", "from": "Shop", "text": "Your weekly offer: 20% off.", "price": "0.01"}
+    for start in range(0, rows, 5000):
+        archive.write(
+            [
+                row_from_hash(
+                    "bench",
+                    f"s{i:010d}",
+                    {**raw, "to": f"03{i % numbers:013d}", "batch": f"camp-{i // 100_000}", "created_ts": str(now + i)},
+                    now,
+                )
+                for i in range(start, min(rows, start + 5000))
+            ]
+        )
+
+
+def _command(env: dict[str, str], *args: str) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MB, stderr) of one `cosmos-sms` command."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    watched, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)  # sampling interval of the RSS watch
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 0, err
+    return time.perf_counter() - started, peak / 1e6, err
+
+
+def at_scale(rows: int, work: Path) -> dict[str, object]:
+    import os
+    import re
+
+    server = start_private_postgres(fsync=False)
+    if server is None:
+        raise SystemExit("no PostgreSQL server binaries")
+    service, redis_url = start_redis(work)
+    try:
+        url = server.create_database("scale")
+        engine = create_archive_engine(url)
+        ensure_schema(engine, "bench")
+        filled = time.perf_counter()
+        _fill(Archive(engine, "bench"), rows, numbers=max(1, rows // 20))
+        fill_s = time.perf_counter() - filled
+        env = {**os.environ, "REDIS_URL": redis_url, "COSMOS_REDIS_PREFIX": "bench", "COSMOS_ARCHIVE_URL": url}
+        whole, _, err = _command(env, "history", "--to", f"03{rows // 40:013d}", "--limit", "50")
+        query_ms = float(re.search(r"in ([0-9.]+) ms", err).group(1))  # type: ignore[union-attr]
+        start = "2000-01-01T00:00:00Z"
+        tenth = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - rows + rows // 10))
+        part_s, part_mb, _ = _command(env, "export", "--since", start, "--until", tenth)
+        all_s, all_mb, _ = _command(env, "export", "--since", start, "--until", "2100-01-01T00:00:00Z")
+        return {
+            "rows": rows,
+            "fill_s": round(fill_s, 1),
+            "history_to_query_ms": query_ms,
+            "history_to_command_s": round(whole, 2),
+            "export_tenth_s": round(part_s, 1),
+            "export_tenth_peak_rss_mb": round(part_mb),
+            "export_all_s": round(all_s, 1),
+            "export_all_peak_rss_mb": round(all_mb),
+        }
+    finally:
+        service.stop()
+        server.stop("immediate")
+        server.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--scale", type=int, default=0, help="rows of an archive to ask `history` and `export`")
     args = parser.parse_args()
+    if args.scale:
+        with tempfile.TemporaryDirectory(prefix="cosmos-bench-archive-") as work:
+            print(json.dumps(at_scale(args.scale, Path(work)), indent=2))
+        return
     with tempfile.TemporaryDirectory(prefix="cosmos-bench-archive-") as work:
         report = {"write": write_throughput(args.rows), "memory": waiting_bytes(args.records, Path(work))}
     per_hour = report["memory"]["bytes_per_waiting_record"] * 1000 * 3600
