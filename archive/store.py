@@ -106,6 +106,11 @@ class Archive:
                     facts,
                 )
 
+    def ping(self) -> None:
+        """Raise unless the archive answers."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+
     # --- reading ----------------------------------------------------------------------
     def history(self, q: HistoryQuery, limit: int) -> list[Any]:
         """Rows matching `q`, newest first (created_ts, job_id descending), at most `limit`."""

@@ -44,6 +44,7 @@ class Archiver(threading.Thread):
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
         self.next_maintenance = 0.0
+        self.failing = False
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval_s):
@@ -74,6 +75,13 @@ class Archiver(threading.Thread):
         for _ in range(MAX_STEPS_PER_TICK):
             pending = ledger.archive_pending(ARCHIVE_STEP)
             if not pending:
+                if self.failing:  # nothing waits: ask the archive itself whether it is back
+                    try:
+                        self.archive.ping()
+                    except SQLAlchemyError as exc:
+                        self._failed(exc)
+                        return None
+                    self._recovered(0)
                 break
             ids = [job_id for job_id, _ in pending]
             now = time.time()
@@ -92,8 +100,14 @@ class Archiver(threading.Thread):
             if len(pending) < ARCHIVE_STEP:
                 break
         if written:
-            self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"ok_ts": time.time(), "last_error": ""})
+            self._recovered(written)
         return written
+
+    def _recovered(self, written: int) -> None:
+        if self.failing:
+            self.failing = False
+            log.info("archive reachable again", written=written)
+        self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"ok_ts": time.time(), "last_error": ""})
 
     def _maintain(self) -> None:
         s, now = self.ctx.settings, time.time()
@@ -112,6 +126,7 @@ class Archiver(threading.Thread):
     def _failed(self, exc: SQLAlchemyError) -> None:
         url = self.ctx.settings.archive_url.get_secret_value()
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0].replace(url, masked(url))[:300]
+        self.failing = True
         self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"last_error": reason, "error_ts": time.time()})
         log.warning("archive unavailable; records wait in Redis", error=reason)
 
