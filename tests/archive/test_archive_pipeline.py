@@ -9,6 +9,7 @@ import json
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
+from archive.rows import RECORD_FIELDS
 from cli.main import cli
 from producers.producer import SmsProducer
 from tests.support.polling import wait_for
@@ -92,9 +93,13 @@ def test_records_archived_after_retention_are_found_exported_and_counted(
     table = pq.read_table(parquet).to_pylist()
     assert len(table) == len(jobs)
     from_parquet = {r["job_id"]: r for r in table}
-    for job_id, record in by_id.items():
-        for field in ("state", "to", "from", "batch_id", "message_id", "price", "created_at", "attempts", "late"):
-            assert from_parquet[job_id][field] == record[field], (job_id, field)
+    for job_id, record in by_id.items():  # every field of the outcome record, exactly, in both formats
+        expected = {**record, "history": json.dumps(record["history"])}
+        for field in RECORD_FIELDS:
+            assert from_parquet[job_id][field] == expected[field], (job_id, field)
+            shown = expected[field]
+            as_csv = "" if shown is None else str(shown)
+            assert exported[job_id][field] == as_csv, (job_id, field)
 
     # Spend from the daily facts.
     groups = json.loads(run(env, "spend", "--by", "sender", "--json")[0])
