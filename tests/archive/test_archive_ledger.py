@@ -11,7 +11,7 @@ from archive.engine import create_archive_engine
 from archive.erasure import forget_in_redis
 from archive.opening import open_archive
 from archive.rows import row_from_hash
-from archive.schema import ArchiveRefused, ensure_schema
+from archive.schema import SCHEMA_VERSION, ArchiveRefused, ensure_schema, head_revision
 from archive.store import Archive, HistoryQuery
 from producers.producer import SmsProducer
 from worker.archiver import Archiver
@@ -174,3 +174,7 @@ def test_another_schema_version_is_refused_naming_migrate_and_the_password_is_ne
     with pytest.raises(ArchiveRefused, match="cosmos-sms archive migrate") as refused:
         open_archive(settings_for(COSMOS_ARCHIVE_URL=with_password), producer.ledger)
     assert "hunter2" not in str(refused.value) and "***" in str(refused.value)
+
+
+def test_the_schema_version_processes_expect_is_the_newest_migration():
+    assert head_revision() == SCHEMA_VERSION
