@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from ledger.record import history, iso
@@ -117,10 +118,43 @@ def record_from_row(row: Any) -> dict[str, Any]:
     return record
 
 
-def export_row(record: dict[str, Any], text: str | None, send_at: float | None, route: str | None) -> list[Any]:
-    """One export line: the record's fields in RECORD_FIELDS order (history as JSON), then the extras."""
-    values = [json.dumps(record["history"]) if name == "history" else record[name] for name in RECORD_FIELDS]
-    return [*values, text, iso(send_at), route]
+@lru_cache(maxsize=4096)
+def _history_json(raw: str | None) -> str:
+    """An attempt history as export writes it; the same few histories repeat over millions of rows."""
+    return json.dumps(history(raw))
+
+
+def export_row(row: Any) -> list[Any]:
+    """One export line from an archive row: the outcome record's fields in RECORD_FIELDS order (as
+    `record_from_row` gives them, history as JSON), then text, send_at and route. Built directly:
+    export writes millions of these."""
+    m = row._mapping
+    return [
+        m["job_id"],
+        m["state"],
+        m["lane"],
+        m["batch_id"],
+        m["to"],
+        m["sender"],
+        m["callback"],
+        m["idempotency_key"],
+        m["message_id"],
+        m["price"],
+        m["last_error"],
+        m["dead_reason"],
+        m["delivery_status"],
+        m["receipt_timestamp"],
+        _history_json(m["history"]),
+        bool(m["late"]),
+        bool(m["redacted"]),
+        int(m["attempts"] or 0),
+        int(m["ambiguous_resends"] or 0),
+        int(m["extra_sends"] or 0),
+        *(iso(m[stored]) for stored in _SHOWN_TIMES),
+        m["text"],
+        iso(m["send_at"]),
+        m["route"],
+    ]
 
 
 EXPORT_COLUMNS = (*RECORD_FIELDS, "text", "send_at", "route")

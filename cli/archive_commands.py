@@ -98,12 +98,12 @@ def history(to, message_id, batch, state, since, until, limit, after, as_json) -
 @one_line_errors
 def export(since, until, fmt, output) -> None:
     """Every archived record created in the window, one row each, streamed at constant memory."""
-    from archive.rows import export_row, record_from_row
+    from archive.rows import export_row
 
     start, end = _iso(since, "--since"), _iso(until, "--until")
     assert start is not None and end is not None
     _, archive = _need_archive()
-    rows = (export_row(record_from_row(r), r.text, r.send_at, r.route) for r in archive.window(start, end))
+    rows = (export_row(r) for r in archive.window(start, end))
     count = _write_parquet(rows, output) if fmt == "parquet" else _write_csv(rows, output)
     click.echo(f"exported {count} record(s)", err=True)
 
