@@ -48,7 +48,9 @@ def create_archive_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_size=2,
         max_overflow=2,
-        connect_args={"connect_timeout": 5, "application_name": "cosmos-sms"},
+        # No server-side prepared statements: a plan psycopg prepared while the table was small
+        # (a sequential scan) would be kept as it grows, and each step's lookup would scan it.
+        connect_args={"connect_timeout": 5, "application_name": "cosmos-sms", "prepare_threshold": None},
     )
 
 
