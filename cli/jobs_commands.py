@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
+from config.errors import EnqueueFailed
+from ledger.explanations import explain
 from ledger.stats import stats as ledger_stats
 from producers.producer import SmsProducer
 
@@ -19,11 +21,23 @@ def _producer() -> SmsProducer:
 @click.option("--text", required=True, help="Message text.")
 @click.option("--callback", default=None, help="Your own delivery-status URL (else COSMOS_WEBHOOK_URL).")
 @click.option("--idempotency-key", default=None, help="Same key, same message: sent once.")
-@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds.")
+@click.option(
+    "--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds (from --at if given)."
+)
+@click.option(
+    "--at",
+    "send_at",
+    default=None,
+    metavar="ISO",
+    help="Send no earlier than this ISO 8601 time with an offset, e.g. 2026-12-08T09:00:00+01:00.",
+)
 @one_line_errors
-def send(to, sender, text, callback, idempotency_key, expires_in) -> None:
+def send(to, sender, text, callback, idempotency_key, expires_in, send_at) -> None:
     """Enqueue one message; prints its job id."""
-    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+    try:
+        click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at))
+    except EnqueueFailed as exc:
+        raise CommandFailed(f"{exc} (is Redis running? check REDIS_URL)") from None
 
 
 @click.command()
@@ -34,7 +48,7 @@ def status(job_id) -> None:
     record = _producer().get_status(job_id)
     if record is None:
         raise CommandFailed(f"unknown job {job_id}")
-    echo_json(record)
+    echo_json({**record, "explained": explain(record)})
 
 
 @click.command()
@@ -43,7 +57,7 @@ def status(job_id) -> None:
 def cancel(job_id) -> None:
     """Cancel a job that has not been sent yet."""
     producer = _producer()
-    done, why = producer.ledger.operate("cancel", job_id)
+    done, why = producer.ledger.operate("cancel", job_id, by=operator_name())
     if not done:
         raise CommandFailed(f"not cancelled: {why}")
     click.echo(f"cancelled {job_id}")
@@ -82,6 +96,10 @@ def stats(as_json) -> None:
     table.add_row("breaker", figures["breaker"]["state"])
     pause = figures["paused"]
     table.add_row("paused", f"{pause['kind']}: {pause['reason']} ({', '.join(pause['lanes'])})" if pause else "no")
+    scheduled = figures["scheduled"]
+    table.add_row("scheduled", f"{scheduled['waiting']} waiting, next at {scheduled['next_at'] or 'none'}")
+    quiet = figures["quiet_hours"]
+    table.add_row("quiet hours", f"on until {quiet['until']} ({quiet['waiting']} bulk waiting)" if quiet else "off")
     Console().print(table)
 
 

@@ -13,6 +13,7 @@ from cli import (
     forwards_commands,
     jobs_commands,
     operator_commands,
+    processes_command,
     sandbox_command,
     webhook_command,
     worker_command,
@@ -20,6 +21,7 @@ from cli import (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cosmos-sms", message="cosmos-sms %(version)s")
 def cli() -> None:
     """cosmos-sms: deliver SMS through the COSMOS API with Celery on Redis.
 
@@ -52,6 +54,7 @@ for command in (
     archive_commands.spend,
     archive_commands.archive,
     archive_commands.forget,
+    processes_command.processes,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)

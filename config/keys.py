@@ -24,6 +24,8 @@ LEDGER_OWNED = frozenset(
         "message_id",
         "batch",
         "retry",
+        "scheduled",
+        "quiet",
         "by_number",
         "forward",
         "created",
@@ -60,10 +62,12 @@ PROCESS_OWNED = frozenset(
         "console_task",
         "console_login_failures",
         "archiver_status",
+        "process",
+        "processes",
     }
 )
 """A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
-tasks and login throttle (the demo's heartbeats are `DEMO_RUNS`)."""
+tasks and login throttle, worker heartbeats (the demo's heartbeats are `DEMO_RUNS`)."""
 BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
 """Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
 DEMO_RUNS = "cosmos-demo:runs"
@@ -89,7 +93,7 @@ class Keys:
         return f"{self.prefix}:msgid:{message_id}"
 
     def batch(self, batch_id: str) -> str:
-        """Hash: a batch's total, fingerprint, created_ts, cancelled flag and `state:<s>` counts."""
+        """Hash: a batch's total, fingerprint, created_ts, cancelled flag, send_until and `state:<s>` counts."""
         return f"{self.prefix}:batch:{batch_id}"
 
     def chunk(self, task_id: str) -> str:
@@ -99,6 +103,15 @@ class Keys:
     def retry(self, lane: str) -> str:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
         return f"{self.prefix}:retry:{lane}"
+
+    def scheduled(self, lane: str) -> str:
+        """Sorted set: a lane's queued jobs whose `send_at` is ahead -> send_at (no broker message yet)."""
+        return f"{self.prefix}:scheduled:{lane}"
+
+    @property
+    def quiet(self) -> str:
+        """Sorted set: bulk jobs waiting for the quiet hours to end -> when they were due."""
+        return f"{self.prefix}:quiet"
 
     def by_number(self, number: str) -> str:
         """Sorted set: jobs to one number -> created_ts (console search)."""
@@ -151,6 +164,15 @@ class Keys:
     def forwards_failed(self) -> str:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
+
+    def process(self, process_id: str) -> str:
+        """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    @property
+    def processes(self) -> str:
+        """Sorted set: worker process id -> last heartbeat (pruned to the last 10 minutes on every beat)."""
+        return f"{self.prefix}:processes"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"

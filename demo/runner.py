@@ -25,7 +25,7 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(
-    configured_redis_url: str,
+    configured_redis_url: str | None,
     count: int,
     with_receiver: bool,
     on_progress: Callable[[int, int], None],
@@ -57,6 +57,7 @@ def run_demo(
             pipeline.receipts,
             pipeline.private_redis,
             scenario.account_pause(),
+            scenario.scheduled(),
         )
         summary["archive"] = str(DEMO_ARCHIVE.resolve())
         keep_logs = not final

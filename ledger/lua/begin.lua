@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -29,6 +29,7 @@ if state == S.sending then
   elseif j[F.inflight] == '1' then
     -- Its owner died with a request on the wire: COSMOS may have accepted it.
     remember(j.jk, 'lease_expired/0/0')
+    timeline(j, 'attempt', {'status', 'lease_expired', 'note', 'worker lost during the attempt'}, t)
     redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.doubt, 1)
     redis.call('HDEL', j.jk, F.inflight)
     count(C.ambiguous_attempts)
@@ -36,6 +37,8 @@ if state == S.sending then
   end
 elseif WAITING[state] then
   if state == S.retrying and (tonumber(j[F.due_ts]) or 0) > t + 0.05 then return {V.skip, 'not_due'} end
+  -- Never before send_at, whatever message brought it here.
+  if state == S.queued and (tonumber(j[F.send_at]) or 0) > t then return {V.skip, 'scheduled'} end
 else
   return {V.skip, state}
 end
@@ -62,11 +65,18 @@ end
 -- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
-  move(j, S.retrying, t, {due = until_ts})
+  move(j, S.retrying, t, {due = until_ts, event = 'waiting', tl = {'why', why, 'until', until_ts}})
   return {V.wait, why}
 end
 
 local lane = j[F.lane]
+-- Quiet hours hold bulk jobs (never singles) until the window ends, without spending an attempt.
+if lane == 'bulk' and not renewing
+    and quiet_until(t, A.quiet_start, A.quiet_end, A.quiet_next_start, A.quiet_next_end) then
+  if j[F.resend_next] == '1' then redis.call('HSET', j.jk, F.resend_next, 1) end
+  hold_for_quiet(j, t)
+  return {V.skip, 'quiet_hours'}
+end
 if operator_paused(lane) then return defer(t, 'operator_paused') end
 local probe = false
 local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')
@@ -100,11 +110,15 @@ if rate > 0 then
     redis.call('HSET', key('rate'), 'single_tat', slot + interval)
   else
     slot = tat
-    if slot > t + bulk_ahead then return {V.busy, tostring(slot - bulk_ahead - t)} end
+    if slot > t + bulk_ahead then
+      timeline(j, 'waiting', {'why', 'rate_slot', 'until', slot - bulk_ahead}, t)
+      return {V.busy, tostring(slot - bulk_ahead - t)}
+    end
   end
   redis.call('HSET', key('rate'), 'tat', tat + interval)
   redis.call('PEXPIRE', key('rate'), 60000)
   delay = slot - t
+  if delay >= 0.001 then timeline(j, 'waiting', {'why', 'rate_slot', 'ms', math.floor(delay * 1000)}, t) end
 end
 
 if j[F.resend_next] == '1' then
@@ -114,7 +128,7 @@ if j[F.resend_next] == '1' then
 end
 local lease_ts = t + lease_s + delay
 if state ~= S.sending then
-  move(j, S.sending, t, {lease_ts = lease_ts})
+  move(j, S.sending, t, {lease_ts = lease_ts, tl = probe and {'probe', '1'} or {'n', attempts + 1}})
 else
   redis.call('ZADD', key('leases'), lease_ts, job)
 end
