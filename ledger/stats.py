@@ -56,7 +56,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     pipe.zrangebyscore(k.archive_pending, "-inf", now, start=0, num=1, withscores=True)
     pipe.hget(k.archiver_status, "last_error")
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
-    rest, (backlog, oldest_unarchived, archive_error) = rest[:-3], rest[-3:]
+    rest, (archive_backlog, oldest_unarchived, archive_error) = rest[:-3], rest[-3:]
     lanes, rest = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
     scheduled, (quiet_size, time_reply, overdue, oldest) = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
     now = from_time_reply(time_reply, ledger.settings)
@@ -88,7 +88,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         },
         "paused": paused(pause),
         "archive": {
-            "backlog": backlog,
+            "backlog": archive_backlog,
             "oldest_s": round(max(0.0, time.time() - oldest_unarchived[0][1]), 1) if oldest_unarchived else None,
             "last_error": archive_error or None,
         },
