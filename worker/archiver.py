@@ -126,9 +126,10 @@ class Archiver(threading.Thread):
     def _failed(self, exc: SQLAlchemyError) -> None:
         url = self.ctx.settings.archive_url.get_secret_value()
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0].replace(url, masked(url))[:300]
+        if not self.failing:  # once per outage, not once a second
+            log.warning("archive unavailable; records wait in Redis", error=reason)
         self.failing = True
         self.ctx.redis.hset(self.ctx.keys.archiver_status, mapping={"last_error": reason, "error_ts": time.time()})
-        log.warning("archive unavailable; records wait in Redis", error=reason)
 
     def stop(self) -> None:
         self.stopping.set()
