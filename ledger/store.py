@@ -222,6 +222,12 @@ class Ledger:
             s.pause_probe_interval_s,
         )
 
+    def recheck(self, job_id: str, owner: str, *, probe: bool) -> Attempt:
+        """Whether a lease that waited for its rate slot may still send: a pause recorded meanwhile
+        gives it back (`wait`), and the job waits like every other."""
+        reply = self._run("recheck", job_id, owner, int(probe))
+        return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
+
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
         """Record an attempt's outcome (`outcome`: `finish_args`'s keywords); returns (what happened,
         breaker or pause change, or '')."""
