@@ -78,7 +78,9 @@ def deliver_job(
         if attempt.delay_s > 0:
             sleep(attempt.delay_s)  # our reserved rate slot
             # A pause recorded while we waited stops this request too (one short script per delayed send).
-            still = ride_out(lambda: ctx.ledger.recheck(job_id, owner, probe=attempt.probe), settings.lease_s / 2, sleep)
+            still = ride_out(
+                lambda: ctx.ledger.recheck(job_id, owner, probe=attempt.probe), settings.lease_s / 2, sleep
+            )
             if still.verdict != "go":
                 log_verdict(job_id, still)
                 return still.verdict
