@@ -346,8 +346,14 @@ def test_a_foreign_message_id_after_an_unknown_outcome_counts_once_and_ids_stay_
     assert len(field(ledger, job_id, "extra_ids").split(";")) <= 5
 
 
-def test_a_receipt_for_a_dead_job_is_the_providers_word(producer, ledger):
+def test_a_receipt_for_a_dead_job_is_the_providers_word_after_an_unknown_outcome(producer, ledger):
+    refused = job(producer)
+    go(ledger, refused)
+    ledger.finish(refused, "w1", "permanent", status="failed", http=200)
+    assert receipt(ledger, refused) == "refused_foreign"  # COSMOS refused its only attempt: no evidence
     job_id = job(producer)
+    go(ledger, job_id)
+    ledger.finish(job_id, "w1", "ambiguous", status="connection_lost", http=0)
     go(ledger, job_id)
     ledger.finish(job_id, "w1", "permanent", status="failed", http=200)
     assert receipt(ledger, job_id) == "late"

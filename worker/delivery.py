@@ -144,7 +144,8 @@ def _callback_for(ctx: WorkerContext, job_id: str, attempt: Attempt) -> str | No
     s = ctx.settings
     if not s.webhook_url or s.webhook_secret is None:
         return None
-    return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value())
+    expires = time.time() + s.retention_s  # the token lives as long as the record may
+    return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value(), expires_ts=expires)
 
 
 def log_verdict(job_id: str, attempt: Attempt) -> None:

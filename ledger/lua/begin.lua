@@ -10,7 +10,7 @@ local max_attempts, poison_n, count_delivery = tonumber(arg(5)), tonumber(arg(6)
 local rate, bulk_ahead = tonumber(arg(8)), tonumber(arg(9))
 local probe_s, max_resends, probe_interval = tonumber(arg(10)), tonumber(arg(11)), tonumber(arg(12))
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.doubt)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -41,7 +41,7 @@ else
 end
 
 -- COSMOS already reported this job: settle it, never send it again.
-if j[F.rcpt_msgid] then settle_stored_receipt(j, t); return {V.sent} end
+if j[F.rcpt_msgid] and settle_stored_receipt(j, t, j[F.doubt] == '1' or lost_in_flight) then return {V.sent} end
 if (tonumber(j[F.expires_ts]) or 0) <= t then move(j, S.expired, t); return {V.expired} end
 if redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
   move(j, S.dead, t, {reason = DR.suppressed}); return {V.dead, DR.suppressed}
