@@ -1,9 +1,9 @@
 -- Just before a request that waited for its rate slot: whether sending was paused meanwhile.
 -- A lease taken before an account or operator pause must not send after it; it is given back
 -- like an unused one (not an attempt), and the job waits in its retry set.
--- args: job, owner, probe ('1': this request is the pause's probe)
+-- Arguments: ledger.schema SCRIPT_ARGS['recheck'] (probe '1': this request is the pause's probe).
 -- Returns {go} | {wait, why} | {skip, why}
-local job, owner, probe = arg(1), arg(2), arg(3) == '1'
+local job, owner, probe = A.job, A.owner, A.probe == '1'
 local j = load(job, F.owner)
 if j[F.state] ~= S.sending or j[F.owner] ~= owner then return {V.skip, 'lost_lease'} end
 local why
