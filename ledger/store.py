@@ -12,6 +12,7 @@ from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.clock import ledger_now
+from ledger.outbox import republish
 from ledger.record import iso, to_record
 from ledger.schema import COMMON_ARGS, ENQUEUE_STEP, STEP, SWEEP_STEP, pack, reply, reply_rows, row_args, script_args
 from ledger.scripts import Scripts
@@ -202,7 +203,20 @@ class Ledger:
         pairs = [(row["job"], row["created"] == "1") for row in reply_rows("enqueue", result[1:])]
         if not replicated:
             raise NotReplicated(pairs)
+        # A withdrawn job its idempotency key named, recorded again: its broker message is not the row's.
+        revived = [(job_id, job.lane) for (job_id, new), job in zip(pairs, jobs) if new and job_id != job.job_id]
+        if revived:
+            republish(self.redis, self.keys, revived)
         return pairs
+
+    def withdraw(self, job_ids: Sequence[str]) -> tuple[list[str], bool]:
+        """Withdraw jobs an unreplicated enqueue created (queued -> cancelled, a compare-and-set), waiting
+        for replicas as the enqueue did: (the jobs withdrawn, whether enough replicas have the withdraw)."""
+        calls = [self._operate_args("withdraw", job_id, UNREPLICATED) for job_id in job_ids]
+        if not calls:
+            return [], True
+        results, replicated = self._run_many_replicated("operate", calls)
+        return [job_id for job_id, r in zip(job_ids, results) if _operated(r)[0]], replicated
 
     def idempotency_owners(self, keys: Sequence[str]) -> list[str | None]:
         """The `job|fingerprint` each idempotency key maps to, read in pages (no writes)."""

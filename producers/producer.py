@@ -19,7 +19,7 @@ from config.settings import Settings
 from cosmos_api.rules import validate_message
 from ledger.outbox import chunk_messages, single_message
 from ledger.schema import ENQUEUE_STEP, STEP, batch_job_id
-from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
+from ledger.store import Ledger, NewJob, NotReplicated
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
 MAX_BATCH_ID_CHARS = 200
@@ -167,15 +167,18 @@ class SmsProducer:
                     raise IdempotencyConflict(job.idempotency_key or "", other)
 
     def _withdraw(self, pairs: list[tuple[str, bool]]) -> list[str]:
-        """Withdraw the jobs an unreplicated step created (queued -> cancelled, a compare-and-set); returns
-        the jobs that may stand: those a worker took first, and those recorded before this call."""
+        """Withdraw the jobs an unreplicated step created; returns the jobs that may stand: those a worker
+        took first, those recorded before this call, and all of them when the withdraw itself reached too
+        few replicas (a failover could bring the job back queued)."""
         created = [job_id for job_id, new in pairs if new]
         try:
-            results = self.ledger.operate_many("withdraw", created, UNREPLICATED)
+            withdrawn, replicated = self.ledger.withdraw(created)
         except _REDIS_DOWN:
             return [job_id for job_id, _ in pairs]
-        withdrawn = {job_id for job_id, (done, _) in zip(created, results) if done}
-        return [job_id for job_id, _ in pairs if job_id not in withdrawn]
+        if not replicated:
+            return [job_id for job_id, _ in pairs]
+        gone = set(withdrawn)
+        return [job_id for job_id, _ in pairs if job_id not in gone]
 
     def _standing(self, job_ids: list[str]) -> list[str]:
         """Which of these jobs exist, if Redis answers now; all of them when it does not."""

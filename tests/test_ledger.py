@@ -359,7 +359,7 @@ def test_a_receipt_for_a_dead_job_is_the_providers_word_after_an_unknown_outcome
     assert receipt(ledger, job_id) == "late"
     record = ledger.get(job_id)
     assert (record["state"], record["late"], record["dead_reason"]) == ("delivered", True, None)
-    assert stats(ledger)["dead_letter_size"] == 0
+    assert stats(ledger)["dead_letter_size"] == 1  # the refused one
 
 
 def test_a_receipt_settles_a_held_job(producer, ledger, settings_for):
