@@ -43,6 +43,10 @@ class Keys:
         """Counter: deliveries of one bulk chunk message (a redelivered chunk is split)."""
         return f"{self.prefix}:chunk:{task_id}"
 
+    def take(self, owner: str) -> str:
+        """A single-lane task's taken group, kept briefly for a repeated call (ledger-owned; take.lua)."""
+        return f"{self.prefix}:take:{owner}"
+
     def retry(self, lane: str) -> str:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
         return f"{self.prefix}:retry:{lane}"

@@ -164,6 +164,23 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "probe_interval_s",
     ),
     "recheck": ("job", "owner", "probe"),
+    "take": (
+        "job",
+        "owner",
+        "lease_s",
+        "policy",
+        "max_attempts",
+        "poison_deliveries",
+        "count_delivery",
+        "rate",
+        "bulk_ahead_s",
+        "probe_s",
+        "max_ambiguous_resends",
+        "probe_interval_s",
+        "queue",
+        "limit",
+        "task",
+    ),
     "finish": (
         "job",
         "owner",
@@ -187,6 +204,11 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "sweep": ("limit",),
 }
 """Each script's own arguments, after COMMON_ARGS."""
+INNER_SCRIPTS = {"take": "begin"}
+"""Scripts that run another's body as a function (`begin_job(A)`) inside their one atomic step; they take
+the inner script's arguments first."""
+TAKE_TTL_S = 30
+"""How long `take` keeps its reply for a repeated call (redis-py's retry after a lost reply, or ride_out)."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
     "enqueue": {
         # `jobs` rows follow the fixed arguments; then a count and the `messages` rows.
@@ -334,6 +356,7 @@ def lua_prelude() -> str:
         f"local HISTORY_LEN = {HISTORY_LEN}",
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
+        f"local TAKE_TTL_S = {TAKE_TTL_S}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",
     ]
     return "\n".join(lines).replace("'", '"') + "\n"

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from ledger.schema import SCRIPT_ARGS, lua_prelude, lua_script_args
+from ledger.schema import INNER_SCRIPTS, SCRIPT_ARGS, lua_prelude, lua_script_args
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -18,7 +18,16 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 @cache
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
-    return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+    return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+
+
+def _inner(name: str) -> str:
+    """The script `name` runs inside itself as `<inner>_job(A)`, with the inner script's reply helpers."""
+    inner = INNER_SCRIPTS.get(name)
+    if inner is None:
+        return ""
+    helpers = "".join(line + "\n" for line in lua_script_args(inner).splitlines() if not line.startswith("local A ="))
+    return f"local function {inner}_job(A)\n{helpers}{(LUA_DIR / f'{inner}.lua').read_text()}\nend\n"
 
 
 class Scripts:

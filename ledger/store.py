@@ -9,7 +9,8 @@ from typing import Any
 import redis
 
 from config.errors import IdempotencyConflict, InvalidMessage
-from config.keys import LANES, Keys
+from config.celery import TASK_DELIVER
+from config.keys import LANE_SINGLE, LANES, Keys
 from config.settings import Settings
 from ledger.clock import ledger_now
 from ledger.outbox import republish
@@ -256,10 +257,30 @@ class Ledger:
         self.finish(job_id, owner, "release", error=UNREPLICATED, delay_s=self.settings.retry_backoff_base_s)
         return Attempt("wait", detail=UNREPLICATED)
 
+    def take(self, job_id: str, owner: str, limit: int) -> tuple[Attempt, list[tuple[str, str, Attempt]]]:
+        """Lease a single-lane task's own job, and take up to `limit` single-job messages waiting behind
+        it off the lane's broker list and lease their jobs, in one atomic step: no message leaves the
+        list without its lease. Returns the own job's attempt and (job, owner, attempt) per taken job.
+
+        Safe to repeat with the same `owner` for TAKE_TTL_S (a lost reply): the same answer comes back.
+        """
+        args = script_args(
+            "take",
+            **self._begin_values(job_id, owner, True),
+            queue=self.keys.broker_queue_key(LANE_SINGLE),
+            limit=limit,
+            task=TASK_DELIVER,
+        )
+        raw, replicated = self._run_replicated("take", *args)
+        own = self._held_back(job_id, owner, _attempt(raw[0]), replicated)
+        return own, [(job, o, self._held_back(job, o, _attempt(r), replicated)) for job, o, r in raw[1:]]
+
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
+        return script_args("begin", **self._begin_values(job_id, owner, count_delivery))
+
+    def _begin_values(self, job_id: str, owner: str, count_delivery: bool) -> dict[str, object]:
         s = self.settings
-        return script_args(
-            "begin",
+        return dict(
             job=job_id,
             owner=owner,
             lease_s=s.lease_s,
