@@ -7,10 +7,10 @@ import os
 import sys
 
 import click
-import redis
 
 from cli.common import CommandFailed, one_line_errors, settings_or_exit
 from config.keys import LANES
+from config.redis_client import redis_client
 from ledger.controls import Controls
 from ledger.store import Ledger
 
@@ -19,8 +19,7 @@ _LANE = click.Choice(LANES)
 
 def _ledger() -> Ledger:
     settings = settings_or_exit()
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
-    return Ledger(client, settings)
+    return Ledger(redis_client(settings, "cli"), settings)
 
 
 def _controls(ledger: Ledger | None = None) -> Controls:
