@@ -20,6 +20,7 @@ LANES = (LANE_SINGLE, LANE_BULK)
 LEDGER_OWNED = frozenset(
     {
         "job",
+        "take",
         "idempotency",
         "message_id",
         "batch",

@@ -44,6 +44,7 @@ SEGMENTS = {
     "histograms": "histograms",
     "breaker": "breaker",
     "rate": "rate",
+    "take": "take",
 }
 """The first segment after the prefix of each ledger-owned key shape."""
 WRITES = frozenset(
