@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from console.auth import check_csrf, start_session
 from console.search import NUMBER
@@ -39,7 +40,8 @@ async def login(request: Request):
     name, password = str(form.get("name", ""))[:100], str(form.get("password", ""))[:1000]
     next_path = str(form.get("next") or "/")
     await console.throttle.wait(name)
-    user = check_password(console.users, name, password)
+    # argon2 takes ~0.1 s of CPU (it releases the GIL): on a worker thread, bad logins never stall other pages.
+    user = await run_in_threadpool(check_password, console.users, name, password)
     if user is None:
         console.throttle.failed(name)
         # One answer for an unknown name and a wrong password.

@@ -69,6 +69,8 @@ class SmsProducer:
                 f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
                 job_ids=self._standing([job.job_id]),
             ) from exc
+        except redis.ResponseError as exc:  # OOM, NOREPLICAS past the bound: refused at its first write
+            raise EnqueueFailed(f"Redis refused the job: {exc}", job_ids=self._standing([job.job_id])) from exc
         return job_id
 
     def send_bulk(self, messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
@@ -107,6 +109,13 @@ class SmsProducer:
                     f"Redis did not take batch {batch!r} within {self.settings.enqueue_timeout_s:g} s after "
                     f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch: {exc}",
                     job_ids=self._standing(maybe) if start == 0 else maybe,
+                    batch_id=batch,
+                ) from exc
+            except redis.ResponseError as exc:  # OOM, NOREPLICAS past the bound: refused at its first write
+                raise EnqueueFailed(
+                    f"Redis refused batch {batch!r} after {len(ids)} of {len(jobs)} jobs: repeat send_bulk with "
+                    f"batch_id={batch!r}, or cancel_batch: {exc}",
+                    job_ids=ids + self._standing([j.job_id for j in step]),
                     batch_id=batch,
                 ) from exc
         return ids
@@ -159,7 +168,7 @@ class SmsProducer:
         keyed = [j for j in jobs if j.idempotency_key]
         try:
             owners = self.ledger.idempotency_owners([j.idempotency_key or "" for j in keyed])
-        except _REDIS_DOWN as exc:
+        except (*_REDIS_DOWN, redis.ResponseError) as exc:
             raise EnqueueFailed(f"Redis is unreachable: {exc}") from exc
         for job, owner in zip(keyed, owners):
             if owner is not None:
@@ -174,7 +183,7 @@ class SmsProducer:
         created = [job_id for job_id, new in pairs if new]
         try:
             withdrawn, replicated = self.ledger.withdraw(created)
-        except _REDIS_DOWN:
+        except (*_REDIS_DOWN, redis.ResponseError):
             return [job_id for job_id, _ in pairs]
         if not replicated:
             return [job_id for job_id, _ in pairs]
@@ -185,7 +194,7 @@ class SmsProducer:
         """Which of these jobs exist, if Redis answers now; all of them when it does not."""
         try:
             states = self.ledger.states(job_ids)
-        except _REDIS_DOWN:
+        except (*_REDIS_DOWN, redis.ResponseError):
             return job_ids
         return [job_id for job_id, state in zip(job_ids, states) if state is not None]
 
