@@ -186,6 +186,11 @@ STEP = 1000
 ENQUEUE_STEP = 250
 """Most new jobs one enqueue call records: each costs ~40 µs inside Redis (record, indexes, events,
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
+CLAIM_STEP = 250
+"""Most jobs one reconciler claim republishes per kind (due, lease expired, lost message): each costs a few
+µs inside Redis, so even a claim full of every kind holds Redis a few ms."""
+EXPIRE_STEP = 50
+"""Most waiting jobs one claim ends `expired`: each is a whole state move (~80 µs), so ~4 ms a call."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
@@ -418,6 +423,7 @@ def lua_prelude() -> str:
         f"local HISTORY_LEN = {HISTORY_LEN}",
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
+        f"local EXPIRE_STEP = {EXPIRE_STEP}",
         f"local TAKE_TTL_S = {TAKE_TTL_S}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",
     ]

@@ -8,14 +8,14 @@ from typing import Any
 
 import redis
 
-from config.errors import IdempotencyConflict, InvalidMessage
 from config.celery import TASK_DELIVER
+from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANE_SINGLE, LANES, Keys
 from config.settings import Settings
 from ledger.clock import ledger_now
 from ledger.outbox import republish
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.schema import CLAIM_STEP, ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
 from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
@@ -341,8 +341,12 @@ class Ledger:
             max_ambiguous_resends=s.max_ambiguous_resends,
         )
 
-    def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
+    def claim_due(self, limit: int = CLAIM_STEP) -> list[tuple[str, str, str]]:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
+        return self.claim(limit)[0]
+
+    def claim(self, limit: int = CLAIM_STEP) -> tuple[list[tuple[str, str, str]], bool]:
+        """`claim_due`, and whether more waiting jobs are past their deadline than this step ended."""
         k = self.keys
         flat = self._run(
             "claim",
@@ -354,7 +358,8 @@ class Ledger:
                 probe_interval_s=self.settings.pause_probe_interval_s,
             ),
         )
-        return [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
+        rows = [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
+        return [r for r in rows if r[0]], any(not r[0] for r in rows)
 
     def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import json
 import math
 import re
+import time
 import uuid
 from datetime import datetime
 from typing import Any, TypeGuard
