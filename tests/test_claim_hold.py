@@ -25,9 +25,7 @@ def test_expiring_a_thousand_waiting_jobs_holds_redis_briefly(producer, workers,
     redis_client.slowlog_reset()
     try:
         workers.start(lane="nothing")  # its reconciler only
-        wait_for(
-            lambda: producer.ledger.states(ids).count("expired") == JOBS, timeout=60, what="every job to expire"
-        )
+        wait_for(lambda: producer.ledger.states(ids).count("expired") == JOBS, timeout=60, what="every job to expire")
         claim = hashlib.sha1(script_source("claim").encode()).hexdigest()
         holds = [e["duration"] / 1000 for e in redis_client.slowlog_get(10_000) if claim in str(e["command"])]
     finally:
