@@ -109,7 +109,9 @@ def test_the_next_page_starts_after_the_last_entry_seen_even_when_earlier_ones_l
     ledger.enqueue(jobs)
     page = soup(operator.get(f"/messages?number={number(6)}"))
     seen = [tr["data-job"] for tr in el(page, id="results").find_all("tr", attrs={"data-job": True})]
-    next_query = str(page.find(id="next")["href"]).split("?", 1)[1]
+    link = page.find(id="next")
+    assert link is not None
+    next_query = str(link["href"]).split("?", 1)[1]
     redis_client.zrem(ledger.keys.by_number(number(6)), *seen[:10])  # as the retention sweep removes them
 
     rest = found(operator, next_query)
