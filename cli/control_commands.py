@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 
 import click
 
-from cli.common import CommandFailed, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, checked_numbers, one_line_errors, operator_name, settings_or_exit
 from config.keys import LANES
 from config.redis_client import redis_client
+from ledger import operations
 from ledger.controls import Controls
 from ledger.store import Ledger
 
@@ -27,21 +26,13 @@ def _controls(ledger: Ledger | None = None) -> Controls:
     return Controls(ledger.redis, ledger.keys)
 
 
-def _operator() -> str:
-    """Who the audit log names for a command-line action."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid{os.getuid()}"
-
-
 @click.command()
 @click.option("--lane", type=_LANE, default=None, help="Only this lane (default: all sending).")
 @click.option("--reason", default="", help="Why; shown in stats and the console.")
 @one_line_errors
 def pause(lane, reason) -> None:
     """Pause sending (an operator's pause: no probe lifts it; `resume` does)."""
-    _controls().pause(lane, reason, _operator())
+    _controls().pause(lane, reason, operator_name())
     click.echo(f"paused {lane or 'all sending'}")
 
 
@@ -50,7 +41,7 @@ def pause(lane, reason) -> None:
 @one_line_errors
 def resume(lane) -> None:
     """Lift an operator's pause."""
-    lifted = _controls().resume(lane, _operator())
+    lifted = _controls().resume(lane, operator_name())
     click.echo(f"resumed {lane or 'all sending'}" if lifted else f"{lane or 'all sending'} was not paused")
 
 
@@ -62,15 +53,7 @@ def add_suppression_command(group: click.Group) -> None:
     @one_line_errors
     def suppression_add(numbers) -> None:
         """Put numbers on the suppression list by hand (they are then never sent to)."""
-        from console.search import NUMBER
-
-        bad = [n for n in numbers if not NUMBER.match(n)]
-        if bad:
-            raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
-        ledger = _ledger()
-        added = ledger.suppress(numbers)
-        target = numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers"
-        _controls(ledger).audit(_operator(), "suppression add", target, added)
+        added = operations.suppress(_ledger(), checked_numbers(numbers), operator_name())
         click.echo(f"added {added} number(s)")
 
 

@@ -193,10 +193,7 @@ def _numbers(form) -> list[str]:
 async def suppression_add(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    added = console.ledger.suppress(numbers)
-    console.controls.audit(
-        user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", added
-    )
+    added = operations.suppress(console.ledger, numbers, user.name)
     return render(request, "done.html", user=user, back="/suppression", message=f"Added {added} number(s).")
 
 
@@ -204,10 +201,7 @@ async def suppression_add(request: Request, user: Operator):
 async def suppression_remove(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    removed = console.ledger.unsuppress(numbers)
-    console.controls.audit(
-        user.name, "suppression remove", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", removed
-    )
+    removed = operations.unsuppress(console.ledger, numbers, user.name)
     return render(request, "done.html", user=user, back="/suppression", message=f"Removed {removed} number(s).")
 
 

@@ -4,8 +4,8 @@ Job actions (cancel, requeue, resend, mark_sent, purge) run one action script pe
 jobs per round trip, and publish the broker messages of the jobs that went back to a queue
 themselves (bulk ones in chunks, as `send_bulk` does); a publish lost to a crash is found by the
 reconciler's lost-message rule. Whole sets (the dead set, a batch) go a step at a time, so a caller
-can show progress; nothing is capped. Pause and resume are `ledger.controls.Controls`; the
-suppression list is `Ledger.suppress` / `Ledger.unsuppress`.
+can show progress; nothing is capped. Suppression list changes land in the audit stream; pause
+and resume are `ledger.controls.Controls`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ledger.controls import Controls
 from ledger.outbox import republish
 from ledger.schema import STEP, batch_job_id
 from ledger.store import Ledger
@@ -48,6 +49,24 @@ def apply_to_pages(
         if progress is not None:
             progress(tally["done"], tally["refused"])
     return tally
+
+
+def suppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
+    """Put numbers on the suppression list (they are never sent to), STEP at a time; returns how many were new."""
+    added = sum(ledger.suppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
+    Controls(ledger.redis, ledger.keys).audit(by, "suppression add", _numbers_target(numbers), added)
+    return added
+
+
+def unsuppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
+    """Take numbers off the suppression list, STEP at a time; returns how many were on it."""
+    removed = sum(ledger.unsuppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
+    Controls(ledger.redis, ledger.keys).audit(by, "suppression remove", _numbers_target(numbers), removed)
+    return removed
+
+
+def _numbers_target(numbers: Sequence[str]) -> str:
+    return numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers"
 
 
 @dataclass(frozen=True)

@@ -432,8 +432,9 @@ def test_claims_are_bounded_steps(store):
 
 
 def test_give_up_after_the_window_and_retry_opens_a_new_one(store, settings_for, redis_client):
-    # The same intents seen with a window not yet passed, and with one already passed.
-    expired = Forwards(redis_client, settings_for(**FAST, COSMOS_FORWARD_MAX_AGE_S="0.001"))
+    # The same intents seen on the ledger's clock moved past the retry window.
+    window = store.settings.forward_max_age_s
+    expired = Forwards(redis_client, settings_for(**FAST, COSMOS_TEST_CLOCK_OFFSET_S=str(window + 1)))
     intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"))
     assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500") == "rescheduled"
     held = store.reschedule(intent.fwd_id, 1.0, "", attempted=False)
