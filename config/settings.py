@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     forward_backoff_base_s: float = Field(5.0, alias="COSMOS_FORWARD_BACKOFF_BASE_S", gt=0)
     forward_backoff_max_s: float = Field(900.0, alias="COSMOS_FORWARD_BACKOFF_MAX_S", gt=0)
     forward_threads: int = Field(16, alias="COSMOS_FORWARD_THREADS", ge=1, le=256)
+    forward_deny_private: bool = Field(False, alias="COSMOS_FORWARD_DENY_PRIVATE")
     forward_poll_s: float = Field(0.5, alias="COSMOS_FORWARD_POLL_S", gt=0)
     forward_breaker_threshold: int = Field(5, alias="COSMOS_FORWARD_BREAKER_THRESHOLD", ge=1)
     forward_breaker_open_s: float = Field(30.0, alias="COSMOS_FORWARD_BREAKER_OPEN_S", gt=0)

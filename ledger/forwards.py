@@ -147,6 +147,13 @@ class Forwards:
         )
         return str(reply)
 
+    def give_up(self, fwd_id: str, error: str) -> str:
+        """List a forward with the failed ones at once (its destination will never be reached)."""
+        reply = self._call(
+            "forward_reschedule", fwd_id=fwd_id, delay_s=0.0, error=error[:500], attempted="1", max_age_s=0.0
+        )
+        return str(reply)
+
     def due_count(self) -> int:
         """Forwards waiting for a (next) POST, claimed ones included."""
         return self.redis.zcard(self.keys.forwards_due)

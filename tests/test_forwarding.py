@@ -463,3 +463,38 @@ def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_succes
     breakers.release("a:80", True, 33)
     assert [breakers.acquire("a:80", 33) for _ in range(4)] == [0, 0, 0, 0]  # closed: half the pool
     assert breakers.acquire("a:80", 33) > 0
+
+
+def refused(store: Forwards, fwd_id: str) -> bool:
+    forward = store.get(fwd_id)
+    return forward is not None and forward.failed_ts is not None and forward.last_error == "destination_refused"
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/hook"])
+def test_a_link_local_callback_is_refused_at_once_and_listed(forwarder_for, store, url):
+    intent = store.add("meta", url, payload("meta", "delivered"))
+    forwarder_for()
+    wait_for(lambda: refused(store, intent.fwd_id), timeout=10, what="the forward refused and listed")
+    assert [f.fwd_id for f in store.failed_page()] == [intent.fwd_id]
+
+
+def test_private_callbacks_are_refused_only_when_the_operator_asks(app_receiver, forwarder_for, store):
+    app = app_receiver()
+    inside = store.add("p1", app.url("/ok"), payload("p1", "delivered"))
+    forwarder_for(COSMOS_FORWARD_DENY_PRIVATE="1")
+    wait_for(lambda: refused(store, inside.fwd_id), timeout=10, what="the loopback forward refused")
+    assert app.count("/ok") == 0
+    allowed = store.add("p2", app.url("/ok"), payload("p2", "delivered"))
+    forwarder_for()  # default 0: single-host and private-network deployments keep working
+    wait_for(lambda: gone(store, allowed.fwd_id), timeout=10, what="the loopback forward delivered")
+
+
+def test_forwarded_posts_never_use_a_proxy_from_the_environment(app_receiver, forwarder_for, store, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    app = app_receiver()
+    intent = store.add("x1", app.url("/ok"), payload("x1", "delivered"))
+    forwarder_for()
+    wait_for(lambda: gone(store, intent.fwd_id), timeout=10, what="the forward delivered directly")

@@ -41,7 +41,14 @@ from config.backoff import backoff_s
 from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.forwards import MAX_STEP, Forward, Forwards
-from worker.forward_session import DeadlinePassed, forward_session, post_within
+from worker.forward_session import (
+    DESTINATION_REFUSED,
+    DeadlinePassed,
+    DestinationRefused,
+    DestinationRule,
+    forward_session,
+    post_within,
+)
 
 log = structlog.get_logger("cosmos.forwarding")
 
@@ -156,6 +163,9 @@ class Forwarder:
         secret = settings.app_webhook_secret
         self.webhook = Webhook(secret.get_secret_value()) if secret else None
         self.session = forward_session(settings.forward_threads)
+        self.rule = DestinationRule(deny_private=settings.forward_deny_private)
+        # URLs the operator configured are trusted; every other destination came with a message.
+        self.operator_urls = {u for u in (settings.webhook_url, getattr(settings, "inbound_url", None)) if u}
         self._free = threading.Semaphore(settings.forward_threads)
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -231,7 +241,7 @@ class Forwarder:
 
     # One POST ------------------------------------------------------------------------------
     def _deliver(self, forward: Forward, dest: str) -> None:
-        ok = False
+        ok: bool | None = False
         try:
             error = self.post(forward)
             ok = error is None
@@ -244,6 +254,12 @@ class Forwarder:
                     destination=dest,
                     attempts=forward.attempts + 1,
                 )
+                return
+            if error == DESTINATION_REFUSED:
+                # Never to be reached: listed with the failed forwards at once, nothing learnt about it.
+                ok = None
+                self.forwards.give_up(forward.fwd_id, error)
+                log.warning("forward refused: its destination is internal", fwd_id=forward.fwd_id, destination=dest)
                 return
             delay = self.retry_delay_s(forward.attempts + 1)
             result = self.forwards.reschedule(forward.fwd_id, delay, error or "")
@@ -270,7 +286,10 @@ class Forwarder:
         except Exception:  # one bad forward must never stop the pool
             log.exception("forwarder: unexpected error", fwd_id=forward.fwd_id)
         finally:
-            self.breakers.release(dest, ok, time.time())
+            if ok is None:
+                self.breakers.cancel(dest)
+            else:
+                self.breakers.release(dest, ok, time.time())
             self._free.release()
 
     def retry_delay_s(self, attempts_made: int) -> float:
@@ -300,12 +319,15 @@ class Forwarder:
                 self.session,
                 connect_s + read_s,
                 forward.url,
+                rule=None if forward.url in self.operator_urls else self.rule,
                 data=forward.payload.encode("utf-8"),
                 headers=self.headers(forward),
                 timeout=(connect_s, read_s),
                 allow_redirects=False,
                 stream=True,
             )
+        except DestinationRefused:
+            return DESTINATION_REFUSED
         except DeadlinePassed as exc:
             return str(exc)
         except requests.Timeout:
