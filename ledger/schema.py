@@ -257,7 +257,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),
-    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit", "held"),
     "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
     "forward_retry": ("ids",),
     "events_read": ("group", "consumer", "count"),
@@ -291,6 +291,7 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
         "messages": ("first", "last", "queue", "message"),
     },
     "forward_retry": {"ids": ("fwd_id",)},
+    "forward_claim": {"held": ("fwd_id", "delay_s")},
     "search_filter": {"jobs": ("job",)},
 }
 """Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""

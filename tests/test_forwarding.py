@@ -449,7 +449,7 @@ def test_give_up_after_the_window_and_retry_opens_a_new_one(store, settings_for,
 def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_success():
     from worker.forwarding import DestinationBreakers
 
-    breakers = DestinationBreakers(threshold=2, open_s=10, max_open_s=100, threads=8)
+    breakers = DestinationBreakers(threshold=2, open_s=10, max_open_s=100, threads=8, busy_s=0.5)
     assert breakers.acquire("a:80", 0) == 0 and breakers.acquire("a:80", 0) == 0
     breakers.release("a:80", False, 1)
     breakers.release("a:80", False, 1)
@@ -498,3 +498,28 @@ def test_forwarded_posts_never_use_a_proxy_from_the_environment(app_receiver, fo
     intent = store.add("x1", app.url("/ok"), payload("x1", "delivered"))
     forwarder_for()
     wait_for(lambda: gone(store, intent.fwd_id), timeout=10, what="the forward delivered directly")
+
+
+def _redis_work(client) -> tuple[int, float]:
+    """The forwarder's calls to Redis (its scripts, and MULTI for a completion's transaction: the commands
+    inside them are counted apart by Redis) and the CPU seconds Redis has used."""
+    stats = client.info("commandstats")
+    calls = sum(stats.get(k, {}).get("calls", 0) for k in ("cmdstat_evalsha", "cmdstat_multi"))
+    cpu = client.info("cpu")
+    return calls, cpu["used_cpu_sys"] + cpu["used_cpu_user"]
+
+
+def test_a_slow_destination_costs_few_redis_calls_per_post(app_receiver, forwarder_for, store, redis_client):
+    slow = app_receiver(hang_s=3)  # answers every POST after 3 s
+    for i in range(2000):
+        store.add(f"s{i}", slow.url("/hang"), payload(f"s{i}", "delivered"))
+    forwarder_for(COSMOS_FORWARD_TIMEOUT_S="5", COSMOS_FORWARD_POLL_S="0.5", COSMOS_FORWARD_THREADS="16")
+    wait_for(lambda: slow.count("/hang") >= 8, timeout=10, what="the first POSTs")  # past the start-up
+    calls, cpu = _redis_work(redis_client)
+    started, posts = time.monotonic(), slow.count("/hang")
+    wait_for(lambda: slow.count("/hang") >= posts + 24, timeout=30, interval=0.2, what="three rounds of POSTs")
+    calls, cpu = (a - b for a, b in zip(_redis_work(redis_client), (calls, cpu)))
+    made, elapsed = slow.count("/hang") - posts, time.monotonic() - started
+    print(f"\n[slow destination] {calls} Redis calls for {made} POSTs; Redis CPU {cpu / elapsed:.2%} of a core")
+    assert calls / made <= 3, f"{calls} Redis calls for {made} POSTs"
+    assert cpu / elapsed < 0.02, f"Redis used {cpu / elapsed:.1%} of a core"

@@ -1,10 +1,18 @@
 -- Claim up to `limit` due forwards, each pushed `claim_grace_s` ahead: invisible to other workers, and
 -- due again if this claim's worker dies mid-POST. Given-up forwards past their retention go on the side,
 -- at most `prune_limit` a call.
--- Arguments: ledger.schema SCRIPT_ARGS['forward_claim']. Returns flat rows of REPLY_ROWS['forward_claim'].
+-- First, the forwards the last claim's worker held back without a request (their destination busy or its
+-- breaker open) go back, each due after its own delay: a slow destination costs one call a round.
+-- Arguments: ledger.schema SCRIPT_ARGS['forward_claim'], then the `held` rows. Returns flat rows of
+-- REPLY_ROWS['forward_claim'].
 local due, failed = key('forwards', 'due'), key('forwards', 'failed')
 local limit, grace, prune = tonumber(A.limit), tonumber(A.claim_grace_s), tonumber(A.prune_limit)
 local t = now()
+for i = 0, tonumber(A.held) - 1 do
+  local at = ROWS_AT + i * ROW.held.width - 1
+  -- XX: a forward completed meanwhile stays gone.
+  redis.call('ZADD', due, 'XX', t + tonumber(ARGV[at + ROW.held.delay_s]), ARGV[at + ROW.held.fwd_id])
+end
 for _, id in ipairs(redis.call('ZRANGE', failed, '-inf', t - RETENTION, 'BYSCORE', 'LIMIT', 0, prune)) do
   redis.call('ZREM', failed, id)
   redis.call('DEL', key('fwd', id))
