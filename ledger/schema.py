@@ -36,6 +36,8 @@ JOB_FIELDS = {
     "created_ts": "epoch seconds, recorded",
     "updated_ts": "epoch seconds, last change",
     "expires_ts": "deadline: not sent by then means expired",
+    "send_at": "epoch seconds: a scheduled job is not sent before",
+    "waiting": "what a waiting job waits for: 'send_at' or 'quiet_hours' (absent: nothing)",
     "attempts": "HTTP requests made to COSMOS (probes excluded)",
     "deliveries": "single-job deliveries begun since the last outcome (poison detection)",
     "owner": "lease owner while sending",
@@ -134,6 +136,7 @@ BATCH_FIELDS = {
     "fingerprint": "hash of the whole member list: the same batch id with other members conflicts",
     "created_ts": "epoch seconds, recorded",
     "cancelled": "'1': cancel_batch ran; enqueue refuses new members",
+    "send_until": "the latest send_at of a member: the batch's record lives at least until then",
     "state:": "live members per state",
 }
 BREAKER_FIELDS = {
@@ -191,6 +194,10 @@ CLAIM_STEP = 250
 µs inside Redis, so even a claim full of every kind holds Redis a few ms."""
 EXPIRE_STEP = 50
 """Most waiting jobs one claim ends `expired`: each is a whole state move (~80 µs), so ~4 ms a call."""
+RELEASE_STEP = 100
+"""Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
+Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
+short bursts that a busy host seldom preempts."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
@@ -201,41 +208,30 @@ index entries and set members, the counts), so a call holds Redis ~10 ms."""
 # builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
 # place cannot exist: a missing or unknown name fails at the call.
 COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
+"""The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
+BEGIN_ARGS = (
+    "job",
+    "owner",
+    "lease_s",
+    "policy",
+    "max_attempts",
+    "poison_deliveries",
+    "count_delivery",
+    "rate",
+    "bulk_ahead_s",
+    "probe_s",
+    "max_ambiguous_resends",
+    "probe_interval_s",
+    *QUIET_ARGS,
+)
+"""`begin`'s arguments; `take` runs begin's body per job and takes them first."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
-    "begin": (
-        "job",
-        "owner",
-        "lease_s",
-        "policy",
-        "max_attempts",
-        "poison_deliveries",
-        "count_delivery",
-        "rate",
-        "bulk_ahead_s",
-        "probe_s",
-        "max_ambiguous_resends",
-        "probe_interval_s",
-    ),
+    "begin": BEGIN_ARGS,
     "recheck": ("job", "owner", "probe"),
-    "take": (
-        "job",
-        "owner",
-        "lease_s",
-        "policy",
-        "max_attempts",
-        "poison_deliveries",
-        "count_delivery",
-        "rate",
-        "bulk_ahead_s",
-        "probe_s",
-        "max_ambiguous_resends",
-        "probe_interval_s",
-        "queue",
-        "limit",
-        "task",
-    ),
+    "take": (*BEGIN_ARGS, "queue", "limit", "task"),
     "finish": (
         "job",
         "owner",
@@ -254,7 +250,8 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "max_ambiguous_resends",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "release": ("limit", *QUIET_ARGS),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),
     "forward_claim": ("limit", "claim_grace_s", "prune_limit", "held"),
@@ -263,7 +260,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "events_read": ("group", "consumer", "count"),
     "events_group": ("group", "start"),
     "events_skip": ("group",),
-    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "scheduled", "jobs"),
     "lock_release": ("name", "token"),
     "batch_close": ("batch_id",),
 }
@@ -287,6 +284,7 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
             "callback",
             "forward",
             "expires_in_s",
+            "send_at",
         ),
         "messages": ("first", "last", "queue", "message"),
     },
@@ -317,6 +315,7 @@ otherwise (verdict, detail); `enqueue` follows its status with (job, created) ro
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
+    "release": ("job", "lane", "why"),
     "forward_claim": ("fwd_id", "fields"),
 }
 """Replies that are (or end in) a flat list of rows."""
