@@ -166,6 +166,8 @@ FORWARD_FIELDS = {
     "last_attempt_ts": "epoch seconds of the last failure",
     "retry_ts": "start of the retry window an operator's retry opened",
     "failed_ts": "epoch seconds it was given up",
+    "seq": "the job's forward number: a later state's is higher, and an older one is never sent after it",
+    "claimed_until": "while a POST of it may be in flight: a later forward of the job waits",
 }
 LEDGER_HASHES = {
     "job": JOB_FIELDS,

@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from ledger.forwards import Forwards
+from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.processes import cosmos_cmd, spawn, stop
@@ -524,3 +525,26 @@ def test_a_slow_destination_costs_few_redis_calls_per_post(app_receiver, forward
     print(f"\n[slow destination] {calls} Redis calls for {made} POSTs; Redis CPU {cpu / elapsed:.2%} of a core")
     assert calls / made <= 3, f"{calls} Redis calls for {made} POSTs"
     assert cpu / elapsed < 0.02, f"Redis used {cpu / elapsed:.1%} of a core"
+
+
+def test_a_jobs_forwards_never_send_an_older_state_after_a_newer_one(app_receiver, forwarder_for, store, settings_for):
+    app = app_receiver()  # /fail answers 500 until healthy
+    producer = SmsProducer(
+        settings_for(**FAST, COSMOS_WEBHOOK_URL="http://127.0.0.1:9/delivery-status", COSMOS_WEBHOOK_SECRET="s" * 32)
+    )
+    ledger, to = producer.ledger, "033334445566770"
+    job_id = producer.send_sms(to, "F", "late word", callback=app.url("/fail"))
+    for kind, status in (("ambiguous", "timeout"), ("permanent", "failed")):  # unknown, then refused: dead
+        assert ledger.begin(job_id, "w", count_delivery=True).verdict == "go"
+        ledger.finish(job_id, "w", kind, status=status, http=400)
+    forwarder_for()
+    wait_for(lambda: app.count("/fail") >= 1, timeout=10, what="the dead forward's first (failed) POST")
+    # The provider's late word: delivered after all. Its forward is written while `dead` waits to be retried.
+    assert ledger.apply_receipt(job_id, to=to, status="delivered", message_id="M-1", price=0.01, timestamp="") == "late"
+    app.healthy = True
+
+    wait_for(lambda: store.due_count() == 0, timeout=15, what="every forward of the job done or dropped")
+    answered = [p.body["status"] for p in app.of("/fail")]
+    assert "delivered" in answered
+    assert "dead" not in answered[answered.index("delivered") :], answered
+    assert [p.body.get("sequence") for p in app.of("/fail") if p.body["status"] == "delivered"] == [2]

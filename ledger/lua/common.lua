@@ -94,8 +94,9 @@ local function forward_intent(j, new, t)
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
     message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
+  payload.sequence = seq  -- a later state of the job has a higher one; forward_claim never sends an older after it
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
-    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
+    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t, 'seq', seq)
   redis.call('ZADD', key('forwards', 'due'), t, fid)
 end
 
