@@ -64,6 +64,8 @@ JOB_FIELDS = {
     "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "call": "id of the last begin or finish call (a repeated call answers `call_reply`)",
+    "call_reply": "that call's reply, JSON",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -231,10 +233,11 @@ BEGIN_ARGS = (
 """`begin`'s arguments; `take` runs begin's body per job and takes them first."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
-    "begin": BEGIN_ARGS,
+    "begin": (*BEGIN_ARGS, "call"),
     "recheck": ("job", "owner", "probe"),
     "take": (*BEGIN_ARGS, "queue", "limit", "task"),
     "finish": (
+        "call",
         "job",
         "owner",
         "kind",
@@ -267,6 +270,9 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "batch_close": ("batch_id",),
 }
 """Each script's own arguments, after COMMON_ARGS."""
+ONCE_SCRIPTS = frozenset({"begin", "finish"})
+"""Scripts whose reply is kept in the job's record under the call's id (`call`): repeated after a lost
+reply, the call answers the same instead of counting an attempt or an outcome twice."""
 INNER_SCRIPTS = {"take": "begin"}
 """Scripts that run another's body as a function (`begin_job(A)`) inside their one atomic step; they take
 the inner script's arguments first."""

@@ -11,7 +11,16 @@ from typing import Any
 import redis
 
 from config.settings import Settings
-from ledger.schema import COMMON_ARGS, INNER_SCRIPTS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
+from ledger.schema import (
+    COMMON_ARGS,
+    INNER_SCRIPTS,
+    ONCE_SCRIPTS,
+    SCRIPT_ARGS,
+    lua_prelude,
+    lua_script_args,
+    pack,
+    script_args,
+)
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -20,7 +29,21 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 @cache
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
-    return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    if name in ONCE_SCRIPTS:
+        body = f"local function step()\n{body}\nend\n{_ONCE}"
+    return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + body
+
+
+_ONCE = """-- A call repeated with its call id (redis-py's retry after a lost reply) answers what the first did.
+if A.call == '' then return step() end
+local jk = key('job', A.job)
+local prior = redis.call('HMGET', jk, F.call, F.call_reply)
+if prior[1] == A.call then return cjson.decode(prior[2]) end
+local result = step()
+if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, F.call, A.call, F.call_reply, cjson.encode(result)) end
+return result
+"""
 
 
 def _inner(name: str) -> str:

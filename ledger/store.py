@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -285,7 +286,8 @@ class Ledger:
         return own, [(job, o, self._held_back(job, o, _attempt(r), replicated)) for job, o, r in raw[1:]]
 
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
-        return script_args("begin", **self._begin_values(job_id, owner, count_delivery))
+        # A call id per call: redis-py's retry of this very command must not take a second attempt.
+        return script_args("begin", **self._begin_values(job_id, owner, count_delivery), call=uuid.uuid4().hex)
 
     def _begin_values(self, job_id: str, owner: str, count_delivery: bool) -> dict[str, object]:
         s = self.settings
@@ -339,10 +341,13 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        call: str = "",
     ) -> tuple[object, ...]:
+        """`call`: the outcome's id, the same on every try of it (a new one when empty)."""
         s = self.settings
         return script_args(
             "finish",
+            call=call or uuid.uuid4().hex,
             job=job_id,
             owner=owner,
             kind=kind,

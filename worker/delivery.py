@@ -64,8 +64,10 @@ def deliver_job(
 
     def record(*args: object, **kwargs: object) -> tuple[str, str]:
         # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
-        # as our lease lasts, or a sent message would later count as ambiguous.
-        return ride_out(lambda: ctx.outcomes.finish(*args, **kwargs), settings.lease_s / 2, sleep)  # type: ignore[arg-type]
+        # as our lease lasts, or a sent message would later count as ambiguous. Every try carries
+        # the outcome's one call id, so a try whose reply was lost is not counted twice.
+        call = uuid.uuid4().hex
+        return ride_out(lambda: ctx.outcomes.finish(*args, call=call, **kwargs), settings.lease_s / 2, sleep)  # type: ignore[arg-type]
 
     def attempt_once() -> str:
         attempt = taken.pop() if taken else begin(ctx, job_id, owner, count_delivery, sleep)
