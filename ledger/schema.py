@@ -123,6 +123,7 @@ COUNTERS = {
     "breaker_opened": "times the breaker opened",
     "requeued": "operator requeues and resends",
     "late": "final states the provider's word overturned",
+    "unreplicated_acceptances": "outcome writes with an acceptance that too few replicas had within the WAIT timeout",
     "receipt_price_refused": "receipts applied without their price (outside [0, max(1.00, 10 x accepted)] USD)",
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",

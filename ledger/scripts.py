@@ -93,24 +93,30 @@ class Scripts:
                 raise result
         return results
 
-    def run_each(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def run_each(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         """`run_many` with each call's own error (an exception instance) in its place, none raised.
 
         A call refused for a missing script (after a Redis restart) did not run: only those run again,
         once it is loaded, since another client may have loaded it between two calls of the pipeline.
+        `wait` (replicas, timeout_ms): WAIT follows in the same pipeline; its answer is appended.
         """
-        results = self._pipeline(name, calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        results = self._pipeline(name, calls, wait)
+        missing = [i for i, r in enumerate(results[: len(calls)]) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
             self.client.script_load(self.sources[name])
-            for i, result in zip(missing, self._pipeline(name, [calls[i] for i in missing])):
+            again = self._pipeline(name, [calls[i] for i in missing], wait)
+            for i, result in zip(missing, again):
                 results[i] = result
+            if wait is not None:
+                results[-1] = again[-1]
         return results
 
-    def _pipeline(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def _pipeline(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for args in calls:
             pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+        if wait is not None:
+            pipe.wait(*wait)
         return pipe.execute(raise_on_error=False)
 
     # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------

@@ -22,6 +22,7 @@ from ledger.schema import (
     ENQUEUE_STEP,
     QUIET_ARGS,
     RELEASE_STEP,
+    SCRIPT_ARGS,
     STEP,
     SWEEP_STEP,
     reply,
@@ -80,6 +81,8 @@ class NotReplicated(Exception):
         self.pairs = pairs
 
 
+C_UNREPLICATED = "unreplicated_acceptances"
+"""The counter of outcome writes whose acceptance too few replicas had in time (ledger.schema.COUNTERS)."""
 UNREPLICATED = "unreplicated"
 """Why a job was withdrawn, or a lease given back: too few replicas had the write in time
 (one of ledger.schema.CANCEL_REASONS)."""
@@ -325,7 +328,16 @@ class Ledger:
     def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
         """`finish_many` with each call's own error in its place, none raised (the outcome writer
         answers each of its senders)."""
-        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
+        # An acceptance must reach COSMOS_REDIS_MIN_REPLICAS replicas before the worker moves on (acks,
+        # sends the next job): one lost to a failover would be sent again. WAIT rides the same pipeline.
+        wanted = self.settings.redis_min_replicas
+        accepted = wanted > 0 and any(dict(zip(SCRIPT_ARGS["finish"], args))["kind"] == "accepted" for args in calls)
+        wait = (wanted, self.settings.redis_wait_timeout_ms) if accepted else None
+        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls], wait)
+        if wait is not None:
+            acked = results.pop()
+            if isinstance(acked, Exception) or int(acked) < wanted:
+                self.redis.hincrby(self.keys.counters, C_UNREPLICATED, 1)
         return [r if isinstance(r, Exception) else _finished(r) for r in results]
 
     def finish_args(

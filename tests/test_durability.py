@@ -171,3 +171,23 @@ def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_
     record = ledger.get(job_id)
     assert record is not None
     assert (record["state"], record["attempts"], record["last_error"]) == ("retrying", 0, "unreplicated")
+
+
+def test_an_acceptance_waits_for_the_replicas_before_the_worker_moves_on(primary_and_replica, settings_for):
+    primary, replica = primary_and_replica
+    producer = _producer(settings_for, primary, replicas=1)
+    job_id = producer.send_sms("033334445566770", "Shop", "accepted")
+    ledger = producer.ledger
+    assert ledger.begin(job_id, "w", count_delivery=True).verdict == "go"
+
+    [result] = ledger.finish_each([ledger.finish_args(job_id, "w", "accepted", message_id="M-1", price=0.01)])
+
+    assert result == ("sent", "")
+    # The WAIT rode the outcome's own pipeline: the replica has the acceptance when the writer answers.
+    assert replica.client().hget(ledger.keys.job(job_id), "state") == "sent"
+    late = _producer(settings_for, primary, replicas=2).ledger  # one replica exists: the wait falls short
+    other = producer.send_sms("033334445566770", "Shop", "accepted too")
+    assert late.begin(other, "w", count_delivery=True).verdict == "wait"  # a lease too few hold: given back
+    assert ledger.begin(other, "w", count_delivery=True).verdict == "go"
+    late.finish_each([late.finish_args(other, "w", "accepted", message_id="M-2", price=0.01)])
+    assert int(late.counters()["unreplicated_acceptances"]) == 1
