@@ -54,6 +54,7 @@ PROCESS_OWNED = frozenset(
     {
         "chunk",
         "lock",
+        "redis_run_id",
         "audit",
         "console_minute",
         "console_hour",
@@ -167,6 +168,11 @@ class Keys:
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
+
+    @property
+    def redis_run_id(self) -> str:
+        """String: the Redis `run_id` the reconciler last saw; a new one means Redis restarted."""
+        return f"{self.prefix}:reconciler:run_id"
 
     @property
     def leases(self) -> str:

@@ -256,7 +256,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "max_ambiguous_resends",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", "lost_horizon_s", *QUIET_ARGS),
     "release": ("limit", *QUIET_ARGS),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),

@@ -381,8 +381,11 @@ class Ledger:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
         return self.claim(limit)[0]
 
-    def claim(self, limit: int = CLAIM_STEP) -> tuple[list[tuple[str, str, str]], bool]:
-        """`claim_due`, and whether more waiting jobs are past their deadline than this step ended."""
+    def claim(self, limit: int = CLAIM_STEP, *, restarted: bool = False) -> tuple[list[tuple[str, str, str]], bool]:
+        """`claim_due`, and whether more waiting jobs are past their deadline than this step ended.
+
+        `restarted`: Redis restarted since the last look, so queued jobs' messages may be lost though
+        their lane holds others: every queued job recorded before now is republished (in steps)."""
         k = self.keys
         flat = self._run(
             "claim",
@@ -392,6 +395,7 @@ class Ledger:
                 single_list=k.broker_queue_key(LANES[0]),
                 bulk_list=k.broker_queue_key(LANES[1]),
                 probe_interval_s=self.settings.pause_probe_interval_s,
+                lost_horizon_s=self.settings.requeue_grace_s if restarted else 0,
                 **self.quiet_windows(),
             ),
         )

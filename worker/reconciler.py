@@ -38,6 +38,8 @@ class Reconciler(threading.Thread):
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.catching_up = False
+        """Redis restarted: republish every queued job until a claim finds no more."""
 
     def run(self) -> None:
         interval = self.ctx.settings.scheduler_interval_s
@@ -57,8 +59,9 @@ class Reconciler(threading.Thread):
             return 0
         try:
             reasons: Counter[str] = Counter()
+            self.catching_up = self.catching_up or self._redis_restarted()
             for _ in range(MAX_STEPS_PER_TICK):
-                picked, more_expired = ctx.ledger.claim(CLAIM_STEP)
+                picked, more_expired = ctx.ledger.claim(CLAIM_STEP, restarted=self.catching_up)
                 republish(
                     ctx.redis,
                     ctx.keys,
@@ -67,6 +70,7 @@ class Reconciler(threading.Thread):
                 )
                 reasons.update(why for _, _, why in picked)
                 if len(picked) < CLAIM_STEP and not more_expired:
+                    self.catching_up = False  # every queued job's message is out again
                     break
             for _ in range(MAX_RELEASE_STEPS_PER_TICK):
                 released = ctx.ledger.release_due(RELEASE_STEP)
@@ -90,6 +94,14 @@ class Reconciler(threading.Thread):
             return sum(reasons.values())
         finally:
             ctx.ledger.release_lock(LOCK, self.token)
+
+    def _redis_restarted(self) -> bool:
+        """Whether Redis has a new run_id since the reconciler last looked (remembered in Redis itself,
+        so a worker restarted with it still notices). Messages taken but not acked, or written after
+        the last fsync, are gone after a restart; they must not wait for the lost-message grace."""
+        run_id = str(self.ctx.redis.info("server")["run_id"])
+        seen = self.ctx.redis.set(self.ctx.keys.redis_run_id, run_id, get=True)
+        return seen is not None and seen != run_id  # a first look is not a restart
 
     def stop(self) -> None:
         self.stopping.set()

@@ -69,10 +69,13 @@ end
 -- lane holds no message at all. Its message may still sit unacked in a worker that died (kombu
 -- would restore it only after the visibility timeout): a second message then costs one skipped
 -- task, never a second send, because the lease decides who sends.
+-- After Redis restarted (`lost_horizon_s` > 0) any message may be gone, the list's others included:
+-- every queued job recorded before now is republished at once (a spare message costs a skipped task).
+local horizon = tonumber(A.lost_horizon_s)
 for _, lane in ipairs({'single', 'bulk'}) do
-  if redis.call('LLEN', lists[lane]) == 0 then
+  if horizon > 0 or redis.call('LLEN', lists[lane]) == 0 then
     local ok = key('outbox', lane)
-    for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t, 'LIMIT', 0, limit)) do
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t + horizon, 'LIMIT', 0, limit)) do
       if redis.call('HGET', key('job', job), F.state) == S.queued then
         redis.call('ZADD', ok, t + GRACE, job)
         pick(job, lane, 'stale_queued')
