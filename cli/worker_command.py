@@ -14,11 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import click
 
 from cli.common import one_line_errors, settings_or_exit
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
+from config.settings import Settings
+from config.version import package_version
 
 BULK_PROCESSES_PER_CORE = 2
 """Two bulk processes of 50 send threads beat one of 100 per core (same sends in flight): a thread
@@ -70,6 +73,7 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
                 sys.executable,
                 "-m",
                 "celery",
+                "--quiet",  # one banner for the whole command, below, instead of one per process
                 "-A",
                 "worker",
                 "worker",
@@ -89,6 +93,7 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
             ]
         )
 
+    click.echo(banner(settings, plan, host))
     children = [start(*entry) for entry in plan]
     stopping: list[int] = []
 
@@ -99,6 +104,22 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     sys.exit(_supervise(children, plan, start, stopping))
+
+
+def banner(settings: Settings, plan: list[tuple[str, int, int]], host: str) -> str:
+    """What this command runs, in one line: COSMOS's host and the route, Redis, the processes per lane."""
+    api = urlsplit(settings.api_url)
+    redis_at = urlsplit(settings.redis_url)
+    redis_where = f"{redis_at.hostname}:{redis_at.port or 6379}" if redis_at.scheme.startswith("redis") else "sentinels"
+    lanes = ", ".join(
+        f"{lane} lane {sum(1 for entry in plan if entry[0] == lane)} process(es) × {threads} task threads"
+        for lane, threads in {entry[0]: entry[2] for entry in plan}.items()
+    )
+    route = getattr(settings, "transport", "http")
+    return (
+        f"cosmos-sms worker {package_version()} on {host}: COSMOS {api.hostname} (route {route}), "
+        f"Redis {redis_where}, {lanes}, {settings.batch_threads} send threads each"
+    )
 
 
 def default_bulk_processes() -> int:

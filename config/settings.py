@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     retention_s: int = Field(DEFAULT_RETENTION_S, alias="COSMOS_RETENTION_S", gt=0)
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
     scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
+    heartbeat_s: float = Field(5.0, alias="COSMOS_HEARTBEAT_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
     lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)

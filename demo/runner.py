@@ -25,7 +25,7 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(
-    configured_redis_url: str,
+    configured_redis_url: str | None,
     count: int,
     with_receiver: bool,
     on_progress: Callable[[int, int], None],

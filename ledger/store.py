@@ -226,7 +226,7 @@ class Ledger:
     def withdraw(self, job_ids: Sequence[str]) -> tuple[list[str], bool]:
         """Withdraw jobs an unreplicated enqueue created (queued -> cancelled, a compare-and-set), waiting
         for replicas as the enqueue did: (the jobs withdrawn, whether enough replicas have the withdraw)."""
-        calls = [self._operate_args("withdraw", job_id, UNREPLICATED) for job_id in job_ids]
+        calls = [self._operate_args("withdraw", job_id, UNREPLICATED, "") for job_id in job_ids]
         if not calls:
             return [], True
         results, replicated = self._run_many_replicated("operate", calls)
@@ -354,6 +354,7 @@ class Ledger:
         error: str = "",
         delay_s: float = 0.0,
         call: str = "",
+        route: str = "http",
     ) -> tuple[object, ...]:
         """`call`: the outcome's id, the same on every try of it (a new one when empty)."""
         s = self.settings
@@ -375,6 +376,7 @@ class Ledger:
             breaker_cap_s=s.retry_backoff_max_s,
             delay_s=delay_s,
             max_ambiguous_resends=s.max_ambiguous_resends,
+            route=route,
         )
 
     def claim_due(self, limit: int = CLAIM_STEP) -> list[tuple[str, str, str]]:
@@ -426,18 +428,20 @@ class Ledger:
         return str(self._run("receipt", *args))
 
     # --- operators -------------------------------------------------------------------
-    def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
-        """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        return _operated(self._run("operate", *self._operate_args(action, job_id, reason)))
+    def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
+        """One of ledger.schema.OPERATIONS (`by`: who asked, for the timeline); returns (done, lane or why not)."""
+        return _operated(self._run("operate", *self._operate_args(action, job_id, reason, by)))
 
-    def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
+    def operate_many(
+        self, action: str, job_ids: Sequence[str], reason: str = "cancelled", by: str = ""
+    ) -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [self._operate_args(action, job_id, reason) for job_id in job_ids]
+        calls = [self._operate_args(action, job_id, reason, by) for job_id in job_ids]
         return [_operated(r) for r in self._run_many("operate", calls)] if calls else []
 
-    def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
+    def _operate_args(self, action: str, job_id: str, reason: str, by: str) -> tuple[object, ...]:
         expires_in_s = self.settings.default_expires_in_s
-        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
+        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason, by=by)
 
     # --- locks -----------------------------------------------------------------------
     def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:

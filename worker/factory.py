@@ -16,10 +16,12 @@ from celery import Celery, signals
 
 from config.celery import make_celery
 from config.errors import SettingsError
+from config.keys import LANES, Keys
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from worker.context import get_context, reset_context
 from worker.forwarding import Forwarder, start_forwarder
+from worker.heartbeat import Heartbeat, TaskGauge
 from worker.reconciler import Reconciler
 from worker.startup_checks import run_startup_checks
 from worker.tasks import register_tasks
@@ -33,7 +35,7 @@ def create_app(settings: Settings) -> Celery:
     app.conf.worker_pool = "threads"
     app.conf.worker_concurrency = settings.worker_concurrency
     register_tasks(app, settings)
-    _connect_lifecycle(settings)
+    _connect_lifecycle(app, settings)
     return app
 
 
@@ -60,9 +62,18 @@ def _quiet_task_lines(settings: Settings) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _connect_lifecycle(settings: Settings) -> None:
+def _lanes(app: Celery, settings: Settings) -> list[str]:
+    """The lanes this process consumes (`--queues`), all of them when none was named."""
+    consumed = set(app.amqp.queues.consume_from or ())
+    keys = Keys(settings.redis_prefix)
+    return [lane for lane in LANES if not consumed or keys.queue(lane) in consumed]
+
+
+def _connect_lifecycle(app: Celery, settings: Settings) -> None:
     reconciler: list[Reconciler] = []
     forwarders: list[Forwarder] = []
+    heartbeats: list[Heartbeat] = []
+    tasks = TaskGauge()
 
     def refuse_bad_start(**_: Any) -> None:
         try:
@@ -81,8 +92,14 @@ def _connect_lifecycle(settings: Settings) -> None:
         reconciler.append(Reconciler(get_context(settings)))
         reconciler[0].start()
         forwarders.append(start_forwarder(get_context(settings)))
+        heartbeats.append(
+            Heartbeat(get_context(settings), _lanes(app, settings), tasks, lambda: reconciler[0].last_ran_ts)
+        )
+        heartbeats[0].start()
 
     def stop_duties(**_: Any) -> None:
+        for h in heartbeats:
+            h.stop()
         for s in reconciler:
             s.stop()
         for f in forwarders:
@@ -96,3 +113,5 @@ def _connect_lifecycle(settings: Settings) -> None:
     signals.worker_ready.connect(start_duties, weak=False)
     signals.worker_shutdown.connect(stop_duties, weak=False)
     signals.setup_logging.connect(keep_our_logging, weak=False)
+    signals.task_prerun.connect(tasks.started, weak=False)
+    signals.task_postrun.connect(tasks.ended, weak=False)

@@ -9,6 +9,7 @@ hours held, once they end), and sweeps records whose retention ended. Every step
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -40,6 +41,8 @@ class Reconciler(threading.Thread):
         self.stopping = threading.Event()
         self.catching_up = False
         """Redis restarted: republish every queued job until a claim finds no more."""
+        self.last_ran_ts = 0.0
+        """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
         interval = self.ctx.settings.scheduler_interval_s
@@ -89,6 +92,7 @@ class Reconciler(threading.Thread):
                 swept += step
                 if step < SWEEP_STEP:
                     break
+            self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())
