@@ -27,13 +27,17 @@ from worker.tasks import register_tasks
 log = structlog.get_logger("cosmos.worker")
 
 
-def create_app(settings: Settings) -> Celery:
-    """A worker app for `settings`: tasks registered, lifecycle hooks connected."""
+def create_app(settings: Settings, *, lifecycle: bool = True) -> Celery:
+    """A worker app for `settings`: tasks registered and, with `lifecycle`, its duties tied to Celery's signals.
+
+    Without `lifecycle` the caller runs `WorkerDuties` itself (a worker embedded in another process).
+    """
     app = make_celery(settings, name="cosmos-sms-worker")
     app.conf.worker_pool = "threads"
     app.conf.worker_concurrency = settings.worker_concurrency
     register_tasks(app, settings)
-    _connect_lifecycle(settings)
+    if lifecycle:
+        _connect_lifecycle(settings)
     return app
 
 
@@ -60,33 +64,51 @@ def _quiet_task_lines(settings: Settings) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _connect_lifecycle(settings: Settings) -> None:
-    reconciler: list[Reconciler] = []
-    forwarders: list[Forwarder] = []
+class WorkerDuties:
+    """What a worker process runs beside Celery's consumer: start-up checks, the reconciler, the forwarder."""
 
-    def refuse_bad_start(**_: Any) -> None:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.reconciler: Reconciler | None = None
+        self.forwarder: Forwarder | None = None
+
+    def check_start(self) -> None:
+        """Refuse a start that could only go wrong (exit 2); a Redis not yet up is waited for."""
         try:
-            run_startup_checks(settings, get_context(settings).redis)
+            run_startup_checks(self.settings, get_context(self.settings).redis)
         except SettingsError as exc:
             log.error(str(exc))
             raise SystemExit(2) from None
         except redis.RedisError as exc:
             log.warning("Redis not reachable yet; the consumer will keep retrying", error=str(exc))
 
+    def start(self) -> None:
+        self.reconciler = Reconciler(get_context(self.settings))
+        self.reconciler.start()
+        self.forwarder = start_forwarder(get_context(self.settings))
+
+    def stop(self) -> None:
+        if self.reconciler is not None:
+            self.reconciler.stop()
+            self.reconciler.join(10)
+        if self.forwarder is not None:
+            self.forwarder.stop(timeout=10)
+
+
+def _connect_lifecycle(settings: Settings) -> None:
+    duties = WorkerDuties(settings)
+
+    def refuse_bad_start(**_: Any) -> None:
+        duties.check_start()
+
     def after_fork(**_: Any) -> None:
         reset_context()
 
     def start_duties(**_: Any) -> None:
-        """The reconciler, and the forwarder of final states to applications' callbacks."""
-        reconciler.append(Reconciler(get_context(settings)))
-        reconciler[0].start()
-        forwarders.append(start_forwarder(get_context(settings)))
+        duties.start()
 
     def stop_duties(**_: Any) -> None:
-        for s in reconciler:
-            s.stop()
-        for f in forwarders:
-            f.stop(timeout=10)
+        duties.stop()
 
     def keep_our_logging(**_: Any) -> None:
         """Connected so Celery leaves the logging configured by the entry point alone."""

@@ -84,6 +84,12 @@ def tally(producer, sandbox, to: str, job_ids, texts) -> Tally:
 
 
 @pytest.fixture
+def workers(worker_processes):
+    """Chaos kills workers: real processes."""
+    return worker_processes
+
+
+@pytest.fixture
 def chaos_env():
     return dict(FAST_FAILOVER)
 

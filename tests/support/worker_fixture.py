@@ -1,4 +1,7 @@
-"""Real Celery worker processes for integration tests, and a producer bound to the same Redis."""
+"""Real Celery worker processes for the tests that kill one or read its log, and a producer bound to the same Redis.
+
+Tests that kill nothing use the in-process worker (`workers`, tests/support/inprocess_worker.py).
+"""
 
 from __future__ import annotations
 
@@ -91,7 +94,7 @@ def pipeline_env(base_env, sandbox) -> dict:
 
 
 @pytest.fixture
-def workers(pipeline_env, tmp_path):
+def worker_processes(pipeline_env, tmp_path):
     pool = WorkerPool(pipeline_env, tmp_path)
     yield pool
     pool.stop_all()
