@@ -83,8 +83,10 @@ class WorkerPool:
         return handle
 
     def stop_all(self) -> None:
+        """At teardown the test's outcome is decided: SIGKILL, not a warm shutdown that costs seconds a worker.
+        (Tests of a graceful stop call `terminate()` themselves.)"""
         for handle in self.started:
-            stop(handle.proc, signal.SIGTERM, 20)
+            stop(handle.proc, signal.SIGKILL)
 
 
 @pytest.fixture
