@@ -47,8 +47,6 @@ def demo(count, as_json, with_console) -> None:
     from demo.runner import run_demo
 
     settings = settings_or_exit()
-    root = click.get_current_context().find_root().command
-    with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -88,7 +86,7 @@ def demo(count, as_json, with_console) -> None:
     try:
         with progress:
             summary, kept_logs = run_demo(
-                settings.redis_url, count, with_receiver, on_progress, keep_running if with_console else None
+                settings.redis_url, count, on_progress, keep_running if with_console else None
             )
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None

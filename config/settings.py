@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -63,7 +64,9 @@ class Settings(BaseSettings):
     # Ledger and reconciler.
     retention_s: int = Field(DEFAULT_RETENTION_S, alias="COSMOS_RETENTION_S", gt=0)
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
-    scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
+    reconciler_interval_s: float = Field(1.0, alias="COSMOS_RECONCILER_INTERVAL_S", gt=0)
+    renamed_scheduler_interval_s: float | None = Field(None, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0, exclude=True)
+    """The old name of COSMOS_RECONCILER_INTERVAL_S, still read (`load_settings` warns)."""
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
     lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
@@ -120,6 +123,15 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", raw) or not base64.b64decode(raw + "=="):
             raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: object) -> object:
+        """A value under a renamed variable counts when the new name is not set."""
+        if isinstance(data, dict) and data.get("COSMOS_SCHEDULER_INTERVAL_S") is not None:
+            if "COSMOS_RECONCILER_INTERVAL_S" not in data and "reconciler_interval_s" not in data:
+                data = {**data, "COSMOS_RECONCILER_INTERVAL_S": data["COSMOS_SCHEDULER_INTERVAL_S"]}
+        return data
 
     @model_validator(mode="after")
     def _coherent_forwarding(self) -> Settings:
@@ -239,13 +251,20 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; a bad value raises SettingsError naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
     except ValidationError as exc:
         error = exc.errors()[0]
         where = error.get("loc") or ()
         name = _alias_of(where[0]) if where else "configuration"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name}: {message}") from exc
+    if settings.renamed_scheduler_interval_s is not None:
+        # Printed, not logged: logging is configured from these very settings afterwards.
+        print(
+            "cosmos-sms: COSMOS_SCHEDULER_INTERVAL_S is now COSMOS_RECONCILER_INTERVAL_S; the old name still works",
+            file=sys.stderr,
+        )
+    return settings
 
 
 def _alias_of(field_name: object) -> str:

@@ -47,7 +47,6 @@ class Attempt:
     sender: str = ""
     text: str = ""
     callback: str | None = None
-    created_ts: float = 0.0
     delay_s: float = 0.0
     probe: bool = False
     forward: bool = False
@@ -77,9 +76,8 @@ def _attempt(reply: list[Any]) -> Attempt:
             reply[4],
             reply[5] or None,
             float(reply[6]),
-            float(reply[7]),
+            reply[7] == "1",
             reply[8] == "1",
-            reply[9] == "1",
         )
     return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
 

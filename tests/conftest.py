@@ -64,7 +64,7 @@ def base_env(redis_server, prefix, tmp_path) -> dict[str, str]:
         COSMOS_API_SECRET=TEST_API_SECRET,
         COSMOS_RETRY_BACKOFF_BASE_S="0.01",
         COSMOS_RETRY_BACKOFF_MAX_S="0.05",
-        COSMOS_SCHEDULER_INTERVAL_S="0.1",
+        COSMOS_RECONCILER_INTERVAL_S="0.1",
         COSMOS_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
     )

@@ -36,7 +36,7 @@ class Reconciler(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        interval = self.ctx.settings.scheduler_interval_s
+        interval = self.ctx.settings.reconciler_interval_s
         while not self.stopping.wait(interval):
             try:
                 self.tick()
@@ -49,7 +49,7 @@ class Reconciler(threading.Thread):
         """Run the duties if this process holds the lock; returns jobs republished."""
         ctx = self.ctx
         lock = ctx.keys.lock("reconciler")
-        ttl_ms = int(max(5.0, ctx.settings.scheduler_interval_s * 5) * 1000)
+        ttl_ms = int(max(5.0, ctx.settings.reconciler_interval_s * 5) * 1000)
         if not ctx.redis.set(lock, self.token, nx=True, px=ttl_ms):
             return 0
         try:

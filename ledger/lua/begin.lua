@@ -2,7 +2,7 @@
 -- and if so take (or renew) its lease and its rate slot.
 -- args: job, owner, lease_s, policy, max_attempts, poison_n, count_delivery, rate, bulk_ahead_s,
 --       probe_s, max_ambiguous_resends, probe_interval_s
--- Returns {go, attempt, to, from, text, callback, created_ts, delay_s, probe, forward}
+-- Returns {go, attempt, to, from, text, callback, delay_s, probe, forward}
 --       | {busy, wait_s} | {wait, why} | {skip, why} | {held} | {dead, reason} | {expired} | {sent}
 local job, owner = arg(1), arg(2)
 local lease_s, policy = tonumber(arg(3)), arg(4)
@@ -10,7 +10,7 @@ local max_attempts, poison_n, count_delivery = tonumber(arg(5)), tonumber(arg(6)
 local rate, bulk_ahead = tonumber(arg(8)), tonumber(arg(9))
 local probe_s, max_resends, probe_interval = tonumber(arg(10)), tonumber(arg(11)), tonumber(arg(12))
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -59,7 +59,7 @@ if attempts >= max_attempts then
   move(j, S.dead, t, {reason = DR.retries_exhausted}); return {V.dead, DR.retries_exhausted}
 end
 
--- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
+-- Wait without spending the attempt budget: the job waits in its lane's retry set. The reconciler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
   move(j, S.retrying, t, {due = until_ts})
@@ -126,5 +126,5 @@ else
   count(C.attempts)
 end
 redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
-return {V.go, tostring(attempts), j[F.to], j[F.from], j[F.text], j[F.callback] or '', j[F.created_ts],
+return {V.go, tostring(attempts), j[F.to], j[F.from], j[F.text], j[F.callback] or '',
   tostring(delay), probe and '1' or '0', j[F.forward] or ''}

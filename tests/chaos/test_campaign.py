@@ -27,7 +27,7 @@ def test_an_outage_under_a_trickle_loses_nothing_with_default_retry_settings(pro
         concurrency=4,
         COSMOS_RETRY_BACKOFF_BASE_S="0.5",
         COSMOS_RETRY_BACKOFF_MAX_S="2",
-        COSMOS_SCHEDULER_INTERVAL_S="0.2",
+        COSMOS_RECONCILER_INTERVAL_S="0.2",
         COSMOS_MAX_ATTEMPTS="1000",
     )
     sandbox.outage(outage_s)
