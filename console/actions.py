@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from config.numbers import NUMBER
 from console.auth import check_csrf, start_session
-from console.search import NUMBER
 from console.tasks import DEAD_ACTIONS
 from console.users import User, check_password
 from console.web import console_of, operator_of, render
@@ -186,7 +186,7 @@ def _numbers(form) -> list[str]:
     numbers = [n for n in re.split(r"[\s,]+", str(form.get("numbers", ""))) if n] + [
         str(n) for n in form.getlist("number") if str(n)
     ]
-    bad = next((n for n in numbers if not NUMBER.match(n)), None)
+    bad = next((n for n in numbers if not NUMBER.fullmatch(n)), None)
     if bad is not None or not numbers:
         raise HTTPException(400, "numbers: each must be 0 followed by 14 digits")
     if len(numbers) > MAX_SELECTED:
@@ -194,26 +194,20 @@ def _numbers(form) -> list[str]:
     return numbers
 
 
-@router.post("/suppression/add", response_class=HTMLResponse)
-async def suppression_add(request: Request, user: Operator):
+@router.post("/suppression/{action}", response_class=HTMLResponse)
+async def suppression_change(request: Request, user: Operator, action: str):
+    """Add numbers to the suppression list, or remove them (`action`: add or remove)."""
     console = console_of(request)
+    change = {"add": console.ledger.suppress, "remove": console.ledger.unsuppress}.get(action)
+    if change is None:
+        raise HTTPException(404, "no such action")
     numbers = _numbers(await request.form())
-    added = console.ledger.suppress(numbers)
+    changed = change(numbers)
     console.controls.audit(
-        user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", added
+        user.name, f"suppression {action}", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", changed
     )
-    return render(request, "done.html", user=user, back="/suppression", message=f"Added {added} number(s).")
-
-
-@router.post("/suppression/remove", response_class=HTMLResponse)
-async def suppression_remove(request: Request, user: Operator):
-    console = console_of(request)
-    numbers = _numbers(await request.form())
-    removed = console.ledger.unsuppress(numbers)
-    console.controls.audit(
-        user.name, "suppression remove", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", removed
-    )
-    return render(request, "done.html", user=user, back="/suppression", message=f"Removed {removed} number(s).")
+    done = "Added" if action == "add" else "Removed"
+    return render(request, "done.html", user=user, back="/suppression", message=f"{done} {changed} number(s).")
 
 
 @router.post("/batches/{batch_id}/cancel", response_class=HTMLResponse)

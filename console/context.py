@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -12,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 from config.keys import Keys
+from config.numbers import NUMBER_IN_TEXT
 from config.settings import Settings
 from console.activity import ActivityCounter
 from console.auth import LoginThrottle
@@ -20,20 +20,11 @@ from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
 from ledger.record import iso
+from ledger.schema import batch_job_id
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
-_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
-
-
-def batch_job_id_function():
-    """`ledger.schema.batch_job_id` once the ledger has it (batch search and cancel need it)."""
-    try:
-        from ledger.schema import batch_job_id
-    except ImportError:
-        return None
-    return batch_job_id
 
 
 def mask(number: str | None, user: User | None) -> str:
@@ -49,7 +40,7 @@ def mask_numbers(text: str | None, user: User | None) -> str:
     """Free text (audit targets and details) with every phone number masked for a viewer."""
     if not text:
         return ""
-    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
+    return NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
 
 
 def without_query(url: str | None) -> str:
@@ -81,7 +72,6 @@ class Console:
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
-        batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
         templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
         return cls(

@@ -18,12 +18,12 @@ import redis
 from redis.commands.core import Script
 
 from config.keys import Keys
+from config.numbers import NUMBER
 from ledger.record import STATES
 
 PAGE_SIZE = 50
 SCAN_LIMIT = 1000
 """Index entries one page request reads at most, whatever the filters."""
-NUMBER = re.compile(r"^0[0-9]{14}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@|-]{1,200}$")
 _CURSOR = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?):([0-9]+)$")
 
@@ -86,7 +86,7 @@ def parse_query(params: dict[str, str]) -> Query:
     for name in ("job_id", "message_id", "idem", "batch", "reason"):
         if values[name] and not _TOKEN.match(values[name]):
             raise SearchError(f"{name}: unexpected characters (letters, digits and _ . : @ | - only, up to 200)")
-    if values["number"] and not NUMBER.match(values["number"]):
+    if values["number"] and not NUMBER.fullmatch(values["number"]):
         raise SearchError("number: must be 0 followed by 14 digits")
     if values["state"] and values["state"] not in STATES:
         raise SearchError(f"state: unknown state (one of {', '.join(STATES)})")

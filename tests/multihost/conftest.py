@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 import redis
 
+from cli.worker_command import celery_worker_argv
 from config.settings import Settings
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
@@ -172,24 +173,7 @@ class Cluster:
     def start_worker(self, host: str) -> None:
         """A worker under a supervisor that restarts it, as systemd or compose's restart policy would:
         kombu 5.7 can exit the worker on a failover (AttributeError in restore_unacked, see docs/scaling.md)."""
-        celery = shlex.join(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--concurrency",
-                "8",
-                "--hostname",
-                f"{host}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ]
-        )
+        celery = shlex.join(celery_worker_argv(f"{host}@%h", 8, "INFO", None))
         cmd = ["sh", "-c", f"while :; do {celery}; echo {RESTART_MARK}; sleep {RESTART_DELAY_S}; done"]
         self.workers[host] = self.bed.run(host, cmd, self.env, f"worker-{host}")
         wait_for(

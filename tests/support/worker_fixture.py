@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from cli.worker_command import celery_worker_argv
+from config.keys import Keys
 from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 from tests.support.processes import cosmos_cmd, spawn, stop
@@ -44,24 +45,8 @@ class WorkerPool:
         """A `celery -A worker worker` process, consuming both lanes or only `lane`."""
         name = f"w{len(self.started)}"
         env = {**self.env, **env_overrides}
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--hostname",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ]
-        if lane is not None:
-            cmd += ["--queues", f"{env['COSMOS_REDIS_PREFIX']}.{lane}"]
+        queue = Keys(env["COSMOS_REDIS_PREFIX"]).queue(lane) if lane else None
+        cmd = celery_worker_argv(f"{name}@%h", concurrency, "INFO", queue)
         return self._launch(name, cmd, env, processes=1)
 
     def start_supervised(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
