@@ -23,10 +23,8 @@ DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
 
 
-# --- issue 13: outcomes pushed to the application ---
 DEFAULT_FORWARD_MAX_AGE_S = 86400.0
 """A forward is retried for 24 hours (in seconds) before it is given up into the failed list."""
-# --- end of the issue 13 block ---
 
 
 LEASE_MARGIN_S = 5.0
@@ -90,19 +88,18 @@ class Settings(BaseSettings):
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
 
-    # --- Operations console (issue 14; owned by the console branch) ---
+    # Operations console.
     console_users: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_USERS")
     console_session_secret: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_SESSION_SECRET")
     console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
     console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
-    # --- end of the console block ---
-    # --- receiver (helper `receiver`, issue 13): metrics protection, overdue receipts -------------
+
+    # Receiver: metrics protection, overdue receipts.
     # COSMOS_WEBHOOK_RATE_LIMIT above limits only requests that fail authentication, per client.
     metrics_token: SecretStr | None = Field(None, alias="COSMOS_METRICS_TOKEN")
     receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
-    # --- end receiver block ------------------------------------------------------------------------
 
-    # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
+    # Outcomes pushed to the application (events and forwarding).
     app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")
     forward_timeout_s: float = Field(5.0, alias="COSMOS_FORWARD_TIMEOUT_S", gt=0, le=60)
     forward_max_age_s: float = Field(DEFAULT_FORWARD_MAX_AGE_S, alias="COSMOS_FORWARD_MAX_AGE_S", gt=0)
@@ -149,9 +146,7 @@ class Settings(BaseSettings):
         """How long a claimed forward stays invisible to other workers: one POST's bound plus a margin (s)."""
         return self.forward_connect_timeout_s + self.forward_timeout_s + LEASE_MARGIN_S
 
-    # --- end of the issue 13 block ---
-
-    # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
+    # High availability: Sentinel and durable acknowledgements.
     # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.
     redis_sentinel_master: str | None = Field(None, alias="COSMOS_REDIS_SENTINEL_MASTER", validate_default=True)
     # The sentinels' own password (requirepass on the sentinels), when they have one.
@@ -172,8 +167,6 @@ class Settings(BaseSettings):
                 "monitor, e.g. mymaster)"
             )
         return value
-
-    # --- end of high availability -------------------------------------------------------------------
 
     @field_validator("api_url")
     @classmethod

@@ -66,7 +66,7 @@ def test_permanent_status_dead_letters_with_that_reason(producer, workers, sandb
 
 
 def test_unauthorized_pauses_sending_and_a_probe_resumes_it(producer, workers, sandbox):
-    # Reverses the first version's "unauthorized → dead": COSMOS refusing our credentials is true of
+    # Not "unauthorized → dead": COSMOS refusing our credentials is true of
     # every message, so the job waits and one probe per interval finds out when they work again.
     sandbox.script(TO, "unauthorized", "unauthorized", "ok")
     workers.start(COSMOS_PAUSE_PROBE_INTERVAL_S="0.3")

@@ -20,7 +20,7 @@ SINGLE_TO = "033334445566779"
 
 @pytest.mark.parametrize("outage_s", [10, pytest.param(25, marks=pytest.mark.long)])
 def test_an_outage_under_a_trickle_loses_nothing_with_default_retry_settings(producer, workers, sandbox, outage_s):
-    # Defaults everywhere (8 attempts used to end these jobs dead within a minute), but for the
+    # Defaults everywhere (a cap of 8 attempts would end these jobs dead within a minute), but for the
     # backoff cap: the deadline, not an attempt count, bounds a message's life. The first job of
     # the CI-sized outage still takes more than 8 attempts (backoff 0.5, 1, 2, 2, ... s).
     workers.start(
