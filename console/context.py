@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 from config.keys import Keys
 from config.numbers import NUMBER_IN_TEXT
+from config.redis_client import redis_client
 from config.settings import Settings
 from console.activity import ActivityCounter
 from console.auth import LoginThrottle
@@ -20,7 +20,6 @@ from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
 from ledger.record import iso
-from ledger.schema import batch_job_id
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -66,9 +65,7 @@ class Console:
 
     @classmethod
     def build(cls, settings: Settings, users: dict[str, User], client: Redis | None = None) -> Console:
-        client = client or redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = client or redis_client(settings, "console")
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
@@ -80,8 +77,8 @@ class Console:
             client,
             ledger,
             controls,
-            Searcher(client, keys, batch_job_id),
-            Tasks(ledger, controls, batch_job_id),
+            Searcher(client, settings),
+            Tasks(ledger, controls),
             ActivityCounter(client, keys),
             LoginThrottle(client, keys),
             templates,

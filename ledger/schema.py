@@ -8,8 +8,9 @@ is prepended to every script, so a name exists in exactly one place. Lua code wr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from typing import Any
 
 from config.keys import LANES
 
@@ -127,6 +128,56 @@ COUNTERS = {
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
 `dead:<reason>` (live dead records per reason)."""
 
+# --- the other hashes the ledger owns (config.keys.LEDGER_OWNED), field -> meaning ------------------
+# A field ending in ':' is a family: `state:<state>`, `op:<scope>`. tests/test_key_ownership.py checks
+# that the scripts and ledger/*.py use no other field of these hashes.
+BATCH_FIELDS = {
+    "total": "members the batch was created with",
+    "fingerprint": "hash of the whole member list: the same batch id with other members conflicts",
+    "created_ts": "epoch seconds, recorded",
+    "cancelled": "'1': cancel_batch ran; enqueue refuses new members",
+    "state:": "live members per state",
+}
+BREAKER_FIELDS = {
+    "state": "closed | open | half_open",
+    "failures": "transient failures counted towards the threshold",
+    "streak": "consecutive openings (the open interval doubles, capped)",
+    "open_until": "epoch seconds the breaker stays open",
+    "probe_until": "while half open: when the one probe's ownership ends",
+}
+PAUSE_FIELDS = {
+    "op:": "an operator's pause of a scope (PAUSE_SCOPES): JSON {reason, by, ts}",
+    "account": "COSMOS refused our account: JSON {reason, ts}; a probe's acceptance lifts it",
+    "probe_ts": "when the last account-pause probe went out",
+}
+RATE_FIELDS = {
+    "tat": "theoretical arrival time of the next request slot (GCRA), 60 s TTL",
+    "single_tat": "the same for single-lane sends, which may take a slot ahead of bulk",
+}
+FORWARD_FIELDS = {
+    "job": "the job whose final state is forwarded",
+    "url": "the application's callback URL",
+    "payload": "the JSON body, exactly as signed and sent",
+    "webhook_id": "Standard Webhooks webhook-id, the same on every retry",
+    "attempts": "POSTs made",
+    "created_ts": "epoch seconds, written",
+    "last_error": "the last failure, for people",
+    "last_attempt_ts": "epoch seconds of the last failure",
+    "retry_ts": "start of the retry window an operator's retry opened",
+    "failed_ts": "epoch seconds it was given up",
+}
+LEDGER_HASHES = {
+    "job": JOB_FIELDS,
+    "batch": BATCH_FIELDS,
+    "breaker": BREAKER_FIELDS,
+    "pause": PAUSE_FIELDS,
+    "rate": RATE_FIELDS,
+    "forward": FORWARD_FIELDS,
+    "counters": {**COUNTERS, "state:": "live records per state", "lane:": "per lane and state", "dead:": "per reason"},
+    "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
+}
+"""Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
+
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
 MAX_EXTRA_IDS = 5
@@ -140,6 +191,167 @@ counters, its share of a broker message; measured with SLOWLOG), so a call holds
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
+
+
+# --- script arguments and replies, by name --------------------------------------------------------
+# Each script reads its arguments as `A.<name>` from a table generated from these tuples, and Python
+# builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
+# place cannot exist: a missing or unknown name fails at the call.
+COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+"""The first arguments of every ledger script (`Ledger` adds them to each call)."""
+SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
+    "begin": (
+        "job",
+        "owner",
+        "lease_s",
+        "policy",
+        "max_attempts",
+        "poison_deliveries",
+        "count_delivery",
+        "rate",
+        "bulk_ahead_s",
+        "probe_s",
+        "max_ambiguous_resends",
+        "probe_interval_s",
+    ),
+    "finish": (
+        "job",
+        "owner",
+        "kind",
+        "status",
+        "http",
+        "latency_ms",
+        "message_id",
+        "price",
+        "error",
+        "policy",
+        "breaker_threshold",
+        "breaker_open_s",
+        "breaker_cap_s",
+        "delay_s",
+        "max_ambiguous_resends",
+    ),
+    "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
+    "operate": ("action", "job", "expires_in_s", "cancel_reason"),
+    "sweep": ("limit",),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
+    "forward_retry": ("ids",),
+    "events_read": ("group", "consumer", "count"),
+    "events_group": ("group", "start"),
+    "events_skip": ("group",),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "lock_release": ("name", "token"),
+    "batch_close": ("batch_id",),
+}
+"""Each script's own arguments, after COMMON_ARGS."""
+SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
+    "enqueue": {
+        # `jobs` rows follow the fixed arguments; then a count and the `messages` rows.
+        "jobs": (
+            "job_id",
+            "idem",
+            "fingerprint",
+            "lane",
+            "to",
+            "sender",
+            "text",
+            "callback",
+            "forward",
+            "expires_in_s",
+        ),
+        "messages": ("first", "last", "queue", "message"),
+    },
+    "forward_retry": {"ids": ("fwd_id",)},
+    "search_filter": {"jobs": ("job",)},
+}
+"""Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""
+SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
+    "enqueue": ("status",),
+    "begin": (
+        "verdict",
+        "attempt",
+        "to",
+        "sender",
+        "text",
+        "callback",
+        "delay_s",
+        "probe",
+        "forward",
+    ),
+    "finish": ("result", "change"),
+    "operate": ("status", "detail"),
+}
+"""Fixed-position replies. `begin` answers all of these with `go` (Lua builds it with `reply{...}`),
+otherwise (verdict, detail); `enqueue` follows its status with (job, created) rows."""
+REPLY_ROWS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("job", "created"),
+    "claim": ("job", "lane", "why"),
+    "forward_claim": ("fwd_id", "fields"),
+}
+"""Replies that are (or end in) a flat list of rows."""
+
+
+def pack(names: Sequence[str], values: Mapping[str, object]) -> tuple[object, ...]:
+    """The arguments `names` declares, in their order, from `values`; refuses a missing or unknown name."""
+    if values.keys() != set(names):
+        missing, unknown = sorted(set(names) - values.keys()), sorted(values.keys() - set(names))
+        raise ValueError(f"script arguments: missing {missing}, unknown {unknown}")
+    return tuple(values[n] for n in names)
+
+
+def script_args(script: str, **values: object) -> tuple[object, ...]:
+    """`script`'s own arguments (SCRIPT_ARGS) by name, in the order the script reads them."""
+    return pack(SCRIPT_ARGS[script], values)
+
+
+def row_args(script: str, group: str, rows: Iterable[Mapping[str, object]]) -> list[object]:
+    """Flat arguments of repeated rows (SCRIPT_ROWS), each row's fields by name."""
+    fields = SCRIPT_ROWS[script][group]
+    return [value for row in rows for value in pack(fields, row)]
+
+
+def reply(script: str, values: Sequence[Any]) -> dict[str, Any]:
+    """A fixed-position reply by its declared names (a shorter reply leaves the rest out)."""
+    return dict(zip(SCRIPT_REPLIES[script], values))
+
+
+def reply_rows(script: str, flat: Sequence[Any]) -> list[dict[str, Any]]:
+    """A flat reply of rows, each by its declared names."""
+    names = REPLY_ROWS[script]
+    width = len(names)
+    return [dict(zip(names, flat[i : i + width])) for i in range(0, len(flat), width)]
+
+
+def lua_script_args(script: str) -> str:
+    """Lua that names `script`'s arguments: `A.<name>`, and `ROW.<group>.<field>` offsets within a row."""
+    entries = ", ".join(f"[{n!r}] = ARGV[{len(COMMON_ARGS) + i}]" for i, n in enumerate(SCRIPT_ARGS[script], 1))
+    lines = [
+        "-- Generated from ledger/schema.py: this script's arguments and replies by name.",
+        f"local A = {{{entries}}}",
+    ]
+    groups = SCRIPT_ROWS.get(script, {})
+    rows = ", ".join(
+        f"[{g!r}] = {{" + ", ".join(f"[{f!r}] = {i}" for i, f in enumerate(fields, 1)) + f", width = {len(fields)}}}"
+        for g, fields in groups.items()
+    )
+    lines.append(f"local ROW = {{{rows}}}")
+    lines.append(
+        f"local ROWS_AT = {len(COMMON_ARGS) + len(SCRIPT_ARGS[script]) + 1}  -- the first row's first argument"
+    )
+    names = SCRIPT_REPLIES.get(script, ())
+    lines.append("local REPLY = {" + ", ".join(repr(n) for n in names) + "}")
+    lines.append(
+        "local function reply(t)\n"
+        "  local out = {}\n"
+        "  for i, n in ipairs(REPLY) do out[i] = t[n]; t[n] = nil end\n"
+        "  if next(t) then return redis.error_reply('undeclared reply field ' .. next(t)) end\n"
+        "  return out\n"
+        "end"
+    )
+    return "\n".join(lines).replace("'", '"') + "\n"
 
 
 def batch_job_id(batch_id: str, index: int) -> str:
@@ -158,11 +370,17 @@ def _lua_set(name: str, values: Iterable[str]) -> str:
     return f"local {name} = {{{entries}}}"
 
 
+def _lua_common_args() -> str:
+    names = ", ".join(f"[{n!r}] = ARGV[{i}]" for i, n in enumerate(COMMON_ARGS, 1))
+    return f"local COMMON = {{{names}}}\nlocal BASE = {len(COMMON_ARGS)}"
+
+
 @cache
 def lua_prelude() -> str:
     """Lua definitions of every schema name; the first lines of every ledger script."""
     lines = [
         "-- Generated from ledger/schema.py: every name the scripts use.",
+        _lua_common_args(),
         _lua_table("F", JOB_FIELDS),
         _lua_table("S", STATES),
         _lua_table("C", COUNTERS),

@@ -11,9 +11,10 @@ import redis
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
-from ledger.scripts import Scripts
+from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
@@ -66,20 +67,31 @@ UNREPLICATED = "unreplicated"
 (one of ledger.schema.CANCEL_REASONS)."""
 
 
-def _attempt(reply: list[Any]) -> Attempt:
-    if reply[0] == "go":
-        return Attempt(
-            "go",
-            int(reply[1]),
-            reply[2],
-            reply[3],
-            reply[4],
-            reply[5] or None,
-            float(reply[6]),
-            reply[7] == "1",
-            reply[8] == "1",
-        )
-    return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
+def _attempt(raw: list[Any]) -> Attempt:
+    if raw[0] != "go":
+        return Attempt(raw[0], detail=raw[1] if len(raw) > 1 else "")
+    r = reply("begin", raw)
+    return Attempt(
+        r["verdict"],
+        number=int(r["attempt"]),
+        to=r["to"],
+        sender=r["sender"],
+        text=r["text"],
+        callback=r["callback"] or None,
+        delay_s=float(r["delay_s"]),
+        probe=r["probe"] == "1",
+        forward=r["forward"] == "1",
+    )
+
+
+def _finished(raw: list[Any]) -> tuple[str, str]:
+    r = reply("finish", raw)
+    return r["result"], r["change"]
+
+
+def _operated(raw: list[Any]) -> tuple[bool, str]:
+    r = reply("operate", raw)
+    return r["status"] == "ok", r["detail"]
 
 
 class Ledger:
@@ -90,7 +102,7 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = (self.keys.prefix, settings.retention_s, settings.events_maxlen, settings.requeue_grace_s)
+        self._common = common_args(settings)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -135,23 +147,40 @@ class Ledger:
         """
         if len(jobs) > ENQUEUE_STEP:
             raise ValueError(f"at most {ENQUEUE_STEP} jobs per enqueue step")
-        args: list[object] = [batch_id, batch_fingerprint, batch_total, len(jobs)]
-        for job in jobs:
-            args += [
-                job.job_id,
-                job.idempotency_key or "",
-                job.fingerprint,
-                job.lane,
-                job.to,
-                job.sender,
-                job.text,
-                job.callback or "",
-                int(job.forward),
-                job.expires_in_s,
-            ]
-        args.append(len(messages))
-        for first, last, queue_key, message in messages:
-            args += [first, last, queue_key, message]
+        args = [
+            *script_args(
+                "enqueue",
+                batch_id=batch_id,
+                batch_fingerprint=batch_fingerprint,
+                batch_total=batch_total,
+                jobs=len(jobs),
+            ),
+            *row_args(
+                "enqueue",
+                "jobs",
+                (
+                    {
+                        "job_id": job.job_id,
+                        "idem": job.idempotency_key or "",
+                        "fingerprint": job.fingerprint,
+                        "lane": job.lane,
+                        "to": job.to,
+                        "sender": job.sender,
+                        "text": job.text,
+                        "callback": job.callback or "",
+                        "forward": int(job.forward),
+                        "expires_in_s": job.expires_in_s,
+                    }
+                    for job in jobs
+                ),
+            ),
+            len(messages),
+            *row_args(
+                "enqueue",
+                "messages",
+                ({"first": f, "last": la, "queue": q, "message": m} for f, la, q, m in messages),
+            ),
+        ]
         result, replicated = self._run_replicated("enqueue", *args)
         if result[0] == "conflict":
             raise IdempotencyConflict(result[3], result[2])
@@ -159,8 +188,7 @@ class Ledger:
             raise IdempotencyConflict(batch_id, "(batch)", what="batch id")
         if result[0] == "batch_cancelled":
             raise InvalidMessage("invalid_json", "batch_id", "was cancelled: it takes no new members")
-        flat = result[1:]
-        pairs = [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        pairs = [(row["job"], row["created"] == "1") for row in reply_rows("enqueue", result[1:])]
         if not replicated:
             raise NotReplicated(pairs)
         return pairs
@@ -205,36 +233,36 @@ class Ledger:
 
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
         s = self.settings
-        return (
-            job_id,
-            owner,
-            s.lease_s,
-            s.ambiguous_policy,
-            s.max_attempts,
-            s.poison_deliveries,
-            int(count_delivery),
-            s.rate_limit,
-            BULK_AHEAD_S,
-            s.attempt_bound_s * PROBE_S_FACTOR,
-            s.max_ambiguous_resends,
-            s.pause_probe_interval_s,
+        return script_args(
+            "begin",
+            job=job_id,
+            owner=owner,
+            lease_s=s.lease_s,
+            policy=s.ambiguous_policy,
+            max_attempts=s.max_attempts,
+            poison_deliveries=s.poison_deliveries,
+            count_delivery=int(count_delivery),
+            rate=s.rate_limit,
+            bulk_ahead_s=BULK_AHEAD_S,
+            probe_s=s.attempt_bound_s * PROBE_S_FACTOR,
+            max_ambiguous_resends=s.max_ambiguous_resends,
+            probe_interval_s=s.pause_probe_interval_s,
         )
 
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
         """Record an attempt's outcome (`outcome`: `finish_args`'s keywords); returns (what happened,
         breaker or pause change, or '')."""
-        r = self._run("finish", *self.finish_args(job_id, owner, kind, **outcome))
-        return r[0], r[1]
+        return _finished(self._run("finish", *self.finish_args(job_id, owner, kind, **outcome)))
 
     def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
         """Several outcomes (each a `finish_args` tuple) in one round trip."""
-        return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
+        return [_finished(r) for r in self._run_many("finish", calls)] if calls else []
 
     def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
         """`finish_many` with each call's own error in its place, none raised (the outcome writer
         answers each of its senders)."""
         results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
-        return [r if isinstance(r, Exception) else (r[0], r[1]) for r in results]
+        return [r if isinstance(r, Exception) else _finished(r) for r in results]
 
     def finish_args(
         self,
@@ -251,22 +279,23 @@ class Ledger:
         delay_s: float = 0.0,
     ) -> tuple[object, ...]:
         s = self.settings
-        return (
-            job_id,
-            owner,
-            kind,
-            status,
-            http or 0,
-            latency_ms,
-            message_id,
-            price,
-            error[:300],
-            s.ambiguous_policy,
-            s.breaker_threshold,
-            s.breaker_open_s,
-            s.retry_backoff_max_s,
-            delay_s,
-            s.max_ambiguous_resends,
+        return script_args(
+            "finish",
+            job=job_id,
+            owner=owner,
+            kind=kind,
+            status=status,
+            http=http or 0,
+            latency_ms=latency_ms,
+            message_id=message_id,
+            price=price,
+            error=error[:300],
+            policy=s.ambiguous_policy,
+            breaker_threshold=s.breaker_threshold,
+            breaker_open_s=s.breaker_open_s,
+            breaker_cap_s=s.retry_backoff_max_s,
+            delay_s=delay_s,
+            max_ambiguous_resends=s.max_ambiguous_resends,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -274,31 +303,55 @@ class Ledger:
         k = self.keys
         flat = self._run(
             "claim",
-            limit,
-            k.broker_queue_key(LANES[0]),
-            k.broker_queue_key(LANES[1]),
-            self.settings.pause_probe_interval_s,
+            *script_args(
+                "claim",
+                limit=limit,
+                single_list=k.broker_queue_key(LANES[0]),
+                bulk_list=k.broker_queue_key(LANES[1]),
+                probe_interval_s=self.settings.pause_probe_interval_s,
+            ),
         )
-        return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+        return [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
 
     def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
-        return int(self._run("sweep", limit))
+        return int(self._run("sweep", *script_args("sweep", limit=limit)))
 
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
-        return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
+        args = script_args(
+            "receipt",
+            job=job_id,
+            to=to,
+            status=status,
+            message_id=message_id,
+            price=price,
+            receipt_timestamp=timestamp,
+        )
+        return str(self._run("receipt", *args))
 
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
         """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        r = self._run("operate", action, job_id, self.settings.default_expires_in_s, reason)
-        return r[0] == "ok", r[1]
+        return _operated(self._run("operate", *self._operate_args(action, job_id, reason)))
 
     def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [(action, job_id, self.settings.default_expires_in_s, reason) for job_id in job_ids]
-        return [(r[0] == "ok", r[1]) for r in self._run_many("operate", calls)] if calls else []
+        calls = [self._operate_args(action, job_id, reason) for job_id in job_ids]
+        return [_operated(r) for r in self._run_many("operate", calls)] if calls else []
+
+    def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
+        expires_in_s = self.settings.default_expires_in_s
+        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
+
+    # --- locks -----------------------------------------------------------------------
+    def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:
+        """`{P}:lock:<name>` for `token` unless another holder has it; it expires after `ttl_ms`."""
+        return bool(self.redis.set(self.keys.lock(name), token, nx=True, px=ttl_ms))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Give the lock back, only if `token` still holds it."""
+        return bool(self._run("lock_release", *script_args("lock_release", name=name, token=token)))
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -366,6 +419,27 @@ class Ledger:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
 
+    def dead_page(self, until_ts: float, skip: int, count: int = STEP) -> list[str]:
+        """Dead job ids that died by `until_ts`, oldest first, from position `skip`."""
+        ids = self.redis.zrangebyscore(self.keys.dead, "-inf", until_ts, start=skip, num=count)
+        return [str(i) for i in ids]
+
+    def dead_reasons(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each job's dead reason (None: its record is gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "dead_reason")
+        return pipe.execute()
+
+    def forget_dead(self, job_ids: Sequence[str]) -> None:
+        """Drop dead-set entries whose record expired (stale entries)."""
+        if job_ids:
+            self.redis.zrem(self.keys.dead, *job_ids)
+
+    def now(self) -> float:
+        """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
+        return ledger_now(self.redis, self.settings)
+
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
 
@@ -389,6 +463,10 @@ class Ledger:
         return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
 
     # --- batches ---------------------------------------------------------------------
+    def close_batch(self, batch_id: str) -> bool:
+        """Mark a batch cancelled: `enqueue` refuses it new members. False if there is no such batch."""
+        return bool(self._run("batch_close", *script_args("batch_close", batch_id=batch_id)))
+
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:
         raw: dict[str, str] = self.redis.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
         if not raw or "total" not in raw:
