@@ -56,7 +56,9 @@ class InProcessWorkers:
     running: list[InProcessWorker] = field(default_factory=list)
 
     def start(self, concurrency: int = 8, lane: str | None = None, **env_overrides: str) -> InProcessWorker:
-        assert not self.running, "one in-process worker at a time; use worker_processes for more"
+        assert not self.running, (
+            "one in-process worker at a time (one worker context per process): use worker_processes"
+        )
         env = {**self.env, **env_overrides, "COSMOS_WORKER_CONCURRENCY": str(concurrency)}
         settings = Settings(
             _env_file=None, **{k: v for k, v in env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
