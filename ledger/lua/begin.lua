@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
+  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
