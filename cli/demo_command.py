@@ -20,12 +20,18 @@ from demo.scenario import MIN_COUNT
     help="Also start the operations console; after the summary keep everything running and print "
     "its URL and a one-time login, until Ctrl-C.",
 )
+@click.option(
+    "--redis-url",
+    default=None,
+    help="Use this Redis (under a fresh key prefix, removed afterwards) instead of a private one.",
+)
 @one_line_errors
-def demo(count, as_json, with_console) -> None:
+def demo(count, as_json, with_console, redis_url) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
 
-    Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
-    else starts a private redis-server. The messages take every path: accepted and delivered,
+    Starts a private Redis (the system redis-server 7.0 or newer, else the valkey-server of the
+    `demo` extra) unless --redis-url names one; REDIS_URL is never used, so a Redis of your own
+    stays untouched. The messages take every path: accepted and delivered,
     transient faults then accepted, failed, spam, blacklist, suppressed, not delivered, and
     an account refused for a moment (401: sending pauses and resumes, nothing dead).
     Ctrl-C or SIGTERM stops every process it started; they also die with it if it is killed.
@@ -46,7 +52,7 @@ def demo(count, as_json, with_console) -> None:
     from demo.report import render
     from demo.runner import run_demo
 
-    settings = settings_or_exit()
+    settings_or_exit()  # a refused setting stops the demo before it starts anything
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -85,9 +91,7 @@ def demo(count, as_json, with_console) -> None:
 
     try:
         with progress:
-            summary, kept_logs = run_demo(
-                settings.redis_url, count, on_progress, keep_running if with_console else None
-            )
+            summary, kept_logs = run_demo(redis_url, count, on_progress, keep_running if with_console else None)
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None
     except DemoError as exc:

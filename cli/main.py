@@ -12,6 +12,7 @@ from cli import (
     forwards_commands,
     jobs_commands,
     operator_commands,
+    processes_command,
     sandbox_command,
     webhook_command,
     worker_command,
@@ -19,6 +20,7 @@ from cli import (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cosmos-sms", message="cosmos-sms %(version)s")
 def cli() -> None:
     """cosmos-sms: deliver SMS through the COSMOS API with Celery on Redis.
 
@@ -46,6 +48,7 @@ for command in (
     control_commands.pause,
     control_commands.resume,
     control_commands.hash_password,
+    processes_command.processes,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)

@@ -59,10 +59,12 @@ PROCESS_OWNED = frozenset(
         "console_events_cursor",
         "console_task",
         "console_login_failures",
+        "process",
+        "processes",
     }
 )
 """A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
-tasks and login throttle (the demo's heartbeats are `DEMO_RUNS`)."""
+tasks and login throttle, worker heartbeats (the demo's heartbeats are `DEMO_RUNS`)."""
 BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
 """Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
 DEMO_RUNS = "cosmos-demo:runs"
@@ -159,6 +161,15 @@ class Keys:
     def forwards_failed(self) -> str:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
+
+    def process(self, process_id: str) -> str:
+        """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    @property
+    def processes(self) -> str:
+        """Sorted set: worker process id -> last heartbeat (pruned to the last 10 minutes on every beat)."""
+        return f"{self.prefix}:processes"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     reconciler_interval_s: float = Field(1.0, alias="COSMOS_RECONCILER_INTERVAL_S", gt=0)
     renamed_scheduler_interval_s: float | None = Field(None, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0, exclude=True)
     """The old name of COSMOS_RECONCILER_INTERVAL_S, still read (`load_settings` warns)."""
+    heartbeat_s: float = Field(5.0, alias="COSMOS_HEARTBEAT_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
     lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)

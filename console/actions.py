@@ -21,6 +21,8 @@ Operator = Annotated[User, Depends(operator_of)]
 
 router = APIRouter()
 JOB_ACTIONS = ("cancel", "requeue", "resend", "mark_sent", "purge")
+JOB_ACTIONS_DONE = {"cancel": "Cancelled", "requeue": "Requeued", "resend": "Resent", "mark_sent": "Marked sent"}
+"""How a job action's result page names what was done."""
 HELD_ACTIONS = ("resend", "mark_sent")
 MAX_SELECTED = 1000
 """Jobs one form may select; a whole set goes through a background action instead."""
@@ -42,6 +44,7 @@ async def login(request: Request):
     user = check_password(console.users, name, password)
     if user is None:
         console.throttle.failed(name)
+        console.controls.audit(name or "(no name)", "login_failed", "console", 0, "wrong name or password")
         # One answer for an unknown name and a wrong password.
         return render(request, "login.html", 401, next=next_path, error="Wrong name or password.", user=None)
     console.throttle.succeeded(name)
@@ -59,7 +62,7 @@ async def logout(request: Request):
 
 def _run_job_actions(console, user: User, action: str, job_ids: list[str]) -> tuple[int, list[str]]:
     """The operator action on each job, as the CLI runs it; (done, reasons of the refused ones)."""
-    results = operations.apply(console.ledger, action, job_ids)
+    results = operations.apply(console.ledger, action, job_ids, f"console:{user.name}")
     done = sum(1 for _, ok, _ in results if ok)
     refused = [f"{job_id}: {why}" for job_id, ok, why in results if not ok]
     target = job_ids[0] if len(job_ids) == 1 else f"{len(job_ids)} selected"
@@ -77,9 +80,13 @@ async def job_action(request: Request, user: Operator, job_id: str, action: str)
     done, refused = _run_job_actions(console, user, action, [job_id])
     if done and action == "purge":
         return render(request, "done.html", user=user, message=f"Purged {job_id}.", back="/dead")
+    back = f"/messages/{job_id}"
     if refused:
-        return render(request, "error.html", 409, user=user, title="Not done", message=refused[0])
-    return _see(f"/messages/{job_id}")
+        return render(request, "error.html", 409, user=user, title="Not done", message=refused[0], back=back)
+    record = console.ledger.get(job_id)
+    now = f"; it is now {record['state']}" if record else ""
+    message = f"{JOB_ACTIONS_DONE.get(action, action)} {job_id}{now}."
+    return render(request, "done.html", user=user, message=message, back=back, back_label="Back to the message")
 
 
 def _selected(form) -> list[str]:

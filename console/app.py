@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import redis
 from fastapi import FastAPI, Request
@@ -82,7 +83,9 @@ def create_app(
     async def not_logged_in(request: Request, exc: NotLoggedIn):
         if request.method != "GET":
             return render(request, "error.html", 403, title="Not logged in", message="Log in first.")
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        # The whole deep link, its query too (a search, a page of results), survives the login.
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(wanted, safe='')}", status_code=303)
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden):

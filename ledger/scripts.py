@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from config.redis_client import require_redis_version
 from config.settings import Settings
 from ledger.schema import COMMON_ARGS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
 
@@ -45,12 +46,20 @@ class Scripts:
         self.client = client
         self.sources = {name: script_source(name) for name in SCRIPT_NAMES}
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
+        self.version_checked = False
+
+    def load(self, name: str) -> None:
+        """Load a script (the first call on this server, or after a restart); an old Redis is refused first."""
+        if not self.version_checked:
+            require_redis_version(self.client)
+            self.version_checked = True
+        self.client.script_load(self.sources[name])
 
     def run(self, name: str, *args: object) -> Any:
         try:
             return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
         except redis.exceptions.NoScriptError:
-            self.client.script_load(self.sources[name])
+            self.load(name)
             return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
 
     def run_many(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
@@ -70,7 +79,7 @@ class Scripts:
         results = self._pipeline(name, calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
-            self.client.script_load(self.sources[name])
+            self.load(name)
             for i, result in zip(missing, self._pipeline(name, [calls[i] for i in missing])):
                 results[i] = result
         return results
@@ -107,7 +116,7 @@ class Scripts:
             *results, acked = pipe.execute(raise_on_error=False)
             if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
                 break
-            self.client.script_load(self.sources[name])  # none ran: load and run them all
+            self.load(name)  # none ran: load and run them all
         for result in (*results, acked):
             if isinstance(result, Exception):
                 raise result

@@ -295,6 +295,7 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        route: str = "http",
     ) -> tuple[object, ...]:
         s = self.settings
         return script_args(
@@ -314,6 +315,7 @@ class Ledger:
             breaker_cap_s=s.retry_backoff_max_s,
             delay_s=delay_s,
             max_ambiguous_resends=s.max_ambiguous_resends,
+            route=route,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -356,18 +358,20 @@ class Ledger:
         return str(self._run("receipt", *args))
 
     # --- operators -------------------------------------------------------------------
-    def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
-        """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        return _operated(self._run("operate", *self._operate_args(action, job_id, reason)))
+    def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
+        """One of ledger.schema.OPERATIONS (`by`: who asked, for the timeline); returns (done, lane or why not)."""
+        return _operated(self._run("operate", *self._operate_args(action, job_id, reason, by)))
 
-    def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
+    def operate_many(
+        self, action: str, job_ids: Sequence[str], reason: str = "cancelled", by: str = ""
+    ) -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [self._operate_args(action, job_id, reason) for job_id in job_ids]
+        calls = [self._operate_args(action, job_id, reason, by) for job_id in job_ids]
         return [_operated(r) for r in self._run_many("operate", calls)] if calls else []
 
-    def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
+    def _operate_args(self, action: str, job_id: str, reason: str, by: str) -> tuple[object, ...]:
         expires_in_s = self.settings.default_expires_in_s
-        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
+        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason, by=by)
 
     # --- locks -----------------------------------------------------------------------
     def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:

@@ -243,7 +243,7 @@ class SmsProducer:
         return self.ledger.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
-        done, _ = self.ledger.operate("cancel", job_id)
+        done, _ = self.ledger.operate("cancel", job_id, by="application")
         return done
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
@@ -253,7 +253,7 @@ class SmsProducer:
         """Cancel every member not yet sent; the batch takes no new members afterwards."""
         if not isinstance(batch_id, str) or not batch_id:
             return 0
-        return operations.cancel_batch(self.ledger, batch_id)
+        return operations.cancel_batch(self.ledger, batch_id, by="application")
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:

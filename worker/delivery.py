@@ -11,6 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
@@ -182,5 +183,16 @@ def _log_outcome(
         log.debug("sent", message_id=outcome.message_id, **fields)
     elif outcome.kind == "permanent":
         log.info("dead-lettered", **fields)
+    elif outcome.status == "connect_error":
+        # A wrong host or port, or COSMOS down: name them, since every message fails the same way.
+        target = urlsplit(ctx.settings.api_url)
+        log.warning(
+            "COSMOS not reachable: no connection opened",
+            host=target.hostname,
+            port=target.port or (443 if target.scheme == "https" else 80),
+            cosmos_api_url=ctx.settings.api_url,
+            error=outcome.error,
+            **fields,
+        )
     else:
         log.info("attempt failed", kind=outcome.kind, error=outcome.error, **fields)

@@ -16,10 +16,12 @@ from celery import Celery, signals
 
 from config.celery import make_celery
 from config.errors import SettingsError
+from config.keys import LANES, Keys
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from worker.context import get_context, reset_context
 from worker.forwarding import Forwarder, start_forwarder
+from worker.heartbeat import Heartbeat, TaskGauge
 from worker.reconciler import Reconciler
 from worker.startup_checks import run_startup_checks
 from worker.tasks import register_tasks
@@ -37,7 +39,7 @@ def create_app(settings: Settings, *, lifecycle: bool = True) -> Celery:
     app.conf.worker_concurrency = settings.worker_concurrency
     register_tasks(app, settings)
     if lifecycle:
-        _connect_lifecycle(settings)
+        _connect_lifecycle(app, settings)
     return app
 
 
@@ -64,13 +66,24 @@ def _quiet_task_lines(settings: Settings) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class WorkerDuties:
-    """What a worker process runs beside Celery's consumer: start-up checks, the reconciler, the forwarder."""
+def _lanes(app: Celery, settings: Settings) -> list[str]:
+    """The lanes this process consumes (`--queues`), all of them when none was named."""
+    consumed = set(app.amqp.queues.consume_from or ())
+    keys = Keys(settings.redis_prefix)
+    return [lane for lane in LANES if not consumed or keys.queue(lane) in consumed]
 
-    def __init__(self, settings: Settings):
+
+class WorkerDuties:
+    """What a worker process runs beside Celery's consumer: start-up checks, the reconciler, the forwarder
+    and the heartbeat (with the gauge of running tasks it reports)."""
+
+    def __init__(self, app: Celery, settings: Settings):
+        self.app = app
         self.settings = settings
+        self.tasks = TaskGauge()
         self.reconciler: Reconciler | None = None
         self.forwarder: Forwarder | None = None
+        self.heartbeat: Heartbeat | None = None
 
     def check_start(self) -> None:
         """Refuse a start that could only go wrong (exit 2); a Redis not yet up is waited for."""
@@ -83,11 +96,16 @@ class WorkerDuties:
             log.warning("Redis not reachable yet; the consumer will keep retrying", error=str(exc))
 
     def start(self) -> None:
-        self.reconciler = Reconciler(get_context(self.settings))
-        self.reconciler.start()
-        self.forwarder = start_forwarder(get_context(self.settings))
+        ctx = get_context(self.settings)
+        reconciler = self.reconciler = Reconciler(ctx)
+        reconciler.start()
+        self.forwarder = start_forwarder(ctx)
+        self.heartbeat = Heartbeat(ctx, _lanes(self.app, self.settings), self.tasks, lambda: reconciler.last_ran_ts)
+        self.heartbeat.start()
 
     def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
             self.reconciler.join(10)
@@ -95,8 +113,8 @@ class WorkerDuties:
             self.forwarder.stop(timeout=10)
 
 
-def _connect_lifecycle(settings: Settings) -> None:
-    duties = WorkerDuties(settings)
+def _connect_lifecycle(app: Celery, settings: Settings) -> None:
+    duties = WorkerDuties(app, settings)
 
     def refuse_bad_start(**_: Any) -> None:
         duties.check_start()
@@ -118,3 +136,5 @@ def _connect_lifecycle(settings: Settings) -> None:
     signals.worker_ready.connect(start_duties, weak=False)
     signals.worker_shutdown.connect(stop_duties, weak=False)
     signals.setup_logging.connect(keep_our_logging, weak=False)
+    signals.task_prerun.connect(duties.tasks.started, weak=False)
+    signals.task_postrun.connect(duties.tasks.ended, weak=False)

@@ -9,6 +9,7 @@ hours held, once they end), and sweeps records whose retention ended. Every step
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -38,6 +39,8 @@ class Reconciler(threading.Thread):
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.last_ran_ts = 0.0
+        """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
         interval = self.ctx.settings.reconciler_interval_s
@@ -85,6 +88,7 @@ class Reconciler(threading.Thread):
                 swept += step
                 if step < SWEEP_STEP:
                     break
+            self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())

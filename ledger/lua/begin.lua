@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
+  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -29,6 +29,7 @@ if state == S.sending then
   elseif j[F.inflight] == '1' then
     -- Its owner died with a request on the wire: COSMOS may have accepted it.
     remember(j.jk, 'lease_expired/0/0')
+    timeline(j, 'attempt', {'status', 'lease_expired', 'note', 'worker lost during the attempt'}, t)
     redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.doubt, 1)
     redis.call('HDEL', j.jk, F.inflight)
     count(C.ambiguous_attempts)
@@ -64,7 +65,7 @@ end
 -- Wait without spending the attempt budget: the job waits in its lane's retry set. The reconciler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
-  move(j, S.retrying, t, {due = until_ts})
+  move(j, S.retrying, t, {due = until_ts, event = 'waiting', tl = {'why', why, 'until', until_ts}})
   return {V.wait, why}
 end
 
@@ -109,11 +110,15 @@ if rate > 0 then
     redis.call('HSET', key('rate'), 'single_tat', slot + interval)
   else
     slot = tat
-    if slot > t + bulk_ahead then return {V.busy, tostring(slot - bulk_ahead - t)} end
+    if slot > t + bulk_ahead then
+      timeline(j, 'waiting', {'why', 'rate_slot', 'until', slot - bulk_ahead}, t)
+      return {V.busy, tostring(slot - bulk_ahead - t)}
+    end
   end
   redis.call('HSET', key('rate'), 'tat', tat + interval)
   redis.call('PEXPIRE', key('rate'), 60000)
   delay = slot - t
+  if delay >= 0.001 then timeline(j, 'waiting', {'why', 'rate_slot', 'ms', math.floor(delay * 1000)}, t) end
 end
 
 if j[F.resend_next] == '1' then
@@ -123,7 +128,7 @@ if j[F.resend_next] == '1' then
 end
 local lease_ts = t + lease_s + delay
 if state ~= S.sending then
-  move(j, S.sending, t, {lease_ts = lease_ts})
+  move(j, S.sending, t, {lease_ts = lease_ts, tl = probe and {'probe', '1'} or {'n', attempts + 1}})
 else
   redis.call('ZADD', key('leases'), lease_ts, job)
 end

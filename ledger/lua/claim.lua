@@ -56,6 +56,7 @@ for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('leases'), '-inf', t, 'LIMI
   local f = redis.call('HMGET', key('job', job), F.state, F.lane, F.lease_ts)
   if f[1] == S.sending and (tonumber(f[3]) or 0) <= t then
     redis.call('ZADD', key('leases'), t + GRACE, job)
+    timeline({id = job, jk = key('job', job)}, 'republished', {'why', 'lease_expired'}, t)
     pick(job, f[2], 'lease_expired')
   else
     redis.call('ZREM', key('leases'), job)
@@ -72,6 +73,7 @@ for _, lane in ipairs({'single', 'bulk'}) do
     for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t, 'LIMIT', 0, limit)) do
       if redis.call('HGET', key('job', job), F.state) == S.queued then
         redis.call('ZADD', ok, t + GRACE, job)
+        timeline({id = job, jk = key('job', job)}, 'republished', {'why', 'broker message lost'}, t)
         pick(job, lane, 'stale_queued')
       else
         redis.call('ZREM', ok, job)

@@ -15,8 +15,9 @@ local function now()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000 + CLOCK_OFFSET
 end
 
--- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason.
-local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem}
+-- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason,
+-- and its timeline entry created_ts.
+local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem, F.created_ts}
 local function load(job, ...)
   local names = {unpack(BASIC)}
   for _, n in ipairs({...}) do table.insert(names, n) end
@@ -53,6 +54,31 @@ local function observe(name, seconds)
   redis.call('HINCRBY', hk, name .. ':' .. le, 1)
   redis.call('HINCRBYFLOAT', hk, name .. ':sum', seconds)
   redis.call('HINCRBY', hk, name .. ':count', 1)
+end
+
+-- The job's timeline, kept in the job's own hash (no key of its own: ~150 B a delivered record).
+-- Entry k (1-based) is "<ms since created>|<event>[|name=value...]" in field TL .. slot: the first
+-- TIMELINE_HEAD entries keep theirs, later ones rotate over TIMELINE_TAIL slots; F.timeline_n counts
+-- every entry ever written, so readers know what was left out. Names are shortened by TLN, times
+-- (TLT) are stored as ms since created, and an entry stays under the hash's listpack value limit.
+-- fields: a flat list {name, value, ...}; empty values are left out. Any script may call it.
+local function timeline(j, event, fields, t)
+  t = t or now()
+  if not j[F.created_ts] then j[F.created_ts] = redis.call('HGET', j.jk, F.created_ts) end
+  local base = tonumber(j[F.created_ts]) or t
+  local function ms(ts) return string.format('%d', math.floor((ts - base) * 1000 + 0.5)) end
+  local parts = {ms(t), event}
+  fields = fields or {}
+  for i = 1, #fields, 2 do
+    local name, v = fields[i], fields[i + 1]
+    if v ~= nil and v ~= '' and v ~= false then
+      if TLT[name] then v = ms(tonumber(v)) end
+      parts[#parts + 1] = (TLN[name] or name) .. '=' .. (string.gsub(tostring(v), '[|\n]', '/'))
+    end
+  end
+  local n = redis.call('HINCRBY', j.jk, F.timeline_n, 1)
+  local slot = n <= TIMELINE_HEAD and n - 1 or TIMELINE_HEAD + (n - 1 - TIMELINE_HEAD) % TIMELINE_TAIL
+  redis.call('HSET', j.jk, TL .. slot, string.sub(table.concat(parts, '|'), 1, TIMELINE_ENTRY_MAX))
 end
 
 -- A bounded attempt history: the last HISTORY_LEN "status/http/ms" entries, ';'-separated.
@@ -101,10 +127,16 @@ end
 
 -- The one state move. Leaving a state undoes its memberships, entering one makes them; counters,
 -- the batch's counts, the events stream, retention and forwards all follow from here.
--- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state).
+-- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state); for the
+-- timeline, event (what moved it, default the new state's name) and tl (its fields, a flat list).
 local function move(j, new, t, o)
   o = o or {}
   local old, jk, job = j[F.state], j.jk, j.id
+  local tl = {unpack(o.tl or {})}
+  if o.event and o.event ~= new then table.insert(tl, 1, new); table.insert(tl, 1, 'state') end
+  if new == S.dead then table.insert(tl, 'reason'); table.insert(tl, o.reason) end
+  if o.late then table.insert(tl, 'late'); table.insert(tl, '1') end
+  timeline(j, o.event or new, tl, t)
   if old == new and new == S.retrying then  -- only a new due time
     redis.call('HSET', jk, F.due_ts, o.due)
     redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
@@ -140,6 +172,8 @@ local function move(j, new, t, o)
   if old then count('state:' .. old, -1); count('lane:' .. lane .. ':' .. old, -1) end
   count('state:' .. new)
   count('lane:' .. lane .. ':' .. new)
+  -- Monotonic: what rate() charts, untouched by the retention sweep.
+  if OUTCOMES[new] then count('outcome:' .. new .. ':' .. lane) end
   if j[F.batch] then
     local bk = key('batch', j[F.batch])
     if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
@@ -163,6 +197,7 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.dead_reason, o.reason)
     redis.call('ZADD', key('dead'), t, job)
     count('dead:' .. o.reason)
+    count('dead_total:' .. o.reason)
   elseif new == S.held then redis.call('ZADD', key('held'), t, job)
   end
   if o.late then
@@ -203,7 +238,7 @@ local function deliver(j, status, price, stamp, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
   observe('receipt', math.max(0, t - tonumber(r[1] or t)))
-  move(j, status, t)
+  move(j, status, t, {event = 'receipt'})
 end
 
 -- A receipt kept while the job was being sent settles it, before any new request goes out.
@@ -221,6 +256,7 @@ local function extra_send(j, message_id)
   if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
   local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
   count(C.extra_sends)
+  timeline(j, 'extra_send', {'message_id', message_id})
   if n <= MAX_EXTRA_IDS then
     redis.call('HSET', j.jk, F.extra_ids, seen == '' and message_id or (seen .. ';' .. message_id))
   end
@@ -297,6 +333,7 @@ local function schedule(j, at)
   redis.call('ZREM', key('outbox', j[F.lane]), j.id)
   redis.call('ZADD', key('scheduled', j[F.lane]), at, j.id)
   redis.call('HSET', j.jk, F.waiting, 'send_at')
+  timeline(j, 'waiting', {'why', 'send_at', 'until', at})
 end
 
 -- Quiet hours arrive as two windows of epoch seconds (start, end, start, end; zeros for none),
@@ -327,4 +364,5 @@ local function hold_for_quiet(j, t)
   end
   redis.call('ZADD', key('quiet'), due, j.id)
   redis.call('HSET', j.jk, F.waiting, 'quiet_hours')
+  timeline(j, 'waiting', {'why', 'quiet_hours'}, t)
 end

@@ -73,6 +73,7 @@ for i = 1, n do
     redis.call('ZADD', key('idx', 'created'), t, job)
     redis.call('ZADD', key('idx', 'to', to), t, job)
     local j = {id = job, jk = jk}
+    j[F.created_ts] = t
     j[F.lane] = ARGV[b + ROW.jobs.lane]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)

@@ -6,14 +6,18 @@ local http, latency_ms, message_id, price, err = A.http, A.latency_ms, A.message
 local policy = A.policy
 local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open_s)
 local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
-local max_resends = tonumber(A.max_ambiguous_resends)
-local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
+local max_resends, route = tonumber(A.max_ambiguous_resends), A.route
+local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
+  timeline(j, 'attempt', {'n', j[F.attempts] or '', 'status', status, 'http', http ~= '0' and http or '',
+    'ms', latency_ms, 'route', route or '', 'error', kind ~= K.accepted and string.sub(err, 1, 120) or ''}, t)
   redis.call('HDEL', j.jk, F.inflight)
+  count('attempt:' .. route .. ':' .. kind)
+  observe('attempt', (tonumber(latency_ms) or 0) / 1000)
 end
 
 if kind == K.accepted then
@@ -59,7 +63,7 @@ if kind == K.account then
   if status == 'unauthorized' then count(C.unauthorized) end
   local reason = status == 'unauthorized' and AP.unauthorized or AP.endpoint_not_found
   local newly = redis.call('HSETNX', PAUSE, 'account', cjson.encode({reason = reason, ts = t})) == 1
-  move(j, S.retrying, t, {due = t})
+  move(j, S.retrying, t, {due = t, event = 'waiting', tl = {'why', 'account_paused', 'reason', reason}})
   return {R.paused, newly and 'paused' or ''}
 end
 if kind == K.transient or kind == K.ambiguous then
@@ -78,7 +82,7 @@ if kind == K.transient or kind == K.ambiguous then
   return {R.retry, change}
 end
 if kind == K.defer then
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'retry_scheduled', tl = {'until', t + delay_s}})
   count(C.retries)
   return {R.retrying, ''}
 end
@@ -87,7 +91,7 @@ if kind == K.release then
   redis.call('HINCRBY', j.jk, F.attempts, -1)
   count(C.attempts, -1)
   redis.call('HSET', j.jk, F.last_error, err)
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'waiting', tl = {'why', err, 'until', t + delay_s}})
   return {R.retrying, ''}
 end
 return redis.error_reply('unknown kind ' .. kind)

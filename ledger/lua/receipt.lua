@@ -48,6 +48,7 @@ if state == S.sending then
   -- settles the job with it rather than send again.
   if j[F.rcpt_msgid] == mid then return R.duplicate end
   redis.call('HSET', j.jk, F.rcpt_status, status, F.rcpt_msgid, mid, F.rcpt_price, price, F.rcpt_ts, stamp)
+  timeline(j, 'receipt', {'status', status, 'note', 'before the acceptance: kept'}, t)
   return R.pending
 end
 -- queued / retrying: nobody is sending it now. Only an attempt with an unknown outcome explains it.

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from celery import Celery
+from celery import Celery, signals
 from celery.contrib.testing.worker import TestWorkController
 from celery.worker import state as worker_state
 
@@ -36,6 +36,8 @@ class InProcessWorker:
     duties: WorkerDuties
 
     def stop(self) -> None:
+        signals.task_prerun.disconnect(self.duties.tasks.started)
+        signals.task_postrun.disconnect(self.duties.tasks.ended)
         self.duties.stop()
         worker_state.should_terminate = 0  # Celery's own "warm shutdown": running tasks finish first
         self.thread.join(STOP_TIMEOUT_S)
@@ -66,7 +68,7 @@ class InProcessWorkers:
         app = create_app(settings, lifecycle=False)
         # BRPOP returns every 0.1 s instead of 1 s, so the consumer sees a stop at once (~1 s saved a test).
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.1}
-        duties = WorkerDuties(settings)
+        duties = WorkerDuties(app, settings)
         duties.check_start()
         # Celery's own logging set-up is skipped: the pytest process keeps its logging as it is.
         app.finalize()
@@ -91,6 +93,8 @@ class InProcessWorkers:
         wait_for(lambda: controller._on_started.is_set() or not thread.is_alive(), timeout=30, what="worker ready")
         assert thread.is_alive(), "the in-process worker stopped while starting"
         duties.start()
+        signals.task_prerun.connect(duties.tasks.started, weak=False)
+        signals.task_postrun.connect(duties.tasks.ended, weak=False)
         worker = InProcessWorker(settings, app, controller, thread, duties)
         self.running.append(worker)
         return worker
