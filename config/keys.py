@@ -238,7 +238,7 @@ class Keys:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
 
-    # --- Operations console (issue 14): audit stream and console bookkeeping ---
+    # Operations console: audit stream and console bookkeeping.
     @property
     def audit(self) -> str:
         """Stream: operator actions (ts, user, action, target, count, detail), MAXLEN ~ 100000."""

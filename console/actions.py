@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from config.numbers import NUMBER
 from console.auth import check_csrf, start_session
-from console.search import NUMBER
 from console.tasks import DEAD_ACTIONS
 from console.users import User, check_password
 from console.web import console_of, operator_of, render
@@ -188,7 +188,7 @@ def _numbers(form) -> list[str]:
     numbers = [n for n in re.split(r"[\s,]+", str(form.get("numbers", ""))) if n] + [
         str(n) for n in form.getlist("number") if str(n)
     ]
-    bad = next((n for n in numbers if not NUMBER.match(n)), None)
+    bad = next((n for n in numbers if not NUMBER.fullmatch(n)), None)
     if bad is not None or not numbers:
         raise HTTPException(400, "numbers: each must be 0 followed by 14 digits")
     if len(numbers) > MAX_SELECTED:

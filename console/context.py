@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -11,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 from config.keys import Keys
+from config.numbers import NUMBER_IN_TEXT
 from config.redis_client import redis_client
 from config.settings import Settings
 from console.activity import ActivityCounter
@@ -24,7 +24,6 @@ from ledger.record import iso, timeline_detail
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
-_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -41,7 +40,7 @@ def mask_numbers(text: str | None, user: User | None) -> str:
     """Free text (audit targets and details) with every phone number masked for a viewer."""
     if not text:
         return ""
-    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
+    return NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
 
 
 def without_query(url: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import cast
 import redis
 
 from config.keys import Keys
+from config.numbers import NUMBER
 from config.settings import Settings
 from ledger.record import STATES
 from ledger.schema import batch_job_id, row_args
@@ -25,7 +26,6 @@ from ledger.scripts import ScriptCalls
 PAGE_SIZE = 50
 SCAN_LIMIT = 1000
 """Index entries one page request reads at most, whatever the filters."""
-NUMBER = re.compile(r"^0[0-9]{14}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@|-]{1,200}$")
 _CURSOR = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?):([A-Za-z0-9_-]{1,100})$")
 """score:member of the last entry seen (a batch: 0:index of the next member)."""
@@ -92,7 +92,7 @@ def parse_query(params: dict[str, str]) -> Query:
         if values[name] and not _TOKEN.match(values[name]):
             raise SearchError(f"{name}: unexpected characters (letters, digits and _ . : @ | - only, up to 200)")
     values["number"] = re.sub(r"[\s+]", "", values["number"])  # as people write it: "+0333 3444 5566 770"
-    if values["number"] and not NUMBER.match(values["number"]):
+    if values["number"] and not NUMBER.fullmatch(values["number"]):
         raise SearchError("number: must be 0 followed by 14 digits")
     if values["state"] and values["state"] not in STATES:
         raise SearchError(f"state: unknown state (one of {', '.join(STATES)})")

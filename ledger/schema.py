@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from config.keys import LANES
+
 # --- states -------------------------------------------------------------------------------
 STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
 FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
@@ -109,7 +111,8 @@ replicas had the enqueue in time (a repeated call records it again)."""
 DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
 """Dead reasons of our own; the others are COSMOS's permanent statuses."""
 ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
-PAUSE_SCOPES = ("all", "single", "bulk")
+PAUSE_SCOPES = ("all", *LANES)
+"""What an operator can pause: all sending, or one lane."""
 
 # --- counters hash fields --------------------------------------------------------------------
 COUNTERS = {
@@ -350,7 +353,6 @@ SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
         "sender",
         "text",
         "callback",
-        "created_ts",
         "delay_s",
         "probe",
         "forward",

@@ -128,7 +128,7 @@ class Scripts:
             pipe.wait(*wait)
         return pipe.execute(raise_on_error=False)
 
-    # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
+    # Durable acknowledgements.
     def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
         """Run one script, then WAIT for `replicas` replicas on the same connection, in one round trip.
 

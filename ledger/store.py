@@ -66,7 +66,6 @@ class Attempt:
     sender: str = ""
     text: str = ""
     callback: str | None = None
-    created_ts: float = 0.0
     delay_s: float = 0.0
     probe: bool = False
     forward: bool = False
@@ -99,7 +98,6 @@ def _attempt(raw: list[Any]) -> Attempt:
         sender=r["sender"],
         text=r["text"],
         callback=r["callback"] or None,
-        created_ts=float(r["created_ts"]),
         delay_s=float(r["delay_s"]),
         probe=r["probe"] == "1",
         forward=r["forward"] == "1",

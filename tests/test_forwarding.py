@@ -227,7 +227,7 @@ def test_receiver_down_then_up_gets_the_forward_with_the_same_webhook_id(app_rec
     intents = [store.add(f"j{i}", f"http://127.0.0.1:{port}/ok", payload(f"j{i}", "delivered")) for i in range(3)]
     forwarder_for()
     down_since = time.monotonic()
-    # Down: nothing listens on the port. Scaled: 3 s here for the 60 s, with backoffs and
+    # Down: nothing listens on the port. Scaled: 3 s here for a real 60 s, with backoffs and
     # breaker times scaled alike; while its breaker is open one probe at a time goes out.
     wait_for(
         lambda: time.monotonic() - down_since >= 3 and sum((store.get(i.fwd_id) or i).attempts for i in intents) >= 6,

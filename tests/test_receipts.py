@@ -228,7 +228,7 @@ def test_openapi_describes_every_endpoint_and_answer(receiver):
     assert {p["name"] for p in operation["parameters"]} == {"cosmos_job", "cosmos_exp", "cosmos_kid", "cosmos_sig"}
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"status", "to", "message_id", "price", "message_timestamp"}
-    assert body.get("additionalProperties", True) is not False  # unknown fields are ignored (issue 13)
+    assert body.get("additionalProperties", True) is not False  # unknown fields are ignored
     assert {"401", "409", "429"} <= set(operation["responses"])
     assert {"200", "503"} <= set(spec["paths"]["/healthz"]["get"]["responses"])
     assert "200" in spec["paths"]["/metrics"]["get"]["responses"]
@@ -339,7 +339,7 @@ def test_replayed_receipt_is_applied_once(producer, receiver, redis_client, pref
 def test_receipt_for_another_message_id_on_a_clean_sent_record_is_refused_and_changes_nothing(
     producer, receiver, redis_client, prefix
 ):
-    """Reverses "a foreign message_id on a clean `sent` record → counted" (issue 13): no doubt, no extra send."""
+    """A foreign message_id on a clean `sent` record: no doubt, so no extra send is counted."""
     job_id = sent_job(producer, "M-1")
     before = snapshot(redis_client, prefix)
 
@@ -453,7 +453,7 @@ def test_token_buckets_refill_at_the_configured_rate():
 
 
 def test_only_failed_authentication_is_rate_limited_per_client(receiver_factory, producer):
-    """Reverses "a client over the rate limit gets 429" for every request: valid tokens are never limited."""
+    """Only failed authentication is rate limited: valid tokens are never limited."""
     limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
     job_id = sent_job(producer)
 
@@ -519,7 +519,7 @@ def refusal_counts(client: TestClient, **headers: str) -> dict[tuple[str, str], 
 
 
 def test_receipt_with_an_unknown_extra_field_is_applied(inproc):
-    """Reverses "an extra field → 422" (issue 13): unknown fields are ignored, known ones stay strict."""
+    """Unknown fields are ignored, known ones stay strict."""
     client, producer, _ = inproc()
     job_id = sent_job(producer)
     with client:

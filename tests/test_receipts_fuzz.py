@@ -44,7 +44,7 @@ def real_timestamp(value: str) -> bool:
 def is_receipt(body: object) -> TypeGuard[dict[str, Any]]:
     """Whether `body` is a Delivery Status the receiver must take (see docs/receiver.md).
 
-    Fields besides the spec's are ignored (issue 13: the day COSMOS adds one, receipts must still count).
+    Fields besides the spec's are ignored (the day COSMOS adds one, receipts must still count).
     """
     if not isinstance(body, dict) or not FIELDS <= set(body):
         return False
@@ -232,7 +232,7 @@ def test_any_body_with_a_valid_token_gets_no_5xx_and_only_a_receipt_changes_the_
             assert state_of(job_id) == before
             return
         if value["message_id"] != JOB_MESSAGE_ID:
-            # A foreign message id on a clean `sent` record: refused (409 refused_foreign, issue 13) and
+            # A foreign message id on a clean `sent` record: refused (409 refused_foreign) and
             # nothing changes; a ledger without that rule yet counts an extra send.
             if response.status_code == 409:
                 assert response.json()["error"] == "refused_foreign"

@@ -53,10 +53,10 @@ def test_a_send_at_five_seconds_ahead_is_not_sent_before_it_and_is_sent_within_t
 
 @pytest.mark.parametrize("n", [2000, pytest.param(20_000, marks=pytest.mark.long)])
 def test_a_bulk_scheduled_for_one_second_is_sent_once_each_with_short_redis_calls(
-    producer, workers, sandbox, redis_client, n
+    producer, worker_processes, sandbox, redis_client, n
 ):
-    workers.start(lane="bulk")
-    workers.start(concurrency=4, lane="single")  # as deployed: one-time codes have a process of their own
+    worker_processes.start(lane="bulk")
+    worker_processes.start(concurrency=4, lane="single")  # as deployed: one-time codes have a process of their own
     send_at = producer.ledger.now() + 3 + n / 4000  # time to record them all first
     producer.send_bulk(
         [{"to": TO, "sender": "F", "text": f"campaign {i}", "send_at": moment(send_at)} for i in range(n)],

@@ -45,7 +45,7 @@ class Reconciler(threading.Thread):
         """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
-        interval = self.ctx.settings.scheduler_interval_s
+        interval = self.ctx.settings.reconciler_interval_s
         while not self.stopping.wait(interval):
             try:
                 self.tick()
@@ -57,7 +57,7 @@ class Reconciler(threading.Thread):
     def tick(self) -> int:
         """Run the duties if this process holds the lock; returns jobs republished."""
         ctx = self.ctx
-        ttl_ms = int(max(5.0, ctx.settings.scheduler_interval_s * 5) * 1000)
+        ttl_ms = int(max(5.0, ctx.settings.reconciler_interval_s * 5) * 1000)
         if not ctx.ledger.take_lock(LOCK, self.token, ttl_ms):
             return 0
         try:

@@ -23,7 +23,8 @@ SENDABLE = frozenset({"go", "busy"})
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
-    @app.task(name=TASK_DELIVER, ignore_result=True)
+    # shared=False: a task bound to these settings belongs to this app only, not to every app built later.
+    @app.task(name=TASK_DELIVER, ignore_result=True, shared=False)
     def deliver(job_id: str) -> None:
         """Send one SMS job (lease, attempts, outcome) — the argument is its job id.
 
@@ -50,7 +51,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         finally:
             ctx.send_slots.give_back(slots)
 
-    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True)
+    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True, shared=False)
     def deliver_batch(task, job_ids: list[str]) -> None:
         """Send a chunk of bulk SMS jobs concurrently, each with its own lease and outcome."""
         ctx = get_context(settings)

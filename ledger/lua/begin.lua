@@ -62,7 +62,7 @@ if attempts >= max_attempts then
   move(j, S.dead, t, {reason = DR.retries_exhausted}); return {V.dead, DR.retries_exhausted}
 end
 
--- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
+-- Wait without spending the attempt budget: the job waits in its lane's retry set. The reconciler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
   move(j, S.retrying, t, {due = until_ts, event = 'waiting', tl = {'why', why, 'until', until_ts}})
@@ -141,5 +141,5 @@ else
 end
 redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
 return reply{verdict = V.go, attempt = tostring(attempts), to = j[F.to], sender = j[F.from], text = j[F.text],
-  callback = j[F.callback] or '', created_ts = j[F.created_ts], delay_s = tostring(delay),
+  callback = j[F.callback] or '', delay_s = tostring(delay),
   probe = probe and '1' or '0', forward = j[F.forward] or ''}

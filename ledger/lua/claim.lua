@@ -1,4 +1,4 @@
--- The scheduler's pick, one worker at a time, at most `limit` jobs per kind and call:
+-- The reconciler's pick, one worker at a time, at most `limit` jobs per kind and call:
 -- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
 --    breaker: then only its one probe goes; the quiet hours: no bulk), so waiting costs nothing per job;
 -- 2. waiting jobs whose deadline passed, ended `expired` on the spot (EXPIRE_STEP a call);
