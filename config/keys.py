@@ -20,6 +20,7 @@ LANES = (LANE_SINGLE, LANE_BULK)
 LEDGER_OWNED = frozenset(
     {
         "job",
+        "take",
         "idempotency",
         "message_id",
         "batch",
@@ -55,6 +56,7 @@ PROCESS_OWNED = frozenset(
     {
         "chunk",
         "lock",
+        "redis_run_id",
         "audit",
         "console_minute",
         "console_hour",
@@ -99,6 +101,10 @@ class Keys:
     def chunk(self, task_id: str) -> str:
         """Counter: deliveries of one bulk chunk message (a redelivered chunk is split)."""
         return f"{self.prefix}:chunk:{task_id}"
+
+    def take(self, owner: str) -> str:
+        """A single-lane task's taken group, kept briefly for a repeated call (ledger-owned; take.lua)."""
+        return f"{self.prefix}:take:{owner}"
 
     def retry(self, lane: str) -> str:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
@@ -178,6 +184,11 @@ class Keys:
         return f"{self.prefix}:lock:{name}"
 
     @property
+    def redis_run_id(self) -> str:
+        """String: the Redis `run_id` the reconciler last saw; a new one means Redis restarted."""
+        return f"{self.prefix}:reconciler:run_id"
+
+    @property
     def leases(self) -> str:
         """Sorted set: job id -> when its worker's lease expires."""
         return f"{self.prefix}:leases"
@@ -230,7 +241,7 @@ class Keys:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
 
-    # --- Operations console (issue 14): audit stream and console bookkeeping ---
+    # Operations console: audit stream and console bookkeeping.
     @property
     def audit(self) -> str:
         """Stream: operator actions (ts, user, action, target, count, detail), MAXLEN ~ 100000."""

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from config.keys import LANES
+
 # --- states -------------------------------------------------------------------------------
 STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
 FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
@@ -66,6 +68,8 @@ JOB_FIELDS = {
     "fwd_seq": "forwards written for this job",
     "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
     "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
+    "call": "id of the last begin or finish call (a repeated call answers `call_reply`)",
+    "call_reply": "that call's reply, JSON",
     "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
@@ -109,7 +113,8 @@ replicas had the enqueue in time (a repeated call records it again)."""
 DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
 """Dead reasons of our own; the others are COSMOS's permanent statuses."""
 ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
-PAUSE_SCOPES = ("all", "single", "bulk")
+PAUSE_SCOPES = ("all", *LANES)
+"""What an operator can pause: all sending, or one lane."""
 
 # --- counters hash fields --------------------------------------------------------------------
 COUNTERS = {
@@ -124,6 +129,8 @@ COUNTERS = {
     "breaker_opened": "times the breaker opened",
     "requeued": "operator requeues and resends",
     "late": "final states the provider's word overturned",
+    "unreplicated_acceptances": "outcome writes with an acceptance that too few replicas had within the WAIT timeout",
+    "receipt_price_refused": "receipts applied without their price (outside [0, max(1.00, 10 x accepted)] USD)",
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",
 }
@@ -172,6 +179,8 @@ FORWARD_FIELDS = {
     "last_attempt_ts": "epoch seconds of the last failure",
     "retry_ts": "start of the retry window an operator's retry opened",
     "failed_ts": "epoch seconds it was given up",
+    "seq": "the job's forward number: a later state's is higher, and an older one is never sent after it",
+    "claimed_until": "while a POST of it may be in flight: a later forward of the job waits",
 }
 LEDGER_HASHES = {
     "job": JOB_FIELDS,
@@ -233,6 +242,11 @@ ARCHIVE_STEP = 2000
 transaction: a commit costs a disk flush, so rows per commit set the archive's throughput."""
 ARCHIVED_STEP = 500
 """Most records one `archived` call takes out of the to-archive set (~5 µs each inside Redis)."""
+CLAIM_STEP = 250
+"""Most jobs one reconciler claim republishes per kind (due, lease expired, lost message): each costs a few
+µs inside Redis, so even a claim full of every kind holds Redis a few ms."""
+EXPIRE_STEP = 50
+"""Most waiting jobs one claim ends `expired`: each is a whole state move (~80 µs), so ~4 ms a call."""
 RELEASE_STEP = 100
 """Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
 Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
@@ -250,24 +264,29 @@ COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offse
 QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
 """The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
+BEGIN_ARGS = (
+    "job",
+    "owner",
+    "lease_s",
+    "policy",
+    "max_attempts",
+    "poison_deliveries",
+    "count_delivery",
+    "rate",
+    "bulk_ahead_s",
+    "probe_s",
+    "max_ambiguous_resends",
+    "probe_interval_s",
+    *QUIET_ARGS,
+)
+"""`begin`'s arguments; `take` runs begin's body per job and takes them first."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
-    "begin": (
-        "job",
-        "owner",
-        "lease_s",
-        "policy",
-        "max_attempts",
-        "poison_deliveries",
-        "count_delivery",
-        "rate",
-        "bulk_ahead_s",
-        "probe_s",
-        "max_ambiguous_resends",
-        "probe_interval_s",
-        *QUIET_ARGS,
-    ),
+    "begin": (*BEGIN_ARGS, "call"),
+    "recheck": ("job", "owner", "probe"),
+    "take": (*BEGIN_ARGS, "queue", "limit", "task"),
     "finish": (
+        "call",
         "job",
         "owner",
         "kind",
@@ -286,11 +305,11 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "route",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", "lost_horizon_s", *QUIET_ARGS),
     "release": ("limit", *QUIET_ARGS),
     "operate": ("action", "job", "expires_in_s", "cancel_reason", "by"),
     "sweep": ("limit",),
-    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit", "held"),
     "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
     "forward_retry": ("ids",),
     "events_read": ("group", "consumer", "count"),
@@ -303,6 +322,14 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "redact": ("job", "expected_to", "to", "text", "idem", "callback"),
 }
 """Each script's own arguments, after COMMON_ARGS."""
+ONCE_SCRIPTS = frozenset({"begin", "finish"})
+"""Scripts whose reply is kept in the job's record under the call's id (`call`): repeated after a lost
+reply, the call answers the same instead of counting an attempt or an outcome twice."""
+INNER_SCRIPTS = {"take": "begin"}
+"""Scripts that run another's body as a function (`begin_job(A)`) inside their one atomic step; they take
+the inner script's arguments first."""
+TAKE_TTL_S = 30
+"""How long `take` keeps its reply for a repeated call (redis-py's retry after a lost reply, or ride_out)."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
     "enqueue": {
         # `jobs` rows follow the fixed arguments; then a count and the `messages` rows.
@@ -322,6 +349,7 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
         "messages": ("first", "last", "queue", "message"),
     },
     "forward_retry": {"ids": ("fwd_id",)},
+    "forward_claim": {"held": ("fwd_id", "delay_s")},
     "search_filter": {"jobs": ("job",)},
     "archived": {"pairs": ("job", "score")},
 }
@@ -335,7 +363,6 @@ SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
         "sender",
         "text",
         "callback",
-        "created_ts",
         "delay_s",
         "probe",
         "forward",
@@ -461,6 +488,8 @@ def lua_prelude() -> str:
         _lua_set("TLT", TIMELINE_TIMES),
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
+        f"local EXPIRE_STEP = {EXPIRE_STEP}",
+        f"local TAKE_TTL_S = {TAKE_TTL_S}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",
     ]
     return "\n".join(lines).replace("'", '"') + "\n"

@@ -148,8 +148,9 @@ local function forward_intent(j, new, t)
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
     message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
+  payload.sequence = seq  -- a later state of the job has a higher one; forward_claim never sends an older after it
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
-    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
+    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t, 'seq', seq)
   redis.call('ZADD', key('forwards', 'due'), t, fid)
 end
 
@@ -260,9 +261,16 @@ local function settle_sent(j, mid, price, t, late)
 end
 
 -- A receipt for the job's own message_id moves sent -> delivered | not_delivered.
+-- Its price replaces the acceptance's only within [0, max(1.00, 10 x the accepted price)] US dollars:
+-- a wrong or forged price must not move the spend; outside it the receipt applies without its price.
 local function deliver(j, status, price, stamp, t)
   local r = redis.call('HMGET', j.jk, F.sent_ts, F.price)
   local old_price = tonumber(r[2] or 0) or 0
+  price = tonumber(price)
+  if not price or price ~= price or price < 0 or price > math.max(1.0, 10 * old_price) then
+    count(C.receipt_price_refused)
+    price = old_price
+  end
   redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
@@ -271,10 +279,15 @@ local function deliver(j, status, price, stamp, t)
 end
 
 -- A receipt kept while the job was being sent settles it, before any new request goes out.
-local function settle_stored_receipt(j, t)
+-- It is evidence only of an attempt whose outcome is unknown (`evidence`); otherwise it is dropped.
+local function settle_stored_receipt(j, t, evidence)
   local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   if not r[2] then return false end
-  settle_sent(j, r[2], r[3], t)
+  if not evidence then
+    redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+    return false
+  end
+  settle_sent(j, r[2], 0, t)
   deliver(j, r[1], r[3], r[4], t)
   return true
 end
