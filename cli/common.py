@@ -11,6 +11,7 @@ import click
 import redis
 
 from config.errors import CosmosSmsError, SettingsError
+from config.numbers import NUMBER
 from config.redis_client import Role, redis_client, require_redis_version
 from config.settings import Settings, load_settings
 
@@ -84,9 +85,7 @@ def echo_json(value) -> None:
 
 def checked_numbers(numbers: tuple[str, ...]) -> list[str]:
     """NUMBER arguments, each 0 followed by 14 digits; a bad one fails naming it, before anything changes."""
-    from console.search import NUMBER
-
-    bad = [n for n in numbers if not NUMBER.match(n)]
+    bad = [n for n in numbers if not NUMBER.fullmatch(n)]
     if bad:
         raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
     return list(numbers)

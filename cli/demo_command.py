@@ -53,8 +53,6 @@ def demo(count, as_json, with_console, redis_url) -> None:
     from demo.runner import run_demo
 
     settings_or_exit()  # a refused setting stops the demo before it starts anything
-    root = click.get_current_context().find_root().command
-    with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -93,9 +91,7 @@ def demo(count, as_json, with_console, redis_url) -> None:
 
     try:
         with progress:
-            summary, kept_logs = run_demo(
-                redis_url, count, with_receiver, on_progress, keep_running if with_console else None
-            )
+            summary, kept_logs = run_demo(redis_url, count, on_progress, keep_running if with_console else None)
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None
     except DemoError as exc:

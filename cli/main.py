@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli import (
+    archive_commands,
     console_command,
     control_commands,
     demo_command,
@@ -48,10 +49,16 @@ for command in (
     control_commands.pause,
     control_commands.resume,
     control_commands.hash_password,
+    archive_commands.history,
+    archive_commands.export,
+    archive_commands.spend,
+    archive_commands.archive,
+    archive_commands.forget,
     processes_command.processes,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)
+jobs_commands.batch.add_command(archive_commands.batch_list)
 
 if __name__ == "__main__":
     cli()

@@ -29,6 +29,17 @@ waits less for its process's GIL between two socket calls. Measured side by side
 send_bulk 1,059 -> 1,293 msg/s at 100 ms latency, 1,250 -> 1,725 at 0 ms (bench/README.md)."""
 
 
+def celery_worker_argv(
+    hostname: str, concurrency: int, loglevel: str, queue: str | None, *extra: str, quiet: bool = False
+) -> list[str]:
+    """One Celery worker process of ours: thread pool, no mingle or gossip, on `queue` (None: both lanes)."""
+    argv = [sys.executable, "-m", "celery", *(["--quiet"] if quiet else []), "-A", "worker", "worker"]
+    argv += ["--pool", "threads"]
+    argv += ["--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", loglevel]
+    argv += ["--without-mingle", "--without-gossip", *(["--queues", queue] if queue else []), *extra]
+    return argv
+
+
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--processes",
@@ -68,30 +79,10 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     host = socket.gethostname()
 
     def start(lane: str, i: int, threads: int) -> subprocess.Popen:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--quiet",  # one banner for the whole command, below, instead of one per process
-                "-A",
-                "worker",
-                "worker",
-                "--pool",
-                "threads",
-                "--queues",
-                keys.queue(lane),
-                "--concurrency",
-                str(threads),
-                "--hostname",
-                f"cosmos-{lane}{i}-{os.getpid()}@{host}",
-                "--loglevel",
-                loglevel,
-                "--without-mingle",
-                "--without-gossip",
-                *celery_args,
-            ]
-        )
+        hostname = f"cosmos-{lane}{i}-{os.getpid()}@{host}"
+        # --quiet: one banner for the whole command, below, instead of one per process.
+        argv = celery_worker_argv(hostname, threads, loglevel, keys.queue(lane), *celery_args, quiet=True)
+        return subprocess.Popen(argv)
 
     click.echo(banner(settings, plan, host))
     children = [start(*entry) for entry in plan]

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
+from config.numbers import NUMBER
 from console.auth import check_csrf, start_session
-from console.search import NUMBER
 from console.tasks import DEAD_ACTIONS
 from console.users import User, check_password
 from console.web import console_of, operator_of, render
@@ -41,7 +42,8 @@ async def login(request: Request):
     name, password = str(form.get("name", ""))[:100], str(form.get("password", ""))[:1000]
     next_path = str(form.get("next") or "/")
     await console.throttle.wait(name)
-    user = check_password(console.users, name, password)
+    # argon2 takes ~0.1 s of CPU (it releases the GIL): on a worker thread, bad logins never stall other pages.
+    user = await run_in_threadpool(check_password, console.users, name, password)
     if user is None:
         console.throttle.failed(name)
         console.controls.audit(name or "(no name)", "login_failed", "console", 0, "wrong name or password")
@@ -186,7 +188,7 @@ def _numbers(form) -> list[str]:
     numbers = [n for n in re.split(r"[\s,]+", str(form.get("numbers", ""))) if n] + [
         str(n) for n in form.getlist("number") if str(n)
     ]
-    bad = next((n for n in numbers if not NUMBER.match(n)), None)
+    bad = next((n for n in numbers if not NUMBER.fullmatch(n)), None)
     if bad is not None or not numbers:
         raise HTTPException(400, "numbers: each must be 0 followed by 14 digits")
     if len(numbers) > MAX_SELECTED:

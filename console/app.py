@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from config.settings import Settings
-from console import actions, pages
+from console import actions, archive_pages, pages
 from console.activity import ActivityThread
 from console.auth import Forbidden, NotLoggedIn, secure_cookie
 from console.context import STATIC, Console
@@ -115,4 +115,5 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(archive_pages.router)
     return app

@@ -16,8 +16,8 @@ from console.overview import figures
 from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_query
 from console.users import User
 from console.web import console_of, render, user_of
-from ledger.controls import PAUSE_SCOPES
 from ledger.processes import LOST_AFTER_BEATS, Heartbeats
+from ledger.schema import PAUSE_SCOPES
 
 Viewer = Annotated[User, Depends(user_of)]
 """The route's user: any logged-in user."""

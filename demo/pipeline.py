@@ -46,13 +46,17 @@ SANDBOX_ARGS = (
 FAST_RETRIES = {
     "COSMOS_RETRY_BACKOFF_BASE_S": "0.05",
     "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-    "COSMOS_SCHEDULER_INTERVAL_S": "0.2",
+    "COSMOS_RECONCILER_INTERVAL_S": "0.2",
     "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5",
 }
 """Retries within a second, so transient faults show up as retries, not as a wait; the account pause
 probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
+
+
+DEMO_ARCHIVE = Path("cosmos-archive.sqlite3")
+"""Where the demo's workers archive every record (`cosmos-sms history` finds them there afterwards)."""
 
 
 @dataclass
@@ -62,7 +66,6 @@ class Pipeline:
     supervisor: Supervisor
     producer: SmsProducer
     sandbox: SandboxControl
-    receipts: bool
     private_redis: bool
     console: ConsoleLogin | None = None
 
@@ -112,9 +115,7 @@ def find_redis(supervisor: Supervisor, configured_url: str | None) -> tuple[str,
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(
-    supervisor: Supervisor, configured_redis_url: str | None, with_receiver: bool, with_console: bool = False
-) -> Pipeline:
+def start_pipeline(supervisor: Supervisor, configured_redis_url: str | None, with_console: bool = False) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
@@ -130,30 +131,26 @@ def start_pipeline(
         COSMOS_API_SECRET=DEMO_API_SECRET,
         COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
         COSMOS_LOG_FORMAT="json",
+        # The archive's SQLite default, in the user's directory (the children run in the log directory).
+        COSMOS_ARCHIVE_URL=f"sqlite:///{DEMO_ARCHIVE.resolve()}",
         PYTHONUNBUFFERED="1",
         **FAST_RETRIES,
+        COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
+        COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
     )
-    if with_receiver:
-        env.update(
-            COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
-            COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
-        )
     # The children run in the log directory, so a .env in the user's directory cannot rewire them.
     cwd = supervisor.log_dir
     sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *SANDBOX_ARGS), env, cwd)
-    receiver = None
-    if with_receiver:
-        receiver = supervisor.start(
-            "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
-        )
+    receiver = supervisor.start(
+        "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
+    )
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
     console = _start_console(supervisor, env, cwd) if with_console else None
 
     control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
     wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
-    if receiver is not None:
-        health = f"http://127.0.0.1:{receiver_port}/healthz"
-        wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
+    health = f"http://127.0.0.1:{receiver_port}/healthz"
+    wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
     settings = load_settings(
         redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url, webhook_url=None, webhook_secret=None
     )
@@ -161,7 +158,7 @@ def start_pipeline(
     celery = make_celery(settings)
     wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S, "the worker to answer a ping", (worker,))
     celery.close()
-    return Pipeline(supervisor, producer, control, with_receiver, private, console)
+    return Pipeline(supervisor, producer, control, private, console)
 
 
 def _start_console(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> ConsoleLogin:

@@ -135,6 +135,7 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "receipt_timestamp": raw.get("receipt_timestamp"),
         "history": history(raw.get("history")),
         "late": raw.get("late") == "1",
+        "redacted": raw.get("redacted") == "1",
         "timeline": timeline(raw),
         "waiting_for": raw.get("waiting") or None,
     }

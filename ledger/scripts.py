@@ -13,7 +13,16 @@ import redis
 from config.redis_client import require_redis_version
 from config.settings import Settings
 from ledger.budget import Budget, BudgetDays
-from ledger.schema import COMMON_ARGS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
+from ledger.schema import (
+    COMMON_ARGS,
+    INNER_SCRIPTS,
+    ONCE_SCRIPTS,
+    SCRIPT_ARGS,
+    lua_prelude,
+    lua_script_args,
+    pack,
+    script_args,
+)
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -22,7 +31,30 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 @cache
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
-    return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    if name in ONCE_SCRIPTS:
+        body = f"local function step()\n{body}\nend\n{_ONCE}"
+    return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + body
+
+
+_ONCE = """-- A call repeated with its call id (redis-py's retry after a lost reply) answers what the first did.
+if A.call == '' then return step() end
+local jk = key('job', A.job)
+local prior = redis.call('HMGET', jk, F.call, F.call_reply)
+if prior[1] == A.call then return cjson.decode(prior[2]) end
+local result = step()
+if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, F.call, A.call, F.call_reply, cjson.encode(result)) end
+return result
+"""
+
+
+def _inner(name: str) -> str:
+    """The script `name` runs inside itself as `<inner>_job(A)`, with the inner script's reply helpers."""
+    inner = INNER_SCRIPTS.get(name)
+    if inner is None:
+        return ""
+    helpers = "".join(line + "\n" for line in lua_script_args(inner).splitlines() if not line.startswith("local A ="))
+    return f"local function {inner}_job(A)\n{helpers}{(LUA_DIR / f'{inner}.lua').read_text()}\nend\n"
 
 
 class CommonArgs:
@@ -81,27 +113,33 @@ class Scripts:
                 raise result
         return results
 
-    def run_each(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def run_each(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         """`run_many` with each call's own error (an exception instance) in its place, none raised.
 
         A call refused for a missing script (after a Redis restart) did not run: only those run again,
         once it is loaded, since another client may have loaded it between two calls of the pipeline.
+        `wait` (replicas, timeout_ms): WAIT follows in the same pipeline; its answer is appended.
         """
-        results = self._pipeline(name, calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        results = self._pipeline(name, calls, wait)
+        missing = [i for i, r in enumerate(results[: len(calls)]) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
             self.load(name)
-            for i, result in zip(missing, self._pipeline(name, [calls[i] for i in missing])):
+            again = self._pipeline(name, [calls[i] for i in missing], wait)
+            for i, result in zip(missing, again):
                 results[i] = result
+            if wait is not None:
+                results[-1] = again[-1]
         return results
 
-    def _pipeline(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def _pipeline(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for args in calls:
             pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+        if wait is not None:
+            pipe.wait(*wait)
         return pipe.execute(raise_on_error=False)
 
-    # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
+    # Durable acknowledgements.
     def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
         """Run one script, then WAIT for `replicas` replicas on the same connection, in one round trip.
 

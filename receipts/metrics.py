@@ -18,14 +18,11 @@ from prometheus_client.utils import floatToGoString
 from config.keys import LANES
 from ledger.processes import Heartbeats, server_time
 from ledger.schema import COUNTERS as LEDGER_COUNTERS
-from ledger.schema import DEAD_REASONS_OURS, OUTCOME_KINDS, OUTCOME_STATES
+from ledger.schema import DEAD_REASONS_OURS, HISTOGRAM_BUCKETS, OUTCOME_KINDS, OUTCOME_STATES
 from ledger.stats import stats
 from ledger.store import Ledger
 
 PREFIX = "cosmos_"
-
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
-"""Upper bounds (seconds) the ledger's `observe` uses (ledger/lua/common.lua): every scrape shows all of them."""
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 PAUSE_KINDS = ("operator", "account", "budget")
@@ -163,6 +160,23 @@ class LedgerCollector(Collector):
             value=figures["oldest_awaiting_receipt_s"] or 0,
         )
 
+        archive = figures["archive"]
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_backlog",
+            "Records waiting in Redis to be written to the archive.",
+            value=archive["backlog"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_oldest_seconds",
+            "How long the record that has waited longest for the archive has waited (0 when none waits).",
+            value=archive["oldest_s"] or 0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_failing",
+            "1 while the archiver's last write failed.",
+            value=int(bool(archive["last_error"])),
+        )
+
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
 
@@ -286,7 +300,7 @@ def worker_gauges(processes: list[dict[str, Any]], now: float) -> Iterator[Gauge
 
 def histogram(name: str, documentation: str, field: str, raw: dict[str, str]) -> HistogramMetricFamily:
     """A cumulative histogram from the ledger's per-bucket (non-cumulative) counts of `field`."""
-    per_bucket = {float(b): 0 for b in LATENCY_BUCKETS_S}
+    per_bucket = {float(b): 0 for b in HISTOGRAM_BUCKETS}  # every scrape shows every bound
     infinite = 0
     for key, value in raw.items():
         name_part, _, le = key.partition(":")

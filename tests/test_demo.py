@@ -80,7 +80,7 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     summary = json.loads(out)
     states = summary["states"]
     assert summary["count"] == 50 and summary["final"] is True
-    assert summary["redis"] == "private" and summary["receipts"] is True
+    assert summary["redis"] == "private"
     assert sum(states.values()) == 50
     assert all(states[state] == 0 for state in NOT_FINAL), states
     assert states["delivered"] > 0 and states["not_delivered"] > 0
@@ -115,7 +115,8 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
 # --- deployment files --------------------------------------------------------------------
 
 assert all(field.alias for field in Settings.model_fields.values()), "every setting is read by its env alias"
-SETTING_NAMES = {field.alias for field in Settings.model_fields.values() if field.alias}
+# Old names still read (`exclude=True`: kept out of every dump) are no longer documented.
+SETTING_NAMES = {field.alias for field in Settings.model_fields.values() if field.alias and not field.exclude}
 PROJECT_COMMANDS = set(cli.commands)
 VAR_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
@@ -144,7 +145,7 @@ def _assert_project_process(argv: list[str], where: str) -> None:
     elif program == "celery":
         assert argv[1:3] == ["-A", "worker"], f"{where}: celery must run the project's app: {argv}"
     else:
-        assert program == "redis-server", f"{where}: {program} is not a process of the project"
+        assert program in ("redis-server", "postgres"), f"{where}: {program} is not a process of the project"
 
 
 def _deployment() -> tuple[list[tuple[str, list[str]]], set[str]]:

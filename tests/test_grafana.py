@@ -132,9 +132,14 @@ def test_dashboard_queries_and_alert_rules_pass_promtool_check(tmp_path: Path):
     assert checked.stdout.count("SUCCESS") == 2
 
 
-def test_workers_down_and_paused_for_long_fire_on_synthetic_series():
+def test_workers_down_paused_for_long_and_archive_behind_fire_on_synthetic_series():
     tested = promtool("test", "rules", "alerts.test.yml", cwd=ALERTS.parent)
     assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
     cases = yaml.safe_load((ALERTS.parent / "alerts.test.yml").read_text())["tests"]
     fired = {t["alertname"] for case in cases for t in case["alert_rule_test"] if t["exp_alerts"]}
-    assert {"CosmosWorkersDown", "CosmosSendingPausedForLong", "CosmosBudgetAt80Percent"} <= fired
+    assert {
+        "CosmosWorkersDown",
+        "CosmosSendingPausedForLong",
+        "CosmosArchiveBehind",
+        "CosmosBudgetAt80Percent",
+    } <= fired

@@ -48,8 +48,10 @@ def test_processes_command_prints_the_contract_fields(redis_client, prefix, base
     assert version.stdout.startswith("cosmos-sms ") and version.stdout.strip()[-1].isdigit()
 
 
-def test_a_real_worker_command_prints_one_banner_beats_per_process_and_leaves_on_sigterm(workers, redis_client, prefix):
-    handle = workers.start_supervised(concurrency=2, COSMOS_HEARTBEAT_S="1")
+def test_a_real_worker_command_prints_one_banner_beats_per_process_and_leaves_on_sigterm(
+    worker_processes, redis_client, prefix
+):
+    handle = worker_processes.start_supervised(concurrency=2, COSMOS_HEARTBEAT_S="1")
     beats = Heartbeats(redis_client, Keys(prefix))
     wait_for(lambda: len(beats.seen()) == 2, timeout=30, what="both processes to beat")
     seen = beats.seen()

@@ -62,8 +62,18 @@ def test_every_role_has_named_timeouts_and_the_producer_fails_fastest():
     assert TIMEOUTS["producer"].socket_s < TIMEOUTS["worker"].socket_s
 
 
+_HELD: list[socket.socket] = []
+"""Ports bound and never listened on: connecting is refused, and no other process can take them."""
+
+
 def _dead_sentinels(count: int) -> str:
-    return ";".join(f"sentinel://127.0.0.1:{free_port()}" for _ in range(count))
+    ports = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        _HELD.append(sock)
+        ports.append(sock.getsockname()[1])
+    return ";".join(f"sentinel://127.0.0.1:{port}" for port in ports)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
+  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.doubt, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -44,7 +44,7 @@ else
 end
 
 -- COSMOS already reported this job: settle it, never send it again.
-if j[F.rcpt_msgid] then settle_stored_receipt(j, t); return {V.sent} end
+if j[F.rcpt_msgid] and settle_stored_receipt(j, t, j[F.doubt] == '1' or lost_in_flight) then return {V.sent} end
 if (tonumber(j[F.expires_ts]) or 0) <= t then move(j, S.expired, t); return {V.expired} end
 if redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
   move(j, S.dead, t, {reason = DR.suppressed}); return {V.dead, DR.suppressed}
@@ -62,7 +62,7 @@ if attempts >= max_attempts then
   move(j, S.dead, t, {reason = DR.retries_exhausted}); return {V.dead, DR.retries_exhausted}
 end
 
--- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
+-- Wait without spending the attempt budget: the job waits in its lane's retry set. The reconciler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
   move(j, S.retrying, t, {due = until_ts, event = 'waiting', tl = {'why', why, 'until', until_ts}})
@@ -143,5 +143,5 @@ else
 end
 redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
 return reply{verdict = V.go, attempt = tostring(attempts), to = j[F.to], sender = j[F.from], text = j[F.text],
-  callback = j[F.callback] or '', created_ts = j[F.created_ts], delay_s = tostring(delay),
+  callback = j[F.callback] or '', delay_s = tostring(delay),
   probe = probe and '1' or '0', forward = j[F.forward] or ''}

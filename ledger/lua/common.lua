@@ -115,6 +115,34 @@ local function unretain(j)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
 end
 
+-- The archive: a record is written once final and again after every later change. The identity
+-- key (written when a process first opens its archive) turns archiving on for this prefix.
+local archiving = nil
+local function archive_on()
+  if archiving == nil then archiving = redis.call('EXISTS', key('archive', 'identity')) == 1 end
+  return archiving
+end
+local function to_archive(job, t)
+  if archive_on() then redis.call('ZADD', key('archive', 'pending'), t, job) end
+end
+-- A `sent` record is due for the archive shortly before its retention ends (its receipt may never
+-- come); LT keeps an earlier due time, so a change waiting to be written is not postponed.
+local ARCHIVE_AHEAD_S = 300
+local function to_archive_later(job, t)
+  if archive_on() then
+    redis.call('ZADD', key('archive', 'pending'), 'LT', t + math.max(0, RETENTION - ARCHIVE_AHEAD_S), job)
+  end
+end
+-- May the record leave Redis? Only once the archive has it and no change waits; else it is queued.
+local function archived_or_queue(j, t)
+  if not archive_on() then return true end
+  local pk = key('archive', 'pending')
+  if redis.call('ZSCORE', pk, j.id) then return false end
+  if redis.call('HGET', j.jk, F.archived) == '1' then return true end
+  redis.call('ZADD', pk, t, j.id)
+  return false
+end
+
 -- The application's callback hears every final state: the intent lands with the state itself.
 local function forward_intent(j, new, t)
   local r = redis.call('HMGET', j.jk, F.callback, F.message_id, F.price, F.receipt_timestamp)
@@ -125,8 +153,9 @@ local function forward_intent(j, new, t)
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
     message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
+  payload.sequence = seq  -- a later state of the job has a higher one; forward_claim never sends an older after it
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
-    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
+    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t, 'seq', seq)
   redis.call('ZADD', key('forwards', 'due'), t, fid)
 end
 
@@ -209,6 +238,7 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.late, 1)
     count(C.late)
   end
+  if FINAL[new] or FINAL[old] then to_archive(job, t) elseif new == S.sent then to_archive_later(job, t) end
   if FINAL[new] then
     retain(j, t, true)
     if j[F.forward] == '1' then forward_intent(j, new, t) end
@@ -291,11 +321,18 @@ local function settle_sent(j, mid, price, t, late)
 end
 
 -- A receipt for the job's own message_id moves sent -> delivered | not_delivered.
+-- Its price replaces the acceptance's only within [0, max(1.00, 10 x the accepted price)] US dollars:
+-- a wrong or forged price must not move the spend; outside it the receipt applies without its price.
 local function deliver(j, status, price, stamp, t)
   local r = redis.call('HMGET', j.jk, F.sent_ts, F.price)
   local old_price = tonumber(r[2] or 0) or 0
-  if tonumber(price) then
-    -- The count moves by at most the accepted price, on the acceptance's budget day.
+  price = tonumber(price)
+  if not price or price ~= price or price < 0 or price > math.max(1.0, 10 * old_price) then
+    count(C.receipt_price_refused)
+    price = old_price
+  end
+  do
+    -- The budget's count moves by at most the accepted price, on the acceptance's budget day.
     local accepted = micros(old_price)
     local delta = math.max(-accepted, math.min(accepted, micros(price) - accepted))
     budget_count(tonumber(r[1]) or t, 0, delta, t)
@@ -308,10 +345,15 @@ local function deliver(j, status, price, stamp, t)
 end
 
 -- A receipt kept while the job was being sent settles it, before any new request goes out.
-local function settle_stored_receipt(j, t)
+-- It is evidence only of an attempt whose outcome is unknown (`evidence`); otherwise it is dropped.
+local function settle_stored_receipt(j, t, evidence)
   local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   if not r[2] then return false end
-  settle_sent(j, r[2], r[3], t)
+  if not evidence then
+    redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+    return false
+  end
+  settle_sent(j, r[2], 0, t)
   deliver(j, r[1], r[3], r[4], t)
   return true
 end
@@ -321,6 +363,7 @@ local function extra_send(j, message_id)
   local seen = redis.call('HGET', j.jk, F.extra_ids) or ''
   if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
   local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
+  if FINAL[j[F.state]] then to_archive(j.id, now()) end
   count(C.extra_sends)
   timeline(j, 'extra_send', {'message_id', message_id})
   if n <= MAX_EXTRA_IDS then

@@ -38,7 +38,8 @@ if kind == K.accepted then
       local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_price, F.rcpt_ts)
       deliver(j, r[1], r[2], r[3], t)
     else
-      extra_send(j, j[F.rcpt_msgid])
+      -- Another message_id is evidence of another send only after an attempt with an unknown outcome.
+      if j[F.doubt] == '1' then extra_send(j, j[F.rcpt_msgid]) end
       redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
     end
   end
@@ -47,8 +48,8 @@ end
 
 -- From here on the attempt did not prove a send; only the lease owner may move the job.
 if state ~= S.sending or j[F.owner] ~= owner then return {R.lost_lease, ''} end
--- A receipt arrived meanwhile: an earlier attempt was accepted after all.
-if settle_stored_receipt(j, t) then return {R.sent, ''} end
+-- A receipt arrived meanwhile: this attempt (its outcome unknown) or an earlier one was accepted after all.
+if settle_stored_receipt(j, t, j[F.doubt] == '1' or kind == K.ambiguous) then return {R.sent, ''} end
 
 if kind == K.permanent then
   local change = breaker_success()

@@ -56,7 +56,7 @@ def stack(redis_server, users_value, tmp_path_factory):
         COSMOS_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
         COSMOS_RETRY_BACKOFF_BASE_S="0.01",
         COSMOS_RETRY_BACKOFF_MAX_S="0.05",
-        COSMOS_SCHEDULER_INTERVAL_S="0.1",
+        COSMOS_RECONCILER_INTERVAL_S="0.1",
         COSMOS_HEARTBEAT_S=str(HEARTBEAT_S),
         COSMOS_CONSOLE_USERS=users_value,
         COSMOS_LOG_FORMAT="json",
