@@ -59,7 +59,7 @@ def test_a_message_cap_stops_sending_dead_letters_nothing_and_resumes_next_day_o
     }
     sandbox.set_faults(latency_ms=30)
     producer = SmsProducer(settings_for(**{k: v for k, v in env.items() if k.startswith("COSMOS_")}))
-    today = workers.start(concurrency=2, **env)
+    workers.start(concurrency=2, **env)
     job_ids = campaign(producer, 30, "capped")
 
     # Day 1: the cap stops sending within what was in flight; the rest wait, none dead-lettered.
@@ -75,7 +75,7 @@ def test_a_message_cap_stops_sending_dead_letters_nothing_and_resumes_next_day_o
     assert "not paused" in cli(env, "resume")
     assert stats(producer.ledger)["paused"]["kind"] == "budget"
     assert sandbox.stats()["accepted"] == first_day
-    today.terminate()
+    workers.stop_all()
 
     # Day 2 (the ledger's clock moved past midnight in Tokyo): sending resumes by itself, counting afresh.
     ledger = producer.ledger
@@ -107,12 +107,12 @@ def test_a_message_cap_stops_sending_dead_letters_nothing_and_resumes_next_day_o
 
 
 def test_a_price_budget_pauses_at_the_sandboxs_price_and_warns_once_at_80_and_100_percent(
-    settings_for, pipeline_env, workers, sandbox
+    settings_for, pipeline_env, worker_processes, sandbox
 ):
     env = {**pipeline_env, **ONE_CHUNK_AT_A_TIME, "COSMOS_DAILY_BUDGET": "0.10"}
     sandbox.set_faults(price=0.02, latency_ms=30)  # 5 messages reach the budget
     producer = SmsProducer(settings_for(**{k: v for k, v in env.items() if k.startswith("COSMOS_")}))
-    worker = workers.start(concurrency=2, **env)
+    worker = worker_processes.start(concurrency=2, **env)  # a process of its own: its log is read below
     campaign(producer, 15, "priced")
 
     figures = paused_and_settled(producer)
