@@ -99,6 +99,20 @@ class Keys:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
 
+    def smpp_bind(self, slot: int) -> str:
+        """String (PX lease): the holder of SMPP bind slot `slot` (ledger/lua/bind.lua)."""
+        return f"{self.prefix}:smpp:bind:{slot}"
+
+    @property
+    def smpp_early(self) -> str:
+        """Zset message_id -> next check: SMPP receipts kept until their job is known (smpp_receipt.lua)."""
+        return f"{self.prefix}:smpp:early"
+
+    @property
+    def smpp_early_data(self) -> str:
+        """Hash message_id -> [status, timestamp, kept since] of those receipts."""
+        return f"{self.prefix}:smpp:early_data"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
 

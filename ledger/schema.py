@@ -58,9 +58,10 @@ JOB_FIELDS = {
     "rcpt_ts": "its timestamp",
     "last_error": "the last failure, for people",
     "dead_reason": "why it is dead",
-    "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
+    "history": "the last HISTORY_LEN attempts, 'status/http/ms/route/provider_status' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "route": "the route of the last attempt: http | smpp",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -120,6 +121,12 @@ COUNTERS = {
     "late": "final states the provider's word overturned",
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",
+    "smpp_binds": "SMPP bind slots taken (each a bind attempt under the fleet's lease)",
+    "smpp_receipts": "SMPP delivery receipts recorded",
+    "smpp_receipts_kept": "SMPP receipts kept because no job was known for their message_id yet",
+    "smpp_receipts_unmatched": "kept SMPP receipts dropped unmatched (10 minutes, or the 100,000 bound)",
+    "smpp_throttled": "submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL",
+    "smpp_inbound": "inbound (non-receipt) deliver_sm received",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
 `dead:<reason>` (live dead records per reason)."""

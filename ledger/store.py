@@ -84,6 +84,12 @@ def _attempt(reply: list[Any]) -> Attempt:
     return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
 
 
+SMPP_KEEP_S = 600
+"""How long an SMPP receipt naming no known message_id is kept for a late submit_sm_resp."""
+SMPP_MAX_KEPT = 100_000
+"""Most such receipts kept at once; the oldest is dropped (counted unmatched) beyond it."""
+
+
 class Ledger:
     """Outcome records for one prefix on one Redis."""
 
@@ -251,6 +257,8 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        route: str = "http",
+        provider_status: str = "",
     ) -> tuple[object, ...]:
         s = self.settings
         return (
@@ -269,6 +277,8 @@ class Ledger:
             s.retry_backoff_max_s,
             delay_s,
             s.max_ambiguous_resends,
+            route,
+            provider_status,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -290,6 +300,29 @@ class Ledger:
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
         return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
+
+    # --- the SMPP route --------------------------------------------------------------------
+    def bind_slot(self, action: str, holder: str, slot: int = -1, lease_s: float = 0.0) -> int:
+        """The fleet's bind slots (`bind.lua`): acquire, renew, release, count."""
+        slots = self.settings.smpp_max_binds
+        return int(self._run("bind", action, holder, slots, int(lease_s * 1000), slot))
+
+    def match_smpp_receipt(self, message_id: str, status: str, timestamp: str) -> tuple[str, str] | None:
+        """(job, to) of the job `message_id` names, or None: the receipt is kept for a late acceptance."""
+        r = self._run("smpp_receipt", "match", message_id, status, timestamp, SMPP_KEEP_S, SMPP_MAX_KEPT)
+        return (r[0], r[1]) if r else None
+
+    def due_smpp_receipts(self, limit: int = STEP) -> list[tuple[str, str, str, str, str]]:
+        """Kept receipts whose job is known now: (job, to, message_id, status, timestamp); each stays
+        kept until `smpp_receipt_done` (a crash before applying it retries it)."""
+        flat = self._run("smpp_receipt", "due", limit, SMPP_KEEP_S)
+        return [tuple(flat[i : i + 5]) for i in range(0, len(flat), 5)]  # type: ignore[misc]
+
+    def smpp_receipt_done(self, message_id: str) -> None:
+        self._run("smpp_receipt", "done", message_id)
+
+    def smpp_receipts_kept(self) -> int:
+        return int(self._run("smpp_receipt", "kept"))
 
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:

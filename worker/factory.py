@@ -81,12 +81,16 @@ def _connect_lifecycle(settings: Settings) -> None:
         reconciler.append(Reconciler(get_context(settings)))
         reconciler[0].start()
         forwarders.append(start_forwarder(get_context(settings)))
+        if settings.transport == "smpp":
+            get_context(settings).smpp_route.start()
 
     def stop_duties(**_: Any) -> None:
         for s in reconciler:
             s.stop()
         for f in forwarders:
             f.stop(timeout=10)
+        if settings.transport == "smpp":
+            get_context(settings).smpp_route.stop(timeout=10)
 
     def keep_our_logging(**_: Any) -> None:
         """Connected so Celery leaves the logging configured by the entry point alone."""

@@ -1,6 +1,7 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
 -- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
---       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends
+--       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends,
+--       route (http | smpp), provider_status (the HTTP code or SMPP command_status, for people)
 -- kind: accepted | permanent | transient | ambiguous | account | defer | release
 -- Returns {result, breaker_change}
 local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
@@ -8,13 +9,15 @@ local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8),
 local policy = arg(10)
 local threshold, open_s, cap_s, delay_s = tonumber(arg(11)), tonumber(arg(12)), tonumber(arg(13)), tonumber(arg(14))
 local max_resends = tonumber(arg(15))
+local route, provider_status = arg(16) or 'http', arg(17) or ''
 local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
-  remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
+  remember(j.jk, status .. '/' .. http .. '/' .. latency_ms .. '/' .. route .. '/' .. provider_status)
   redis.call('HDEL', j.jk, F.inflight)
+  redis.call('HSET', j.jk, F.route, route)
 end
 
 if kind == K.accepted then
@@ -84,6 +87,7 @@ if kind == K.defer then
   return {R.retrying, ''}
 end
 if kind == K.release then
+  if status == 'throttled' then count(C.smpp_throttled) end
   -- A lease given back before any request (too few replicas held it): not an attempt.
   redis.call('HINCRBY', j.jk, F.attempts, -1)
   count(C.attempts, -1)

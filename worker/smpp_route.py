@@ -1,0 +1,138 @@
+"""The SMPP route inside a worker process: the bind lease in Redis, receipts into the ledger.
+
+`SmppRoute` is built by the worker's context and started by its lifecycle hooks, so a plain
+`celery -A worker worker` process binds and sends over SMPP exactly as `cosmos-sms worker` does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+
+from config.settings import Settings
+from cosmos_api.smpp import pdu as P
+from cosmos_api.smpp.answers import normalise_id
+from cosmos_api.smpp.client import SmppClient, SmppConfig
+from cosmos_api.smpp.receipts import Receipt, read_deliver_sm
+from ledger.store import Ledger
+
+log = structlog.get_logger("cosmos.smpp")
+
+BIND_LEASE_S = 6.0
+"""A bind slot's lease: renewed every quarter of it, so a dead holder's slot is free within ~6 s."""
+EARLY_RECEIPT_POLL_S = 1.0
+"""How often kept receipts are matched again against acceptances recorded since."""
+
+
+class RedisBindLease:
+    """A `BindLease` on the ledger's `bind.lua`: one holder id per process."""
+
+    def __init__(self, ledger: Ledger, lease_s: float = BIND_LEASE_S):
+        self.ledger = ledger
+        self.lease_s = lease_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def acquire(self) -> int | None:
+        slot = self.ledger.bind_slot("acquire", self.holder, lease_s=self.lease_s)
+        return None if slot < 0 else slot
+
+    def renew(self, slot: int) -> bool:
+        return self.ledger.bind_slot("renew", self.holder, slot, self.lease_s) == 1
+
+    def release(self, slot: int) -> None:
+        self.ledger.bind_slot("release", self.holder, slot)
+
+
+class SmppRoute:
+    """This process's SMPP client plus the receipt duties that go with a bind."""
+
+    def __init__(self, settings: Settings, ledger: Ledger):
+        url, system_id, password = settings.require_smpp()
+        self.settings = settings
+        self.ledger = ledger
+        self.client = SmppClient(
+            SmppConfig(
+                url=url,
+                system_id=system_id,
+                password=password,
+                system_type=settings.smpp_system_type,
+                window=settings.smpp_window,
+                response_timeout_s=settings.smpp_response_timeout_s,
+                enquire_link_s=settings.smpp_enquire_link_s,
+                status_map=settings.smpp_status_map,
+                default_alphabet=settings.smpp_default_alphabet,
+                id_format=settings.smpp_id_format,
+                probe_interval_s=settings.pause_probe_interval_s,
+                price=settings.smpp_price or 0.0,
+            ),
+            RedisBindLease(ledger),
+            self.on_deliver,
+        )
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.client.start()
+        self._pump = threading.Thread(target=self._match_kept_receipts, name="cosmos-smpp-receipts", daemon=True)
+        self._pump.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.client.stop(timeout)
+        if self._pump is not None:
+            self._pump.join(timeout)
+
+    # --- deliver_sm: recorded before it is answered --------------------------------------------------
+    def on_deliver(self, pdu: P.Pdu) -> None:
+        """Record a deliver_sm; raising leaves it unanswered, so the SMSC sends it again."""
+        what = read_deliver_sm(pdu, self.settings.smpp_default_alphabet)
+        if isinstance(what, Receipt):
+            self.record_receipt(what)
+        else:
+            log.info("inbound SMPP message received; inbound messages are not recorded yet")
+
+    def record_receipt(self, receipt: Receipt) -> None:
+        if not receipt.message_id:
+            log.warning("SMPP receipt without a message id; acknowledged and dropped")
+            return
+        status = receipt.status
+        if status is None:
+            log.info("SMPP receipt of a non-final state noted", stat=receipt.stat)
+            return
+        mid = normalise_id(receipt.message_id, self.settings.smpp_id_format, from_receipt=True)
+        stamp = _receipt_time(receipt.done)
+        matched = self.ledger.match_smpp_receipt(mid, status, stamp)
+        if matched is None:
+            log.info("SMPP receipt before its acceptance is recorded; kept", message_id=mid)
+            return
+        job, to = matched
+        self._apply(job, to, mid, status, stamp)
+
+    def _apply(self, job: str, to: str, mid: str, status: str, stamp: str) -> None:
+        result = self.ledger.apply_receipt(
+            job, to=to, status=status, message_id=mid, price=self.settings.smpp_price or 0.0, timestamp=stamp
+        )
+        log.debug("SMPP receipt", job_id=job, message_id=mid, status=status, result=result)
+
+    def _match_kept_receipts(self) -> None:
+        while not self._stop.wait(EARLY_RECEIPT_POLL_S):
+            try:
+                for job, to, mid, status, stamp in self.ledger.due_smpp_receipts():
+                    self._apply(job, to, mid, status, stamp)
+                    self.ledger.smpp_receipt_done(mid)
+            except Exception as exc:  # noqa: BLE001  a Redis blip: the next round tries again
+                log.warning("kept SMPP receipts not matched this round", error=str(exc))
+
+
+def _receipt_time(done: str) -> str:
+    """The receipt's `done date` (YYMMDDhhmm[ss]) as ISO 8601 UTC, else now."""
+    try:
+        fmt = "%y%m%d%H%M%S" if len(done) == 12 else "%y%m%d%H%M"
+        return datetime.strptime(done, fmt).replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
