@@ -316,7 +316,7 @@ class Ledger:
         """Kept receipts whose job is known now: (job, to, message_id, status, timestamp); each stays
         kept until `smpp_receipt_done` (a crash before applying it retries it)."""
         flat = self._run("smpp_receipt", "due", limit, SMPP_KEEP_S)
-        return [tuple(flat[i : i + 5]) for i in range(0, len(flat), 5)]  # type: ignore[misc]
+        return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4]) for i in range(0, len(flat), 5)]
 
     def smpp_receipt_done(self, message_id: str) -> None:
         self._run("smpp_receipt", "done", message_id)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
-from smpplib import gsm as smpplib_gsm
+from smpplib import gsm as smpplib_gsm  # type: ignore[import-untyped]
 from smpplib import smpp
 
 from sandbox.faults import ACCEPT_NOT_DELIVERED, MAGIC_NUMBERS
@@ -308,8 +308,7 @@ class Smsc:
         stamp = time.strftime("%y%m%d%H%M", time.gmtime())
         delivered = "001" if stat == "DELIVRD" else "000"
         text = (
-            f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{stamp} done date:{stamp} "
-            f"stat:{stat} err:000 text:"
+            f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{stamp} done date:{stamp} stat:{stat} err:000 text:"
         )
         fields = dict(
             source_addr=to,

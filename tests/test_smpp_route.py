@@ -24,8 +24,12 @@ def smsc_fresh(smsc: SmscHandle) -> SmscHandle:
 
 
 def final(producer, job_id: str, states=("delivered", "not_delivered", "dead", "held", "expired")) -> dict:
+    def reached() -> dict:
+        record = producer.get_status(job_id)
+        return record if record and record["state"] in states else {}
+
     return wait_for(
-        lambda: (r := producer.get_status(job_id)) and r["state"] in states and r,
+        reached,
         timeout=30,
         what=f"{job_id} to reach one of {states}",
     )
@@ -42,3 +46,87 @@ def test_a_message_goes_as_one_submit_sm_and_its_receipt_delivers_it(fleet, smsc
     assert sent["from"] == "Acme" and (sent["source_ton"], sent["source_npi"]) == (5, 0)
     assert sent["registered_delivery"] == 1
     assert record["message_id"] == sent["message_id"].lower().lstrip("0")
+
+
+_numbers = iter(range(10_000, 99_999))
+
+
+def number() -> str:
+    """A recipient of this test's own (scripts are per number)."""
+    return f"0447700900{next(_numbers)}"
+
+
+PERMANENT_ROWS = [
+    ("0x0b", "invalid_to"),
+    ("0x50", "invalid_to"),
+    ("0x51", "invalid_to"),
+    ("0x0a", "invalid_from"),
+    ("0x48", "invalid_from"),
+    ("0x49", "invalid_from"),
+    ("0x01", "invalid_text"),
+    ("0x400", "failed"),
+    ("0x401", "spam"),
+    ("0x402", "blacklist"),
+    ("0x45", "smpp_0x45"),
+]
+
+
+def test_every_permanent_status_dead_letters_with_its_reason(fleet, smsc_fresh, smpp_producer):
+    jobs = {}
+    for status, reason in PERMANENT_ROWS:
+        to = number()
+        smsc_fresh.script(to, status)
+        jobs[smpp_producer.send_sms(to, "Acme", f"row {status}")] = (status, reason)
+    for job, (status, reason) in jobs.items():
+        record = final(smpp_producer, job)
+        assert (record["state"], record["dead_reason"]) == ("dead", reason), status
+        assert record["history"][-1]["provider_status"] == hex(int(status, 16)), status
+        assert record["attempts"] == 1, status
+
+
+def test_magic_numbers_answer_as_over_http(fleet, smsc_fresh, smpp_producer):
+    failed = smpp_producer.send_sms("099900000000001", "Acme", "magic failed")
+    undelivered = smpp_producer.send_sms("099900000000007", "Acme", "magic not delivered")
+    assert final(smpp_producer, failed)["dead_reason"] == "failed"
+    assert final(smpp_producer, undelivered)["state"] == "not_delivered"
+
+
+TRANSIENT_ROWS = ["0x08", "0x64", "0x04", "nack"]
+"""Not taken: retried, each an attempt; nothing sent twice."""
+AMBIGUOUS_ROWS = ["none", "drop", "nack0"]
+"""Maybe taken: retried under the ambiguous policy and counted as an ambiguous resend."""
+
+
+def test_transient_answers_are_retried_and_delivered_once(fleet, smsc_fresh, smpp_producer):
+    jobs = {}
+    for verb in TRANSIENT_ROWS:
+        to = number()
+        smsc_fresh.script(to, verb, "ok")
+        jobs[smpp_producer.send_sms(to, "Acme", f"row {verb}")] = (verb, to)
+    for job, (verb, to) in jobs.items():
+        record = final(smpp_producer, job)
+        assert record["state"] == "delivered", verb
+        assert record["attempts"] == 2 and record["ambiguous_resends"] == 0, (verb, record)
+        assert len(smsc_fresh.messages(to)) == 1, verb
+
+
+def test_unknown_outcomes_are_resent_and_counted(fleet, smsc_fresh, smpp_producer):
+    jobs = {}
+    for verb in AMBIGUOUS_ROWS:
+        to = number()
+        smsc_fresh.script(to, verb, "ok")
+        jobs[smpp_producer.send_sms(to, "Acme", f"row {verb}")] = verb
+    for job, verb in jobs.items():
+        record = final(smpp_producer, job)
+        assert record["state"] == "delivered", (verb, record)
+        assert record["ambiguous_resends"] == 1, (verb, record)
+        assert record["history"][0]["status"] in ("no_answer", "connection_lost"), (verb, record)
+
+
+@pytest.mark.parametrize("status", ["0x58", "0x14"])
+def test_throttling_slows_the_route_and_spends_no_attempt(fleet, smsc_fresh, smpp_producer, status):
+    to = number()
+    smsc_fresh.script(to, status, status, "ok")
+    record = final(smpp_producer, smpp_producer.send_sms(to, "Acme", "throttled twice"))
+    assert record["state"] == "delivered"
+    assert record["attempts"] == 1, record

@@ -54,7 +54,8 @@ class Inbound:
 
 def read_deliver_sm(pdu: P.Pdu, default_alphabet: str = "gsm") -> Receipt | Inbound:
     f = pdu.fields
-    message = bytes(f.get("message", b""))  # type: ignore[arg-type]
+    raw = f.get("message", b"")
+    message = raw if isinstance(raw, bytes) else b""
     tlvs: dict[int, bytes] = f.get("tlvs", {})  # type: ignore[assignment]
     if int(f.get("esm_class", 0)) & P.ESM_CLASS_RECEIPT:  # type: ignore[call-overload]
         found = _ID.search(message)

@@ -83,14 +83,15 @@ class SmppSession:
     async def open(self, host: str, port: int, tls: bool, system_id: str, password: str, system_type: str) -> None:
         """Connect and bind as a transceiver; BindRefused or OSError/TimeoutError when that fails."""
         context = ssl.create_default_context() if tls else None
-        self._reader, self._writer = await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context), self.response_timeout_s
         )
+        self._reader, self._writer = reader, writer
         seq = self.next_sequence()
-        self._writer.write(P.bind_transceiver(seq, system_id, password, system_type))
+        writer.write(P.bind_transceiver(seq, system_id, password, system_type))
         answer = await asyncio.wait_for(self._read_pdu(), self.response_timeout_s)
         if answer.command_id != P.BIND_TRANSCEIVER_RESP or answer.status != 0:
-            self._writer.close()
+            writer.close()
             raise BindRefused(answer.status or 0x0D)
         self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._keep_alive())]
 
@@ -106,8 +107,11 @@ class SmppSession:
     async def submit(self, to: str, sender: str, text: str) -> Outcome:
         started = time.perf_counter()
         data_coding, message = encode_text(text, self.default_alphabet)
+
+        def frame_for(seq: int) -> bytes:
+            return P.submit_sm(seq, to, sender, data_coding, message)
+
         try:
-            frame_for = lambda seq: P.submit_sm(seq, to, sender, data_coding, message)  # noqa: E731
             frame_for(0)
         except ValueError as exc:
             return Outcome("permanent", "invalid_text", route="smpp", error=str(exc))

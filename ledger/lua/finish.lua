@@ -49,7 +49,7 @@ if settle_stored_receipt(j, t) then return {R.sent, ''} end
 if kind == K.permanent then
   local change = breaker_success()
   redis.call('HSET', j.jk, F.last_error, err)
-  if http == '0' then  -- refused before any request (large_request): not an attempt
+  if http == '0' and provider_status == '' then  -- refused before any request (large_request): not an attempt
     redis.call('HINCRBY', j.jk, F.attempts, -1)
     count(C.attempts, -1)
   end

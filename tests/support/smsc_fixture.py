@@ -90,8 +90,8 @@ def smpp_env(redis_server, smsc, sandbox_env) -> dict[str, str]:
 
 
 def settings_of(env: dict[str, str]) -> Settings:
-    values = {k: v for k, v in env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
-    return Settings(_env_file=None, **values)
+    values: dict[str, object] = {k: v for k, v in env.items() if k.startswith("COSMOS_") or k == "REDIS_URL"}
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
