@@ -31,8 +31,10 @@ accepted with an UNDELIV receipt."""
 RECEIPT_RESEND_S = 2.0
 """A deliver_sm not answered within this is sent again (on any bound session)."""
 
-# smpplib's table has a backtick where § belongs (0x5F): corrected here, used only to decode.
-_GSM = smpplib_gsm.GSM_CHARACTER_TABLE[:0x5F] + "§" + smpplib_gsm.GSM_CHARACTER_TABLE[0x60:]
+# smpplib's table has a backtick where § belongs (0x5F) and none for the form feed (ESC 0x0A):
+# corrected here, used only to decode.
+_TABLE = smpplib_gsm.GSM_CHARACTER_TABLE
+_GSM = _TABLE[:0x5F] + "§" + _TABLE[0x60 : 128 + 0x0A] + "\f" + _TABLE[128 + 0x0B :]
 
 
 def decode_gsm(data: bytes) -> str:

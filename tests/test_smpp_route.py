@@ -130,3 +130,45 @@ def test_throttling_slows_the_route_and_spends_no_attempt(fleet, smsc_fresh, smp
     record = final(smpp_producer, smpp_producer.send_sms(to, "Acme", "throttled twice"))
     assert record["state"] == "delivered"
     assert record["attempts"] == 1, record
+
+
+@pytest.mark.parametrize(
+    ("text", "data_coding", "octets"),
+    [
+        ("Brackets [x] {y} ~ | ^ € \\", 0, "427261636b657473201b3c781b3e201b28791b29201b3d201b40201b14201b65201b2f"),
+        ("Привет", 8, "041f04400438043204350442"),
+        ("hi 😀", 8, "006800690020d83dde00"),
+    ],
+)
+def test_texts_reach_the_smsc_byte_exact(fleet, smsc_fresh, smpp_producer, text, data_coding, octets):
+    to = number()
+    final(smpp_producer, smpp_producer.send_sms(to, "Acme", text))
+    [sent] = smsc_fresh.messages(to)
+    assert (sent["data_coding"], sent["short_message"], sent["text"]) == (data_coding, octets, text)
+
+
+def test_a_receipt_before_its_response_completes_the_record(fleet, smsc_fresh, smpp_producer):
+    smsc_fresh.faults(receipt_before_response=True)
+    jobs = [smpp_producer.send_sms(number(), "Acme", "receipt first") for _ in range(3)]
+    for job in jobs:
+        record = final(smpp_producer, job)
+        assert record["state"] == "delivered" and record["extra_sends"] == 0, record
+    # They came while no job was known for their message_id: kept, then matched.
+    assert int(smpp_producer.ledger.counters().get("smpp_receipts_kept", 0)) >= 3
+
+
+def test_a_refused_bind_pauses_and_sending_resumes_unaided(fleet, smsc_fresh, smpp_producer):
+    refusal_s = 5.0
+    smsc_fresh.refuse(refusal_s)
+    smsc_fresh.drop()  # the fleet must bind again, into the refusal
+    jobs = [smpp_producer.send_sms(number(), "Acme", "during a refusal") for _ in range(5)]
+    paused = wait_for(
+        lambda: (smpp_producer.ledger.pause_state() or {}).get("account"), timeout=15, what="the account pause"
+    )
+    assert "unauthorized" in paused
+    for job in jobs:
+        assert final(smpp_producer, job, states=("delivered", "dead"))["state"] == "delivered"
+    state = smsc_fresh.state()
+    # One bind attempt per probe interval (1 s here) while refused, not a storm.
+    assert 1 <= state["binds_refused"] <= refusal_s / 1 + 3, state
+    assert not (smpp_producer.ledger.pause_state() or {}).get("account")
