@@ -1,0 +1,70 @@
+"""The SMPP route's fleet-wide limits under real processes: binds, windows, a bind holder killed.
+
+Two workers share one bind (COSMOS_SMPP_MAX_BINDS=1); the simulator counts sessions and unanswered
+submits as the SMSC sees them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.polling import wait_for
+from tests.support.smsc_fixture import SmscHandle, smpp_env, smpp_fleet, smpp_producer, smsc  # noqa: F401
+
+WINDOW = 3
+
+
+@pytest.fixture(scope="module")
+def fleet(smpp_fleet, smpp_env):
+    smpp_env.update(COSMOS_SMPP_WINDOW=str(WINDOW), COSMOS_SMPP_MAX_BINDS="1")
+    smpp_fleet.env.update(smpp_env)
+    smpp_fleet.start(concurrency=8)
+    smpp_fleet.start(concurrency=8)
+    return smpp_fleet
+
+
+def delivered(producer, job_ids: list[str]) -> bool:
+    return all(state == "delivered" for state in producer.ledger.states(job_ids))
+
+
+def test_two_workers_never_exceed_the_bind_cap_or_the_window(fleet, smsc: SmscHandle, smpp_producer):
+    smsc.faults(latency_ms=100)
+    ids = smpp_producer.send_bulk(
+        [{"to": f"04477009{i:07d}", "sender": "Acme", "text": f"window {i}"} for i in range(40)]
+    )
+    wait_for(lambda: delivered(smpp_producer, ids), timeout=60, what="all 40 delivered")
+    state = smsc.state()
+    assert state["peak_sessions"] == 1, state
+    assert 1 < state["peak_window"] <= WINDOW, state
+    assert len({m["to"] for m in state["messages"]}) == 40 and len(state["messages"]) == 40
+    smsc.faults(latency_ms=0)
+
+
+def test_killing_the_bind_holder_frees_its_bind_and_loses_no_receipt(fleet, smsc: SmscHandle, smpp_producer):
+    holder_pid = _bind_holder_pid(smpp_producer)
+    [holder] = [w for w in fleet.started if w.proc.pid == holder_pid and w.proc.poll() is None]
+    smsc.faults(receipt_delay_s=2.0)
+    ids = [smpp_producer.send_sms(f"04477008{i:07d}", "Acme", f"kill {i}") for i in range(10)]
+    wait_for(
+        lambda: all(s in ("sent", "delivered") for s in smpp_producer.ledger.states(ids)), timeout=30, what="all sent"
+    )
+    binds_before = smsc.state()["binds"]
+    holder.kill()
+    killed_at = time.monotonic()
+    wait_for(lambda: smsc.state()["binds"] > binds_before, timeout=15, what="another worker to bind")
+    assert time.monotonic() - killed_at < 10
+    wait_for(lambda: delivered(smpp_producer, ids), timeout=30, what="every receipt applied")
+    records = [smpp_producer.get_status(i) for i in ids]
+    assert all(r and r["extra_sends"] == 0 and r["ambiguous_resends"] == 0 for r in records), records
+    state = smsc.state()
+    assert state["pending"] == 0 and state["peak_sessions"] == 1, state
+    smsc.faults(receipt_delay_s=0.2)
+
+
+def _bind_holder_pid(producer) -> int:
+    key = f"{producer.settings.redis_prefix}:smpp:bind:0"
+    holder = wait_for(lambda: producer.redis.get(key), timeout=15, what="a bind holder")
+    text = holder.decode() if isinstance(holder, bytes) else str(holder)
+    return int(text.split(":")[1])
