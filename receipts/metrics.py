@@ -26,6 +26,7 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 HISTOGRAMS = {
     "send": ("send_latency_seconds", "Time from enqueue to COSMOS accepting the message (state sent)."),
     "receipt": ("receipt_latency_seconds", "Time from sent to its delivery receipt being applied."),
+    "smpp_submit": ("smpp_submit_latency_seconds", "Time from writing a submit_sm to its submit_sm_resp."),
 }
 
 COUNTER_HELP = {
@@ -113,6 +114,18 @@ class LedgerCollector(Collector):
             "How long the job that has waited longest for its delivery receipt has been sent (0 when none waits).",
             value=figures["oldest_awaiting_receipt_s"] or 0,
         )
+
+        smpp = figures.get("smpp")
+        if smpp:
+            yield GaugeMetricFamily(f"{PREFIX}smpp_binds", "SMPP binds held now, fleet-wide.", value=smpp["binds"])
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_in_use",
+                "Messages being sent now over SMPP, against smpp_binds x COSMOS_SMPP_WINDOW submits.",
+                value=smpp["in_flight"],
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_capacity", "smpp_binds x COSMOS_SMPP_WINDOW.", value=smpp["binds"] * smpp["window"]
+            )
 
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)

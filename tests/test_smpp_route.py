@@ -172,3 +172,21 @@ def test_a_refused_bind_pauses_and_sending_resumes_unaided(fleet, smsc_fresh, sm
     # One bind attempt per probe interval (1 s here) while refused, not a storm.
     assert 1 <= state["binds_refused"] <= refusal_s / 1 + 3, state
     assert not (smpp_producer.ledger.pause_state() or {}).get("account")
+
+
+def test_stats_and_metrics_show_the_route(fleet, smsc_fresh, smpp_producer):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ledger.stats import stats
+    from receipts.metrics import LedgerCollector
+
+    final(smpp_producer, smpp_producer.send_sms(number(), "Acme", "for the figures"))
+    figures = wait_for(lambda: (f := stats(smpp_producer.ledger)) and f["smpp"]["binds"] == 1 and f, timeout=10)
+    assert figures["transport"] == "smpp"
+    assert figures["smpp"]["max_binds"] == 1 and figures["smpp"]["in_flight"] >= 0
+    assert figures["smpp_receipts"] >= 1 and figures["smpp_binds"] >= 1
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(smpp_producer.ledger, 3600))
+    text = generate_latest(registry).decode()
+    for name in ("smpp_binds ", "smpp_window_in_use", "smpp_submit_latency_seconds_bucket", "smpp_throttled_total"):
+        assert name in text, name

@@ -18,6 +18,7 @@ if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms .. '/' .. route .. '/' .. provider_status)
   redis.call('HDEL', j.jk, F.inflight)
   redis.call('HSET', j.jk, F.route, route)
+  if route == 'smpp' then observe('smpp_submit', (tonumber(latency_ms) or 0) / 1000) end
 end
 
 if kind == K.accepted then

@@ -9,7 +9,10 @@ local t = now()
 if action == 'match' then
   local mid, status, stamp, max_kept = arg(2), arg(3), arg(4), tonumber(arg(6))
   local job = redis.call('GET', key('msgid', mid))
-  if job then return {job, redis.call('HGET', key('job', job), F.to) or ''} end
+  if job then
+    count(C.smpp_receipts)
+    return {job, redis.call('HGET', key('job', job), F.to) or ''}
+  end
   if redis.call('HEXISTS', EARLY_DATA, mid) == 0 then
     redis.call('HSET', EARLY_DATA, mid, cjson.encode({status, stamp, t}))
     redis.call('ZADD', EARLY, t + 1, mid)
@@ -34,6 +37,7 @@ if action == 'due' then
       end
       -- Retried until applied: the caller removes it (`done`) once the receipt is in the record.
       redis.call('ZADD', EARLY, t + 5, mid)
+      count(C.smpp_receipts)
     elseif t - tonumber(data[3]) > keep_s then
       redis.call('ZREM', EARLY, mid)
       redis.call('HDEL', EARLY_DATA, mid)
