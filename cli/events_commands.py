@@ -11,6 +11,8 @@ from producers.events import MAX_READ_COUNT, Event, EventFeed
 
 
 def _line(event: Event) -> str:
+    if event.kind == "inbound":
+        return f"{event.to_dict()['at']}  inbound message from {event.sender} ({event.inbound_id})"
     extra = " ".join(
         f"{name}={value}"
         for name, value in (("reason", event.reason), ("batch", event.batch_id), ("late", event.late or None))

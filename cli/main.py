@@ -10,6 +10,7 @@ from cli import (
     demo_command,
     events_commands,
     forwards_commands,
+    inbound_command,
     jobs_commands,
     operator_commands,
     sandbox_command,
@@ -46,6 +47,7 @@ for command in (
     control_commands.pause,
     control_commands.resume,
     control_commands.hash_password,
+    inbound_command.inbound,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)

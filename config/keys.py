@@ -113,6 +113,15 @@ class Keys:
         """Hash message_id -> [status, timestamp, kept since] of those receipts."""
         return f"{self.prefix}:smpp:early_data"
 
+    @property
+    def inbound(self) -> str:
+        """Stream of inbound messages (from, to, text, word), trimmed to the records' retention."""
+        return f"{self.prefix}:inbound"
+
+    def suppression(self, number: str) -> str:
+        """Hash reason -> since: why `number` is on the suppression list (ledger/lua/inbound.lua)."""
+        return f"{self.prefix}:suppression:{number}"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
 

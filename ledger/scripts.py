@@ -12,7 +12,7 @@ import redis
 from ledger.schema import lua_prelude
 
 LUA_DIR = Path(__file__).parent / "lua"
-SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate", "sweep", "bind", "smpp_receipt")
+SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate", "sweep", "bind", "smpp_receipt", "inbound")
 
 
 @cache

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -324,6 +325,28 @@ class Ledger:
     def smpp_receipts_kept(self) -> int:
         return int(self._run("smpp_receipt", "kept"))
 
+    def record_inbound(self, sender: str, to: str, text: str, word: str = "") -> str:
+        """An inbound message; `word` opt_out / opt_in changes the sender's suppression (`inbound.lua`)."""
+        return str(self._run("inbound", sender, to, text, word))
+
+    def inbound_page(self, before: str = "+", count: int = 100) -> list[dict[str, Any]]:
+        """Inbound messages, newest first, at most `count` (≤ STEP) older than `before` (exclusive)."""
+        start = before if before == "+" else f"({before}"
+        entries = cast(
+            "list[tuple[str, dict[str, str]]]",
+            self.redis.xrevrange(self.keys.inbound, start, "-", count=min(count, STEP)),
+        )
+        return [
+            {
+                "id": entry_id,
+                "from": fields.get("from"),
+                "to": fields.get("to"),
+                "text": fields.get("text"),
+                "received_at": iso(int(entry_id.split("-")[0]) / 1000),
+            }
+            for entry_id, fields in entries
+        ]
+
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
         """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
@@ -421,7 +444,13 @@ class Ledger:
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
+        if not numbers:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.suppressed, *numbers)
+        for number in numbers:  # the reason, so an opt-in (START) never lifts an operator's suppression
+            pipe.hsetnx(self.keys.suppression(number), "operator", time.time())
+        return int(pipe.execute()[0])
 
     # --- batches ---------------------------------------------------------------------
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:

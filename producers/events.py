@@ -177,6 +177,10 @@ class Event:
     batch_id: str | None = None
     late: bool = False
     """The provider's word arrived after the job had ended `expired`, `dead` or `cancelled`."""
+    kind: str = "state"
+    """`state` (a record's change) or `inbound` (an inbound message arrived: `inbound_id`, `sender`)."""
+    inbound_id: str | None = None
+    sender: str | None = None
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
@@ -189,11 +193,23 @@ class Event:
             reason=fields.get("reason") or None,
             batch_id=fields.get("batch") or None,
             late=fields.get("late", "") in ("1", "true"),
+            kind=fields.get("kind", "state"),
+            inbound_id=fields.get("inbound") or None,
+            sender=fields.get("from") or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; `at` is `ts` in ISO 8601 UTC."""
         at = datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if self.kind == "inbound":
+            return {
+                "id": self.id,
+                "kind": "inbound",
+                "inbound_id": self.inbound_id,
+                "from": self.sender,
+                "ts": self.ts,
+                "at": at,
+            }
         return {
             "id": self.id,
             "job_id": self.job_id,

@@ -124,7 +124,9 @@ class LedgerCollector(Collector):
                 value=smpp["in_flight"],
             )
             yield GaugeMetricFamily(
-                f"{PREFIX}smpp_window_capacity", "smpp_binds x COSMOS_SMPP_WINDOW.", value=smpp["binds"] * smpp["window"]
+                f"{PREFIX}smpp_window_capacity",
+                "smpp_binds x COSMOS_SMPP_WINDOW.",
+                value=smpp["binds"] * smpp["window"],
             )
 
         for field, (name, documentation) in HISTOGRAMS.items():

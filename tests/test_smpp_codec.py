@@ -47,7 +47,8 @@ def test_submit_sm_carries_the_contract_fields():
 
 def test_a_receipt_is_read_from_its_tlv_before_its_text():
     body = (
-        b"\x00\x01\x01044770090012345\x00\x05\x00COSMOS\x00" + b"\x04\x00\x00\x00\x00\x00\x00\x00\x00"
+        b"\x00\x01\x01044770090012345\x00\x05\x00COSMOS\x00"
+        + b"\x04\x00\x00\x00\x00\x00\x00\x00\x00"
         + bytes([len(b"id:999 stat:UNDELIV")])
         + b"id:999 stat:UNDELIV"
         + b"\x00\x1e\x00\x04ABC\x00"

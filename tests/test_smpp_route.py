@@ -162,8 +162,8 @@ def test_a_refused_bind_pauses_and_sending_resumes_unaided(fleet, smsc_fresh, sm
     smsc_fresh.refuse(refusal_s)
     smsc_fresh.drop()  # the fleet must bind again, into the refusal
     jobs = [smpp_producer.send_sms(number(), "Acme", "during a refusal") for _ in range(5)]
-    paused = wait_for(
-        lambda: (smpp_producer.ledger.pause_state() or {}).get("account"), timeout=15, what="the account pause"
+    paused: str = wait_for(
+        lambda: (smpp_producer.ledger.pause_state() or {}).get("account") or "", timeout=15, what="the account pause"
     )
     assert "unauthorized" in paused
     for job in jobs:
@@ -190,3 +190,62 @@ def test_stats_and_metrics_show_the_route(fleet, smsc_fresh, smpp_producer):
     text = generate_latest(registry).decode()
     for name in ("smpp_binds ", "smpp_window_in_use", "smpp_submit_latency_seconds_bucket", "smpp_throttled_total"):
         assert name in text, name
+
+
+def test_stop_suppresses_the_next_message_and_start_lifts_it(fleet, smsc_fresh, smpp_producer, smpp_env):
+    import json
+    import subprocess
+    import sys
+
+    sender = number()
+    ledger = smpp_producer.ledger
+    smsc_fresh.inbound(f"+{sender}", "COSMOS", "  stop ")
+    wait_for(lambda: sender in set(ledger.suppressed()), timeout=15, what="the opt-out recorded")
+    record = final(smpp_producer, smpp_producer.send_sms(sender, "Acme", "after STOP"))
+    assert (record["state"], record["dead_reason"]) == ("dead", "suppressed")
+    assert smsc_fresh.messages(sender) == []
+    smsc_fresh.inbound(sender, "COSMOS", "START")
+    wait_for(lambda: sender not in set(ledger.suppressed()), timeout=15, what="the opt-in recorded")
+    assert final(smpp_producer, smpp_producer.send_sms(sender, "Acme", "after START"))["state"] == "delivered"
+    wait_for(lambda: smsc_fresh.state()["pending"] == 0, timeout=10, what="both inbound messages acknowledged")
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "cli.main", "inbound", "list", "--json"],
+        env=smpp_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    mine = [m for m in json.loads(listed.stdout) if m["from"] == sender]
+    assert [m["text"] for m in mine] == ["START", "  stop "]
+    assert all(m["to"] == "COSMOS" and m["received_at"].endswith("Z") for m in mine)
+    kinds = [e for e in smpp_producer_events(smpp_env) if e.get("kind") == "inbound" and e["from"] == sender]
+    assert len(kinds) == 2
+
+
+def test_start_never_lifts_a_suppression_an_opt_out_did_not_make(fleet, smsc_fresh, smpp_producer):
+    blacklisted = number()
+    smpp_producer.ledger.suppress([blacklisted])
+    smsc_fresh.inbound(blacklisted, "COSMOS", "STOP")
+    smsc_fresh.inbound(blacklisted, "COSMOS", "START")
+    wait_for(
+        lambda: len([m for m in smpp_producer.ledger.inbound_page() if m["from"] == blacklisted]) == 2,
+        timeout=10,
+        what="both recorded",
+    )
+    assert blacklisted in set(smpp_producer.ledger.suppressed())
+
+
+def smpp_producer_events(env: dict[str, str]) -> list[dict]:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "events", "--json", "-n", "1000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)

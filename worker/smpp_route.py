@@ -94,7 +94,11 @@ class SmppRoute:
         if isinstance(what, Receipt):
             self.record_receipt(what)
         else:
-            log.info("inbound SMPP message received; inbound messages are not recorded yet")
+            sender = inbound_number(what.sender)
+            word = opt_word(what.text)
+            self.ledger.record_inbound(sender, inbound_number(what.to), what.text, word)
+            if word:
+                log.info("inbound opt word applied to the suppression list", word=word)
 
     def record_receipt(self, receipt: Receipt) -> None:
         if not receipt.message_id:
@@ -127,6 +131,21 @@ class SmppRoute:
                     self.ledger.smpp_receipt_done(mid)
             except Exception as exc:  # noqa: BLE001  a Redis blip: the next round tries again
                 log.warning("kept SMPP receipts not matched this round", error=str(exc))
+
+
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+
+
+def opt_word(text: str) -> str:
+    """`opt_out` or `opt_in` for a text that is one such word (any case, blanks around ignored), else ''."""
+    word = text.strip().upper()
+    return "opt_out" if word in OPT_OUT_WORDS else "opt_in" if word in OPT_IN_WORDS else ""
+
+
+def inbound_number(address: str) -> str:
+    """A sender's number in the `to` form: `+` and spaces removed."""
+    return address.replace("+", "").replace(" ", "")
 
 
 def _receipt_time(done: str) -> str:

@@ -54,7 +54,10 @@ if kind == K.permanent then
     redis.call('HINCRBY', j.jk, F.attempts, -1)
     count(C.attempts, -1)
   end
-  if status == 'blacklist' then redis.call('SADD', key('suppressed'), j[F.to]) end
+  if status == 'blacklist' then
+    redis.call('SADD', key('suppressed'), j[F.to])
+    redis.call('HSETNX', key('suppression', j[F.to]), 'blacklist', t)
+  end
   move(j, S.dead, t, {reason = status})
   return {R.dead, change}
 end
