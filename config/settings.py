@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
     events_maxlen: int = Field(1_000_000, alias="COSMOS_EVENTS_MAXLEN", ge=0)
     visibility_timeout_s: int = Field(600, alias="COSMOS_VISIBILITY_TIMEOUT_S", gt=0)
+    # Tests move the ledger's clock (Redis TIME plus this many seconds); refused outside COSMOS_TESTING=1.
+    testing: bool = Field(False, alias="COSMOS_TESTING")
+    test_clock_offset_s: float | None = Field(None, alias="COSMOS_TEST_CLOCK_OFFSET_S")
 
     # Circuit breaker shared by every worker.
     breaker_threshold: int = Field(10, alias="COSMOS_BREAKER_THRESHOLD", ge=1)
@@ -249,6 +252,18 @@ class Settings(BaseSettings):
                 if part.strip() and (parts.scheme != "sentinel" or not parts.hostname):
                     raise ValueError(f"{part.strip()!r} is not a sentinel://host:port entry")
         return value
+
+    @field_validator("test_clock_offset_s")
+    @classmethod
+    def _test_clock_only_in_tests(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and not info.data.get("testing"):
+            raise ValueError("moves the ledger's clock, so it is accepted only with COSMOS_TESTING=1")
+        return value
+
+    @property
+    def clock_offset_s(self) -> float:
+        """Seconds the ledger adds to Redis TIME: 0 outside tests."""
+        return self.test_clock_offset_s or 0.0
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

@@ -8,8 +8,9 @@ is prepended to every script, so a name exists in exactly one place. Lua code wr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from typing import Any
 
 # --- states -------------------------------------------------------------------------------
 STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
@@ -146,6 +147,161 @@ SWEEP_STEP = 250
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
 
 
+# --- script arguments and replies, by name --------------------------------------------------------
+# Each script reads its arguments as `A.<name>` from a table generated from these tuples, and Python
+# builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
+# place cannot exist: a missing or unknown name fails at the call.
+COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+"""The first arguments of every ledger script (`Ledger` adds them to each call)."""
+SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
+    "begin": (
+        "job",
+        "owner",
+        "lease_s",
+        "policy",
+        "max_attempts",
+        "poison_deliveries",
+        "count_delivery",
+        "rate",
+        "bulk_ahead_s",
+        "probe_s",
+        "max_ambiguous_resends",
+        "probe_interval_s",
+    ),
+    "finish": (
+        "job",
+        "owner",
+        "kind",
+        "status",
+        "http",
+        "latency_ms",
+        "message_id",
+        "price",
+        "error",
+        "policy",
+        "breaker_threshold",
+        "breaker_open_s",
+        "breaker_cap_s",
+        "delay_s",
+        "max_ambiguous_resends",
+        "route",
+        "provider_status",
+    ),
+    "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
+    "operate": ("action", "job", "expires_in_s", "cancel_reason"),
+    "sweep": ("limit",),
+    "bind": ("action", "holder", "slots", "lease_ms", "slot"),
+    "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
+    "inbound": ("sender", "to", "text", "word"),
+}
+"""Each script's own arguments, after COMMON_ARGS."""
+SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
+    "enqueue": {
+        # `jobs` rows follow the fixed arguments; then a count and the `messages` rows.
+        "jobs": (
+            "job_id",
+            "idem",
+            "fingerprint",
+            "lane",
+            "to",
+            "sender",
+            "text",
+            "callback",
+            "forward",
+            "expires_in_s",
+        ),
+        "messages": ("first", "last", "queue", "message"),
+    },
+}
+"""Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""
+SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
+    "enqueue": ("status",),
+    "begin": (
+        "verdict",
+        "attempt",
+        "to",
+        "sender",
+        "text",
+        "callback",
+        "created_ts",
+        "delay_s",
+        "probe",
+        "forward",
+    ),
+    "finish": ("result", "change"),
+    "operate": ("status", "detail"),
+}
+"""Fixed-position replies. `begin` answers all of these with `go` (Lua builds it with `reply{...}`),
+otherwise (verdict, detail); `enqueue` follows its status with (job, created) rows."""
+REPLY_ROWS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("job", "created"),
+    "claim": ("job", "lane", "why"),
+}
+"""Replies that are (or end in) a flat list of rows."""
+
+
+def pack(names: Sequence[str], values: Mapping[str, object]) -> tuple[object, ...]:
+    """The arguments `names` declares, in their order, from `values`; refuses a missing or unknown name."""
+    if values.keys() != set(names):
+        missing, unknown = sorted(set(names) - values.keys()), sorted(values.keys() - set(names))
+        raise ValueError(f"script arguments: missing {missing}, unknown {unknown}")
+    return tuple(values[n] for n in names)
+
+
+def script_args(script: str, **values: object) -> tuple[object, ...]:
+    """`script`'s own arguments (SCRIPT_ARGS) by name, in the order the script reads them."""
+    return pack(SCRIPT_ARGS[script], values)
+
+
+def row_args(script: str, group: str, rows: Iterable[Mapping[str, object]]) -> list[object]:
+    """Flat arguments of repeated rows (SCRIPT_ROWS), each row's fields by name."""
+    fields = SCRIPT_ROWS[script][group]
+    return [value for row in rows for value in pack(fields, row)]
+
+
+def reply(script: str, values: Sequence[Any]) -> dict[str, Any]:
+    """A fixed-position reply by its declared names (a shorter reply leaves the rest out)."""
+    return dict(zip(SCRIPT_REPLIES[script], values))
+
+
+def reply_rows(script: str, flat: Sequence[Any]) -> list[dict[str, Any]]:
+    """A flat reply of rows, each by its declared names."""
+    names = REPLY_ROWS[script]
+    width = len(names)
+    return [dict(zip(names, flat[i : i + width])) for i in range(0, len(flat), width)]
+
+
+def lua_script_args(script: str) -> str:
+    """Lua that names `script`'s arguments: `A.<name>`, and `ROW.<group>.<field>` offsets within a row."""
+    entries = ", ".join(f"[{n!r}] = ARGV[{len(COMMON_ARGS) + i}]" for i, n in enumerate(SCRIPT_ARGS[script], 1))
+    lines = [
+        "-- Generated from ledger/schema.py: this script's arguments and replies by name.",
+        f"local A = {{{entries}}}",
+    ]
+    groups = SCRIPT_ROWS.get(script, {})
+    rows = ", ".join(
+        f"[{g!r}] = {{" + ", ".join(f"[{f!r}] = {i}" for i, f in enumerate(fields, 1)) + f", width = {len(fields)}}}"
+        for g, fields in groups.items()
+    )
+    lines.append(f"local ROW = {{{rows}}}")
+    lines.append(
+        f"local ROWS_AT = {len(COMMON_ARGS) + len(SCRIPT_ARGS[script]) + 1}  -- the first row's first argument"
+    )
+    names = SCRIPT_REPLIES.get(script, ())
+    lines.append("local REPLY = {" + ", ".join(repr(n) for n in names) + "}")
+    lines.append(
+        "local function reply(t)\n"
+        "  local out = {}\n"
+        "  for i, n in ipairs(REPLY) do out[i] = t[n]; t[n] = nil end\n"
+        "  if next(t) then return redis.error_reply('undeclared reply field ' .. next(t)) end\n"
+        "  return out\n"
+        "end"
+    )
+    return "\n".join(lines).replace("'", '"') + "\n"
+
+
 def batch_job_id(batch_id: str, index: int) -> str:
     """The job id of member `index` of a batch: the same call repeated finds the same ids."""
     digest = hashlib.sha256(batch_id.encode()).hexdigest()[:20]
@@ -162,11 +318,17 @@ def _lua_set(name: str, values: Iterable[str]) -> str:
     return f"local {name} = {{{entries}}}"
 
 
+def _lua_common_args() -> str:
+    names = ", ".join(f"[{n!r}] = ARGV[{i}]" for i, n in enumerate(COMMON_ARGS, 1))
+    return f"local COMMON = {{{names}}}\nlocal BASE = {len(COMMON_ARGS)}"
+
+
 @cache
 def lua_prelude() -> str:
     """Lua definitions of every schema name; the first lines of every ledger script."""
     lines = [
         "-- Generated from ledger/schema.py: every name the scripts use.",
+        _lua_common_args(),
         _lua_table("F", JOB_FIELDS),
         _lua_table("S", STATES),
         _lua_table("C", COUNTERS),

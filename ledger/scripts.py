@@ -9,15 +9,16 @@ from typing import Any
 
 import redis
 
-from ledger.schema import lua_prelude
+from ledger.schema import SCRIPT_ARGS, lua_prelude, lua_script_args
 
 LUA_DIR = Path(__file__).parent / "lua"
-SCRIPT_NAMES = ("enqueue", "begin", "finish", "receipt", "claim", "operate", "sweep", "bind", "smpp_receipt", "inbound")
+SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 
 
 @cache
 def script_source(name: str) -> str:
-    return lua_prelude() + (LUA_DIR / "common.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    common = (LUA_DIR / "common.lua").read_text()
+    return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
 
 
 class Scripts:

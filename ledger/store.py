@@ -12,8 +12,9 @@ import redis
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
+from ledger.schema import COMMON_ARGS, ENQUEUE_STEP, STEP, SWEEP_STEP, pack, reply, reply_rows, row_args, script_args
 from ledger.scripts import Scripts
 
 PROBE_S_FACTOR = 1.5
@@ -68,21 +69,32 @@ UNREPLICATED = "unreplicated"
 (one of ledger.schema.CANCEL_REASONS)."""
 
 
-def _attempt(reply: list[Any]) -> Attempt:
-    if reply[0] == "go":
-        return Attempt(
-            "go",
-            int(reply[1]),
-            reply[2],
-            reply[3],
-            reply[4],
-            reply[5] or None,
-            float(reply[6]),
-            float(reply[7]),
-            reply[8] == "1",
-            reply[9] == "1",
-        )
-    return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
+def _attempt(raw: list[Any]) -> Attempt:
+    if raw[0] != "go":
+        return Attempt(raw[0], detail=raw[1] if len(raw) > 1 else "")
+    r = reply("begin", raw)
+    return Attempt(
+        r["verdict"],
+        number=int(r["attempt"]),
+        to=r["to"],
+        sender=r["sender"],
+        text=r["text"],
+        callback=r["callback"] or None,
+        created_ts=float(r["created_ts"]),
+        delay_s=float(r["delay_s"]),
+        probe=r["probe"] == "1",
+        forward=r["forward"] == "1",
+    )
+
+
+def _finished(raw: list[Any]) -> tuple[str, str]:
+    r = reply("finish", raw)
+    return r["result"], r["change"]
+
+
+def _operated(raw: list[Any]) -> tuple[bool, str]:
+    r = reply("operate", raw)
+    return r["status"] == "ok", r["detail"]
 
 
 SMPP_KEEP_S = 600
@@ -99,7 +111,16 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = (self.keys.prefix, settings.retention_s, settings.events_maxlen, settings.requeue_grace_s)
+        self._common = pack(
+            COMMON_ARGS,
+            {
+                "prefix": self.keys.prefix,
+                "retention_s": settings.retention_s,
+                "events_maxlen": settings.events_maxlen,
+                "grace_s": settings.requeue_grace_s,
+                "clock_offset_s": settings.clock_offset_s,
+            },
+        )
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -144,23 +165,40 @@ class Ledger:
         """
         if len(jobs) > ENQUEUE_STEP:
             raise ValueError(f"at most {ENQUEUE_STEP} jobs per enqueue step")
-        args: list[object] = [batch_id, batch_fingerprint, batch_total, len(jobs)]
-        for job in jobs:
-            args += [
-                job.job_id,
-                job.idempotency_key or "",
-                job.fingerprint,
-                job.lane,
-                job.to,
-                job.sender,
-                job.text,
-                job.callback or "",
-                int(job.forward),
-                job.expires_in_s,
-            ]
-        args.append(len(messages))
-        for first, last, queue_key, message in messages:
-            args += [first, last, queue_key, message]
+        args = [
+            *script_args(
+                "enqueue",
+                batch_id=batch_id,
+                batch_fingerprint=batch_fingerprint,
+                batch_total=batch_total,
+                jobs=len(jobs),
+            ),
+            *row_args(
+                "enqueue",
+                "jobs",
+                (
+                    {
+                        "job_id": job.job_id,
+                        "idem": job.idempotency_key or "",
+                        "fingerprint": job.fingerprint,
+                        "lane": job.lane,
+                        "to": job.to,
+                        "sender": job.sender,
+                        "text": job.text,
+                        "callback": job.callback or "",
+                        "forward": int(job.forward),
+                        "expires_in_s": job.expires_in_s,
+                    }
+                    for job in jobs
+                ),
+            ),
+            len(messages),
+            *row_args(
+                "enqueue",
+                "messages",
+                ({"first": f, "last": la, "queue": q, "message": m} for f, la, q, m in messages),
+            ),
+        ]
         result, replicated = self._run_replicated("enqueue", *args)
         if result[0] == "conflict":
             raise IdempotencyConflict(result[3], result[2])
@@ -168,8 +206,7 @@ class Ledger:
             raise IdempotencyConflict(batch_id, "(batch)", what="batch id")
         if result[0] == "batch_cancelled":
             raise InvalidMessage("invalid_json", "batch_id", "was cancelled: it takes no new members")
-        flat = result[1:]
-        pairs = [(flat[i], flat[i + 1] == "1") for i in range(0, len(flat), 2)]
+        pairs = [(row["job"], row["created"] == "1") for row in reply_rows("enqueue", result[1:])]
         if not replicated:
             raise NotReplicated(pairs)
         return pairs
@@ -214,36 +251,36 @@ class Ledger:
 
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
         s = self.settings
-        return (
-            job_id,
-            owner,
-            s.lease_s,
-            s.ambiguous_policy,
-            s.max_attempts,
-            s.poison_deliveries,
-            int(count_delivery),
-            s.rate_limit,
-            BULK_AHEAD_S,
-            s.attempt_bound_s * PROBE_S_FACTOR,
-            s.max_ambiguous_resends,
-            s.pause_probe_interval_s,
+        return script_args(
+            "begin",
+            job=job_id,
+            owner=owner,
+            lease_s=s.lease_s,
+            policy=s.ambiguous_policy,
+            max_attempts=s.max_attempts,
+            poison_deliveries=s.poison_deliveries,
+            count_delivery=int(count_delivery),
+            rate=s.rate_limit,
+            bulk_ahead_s=BULK_AHEAD_S,
+            probe_s=s.attempt_bound_s * PROBE_S_FACTOR,
+            max_ambiguous_resends=s.max_ambiguous_resends,
+            probe_interval_s=s.pause_probe_interval_s,
         )
 
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
         """Record an attempt's outcome (`outcome`: `finish_args`'s keywords); returns (what happened,
         breaker or pause change, or '')."""
-        r = self._run("finish", *self.finish_args(job_id, owner, kind, **outcome))
-        return r[0], r[1]
+        return _finished(self._run("finish", *self.finish_args(job_id, owner, kind, **outcome)))
 
     def finish_many(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str]]:
         """Several outcomes (each a `finish_args` tuple) in one round trip."""
-        return [(r[0], r[1]) for r in self._run_many("finish", calls)] if calls else []
+        return [_finished(r) for r in self._run_many("finish", calls)] if calls else []
 
     def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
         """`finish_many` with each call's own error in its place, none raised (the outcome writer
         answers each of its senders)."""
         results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
-        return [r if isinstance(r, Exception) else (r[0], r[1]) for r in results]
+        return [r if isinstance(r, Exception) else _finished(r) for r in results]
 
     def finish_args(
         self,
@@ -262,24 +299,25 @@ class Ledger:
         provider_status: str = "",
     ) -> tuple[object, ...]:
         s = self.settings
-        return (
-            job_id,
-            owner,
-            kind,
-            status,
-            http or 0,
-            latency_ms,
-            message_id,
-            price,
-            error[:300],
-            s.ambiguous_policy,
-            s.breaker_threshold,
-            s.breaker_open_s,
-            s.retry_backoff_max_s,
-            delay_s,
-            s.max_ambiguous_resends,
-            route,
-            provider_status,
+        return script_args(
+            "finish",
+            job=job_id,
+            owner=owner,
+            kind=kind,
+            status=status,
+            http=http or 0,
+            latency_ms=latency_ms,
+            message_id=message_id,
+            price=price,
+            error=error[:300],
+            policy=s.ambiguous_policy,
+            breaker_threshold=s.breaker_threshold,
+            breaker_open_s=s.breaker_open_s,
+            breaker_cap_s=s.retry_backoff_max_s,
+            delay_s=delay_s,
+            max_ambiguous_resends=s.max_ambiguous_resends,
+            route=route,
+            provider_status=provider_status,
         )
 
     def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
@@ -287,47 +325,73 @@ class Ledger:
         k = self.keys
         flat = self._run(
             "claim",
-            limit,
-            k.broker_queue_key(LANES[0]),
-            k.broker_queue_key(LANES[1]),
-            self.settings.pause_probe_interval_s,
+            *script_args(
+                "claim",
+                limit=limit,
+                single_list=k.broker_queue_key(LANES[0]),
+                bulk_list=k.broker_queue_key(LANES[1]),
+                probe_interval_s=self.settings.pause_probe_interval_s,
+            ),
         )
-        return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+        return [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
 
     def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
-        return int(self._run("sweep", limit))
+        return int(self._run("sweep", *script_args("sweep", limit=limit)))
 
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
-        return str(self._run("receipt", job_id, to, status, message_id, price, timestamp))
+        args = script_args(
+            "receipt",
+            job=job_id,
+            to=to,
+            status=status,
+            message_id=message_id,
+            price=price,
+            receipt_timestamp=timestamp,
+        )
+        return str(self._run("receipt", *args))
 
     # --- the SMPP route --------------------------------------------------------------------
     def bind_slot(self, action: str, holder: str, slot: int = -1, lease_s: float = 0.0) -> int:
         """The fleet's bind slots (`bind.lua`): acquire, renew, release, count."""
         slots = self.settings.smpp_max_binds
-        return int(self._run("bind", action, holder, slots, int(lease_s * 1000), slot))
+        args = script_args("bind", action=action, holder=holder, slots=slots, lease_ms=int(lease_s * 1000), slot=slot)
+        return int(self._run("bind", *args))
 
     def match_smpp_receipt(self, message_id: str, status: str, timestamp: str) -> tuple[str, str] | None:
         """(job, to) of the job `message_id` names, or None: the receipt is kept for a late acceptance."""
-        r = self._run("smpp_receipt", "match", message_id, status, timestamp, SMPP_KEEP_S, SMPP_MAX_KEPT)
+        r = self._smpp_receipt("match", message_id=message_id, status=status, timestamp=timestamp)
         return (r[0], r[1]) if r else None
 
     def due_smpp_receipts(self, limit: int = STEP) -> list[tuple[str, str, str, str, str]]:
         """Kept receipts whose job is known now: (job, to, message_id, status, timestamp); each stays
         kept until `smpp_receipt_done` (a crash before applying it retries it)."""
-        flat = self._run("smpp_receipt", "due", limit, SMPP_KEEP_S)
+        flat = self._smpp_receipt("due", limit=limit)
         return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4]) for i in range(0, len(flat), 5)]
 
     def smpp_receipt_done(self, message_id: str) -> None:
-        self._run("smpp_receipt", "done", message_id)
+        self._smpp_receipt("done", message_id=message_id)
 
     def smpp_receipts_kept(self) -> int:
-        return int(self._run("smpp_receipt", "kept"))
+        return int(self._smpp_receipt("kept"))
+
+    def _smpp_receipt(self, action: str, *, message_id: str = "", status: str = "", timestamp: str = "", limit: int = 0) -> Any:
+        args = script_args(
+            "smpp_receipt",
+            action=action,
+            message_id=message_id,
+            status=status,
+            timestamp=timestamp,
+            keep_s=SMPP_KEEP_S,
+            max_kept=SMPP_MAX_KEPT,
+            limit=limit,
+        )
+        return self._run("smpp_receipt", *args)
 
     def record_inbound(self, sender: str, to: str, text: str, word: str = "") -> str:
         """An inbound message; `word` opt_out / opt_in changes the sender's suppression (`inbound.lua`)."""
-        return str(self._run("inbound", sender, to, text, word))
+        return str(self._run("inbound", *script_args("inbound", sender=sender, to=to, text=text, word=word)))
 
     def inbound_page(self, before: str = "+", count: int = 100) -> list[dict[str, Any]]:
         """Inbound messages, newest first, at most `count` (≤ STEP) older than `before` (exclusive)."""
@@ -350,13 +414,16 @@ class Ledger:
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
         """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        r = self._run("operate", action, job_id, self.settings.default_expires_in_s, reason)
-        return r[0] == "ok", r[1]
+        return _operated(self._run("operate", *self._operate_args(action, job_id, reason)))
 
     def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [(action, job_id, self.settings.default_expires_in_s, reason) for job_id in job_ids]
-        return [(r[0] == "ok", r[1]) for r in self._run_many("operate", calls)] if calls else []
+        calls = [self._operate_args(action, job_id, reason) for job_id in job_ids]
+        return [_operated(r) for r in self._run_many("operate", calls)] if calls else []
+
+    def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
+        expires_in_s = self.settings.default_expires_in_s
+        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
 
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -423,6 +490,10 @@ class Ledger:
             for job_id in ids:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
+
+    def now(self) -> float:
+        """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
+        return ledger_now(self.redis, self.settings)
 
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]

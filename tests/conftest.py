@@ -62,6 +62,7 @@ def base_env(redis_server, prefix, tmp_path) -> dict[str, str]:
         COSMOS_RETRY_BACKOFF_MAX_S="0.05",
         COSMOS_SCHEDULER_INTERVAL_S="0.1",
         COSMOS_LOG_FORMAT="json",
+        COSMOS_TESTING="1",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -1,14 +1,14 @@
 -- Decide, in one round trip, whether this worker may make the next HTTP attempt for a job,
 -- and if so take (or renew) its lease and its rate slot.
--- args: job, owner, lease_s, policy, max_attempts, poison_n, count_delivery, rate, bulk_ahead_s,
---       probe_s, max_ambiguous_resends, probe_interval_s
--- Returns {go, attempt, to, from, text, callback, created_ts, delay_s, probe, forward}
---       | {busy, wait_s} | {wait, why} | {skip, why} | {held} | {dead, reason} | {expired} | {sent}
-local job, owner = arg(1), arg(2)
-local lease_s, policy = tonumber(arg(3)), arg(4)
-local max_attempts, poison_n, count_delivery = tonumber(arg(5)), tonumber(arg(6)), arg(7) == '1'
-local rate, bulk_ahead = tonumber(arg(8)), tonumber(arg(9))
-local probe_s, max_resends, probe_interval = tonumber(arg(10)), tonumber(arg(11)), tonumber(arg(12))
+-- Arguments and the `go` reply: ledger.schema SCRIPT_ARGS / SCRIPT_REPLIES['begin'].
+-- Otherwise returns {busy, wait_s} | {wait, why} | {skip, why} | {held} | {dead, reason} | {expired} | {sent}
+local job, owner = A.job, A.owner
+local lease_s, policy = tonumber(A.lease_s), A.policy
+local max_attempts, poison_n, count_delivery = tonumber(A.max_attempts), tonumber(A.poison_deliveries),
+  A.count_delivery == '1'
+local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
+local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
+local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
   F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
 local state = j[F.state]
@@ -126,5 +126,6 @@ else
   count(C.attempts)
 end
 redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
-return {V.go, tostring(attempts), j[F.to], j[F.from], j[F.text], j[F.callback] or '', j[F.created_ts],
-  tostring(delay), probe and '1' or '0', j[F.forward] or ''}
+return reply{verdict = V.go, attempt = tostring(attempts), to = j[F.to], sender = j[F.from], text = j[F.text],
+  callback = j[F.callback] or '', created_ts = j[F.created_ts], delay_s = tostring(delay),
+  probe = probe and '1' or '0', forward = j[F.forward] or ''}

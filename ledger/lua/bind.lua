@@ -1,9 +1,9 @@
 -- The fleet's SMPP bind slots: one key per slot, held under a lease its holder renews.
 -- A slot is taken only once its old lease has ended (SET NX), so the fleet never holds more than
 -- `slots` binds, even while a vanished holder's session lingers at the SMSC until its lease ends.
--- args: action (acquire | renew | release | count), holder, slots, lease_ms, slot
+-- Arguments: ledger.schema SCRIPT_ARGS['bind']; action is acquire | renew | release | count.
 -- Returns: acquire -> slot number or -1; renew/release -> 1 or 0; count -> slots held now.
-local action, holder, slots, lease_ms, slot = arg(1), arg(2), tonumber(arg(3)), tonumber(arg(4)), arg(5)
+local action, holder, slots, lease_ms, slot = A.action, A.holder, tonumber(A.slots), tonumber(A.lease_ms), A.slot
 if action == 'acquire' then
   for i = 0, slots - 1 do
     if redis.call('SET', key('smpp', 'bind', i), holder, 'NX', 'PX', lease_ms) then

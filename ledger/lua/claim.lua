@@ -5,10 +5,9 @@
 -- 3. leases whose owner died;
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
--- args: limit, single broker list, bulk broker list, probe_interval_s
--- Returns a flat list: job, lane, reason, ...
-local limit, probe_interval = tonumber(arg(1)), tonumber(arg(4))
-local lists = {single = arg(2), bulk = arg(3)}
+-- Arguments: ledger.schema SCRIPT_ARGS['claim']. Returns flat rows of REPLY_ROWS['claim'].
+local limit, probe_interval = tonumber(A.limit), tonumber(A.probe_interval_s)
+local lists = {single = A.single_list, bulk = A.bulk_list}
 local t = now()
 local out = {}
 local function pick(job, lane, why)

@@ -1,17 +1,18 @@
 -- Shared by every ledger script (after the generated schema): keys, clock, options, the one state move.
 -- Keys are derived from the prefix inside the script: cosmos-sms targets one Redis, not a cluster.
--- ARGV[1..4] are the same for every script: prefix, retention_s, events_maxlen, outbox grace_s.
-local P = ARGV[1]
-local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local BASE = 4
-local function arg(i) return ARGV[BASE + i] end
+-- COMMON (generated): the arguments every script gets first; each script's own are `A.<name>`.
+-- clock_offset_s: seconds added to Redis TIME (0 outside tests, which move the clock with it).
+local P = COMMON.prefix
+local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(COMMON.retention_s), tonumber(COMMON.events_maxlen),
+  tonumber(COMMON.grace_s)
+local CLOCK_OFFSET = tonumber(COMMON.clock_offset_s)
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
 local COUNTERS = key('counters')
 local BACKSTOP_S = 86400  -- EXPIRE fires a day after the sweep should have removed a record
 
 local function now()
   local t = redis.call('TIME')  -- one clock for every worker on every machine
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000 + CLOCK_OFFSET
 end
 
 -- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason.

@@ -1,12 +1,12 @@
 -- Write up to ENQUEUE_STEP new outcome records (the durable outbox) and their broker messages, atomically.
--- args: batch_id ('' for none), batch_fingerprint, batch_total, n, then per job: job_id, idem, fingerprint,
---       lane, to, from, text, callback, forward, expires_in_s; then m, then per message: first, last
---       (1-based job positions it carries), broker list, message. A message is pushed only when one of
---       its jobs is new, so repeating a call (its reply lost, or a batch resumed) sends nothing twice.
+-- Arguments: ledger.schema SCRIPT_ARGS['enqueue'] (batch_id '' for none; `jobs` counts the rows), then the
+-- `jobs` rows, then a count and the `messages` rows (SCRIPT_ROWS['enqueue']; first and last are 1-based job
+-- positions a message carries). A message is pushed only when one of its jobs is new, so repeating a call
+-- (its reply lost, or a batch resumed) sends nothing twice.
 -- Returns {'ok', job, created, ...} | {'conflict', index, job, key} | {'batch_conflict'} | {'batch_cancelled'}
-local batch, batch_fp, batch_total, n = arg(1), arg(2), tonumber(arg(3)), tonumber(arg(4))
+local batch, batch_fp, batch_total, n = A.batch_id, A.batch_fingerprint, tonumber(A.batch_total), tonumber(A.jobs)
 local t = now()
-local W = 10
+local JR, MR = ROW.jobs, ROW.messages
 if batch ~= '' then
   local bk = key('batch', batch)
   local b = redis.call('HMGET', bk, 'fingerprint', 'cancelled')
@@ -17,8 +17,8 @@ end
 -- First pass decides every idempotency key, so a conflict changes nothing.
 local reuse, seen = {}, {}
 for i = 1, n do
-  local b = BASE + 4 + (i - 1) * W
-  local idem, fp = ARGV[b + 2], ARGV[b + 3]
+  local b = ROWS_AT + (i - 1) * JR.width - 1
+  local idem, fp = ARGV[b + JR.idem], ARGV[b + JR.fingerprint]
   if idem ~= '' then
     local owner = seen[idem] or redis.call('GET', key('idem', idem))
     if owner then
@@ -27,14 +27,14 @@ for i = 1, n do
       if ofp ~= fp then return {'conflict', tostring(i - 1), other, idem} end
       reuse[i] = other
     else
-      seen[idem] = ARGV[b + 1] .. '|' .. fp
+      seen[idem] = ARGV[b + JR.job_id] .. '|' .. fp
     end
   end
 end
 local result, created = {'ok'}, {}
 for i = 1, n do
-  local b = BASE + 4 + (i - 1) * W
-  local job = ARGV[b + 1]
+  local b = ROWS_AT + (i - 1) * JR.width - 1
+  local job = ARGV[b + JR.job_id]
   local revive = false
   if not reuse[i] then
     local f = redis.call('HMGET', key('job', job), F.state, F.last_error)
@@ -53,21 +53,21 @@ for i = 1, n do
   elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
-    local idem, to = ARGV[b + 2], ARGV[b + 5]
+    local idem, to = ARGV[b + JR.idem], ARGV[b + JR.to]
     local jk = key('job', job)
-    redis.call('HSET', jk, F.lane, ARGV[b + 4], F.to, to, F['from'], ARGV[b + 6],
-      F.text, ARGV[b + 7], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + 10]), F.attempts, 0)
-    if ARGV[b + 8] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + 8]) end
-    if ARGV[b + 9] == '1' then redis.call('HSET', jk, F.forward, 1) end
+    redis.call('HSET', jk, F.lane, ARGV[b + JR.lane], F.to, to, F['from'], ARGV[b + JR.sender],
+      F.text, ARGV[b + JR.text], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + JR.expires_in_s]), F.attempts, 0)
+    if ARGV[b + JR.callback] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + JR.callback]) end
+    if ARGV[b + JR.forward] == '1' then redis.call('HSET', jk, F.forward, 1) end
     if batch ~= '' then redis.call('HSET', jk, F.batch, batch) end
     if idem ~= '' then
       redis.call('HSET', jk, F.idem, idem)
-      redis.call('SET', key('idem', idem), job .. '|' .. ARGV[b + 3])
+      redis.call('SET', key('idem', idem), job .. '|' .. ARGV[b + JR.fingerprint])
     end
     redis.call('ZADD', key('idx', 'created'), t, job)
     redis.call('ZADD', key('idx', 'to', to), t, job)
     local j = {id = job, jk = jk}
-    j[F.lane] = ARGV[b + 4]
+    j[F.lane] = ARGV[b + JR.lane]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)
     created[i] = true
@@ -75,12 +75,12 @@ for i = 1, n do
   end
 end
 -- The broker messages land in the same atomic step as their records.
-local mb = BASE + 4 + n * W
-for k = 0, tonumber(ARGV[mb + 1]) - 1 do
-  local o = mb + 1 + k * 4
-  local first, last = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+local mb = ROWS_AT + n * JR.width
+for k = 0, tonumber(ARGV[mb]) - 1 do
+  local o = mb + k * MR.width
+  local first, last = tonumber(ARGV[o + MR.first]), tonumber(ARGV[o + MR.last])
   for i = first, last do
-    if created[i] then redis.call('LPUSH', ARGV[o + 3], ARGV[o + 4]); break end
+    if created[i] then redis.call('LPUSH', ARGV[o + MR.queue], ARGV[o + MR.message]); break end
   end
 end
 return result

@@ -1,15 +1,13 @@
 -- Record the outcome of one HTTP attempt (or the end of a burst) in one round trip.
--- args: job, owner, kind, status, http, latency_ms, message_id, price, error, policy,
---       breaker_threshold, breaker_open_s, breaker_cap_s, delay_s (defer), max_ambiguous_resends,
---       route (http | smpp), provider_status (the HTTP code or SMPP command_status, for people)
+-- Arguments and reply: ledger.schema SCRIPT_ARGS / SCRIPT_REPLIES['finish'] ({result, breaker_change}).
 -- kind: accepted | permanent | transient | ambiguous | account | defer | release
--- Returns {result, breaker_change}
-local job, owner, kind, status = arg(1), arg(2), arg(3), arg(4)
-local http, latency_ms, message_id, price, err = arg(5), arg(6), arg(7), arg(8), arg(9)
-local policy = arg(10)
-local threshold, open_s, cap_s, delay_s = tonumber(arg(11)), tonumber(arg(12)), tonumber(arg(13)), tonumber(arg(14))
-local max_resends = tonumber(arg(15))
-local route, provider_status = arg(16) or 'http', arg(17) or ''
+local job, owner, kind, status = A.job, A.owner, A.kind, A.status
+local http, latency_ms, message_id, price, err = A.http, A.latency_ms, A.message_id, A.price, A.error
+local policy = A.policy
+local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open_s)
+local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
+local max_resends = tonumber(A.max_ambiguous_resends)
+local route, provider_status = A.route, A.provider_status  -- for people: the history and the record
 local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
 local state = j[F.state]
 if not state then return {R.missing, ''} end

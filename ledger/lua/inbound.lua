@@ -2,9 +2,9 @@
 -- `inbound` is a stream trimmed to the records' retention; the events stream gets a `kind` `inbound` entry.
 -- The suppression list keeps each number's reasons in `suppression:<number>` (reason -> since), so
 -- START/UNSTOP undo only what an opt-out did: a number suppressed for another reason stays suppressed.
--- args: from, to, text, word (opt_out | opt_in | '')
+-- Arguments: ledger.schema SCRIPT_ARGS['inbound']; word is opt_out | opt_in | ''.
 -- Returns the inbound entry id.
-local sender, to, text, word = arg(1), arg(2), arg(3), arg(4)
+local sender, to, text, word = A.sender, A.to, A.text, A.word
 local t = now()
 local ms = math.floor(t * 1000)
 local id = redis.call('XADD', key('inbound'), 'MINID', '~', ms - RETENTION * 1000, '*',

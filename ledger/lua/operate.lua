@@ -1,7 +1,6 @@
 -- Operator and producer actions on one job: cancel, withdraw, requeue, resend, mark_sent, purge.
--- args: action, job, expires_in_s, cancel_reason
--- Returns {'ok', lane} or {'refused', why}
-local action, job, expires_in, cancel_reason = arg(1), arg(2), tonumber(arg(3)), arg(4)
+-- Arguments: ledger.schema SCRIPT_ARGS['operate']. Returns {'ok', lane} or {'refused', why}.
+local action, job, expires_in, cancel_reason = A.action, A.job, tonumber(A.expires_in_s), A.cancel_reason
 local j = load(job, F.message_id, F.extra_ids)
 local state = j[F.state]
 if not state then return {'refused', 'unknown job'} end

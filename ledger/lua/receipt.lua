@@ -1,9 +1,8 @@
 -- Apply a delivery receipt to the job its token named, idempotently, never backwards.
 -- A message_id other than the job's own is evidence of another send only when an attempt of the job
 -- had an unknown outcome (`doubt`); otherwise it is refused and changes nothing.
--- args: job, to, status, message_id, price, receipt_timestamp
--- Returns one of RECEIPT_RESULTS.
-local job, to, status, mid, price, stamp = arg(1), arg(2), arg(3), arg(4), arg(5), arg(6)
+-- Arguments: ledger.schema SCRIPT_ARGS['receipt']. Returns one of RECEIPT_RESULTS.
+local job, to, status, mid, price, stamp = A.job, A.to, A.status, A.message_id, A.price, A.receipt_timestamp
 local j = load(job, F.message_id, F.rcpt_msgid, F.doubt)
 local state = j[F.state]
 if not state then return R.unknown_job end

@@ -1,13 +1,13 @@
 -- SMPP receipts carry the provider's message_id only. `match`: the job it names, or keep the receipt
 -- (it may come before its submit_sm_resp is recorded) in `smpp:early` for `keep_s`, at most `max_kept`.
 -- `due`: kept receipts whose job is now known (to apply), and those past `keep_s` dropped as unmatched.
--- args: action, then match: message_id, status, timestamp, keep_s, max_kept | due: limit, keep_s
+-- Arguments: ledger.schema SCRIPT_ARGS['smpp_receipt']; action is match | due | done | kept.
 -- Returns: match -> {job, to} or {} (kept); due -> flat {job, to, message_id, status, timestamp, ...}
-local action = arg(1)
+local action = A.action
 local EARLY, EARLY_DATA = key('smpp', 'early'), key('smpp', 'early_data')
 local t = now()
 if action == 'match' then
-  local mid, status, stamp, max_kept = arg(2), arg(3), arg(4), tonumber(arg(6))
+  local mid, status, stamp, max_kept = A.message_id, A.status, A.timestamp, tonumber(A.max_kept)
   local job = redis.call('GET', key('msgid', mid))
   if job then
     count(C.smpp_receipts)
@@ -26,7 +26,7 @@ if action == 'match' then
   return {}
 end
 if action == 'due' then
-  local limit, keep_s = tonumber(arg(2)), tonumber(arg(3))
+  local limit, keep_s = tonumber(A.limit), tonumber(A.keep_s)
   local out = {}
   for _, mid in ipairs(redis.call('ZRANGEBYSCORE', EARLY, '-inf', t, 'LIMIT', 0, math.min(limit, STEP))) do
     local data = cjson.decode(redis.call('HGET', EARLY_DATA, mid) or '["","",0]')
@@ -49,8 +49,8 @@ if action == 'due' then
   return out
 end
 if action == 'done' then
-  redis.call('ZREM', EARLY, arg(2))
-  return redis.call('HDEL', EARLY_DATA, arg(2))
+  redis.call('ZREM', EARLY, A.message_id)
+  return redis.call('HDEL', EARLY_DATA, A.message_id)
 end
 if action == 'kept' then return redis.call('ZCARD', EARLY) end
 return redis.error_reply('unknown action ' .. tostring(action))

@@ -1,7 +1,7 @@
 -- The retention sweep: remove up to `limit` records whose retention ended, with their index entries
 -- and set members, and take them out of the live counts in the same step.
--- args: limit. Returns how many records it removed.
-local limit = tonumber(arg(1))
+-- Arguments: ledger.schema SCRIPT_ARGS['sweep']. Returns how many records it removed.
+local limit = tonumber(A.limit)
 local t = now()
 local removed = 0
 -- Final states by their retention deadline; `sent` jobs (no receipt ever came) by their sent time.
