@@ -376,7 +376,9 @@ class Ledger:
     def smpp_receipts_kept(self) -> int:
         return int(self._smpp_receipt("kept"))
 
-    def _smpp_receipt(self, action: str, *, message_id: str = "", status: str = "", timestamp: str = "", limit: int = 0) -> Any:
+    def _smpp_receipt(
+        self, action: str, *, message_id: str = "", status: str = "", timestamp: str = "", limit: int = 0
+    ) -> Any:
         args = script_args(
             "smpp_receipt",
             action=action,
