@@ -117,7 +117,7 @@ class LedgerCollector(Collector):
 
         smpp = figures.get("smpp")
         if smpp:
-            yield GaugeMetricFamily(f"{PREFIX}smpp_binds", "SMPP binds held now, fleet-wide.", value=smpp["binds"])
+            yield GaugeMetricFamily(f"{PREFIX}smpp_binds_held", "SMPP binds held now, fleet-wide.", value=smpp["binds"])
             yield GaugeMetricFamily(
                 f"{PREFIX}smpp_window_in_use",
                 "Messages being sent now over SMPP, against smpp_binds x COSMOS_SMPP_WINDOW submits.",

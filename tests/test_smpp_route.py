@@ -194,7 +194,13 @@ def test_stats_and_metrics_show_the_route(fleet, smsc_fresh, smpp_producer):
     registry = CollectorRegistry()
     registry.register(LedgerCollector(smpp_producer.ledger, 3600))
     text = generate_latest(registry).decode()
-    for name in ("smpp_binds ", "smpp_window_in_use", "smpp_submit_latency_seconds_bucket", "smpp_throttled_total"):
+    for name in (
+        "smpp_binds_held ",
+        "smpp_binds_total ",
+        "smpp_window_in_use",
+        "smpp_submit_latency_seconds_bucket",
+        "smpp_throttled_total",
+    ):
         assert name in text, name
 
 
