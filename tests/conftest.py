@@ -12,7 +12,7 @@ from config.settings import Settings
 from tests.support.redis_server import RedisServer, start_private_redis
 
 # The sandbox fixtures (`sandbox`, `sandbox_factory`) come from the installed plugin sandbox/pytest_plugin.py.
-pytest_plugins = ["tests.support.worker_fixture", "tests.support.receiver_fixture"]
+pytest_plugins = ["tests.support.worker_fixture", "tests.support.receiver_fixture", "tests.support.smsc_fixture"]
 
 TEST_API_KEY = "test-key-1EdZEH7484krjSQt1zg782"
 TEST_API_SECRET = "test-SECRET-L3tj45j45934534kKcrwrRaoGP"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.polling import wait_for
-from tests.support.smsc_fixture import SmscHandle, smpp_env, smpp_fleet, smpp_producer, smsc  # noqa: F401
+from tests.support.smsc_fixture import SmscHandle
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,16 @@ def smsc_fresh(smsc: SmscHandle) -> SmscHandle:
     return smsc
 
 
-def final(producer, job_id: str, states=("delivered", "not_delivered", "dead", "held", "expired")) -> dict:
+def final(
+    producer, job_id: str, states=("delivered", "not_delivered", "dead", "held", "expired"), timeout: float = 30
+) -> dict:
     def reached() -> dict:
         record = producer.get_status(job_id)
         return record if record and record["state"] in states else {}
 
     return wait_for(
         reached,
-        timeout=30,
+        timeout=timeout,
         what=f"{job_id} to reach one of {states}",
     )
 
@@ -168,11 +170,7 @@ def test_a_refused_bind_pauses_and_sending_resumes_unaided(fleet, smsc_fresh, sm
     )
     assert "unauthorized" in paused
     for job in jobs:
-        record = wait_for(
-            lambda: (r := smpp_producer.get_status(job)) and r["state"] in ("delivered", "dead") and r,
-            timeout=refusal_s + 30,
-            what="delivery after the refusal",
-        )
+        record = final(smpp_producer, job, states=("delivered", "dead"), timeout=refusal_s + 30)
         assert record["state"] == "delivered"
     state = smsc_fresh.state()
     # One bind attempt per probe interval (1 s here) while refused, not a storm.

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.support.polling import wait_for
-from tests.support.smsc_fixture import SmscHandle, smpp_env, smpp_fleet, smpp_producer, smsc  # noqa: F401
+from tests.support.smsc_fixture import SmscHandle
 
 WINDOW = 3
 
