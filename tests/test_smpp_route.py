@@ -259,3 +259,29 @@ def smpp_producer_events(env: dict[str, str]) -> list[dict]:
         check=True,
     )
     return json.loads(out.stdout)
+
+
+def test_the_smpp_password_is_in_no_redis_key_value_or_log_line(fleet, smsc_fresh, smpp_producer, smpp_env):
+    final(smpp_producer, smpp_producer.send_sms(number(), "Acme", "a message to leave traces"))
+    password = smpp_env["COSMOS_SMPP_PASSWORD"]
+    client = smpp_producer.redis
+    seen = 0
+    for key in client.scan_iter(f"{smpp_env['COSMOS_REDIS_PREFIX']}*", count=1000):
+        seen += 1
+        kind = client.type(key)
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "hash":
+            values = [f"{k}={v}" for k, v in client.hgetall(key).items()]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = client.zrange(key, 0, -1)
+        else:
+            values = [str(entry) for entry in client.xrange(key)]
+        assert password not in key and not any(password in str(v) for v in values), key
+    assert seen > 10
+    for worker in fleet.started:
+        assert password not in worker.log()
