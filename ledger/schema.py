@@ -194,7 +194,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "sweep": ("limit",),
     "bind": ("action", "holder", "slots", "lease_ms", "slot"),
     "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
-    "inbound": ("sender", "to", "text", "word"),
+    "inbound": ("sender", "to", "text", "word", "url"),
 }
 """Each script's own arguments, after COMMON_ARGS."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -393,7 +393,8 @@ class Ledger:
 
     def record_inbound(self, sender: str, to: str, text: str, word: str = "") -> str:
         """An inbound message; `word` opt_out / opt_in changes the sender's suppression (`inbound.lua`)."""
-        return str(self._run("inbound", *script_args("inbound", sender=sender, to=to, text=text, word=word)))
+        url = self.settings.inbound_url or ""
+        return str(self._run("inbound", *script_args("inbound", sender=sender, to=to, text=text, word=word, url=url)))
 
     def inbound_page(self, before: str = "+", count: int = 100) -> list[dict[str, Any]]:
         """Inbound messages, newest first, at most `count` (≤ STEP) older than `before` (exclusive)."""
