@@ -63,6 +63,23 @@ def test_killing_the_bind_holder_frees_its_bind_and_loses_no_receipt(fleet, smsc
     smsc.faults(receipt_delay_s=0.2)
 
 
+def test_an_smsc_restart_mid_window_loses_nothing_and_counts_every_resend(fleet, smsc: SmscHandle, smpp_producer):
+    smsc.faults(latency_ms=400)
+    before = smsc.state()["submits"]
+    ids = [smpp_producer.send_sms(f"04477007{i:07d}", "Acme", f"restart {i}") for i in range(12)]
+    wait_for(lambda: smsc.state()["submits"] - before >= WINDOW, timeout=20, what="a full window in flight")
+    assert smsc.drop() == 1  # every session gone with submits unanswered, as in an SMSC restart
+    smsc.faults(latency_ms=0)
+    wait_for(lambda: delivered(smpp_producer, ids), timeout=60, what="every message delivered after the restart")
+    records = {i: smpp_producer.get_status(i) for i in ids}
+    assert sum(r["ambiguous_resends"] for r in records.values() if r) >= 1
+    for record in records.values():
+        assert record is not None
+        copies = len(smsc.messages(record["to"]))
+        # The SMSC took some in-flight submits it never answered: each extra copy is a counted resend.
+        assert 1 <= copies <= 1 + record["ambiguous_resends"], record
+
+
 def _bind_holder_pid(producer) -> int:
     key = f"{producer.settings.redis_prefix}:smpp:bind:0"
     holder = wait_for(lambda: producer.redis.get(key), timeout=15, what="a bind holder")
