@@ -20,8 +20,15 @@ from demo.scenario import MIN_COUNT
     help="Also start the operations console; after the summary keep everything running and print "
     "its URL and a one-time login, until Ctrl-C.",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "smpp"]),
+    default="http",
+    show_default=True,
+    help="The route: smpp runs the sandbox's SMSC and sends every message over a bind (docs/smpp.md).",
+)
 @one_line_errors
-def demo(count, as_json, with_console) -> None:
+def demo(count, as_json, with_console, transport) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
 
     Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
@@ -88,7 +95,12 @@ def demo(count, as_json, with_console) -> None:
     try:
         with progress:
             summary, kept_logs = run_demo(
-                settings.redis_url, count, with_receiver, on_progress, keep_running if with_console else None
+                settings.redis_url,
+                count,
+                with_receiver,
+                on_progress,
+                keep_running if with_console else None,
+                transport,
             )
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None

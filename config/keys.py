@@ -103,6 +103,14 @@ class Keys:
         """String (PX lease): the holder of SMPP bind slot `slot` (ledger/lua/bind.lua)."""
         return f"{self.prefix}:smpp:bind:{slot}"
 
+    def smpp_relay(self, slot: int) -> str:
+        """List: submits handed to the holder of bind slot `slot` by processes without a bind (ledger/smpp_relay.py)."""
+        return f"{self.prefix}:smpp:relay:{slot}"
+
+    def smpp_relay_answer(self, request_id: str) -> str:
+        """List: the holder's answer to one handed-over submit (expires)."""
+        return f"{self.prefix}:smpp:relay_answer:{request_id}"
+
     @property
     def smpp_early(self) -> str:
         """Zset message_id -> next check: SMPP receipts kept until their job is known (smpp_receipt.lua)."""

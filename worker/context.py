@@ -19,8 +19,8 @@ from cosmos_api.client import CosmosClient
 from cosmos_api.smpp.client import SmppClient
 from ledger.store import Ledger
 from worker.outcome_writer import OutcomeWriter
-from worker.smpp_route import SmppRoute
 from worker.slots import SendSlots
+from worker.smpp_route import SmppRoute
 
 
 @dataclass

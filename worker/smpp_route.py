@@ -7,18 +7,25 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
+import redis
 import structlog
 
 from config.settings import Settings
+from cosmos_api.outcomes import Outcome
 from cosmos_api.smpp import pdu as P
-from cosmos_api.smpp.answers import normalise_id
+from cosmos_api.smpp.answers import ambiguous, normalise_id, not_sent
 from cosmos_api.smpp.client import SmppClient, SmppConfig
 from cosmos_api.smpp.receipts import Receipt, read_deliver_sm
+from ledger.smpp_relay import SmppRelay
 from ledger.store import Ledger
 
 log = structlog.get_logger("cosmos.smpp")
@@ -73,19 +80,72 @@ class SmppRoute:
             RedisBindLease(ledger),
             self.on_deliver,
         )
+        self.relay = SmppRelay(ledger.redis, ledger.keys, settings.smpp_max_binds)
+        self.client.relay = self.relay_send
         self._stop = threading.Event()
-        self._pump: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._answers = ThreadPoolExecutor(4, thread_name_prefix="cosmos-smpp-relay")
 
     def start(self) -> None:
         self.client.start()
-        self._pump = threading.Thread(target=self._match_kept_receipts, name="cosmos-smpp-receipts", daemon=True)
-        self._pump.start()
+        for target, name in ((self._match_kept_receipts, "receipts"), (self._serve_relay, "relay")):
+            thread = threading.Thread(target=target, name=f"cosmos-smpp-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.client.stop(timeout)
-        if self._pump is not None:
-            self._pump.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._answers.shutdown(wait=True)
+
+    # --- submits of processes without a bind ----------------------------------------------------
+    def relay_send(self, to: str, sender: str, text: str) -> Outcome | None:
+        """Hand a submit to a process holding a bind; None when no process holds one."""
+        try:
+            slots = self.relay.held_slots()
+            if not slots:
+                return None
+            wait_s = 2 * self.settings.smpp_response_timeout_s + 3
+            answer = self.relay.request(random.choice(slots), {"to": to, "sender": sender, "text": text}, wait_s)  # noqa: S311
+        except TimeoutError as exc:
+            return ambiguous("no_answer", 0, f"handed to another process's bind: {exc}")
+        except redis.RedisError as exc:
+            return ambiguous("relay_error", 0, f"handing the submit to another process's bind failed: {exc}")
+        if answer is None:
+            return not_sent("not_bound", "the bind holder did not take the submit in time", retry_after_s=1.0)
+        return Outcome(**answer)
+
+    def _serve_relay(self) -> None:
+        """While this process holds a bind, take the submits other processes hand to its slot."""
+        while not self._stop.is_set():
+            slot = self.client.slot
+            if slot is None or self.client.session is None:
+                self._stop.wait(0.2)
+                continue
+            try:
+                request = self.relay.take(slot)
+            except redis.RedisError as exc:
+                log.warning("relayed submits not read this round", error=str(exc))
+                self._stop.wait(1.0)
+                continue
+            if request is not None:
+                self._submit_relayed(request)
+
+    def _submit_relayed(self, request: dict[str, Any]) -> None:
+        rid = str(request["rid"])
+        future = self.client.submit_future(str(request["to"]), str(request["sender"]), str(request["text"]))
+        if future is None:  # the bind ended between the read and now
+            self._answers.submit(self._answer, rid, not_sent("not_bound", "the bind ended", retry_after_s=1.0))
+            return
+        future.add_done_callback(lambda done: self._answers.submit(self._answer, rid, _result(done)))
+
+    def _answer(self, rid: str, outcome: Outcome) -> None:
+        try:
+            self.relay.answer(rid, asdict(outcome))
+        except redis.RedisError as exc:  # the sender's wait ends: it counts the attempt as ambiguous
+            log.warning("answer to a relayed submit lost", error=str(exc))
 
     # --- deliver_sm: recorded before it is answered --------------------------------------------------
     def on_deliver(self, pdu: P.Pdu) -> None:
@@ -146,6 +206,13 @@ def opt_word(text: str) -> str:
 def inbound_number(address: str) -> str:
     """A sender's number in the `to` form: `+` and spaces removed."""
     return address.replace("+", "").replace(" ", "")
+
+
+def _result(future: Future[Outcome]) -> Outcome:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001  a submit that failed inside the session: unknown
+        return ambiguous("no_answer", 0, f"submit failed: {exc}")
 
 
 def _receipt_time(done: str) -> str:

@@ -9,6 +9,7 @@ before the lease ends; a process that dies stops renewing, so its slot frees its
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import threading
 import time
@@ -92,6 +93,8 @@ class SmppClient:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._main: asyncio.Future[None] | None = None
+        self.relay: Callable[[str, str, str], Outcome | None] | None = None
+        """Hands a submit to another process's bind (set by the worker); None when no bind is held."""
 
     def __repr__(self) -> str:
         return f"SmppClient({self.config.url!r})"
@@ -235,23 +238,36 @@ class SmppClient:
 
     # --- sending ----------------------------------------------------------------------------------
     def send(self, to: str, sender: str, text: str, callback: str | None = None) -> Outcome:
-        """One submit_sm; `callback` is ours to forward outcomes to (SMPP carries none)."""
-        session = self.session
-        if session is None and not self._stopping:
+        """One submit_sm; `callback` is ours to forward outcomes to (SMPP carries none).
+
+        Without a bind of its own the process hands the submit to a process that holds one (`relay`).
+        """
+        if self.session is None and self.relay is not None and not self._stopping:
+            relayed = self.relay(to, sender, text)
+            if relayed is not None:
+                return relayed
+        if self.session is None and not self._stopping:
             self._bound.wait(self.config.bind_wait_s)
-            session = self.session
-        if session is None:
+        future = self.submit_future(to, sender, text)
+        if future is None:
             if self.refused is not None:
                 return refused_bind(self.refused)
-            return not_sent(
-                "not_bound", f"no SMPP bind in this process: {self.last_error}", retry_after_s=THROTTLE_PAUSE_S
-            )
-        future = asyncio.run_coroutine_threadsafe(session.submit(to, sender, text), self.loop)
+            return not_sent("not_bound", f"no SMPP bind: {self.last_error}", retry_after_s=THROTTLE_PAUSE_S)
         try:
-            outcome = future.result(timeout=2 * self.config.response_timeout_s + 5)
+            return future.result(timeout=2 * self.config.response_timeout_s + 5)
         except TimeoutError:
             future.cancel()
             return ambiguous("no_answer", 0, "submit did not finish in time")
+
+    def submit_future(self, to: str, sender: str, text: str) -> concurrent.futures.Future[Outcome] | None:
+        """A submit on this process's own bind, as a future; None without a bind."""
+        session = self.session
+        if session is None:
+            return None
+        return asyncio.run_coroutine_threadsafe(self._submit(session, to, sender, text), self.loop)
+
+    async def _submit(self, session: SmppSession, to: str, sender: str, text: str) -> Outcome:
+        outcome = await session.submit(to, sender, text)
         if outcome.kind == "accepted":
             outcome = replace(outcome, message_id=normalise_id(outcome.message_id), price=self.config.price)
         return outcome
