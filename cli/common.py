@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 from functools import wraps
 
 import click
@@ -53,3 +55,21 @@ def one_line_errors(command):
 
 def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def operator_name() -> str:
+    """Who the audit log names for a command-line action."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def checked_numbers(numbers: tuple[str, ...]) -> list[str]:
+    """NUMBER arguments, each 0 followed by 14 digits; a bad one fails naming it, before anything changes."""
+    from console.search import NUMBER
+
+    bad = [n for n in numbers if not NUMBER.match(n)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
+    return list(numbers)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 
 import click
-import redis
 
-from cli.common import CommandFailed, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, checked_numbers, one_line_errors, operator_name, settings_or_exit
 from config.keys import LANES
+from config.redis_client import redis_client
+from ledger import operations
 from ledger.controls import Controls
 from ledger.store import Ledger
 
@@ -19,21 +18,12 @@ _LANE = click.Choice(LANES)
 
 def _ledger() -> Ledger:
     settings = settings_or_exit()
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
-    return Ledger(client, settings)
+    return Ledger(redis_client(settings, "cli"), settings)
 
 
 def _controls(ledger: Ledger | None = None) -> Controls:
     ledger = ledger or _ledger()
     return Controls(ledger.redis, ledger.keys)
-
-
-def _operator() -> str:
-    """Who the audit log names for a command-line action."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid{os.getuid()}"
 
 
 @click.command()
@@ -42,7 +32,7 @@ def _operator() -> str:
 @one_line_errors
 def pause(lane, reason) -> None:
     """Pause sending (an operator's pause: no probe lifts it; `resume` does)."""
-    _controls().pause(lane, reason, _operator())
+    _controls().pause(lane, reason, operator_name())
     click.echo(f"paused {lane or 'all sending'}")
 
 
@@ -51,7 +41,7 @@ def pause(lane, reason) -> None:
 @one_line_errors
 def resume(lane) -> None:
     """Lift an operator's pause."""
-    lifted = _controls().resume(lane, _operator())
+    lifted = _controls().resume(lane, operator_name())
     click.echo(f"resumed {lane or 'all sending'}" if lifted else f"{lane or 'all sending'} was not paused")
 
 
@@ -63,15 +53,7 @@ def add_suppression_command(group: click.Group) -> None:
     @one_line_errors
     def suppression_add(numbers) -> None:
         """Put numbers on the suppression list by hand (they are then never sent to)."""
-        from console.search import NUMBER
-
-        bad = [n for n in numbers if not NUMBER.match(n)]
-        if bad:
-            raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
-        ledger = _ledger()
-        added = ledger.suppress(numbers)
-        target = numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers"
-        _controls(ledger).audit(_operator(), "suppression add", target, added)
+        added = operations.suppress(_ledger(), checked_numbers(numbers), operator_name())
         click.echo(f"added {added} number(s)")
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from cli.common import CommandFailed, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, checked_numbers, one_line_errors, operator_name, settings_or_exit
+from ledger import operations
 from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 
@@ -142,5 +143,5 @@ def suppression_list(as_json) -> None:
 @one_line_errors
 def suppression_remove(numbers) -> None:
     """Remove numbers from the suppression list (their dead jobs can then be requeued)."""
-    removed = _producer().ledger.unsuppress(numbers)
+    removed = operations.unsuppress(_producer().ledger, checked_numbers(numbers), operator_name())
     click.echo(f"removed {removed} number(s)")

@@ -17,6 +17,56 @@ LANE_BULK = "bulk"
 LANES = (LANE_SINGLE, LANE_BULK)
 
 
+LEDGER_OWNED = frozenset(
+    {
+        "job",
+        "idempotency",
+        "message_id",
+        "batch",
+        "retry",
+        "by_number",
+        "forward",
+        "created",
+        "outbox",
+        "deadlines",
+        "awaiting",
+        "retention",
+        "events",
+        "pause",
+        "forwards_due",
+        "forwards_failed",
+        "leases",
+        "dead",
+        "held",
+        "suppressed",
+        "counters",
+        "histograms",
+        "breaker",
+        "rate",
+    }
+)
+"""Keys only the ledger writes (ledger/ and its Lua scripts); other modules read them or call the ledger.
+Its hashes and their fields are declared in ledger.schema.LEDGER_HASHES."""
+PROCESS_OWNED = frozenset(
+    {
+        "chunk",
+        "lock",
+        "audit",
+        "console_minute",
+        "console_hour",
+        "console_events_cursor",
+        "console_task",
+        "console_login_failures",
+    }
+)
+"""A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
+tasks and login throttle (the demo's heartbeats are `DEMO_RUNS`)."""
+BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
+"""Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
+DEMO_RUNS = "cosmos-demo:runs"
+"""Sorted set, outside every prefix: demo prefix -> its run's last heartbeat (process-owned)."""
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names for one prefix."""

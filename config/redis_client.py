@@ -32,7 +32,7 @@ from config.settings import Settings
 
 T = TypeVar("T")
 
-Role = Literal["producer", "worker", "receiver", "console", "cli"]
+Role = Literal["producer", "worker", "receiver", "console", "cli", "demo"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ TIMEOUTS: dict[Role, Timeouts] = {
     "console": Timeouts(connect_s=2.0, socket_s=5.0, health_check_s=30),
     # Operator commands page through sets: patient per reply, quick to say Redis is not there.
     "cli": Timeouts(connect_s=2.0, socket_s=10.0, health_check_s=0),
+    # The demo's supervisor checks and cleans its Redis: quick answers or none.
+    "demo": Timeouts(connect_s=1.0, socket_s=5.0, health_check_s=0),
 }
 
 BROKER_CONNECT_TIMEOUT_S = 3.0
@@ -151,6 +153,26 @@ def redis_client(
     settings: Settings, role: Role, max_connections: int | None = None, *, decode_responses: bool = True
 ) -> redis.Redis:
     """A Redis client for `role`, on the primary `settings.redis_url` names (directly or via sentinels)."""
+    return redis_client_at(
+        settings.redis_url,
+        role,
+        max_connections,
+        decode_responses=decode_responses,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinels=sentinel_kwargs(settings),
+    )
+
+
+def redis_client_at(
+    url: str,
+    role: Role,
+    max_connections: int | None = None,
+    *,
+    decode_responses: bool = True,
+    sentinel_master: str | None = None,
+    sentinels: dict[str, object] | None = None,
+) -> redis.Redis:
+    """`redis_client` for a process that has a URL but no Settings (the demo's supervisor)."""
     timeouts = TIMEOUTS[role]
     options: dict[str, object] = {
         "decode_responses": decode_responses,
@@ -161,15 +183,21 @@ def redis_client(
     }
     if max_connections is not None:
         options["max_connections"] = max_connections
-    url = settings.redis_url
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
+    if not sentinel_master:
+        raise BadRedisUrl("a sentinel:// URL needs COSMOS_REDIS_SENTINEL_MASTER, the primary's name")
     target = parse_sentinel_url(url)
     # No redis-py retries per sentinel: the list itself is the retry, and it must stay within its bound.
-    asking = {**sentinel_kwargs(settings), "retry": Retry(NoBackoff(), 0)}
+    asking = {
+        "socket_timeout": SENTINEL_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": SENTINEL_CONNECT_TIMEOUT_S,
+        **(sentinels or {}),
+        "retry": Retry(NoBackoff(), 0),
+    }
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=asking)
     primary: redis.Redis = sentinel.master_for(
-        settings.redis_sentinel_master, db=target.db, username=target.username, password=target.password, **options
+        sentinel_master, db=target.db, username=target.username, password=target.password, **options
     )
     return primary
 

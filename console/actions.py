@@ -13,8 +13,8 @@ from console.search import NUMBER
 from console.tasks import DEAD_ACTIONS
 from console.users import User, check_password
 from console.web import console_of, operator_of, render
+from ledger import operations
 from ledger.controls import ControlError
-from ledger.outbox import republish
 
 Operator = Annotated[User, Depends(operator_of)]
 """The route's user: a logged-in operator (403 for a viewer)."""
@@ -58,17 +58,10 @@ async def logout(request: Request):
 
 
 def _run_job_actions(console, user: User, action: str, job_ids: list[str]) -> tuple[int, list[str]]:
-    """Apply an action to each job like the CLI does; (done, reasons of the refused ones)."""
-    done, refused, republished = 0, [], []
-    for job_id, (ok, lane_or_why) in zip(job_ids, console.ledger.operate_many(action, job_ids)):
-        if ok:
-            done += 1
-            if action in ("requeue", "resend"):
-                republished.append((job_id, lane_or_why))
-        else:
-            refused.append(f"{job_id}: {lane_or_why}")
-    if republished:
-        republish(console.redis, console.keys, republished)
+    """The operator action on each job, as the CLI runs it; (done, reasons of the refused ones)."""
+    results = operations.apply(console.ledger, action, job_ids)
+    done = sum(1 for _, ok, _ in results if ok)
+    refused = [f"{job_id}: {why}" for job_id, ok, why in results if not ok]
     target = job_ids[0] if len(job_ids) == 1 else f"{len(job_ids)} selected"
     console.controls.audit(user.name, action, target, done, "; ".join(refused)[:300])
     return done, refused
@@ -198,10 +191,7 @@ def _numbers(form) -> list[str]:
 async def suppression_add(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    added = console.ledger.suppress(numbers)
-    console.controls.audit(
-        user.name, "suppression add", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", added
-    )
+    added = operations.suppress(console.ledger, numbers, user.name)
     return render(request, "done.html", user=user, back="/suppression", message=f"Added {added} number(s).")
 
 
@@ -209,10 +199,7 @@ async def suppression_add(request: Request, user: Operator):
 async def suppression_remove(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    removed = console.ledger.unsuppress(numbers)
-    console.controls.audit(
-        user.name, "suppression remove", numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers", removed
-    )
+    removed = operations.unsuppress(console.ledger, numbers, user.name)
     return render(request, "done.html", user=user, back="/suppression", message=f"Removed {removed} number(s).")
 
 
@@ -235,15 +222,6 @@ async def batch_cancel(request: Request, user: Operator, batch_id: str):
             count=total,
             post_to=f"/batches/{batch_id}/cancel",
             batch=batch_id,
-        )
-    if console.tasks.batch_job_id is None:
-        return render(
-            request,
-            "error.html",
-            501,
-            user=user,
-            title="Not available",
-            message="batch cancel needs the ledger's batch members (ledger.schema.batch_job_id)",
         )
     task_id = console.tasks.start("cancel_batch", user.name, batch=batch_id)
     return _see(f"/tasks/{task_id}")

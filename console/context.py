@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
 from config.keys import Keys
+from config.redis_client import redis_client
 from config.settings import Settings
 from console.activity import ActivityCounter
 from console.auth import LoginThrottle
@@ -25,15 +25,6 @@ from ledger.store import Ledger
 TEMPLATES = Path(__file__).parent / "templates"
 _NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
-
-
-def batch_job_id_function():
-    """`ledger.schema.batch_job_id` once the ledger has it (batch search and cancel need it)."""
-    try:
-        from ledger.schema import batch_job_id
-    except ImportError:
-        return None
-    return batch_job_id
 
 
 def mask(number: str | None, user: User | None) -> str:
@@ -75,13 +66,10 @@ class Console:
 
     @classmethod
     def build(cls, settings: Settings, users: dict[str, User], client: Redis | None = None) -> Console:
-        client = client or redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = client or redis_client(settings, "console")
         keys = Keys(settings.redis_prefix)
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
-        batch_job_id = batch_job_id_function()
         templates = Jinja2Templates(directory=str(TEMPLATES))
         templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
         return cls(
@@ -90,8 +78,8 @@ class Console:
             client,
             ledger,
             controls,
-            Searcher(client, keys, batch_job_id),
-            Tasks(ledger, controls, batch_job_id),
+            Searcher(client, settings),
+            Tasks(ledger, controls),
             ActivityCounter(client, keys),
             LoginThrottle(client, keys),
             templates,

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import cast
 
 import redis
-from redis.commands.core import Script
 
 from config.keys import Keys
+from config.settings import Settings
 from ledger.record import STATES
+from ledger.schema import batch_job_id, row_args
+from ledger.scripts import ScriptCalls
 
 PAGE_SIZE = 50
 SCAN_LIMIT = 1000
@@ -103,11 +105,10 @@ def parse_query(params: dict[str, str]) -> Query:
 class Searcher:
     """Runs Queries against one prefix."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, batch_job_id=None):
+    def __init__(self, client: redis.Redis, settings: Settings):
         self.redis = client
-        self.keys = keys
-        self.batch_job_id = batch_job_id
-        self._filter: Script | None = None
+        self.keys = Keys(settings.redis_prefix)
+        self._call = ScriptCalls(client, settings)
 
     def run(self, q: Query) -> Page:
         driver = q.driver
@@ -178,13 +179,11 @@ class Searcher:
         return False
 
     def _batch(self, q: Query) -> Page:
-        if self.batch_job_id is None:
-            raise SearchError("batch: this ledger has no batch index yet")
         total = int(self.redis.hget(self.keys.batch(q.batch), "total") or 0) if self._is_hash(q.batch) else 0
         start = int(q.cursor.split(":")[1]) if q.cursor else 0
         filtered = bool(q.state or q.reason or q.since is not None or q.until is not None)
         end = min(total, start + (SCAN_LIMIT if filtered else PAGE_SIZE))
-        ids = [self.batch_job_id(q.batch, i) for i in range(start, end)]
+        ids = [batch_job_id(q.batch, i) for i in range(start, end)]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:
             end = start + ids.index(matches[PAGE_SIZE - 1]) + 1
@@ -199,40 +198,18 @@ class Searcher:
         over at most SCAN_LIMIT records (a pipeline of 1,000 HMGETs costs more in the client than in Redis)."""
         if not ids:
             return []
-        if self._filter is None:
-            self._filter = self.redis.register_script(_FILTER_LUA)
-        args = [
-            q.state,
-            q.reason,
-            q.number,
-            q.batch,
-            "" if q.since is None else repr(q.since),
-            "" if q.until is None else repr(q.until),
-        ]
-        hits = self._filter(keys=[self.keys.job(job_id) for job_id in ids], args=args)
+        hits = self._call(
+            "search_filter",
+            row_args("search_filter", "jobs", ({"job": job_id} for job_id in ids)),
+            state=q.state,
+            reason=q.reason,
+            number=q.number,
+            batch=q.batch,
+            since="" if q.since is None else repr(q.since),
+            until_ts="" if q.until is None else repr(q.until),
+            jobs=len(ids),
+        )
         return [ids[int(i) - 1] for i in hits]
-
-
-_FILTER_LUA = """
--- Read-only: which of KEYS (job hashes) exist and match state, dead reason, number, batch, created range.
-local state, reason, number, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local since, till = tonumber(ARGV[5]), tonumber(ARGV[6])
-local out = {}
-for i, k in ipairs(KEYS) do
-  local f = redis.call('HMGET', k, 'state', 'dead_reason', 'to', 'batch', 'created_ts')
-  local ok = f[1] ~= false
-  if ok and state ~= '' and f[1] ~= state then ok = false end
-  if ok and reason ~= '' and f[2] ~= reason then ok = false end
-  if ok and number ~= '' and f[3] ~= number then ok = false end
-  if ok and batch ~= '' and f[4] ~= batch then ok = false end
-  if ok and (since or till) then
-    local ts = tonumber(f[5]) or 0
-    if (since and ts < since) or (till and ts > till) then ok = false end
-  end
-  if ok then out[#out + 1] = i end
-end
-return out
-"""
 
 
 def _score(value: float) -> str:

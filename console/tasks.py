@@ -13,16 +13,14 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import cast
 
 import redis
 
+from ledger import operations
 from ledger.controls import Controls
-from ledger.outbox import republish
 from ledger.store import Ledger
 
-STEP = 1000
 TASK_TTL_S = 86400
 DEAD_ACTIONS = ("requeue", "purge")
 log = logging.getLogger(__name__)
@@ -31,10 +29,9 @@ log = logging.getLogger(__name__)
 class Tasks:
     """Starts, runs and reports whole-set actions."""
 
-    def __init__(self, ledger: Ledger, controls: Controls, batch_job_id: Callable[[str, int], str] | None = None):
+    def __init__(self, ledger: Ledger, controls: Controls):
         self.ledger = ledger
         self.controls = controls
-        self.batch_job_id = batch_job_id
         self._threads: list[threading.Thread] = []
 
     @property
@@ -98,52 +95,22 @@ class Tasks:
         return self._dead_step(task_id, task)
 
     def _dead_step(self, task_id: str, task: dict) -> bool:
-        keys = self.ledger.keys
-        skip = int(task["seen"])  # entries left in place (other reason, refused) before our window
-        # decode_responses: members are str.
-        ids = cast(list[str], self.redis.zrangebyscore(keys.dead, "-inf", task["until_ts"], start=skip, num=STEP))
-        if not ids:
+        step = operations.dead_step(
+            self.ledger, task["kind"], float(task["until_ts"]), task["reason"], int(task["seen"])
+        )
+        if step is None:
             return False
-        reasons = self.ledger.redis.pipeline(transaction=False)
-        for job_id in ids:
-            reasons.hget(keys.job(job_id), "dead_reason")
-        done = refused = kept = 0
-        chosen: list[str] = []
-        for job_id, reason in zip(ids, reasons.execute()):
-            if reason is None:
-                self.redis.zrem(keys.dead, job_id)  # record expired: the entry is stale
-            elif task["reason"] and reason != task["reason"]:
-                kept += 1
-            else:
-                chosen.append(job_id)
-        republished: list[tuple[str, str]] = []
-        for job_id, (ok, lane) in zip(chosen, self.ledger.operate_many(task["kind"], chosen)):
-            if ok:
-                done += 1
-                if task["kind"] == "requeue":
-                    republished.append((job_id, lane))
-            else:
-                refused += 1
-                kept += 1
-        if republished:
-            republish(self.redis, keys, republished)
-        self._progress(task_id, done, refused, kept)
+        self._progress(task_id, step.done, step.refused, step.seen)
         return True
 
     def _batch_step(self, task_id: str, task: dict) -> bool:
-        if self.batch_job_id is None:
-            raise RuntimeError("this ledger has no batch members index (ledger.schema.batch_job_id)")
-        batch_key = self.ledger.keys.batch(task["batch"])
-        total = int(self.redis.hget(batch_key, "total") or 0)
         start = int(task["seen"])
         if start == 0:
-            self.redis.hset(batch_key, "cancelled", 1)  # as producers' cancel_batch: no new members
-        if start >= total:
+            operations.close_batch(self.ledger, task["batch"])
+        step = operations.cancel_batch_step(self.ledger, task["batch"], start)
+        if step is None:
             return False
-        ids = [self.batch_job_id(task["batch"], i) for i in range(start, min(total, start + STEP))]
-        results = self.ledger.operate_many("cancel", ids, "batch_cancelled")
-        done = sum(ok for ok, _ in results)
-        self._progress(task_id, done, len(ids) - done, len(ids))
+        self._progress(task_id, step.done, step.refused, step.seen)
         return True
 
     def _progress(self, task_id: str, done: int, refused: int, seen: int) -> None:

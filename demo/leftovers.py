@@ -12,8 +12,9 @@ from typing import cast
 
 import redis
 
-RUNS_KEY = "cosmos-demo:runs"
-"""Sorted set: demo prefix -> its run's last heartbeat (epoch seconds)."""
+from config.keys import DEMO_RUNS
+
+RUNS_KEY = DEMO_RUNS
 HEARTBEAT_S = 5.0
 """How often a live demo says so."""
 STALE_AFTER_S = 60.0

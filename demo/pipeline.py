@@ -12,6 +12,7 @@ import redis
 import requests
 
 from config.celery import make_celery
+from config.redis_client import redis_client_at
 from config.settings import load_settings
 from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
@@ -203,7 +204,7 @@ def _own_prefix(supervisor: Supervisor, redis_url: str, prefix: str) -> None:
 
     Registered before any key is written, so even a demo SIGKILLed now is cleaned up by the next one.
     """
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    client = redis_client_at(redis_url, "demo", decode_responses=False)
     drop_stale(client)
     heartbeat = Heartbeat(client, prefix)
     heartbeat.start()

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import redis
 
+from config.redis_client import redis_client_at
+
 STOP_GRACE_S = 8.0
 """How long a child may take to stop after SIGTERM before its whole group gets SIGKILL."""
 POLL_INTERVAL_S = 0.05
@@ -180,7 +182,7 @@ def redis_answers(url: str) -> bool:
     """Whether a Redis at `url` answers PING within a second (a sentinel:// list: no, the demo starts its own)."""
     if url.strip().lower().startswith("sentinel://"):
         return False
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    client = redis_client_at(url, "demo", decode_responses=False)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -11,12 +11,13 @@ The ledger's script that writes a final state also writes the intent, `{P}:fwd:<
   once its retry window (`COSMOS_FORWARD_MAX_AGE_S`) has passed;
 - `failed_page` lists given-up forwards (paged), `retry` moves them back to due with a new
   window. Given-up forwards are kept for `COSMOS_RETENTION_S`, then pruned.
+
+Claim, reschedule and retry are ledger scripts (`ledger/lua/forward_*.lua`) on the ledger's clock.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,74 +27,14 @@ import redis
 
 from config.keys import Keys
 from config.settings import Settings
+from ledger.clock import ledger_now
+from ledger.schema import reply_rows, row_args
+from ledger.scripts import ScriptCalls
 
 MAX_STEP = 500
 """Most forwards one script call claims, retries or prunes: no call holds Redis long."""
 PRUNE_STEP = 100
 """Most expired given-up forwards one claim removes on the side."""
-
-_CLAIM = """
-local due, failed = KEYS[1], KEYS[2]
-local prefix, now, grace, limit, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
--- Given-up forwards past their retention go, a few at a time.
-for _, id in ipairs(redis.call('ZRANGE', failed, '-inf', now - keep, 'BYSCORE', 'LIMIT', 0, %(prune)d)) do
-  redis.call('ZREM', failed, id)
-  redis.call('DEL', prefix .. ':fwd:' .. id)
-end
-local out = {}
-for _, id in ipairs(redis.call('ZRANGE', due, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-  local fields = redis.call('HGETALL', prefix .. ':fwd:' .. id)
-  if #fields == 0 then
-    redis.call('ZREM', due, id)
-  else
-    -- Invisible for `grace`: if this claim's worker dies, the forward comes due again.
-    redis.call('ZADD', due, now + grace, id)
-    out[#out + 1] = id
-    out[#out + 1] = fields
-  end
-end
-return out
-""" % {"prune": PRUNE_STEP}  # noqa: UP031 - Lua text: its braces must stay literal
-
-_RESCHEDULE = """
-local due, failed, key = KEYS[1], KEYS[2], KEYS[3]
-local id, now, delay, err, attempted = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local max_age, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
-if redis.call('EXISTS', key) == 0 then
-  redis.call('ZREM', due, id)
-  return 'gone'
-end
-if attempted == '1' then redis.call('HINCRBY', key, 'attempts', 1) end
-if err ~= '' then redis.call('HSET', key, 'last_error', err, 'last_attempt_ts', now) end
-local since = tonumber(redis.call('HGET', key, 'retry_ts') or redis.call('HGET', key, 'created_ts') or now)
-if now - since >= max_age then
-  redis.call('ZREM', due, id)
-  redis.call('ZADD', failed, now, id)
-  redis.call('HSET', key, 'failed_ts', now)
-  redis.call('EXPIRE', key, keep)
-  return 'failed'
-end
-redis.call('ZADD', due, now + delay, id)
-return 'rescheduled'
-"""
-
-_RETRY = """
-local due, failed = KEYS[1], KEYS[2]
-local prefix, now = ARGV[1], tonumber(ARGV[2])
-local moved = 0
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  local key = prefix .. ':fwd:' .. id
-  if redis.call('ZREM', failed, id) == 1 and redis.call('EXISTS', key) == 1 then
-    redis.call('PERSIST', key)
-    redis.call('HDEL', key, 'failed_ts')
-    redis.call('HSET', key, 'retry_ts', now)  -- a new retry window from now
-    redis.call('ZADD', due, now, id)
-    moved = moved + 1
-  end
-end
-return moved
-"""
 
 
 @dataclass(frozen=True)
@@ -157,13 +98,11 @@ class Forwards:
         self.redis = client
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
-        self._claim = client.register_script(_CLAIM)
-        self._reschedule = client.register_script(_RESCHEDULE)
-        self._retry = client.register_script(_RETRY)
+        self._call = ScriptCalls(client, settings)
 
-    def add(self, job_id: str, url: str, payload: dict[str, Any], now: float | None = None) -> Forward:
+    def add(self, job_id: str, url: str, payload: dict[str, Any]) -> Forward:
         """Write an intent as the ledger's script does (tools and tests; the ledger writes its own in Lua)."""
-        now = time.time() if now is None else now
+        now = ledger_now(self.redis, self.settings)
         fwd_id = uuid.uuid4().hex
         fields: dict[str, str | float] = {
             "job": job_id,
@@ -179,21 +118,15 @@ class Forwards:
         pipe.execute()
         return Forward.from_fields(fwd_id, {k: str(v) for k, v in fields.items()})
 
-    def claim(self, limit: int = MAX_STEP, now: float | None = None) -> list[Forward]:
+    def claim(self, limit: int = MAX_STEP) -> list[Forward]:
         """Take up to `limit` due forwards (at most MAX_STEP), invisible to others for the claim grace."""
-        now = time.time() if now is None else now
-        limit = max(1, min(int(limit), MAX_STEP))
-        reply = self._claim(
-            keys=[self.keys.forwards_due, self.keys.forwards_failed],
-            args=[
-                self.settings.redis_prefix,
-                now,
-                self.settings.forward_claim_grace_s,
-                limit,
-                self.settings.retention_s,
-            ],
+        reply = self._call(
+            "forward_claim",
+            limit=max(1, min(int(limit), MAX_STEP)),
+            claim_grace_s=self.settings.forward_claim_grace_s,
+            prune_limit=PRUNE_STEP,
         )
-        return [Forward.from_fields(reply[i], _pairs(reply[i + 1])) for i in range(0, len(reply), 2)]
+        return [Forward.from_fields(row["fwd_id"], _pairs(row["fields"])) for row in reply_rows("forward_claim", reply)]
 
     def complete(self, fwd_id: str) -> None:
         """Forget a delivered forward."""
@@ -202,25 +135,17 @@ class Forwards:
         pipe.zrem(self.keys.forwards_due, fwd_id)
         pipe.execute()
 
-    def reschedule(
-        self, fwd_id: str, delay_s: float, error: str = "", attempted: bool = True, now: float | None = None
-    ) -> str:
+    def reschedule(self, fwd_id: str, delay_s: float, error: str = "", attempted: bool = True) -> str:
         """Next try in `delay_s`; 'failed' once the retry window has passed ('gone' if it no longer exists)."""
-        now = time.time() if now is None else now
-        return str(
-            self._reschedule(
-                keys=[self.keys.forwards_due, self.keys.forwards_failed, self.keys.forward(fwd_id)],
-                args=[
-                    fwd_id,
-                    now,
-                    max(0.0, delay_s),
-                    error[:500],
-                    "1" if attempted else "0",
-                    self.settings.forward_max_age_s,
-                    self.settings.retention_s,
-                ],
-            )
+        reply = self._call(
+            "forward_reschedule",
+            fwd_id=fwd_id,
+            delay_s=max(0.0, delay_s),
+            error=error[:500],
+            attempted="1" if attempted else "0",
+            max_age_s=self.settings.forward_max_age_s,
         )
+        return str(reply)
 
     def due_count(self) -> int:
         """Forwards waiting for a (next) POST, claimed ones included."""
@@ -254,20 +179,18 @@ class Forwards:
                 return
             offset += page
 
-    def retry(self, fwd_ids: Sequence[str], now: float | None = None) -> int:
+    def retry(self, fwd_ids: Sequence[str]) -> int:
         """Move given-up forwards back to due with a new retry window; returns how many moved."""
-        now = time.time() if now is None else now
         moved = 0
         for start in range(0, len(fwd_ids), MAX_STEP):
-            chunk = list(fwd_ids[start : start + MAX_STEP])
-            moved += self._retry(
-                keys=[self.keys.forwards_due, self.keys.forwards_failed], args=[self.settings.redis_prefix, now, *chunk]
-            )
+            chunk = fwd_ids[start : start + MAX_STEP]
+            rows = row_args("forward_retry", "ids", ({"fwd_id": fwd_id} for fwd_id in chunk))
+            moved += int(self._call("forward_retry", rows, ids=len(chunk)))
         return moved
 
     def retry_all(self) -> int:
         """Retry every forward given up before now, a step at a time."""
-        cutoff = time.time()
+        cutoff = ledger_now(self.redis, self.settings)
         moved = 0
         while ids := self._failed_before(cutoff):
             moved += self.retry(ids)

@@ -1,20 +1,28 @@
-"""Operator actions over many jobs, in bounded steps: the CLI and the console share these.
+"""Operator actions, the one implementation the CLI and the console both call.
 
-Each step runs one action script per job in one round trip (at most STEP jobs), then publishes
-the jobs that went back to a queue. Whole sets are walked page by page, never capped.
+Job actions (cancel, requeue, resend, mark_sent, purge) run one action script per job, at most STEP
+jobs per round trip, and publish the broker messages of the jobs that went back to a queue
+themselves (bulk ones in chunks, as `send_bulk` does); a publish lost to a crash is found by the
+reconciler's lost-message rule. Whole sets (the dead set, a batch) go a step at a time, so a caller
+can show progress; nothing is capped. Suppression list changes land in the audit stream; pause
+and resume are `ledger.controls.Controls`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
+from ledger.controls import Controls
 from ledger.outbox import republish
-from ledger.schema import STEP
+from ledger.schema import STEP, batch_job_id
 from ledger.store import Ledger
 
 REQUEUING = frozenset({"requeue", "resend"})
 """Actions that put a job back in a queue: its broker message is published after the step."""
+BATCH_CANCELLED = "batch_cancelled"
+"""The cancel reason of a batch's members (one of ledger.schema.CANCEL_REASONS)."""
 
 
 def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str, bool, str]]:
@@ -41,3 +49,78 @@ def apply_to_pages(
         if progress is not None:
             progress(tally["done"], tally["refused"])
     return tally
+
+
+def suppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
+    """Put numbers on the suppression list (they are never sent to), STEP at a time; returns how many were new."""
+    added = sum(ledger.suppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
+    Controls(ledger.redis, ledger.keys).audit(by, "suppression add", _numbers_target(numbers), added)
+    return added
+
+
+def unsuppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
+    """Take numbers off the suppression list, STEP at a time; returns how many were on it."""
+    removed = sum(ledger.unsuppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
+    Controls(ledger.redis, ledger.keys).audit(by, "suppression remove", _numbers_target(numbers), removed)
+    return removed
+
+
+def _numbers_target(numbers: Sequence[str]) -> str:
+    return numbers[0] if len(numbers) == 1 else f"{len(numbers)} numbers"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step over a whole set did; `seen` is how far the caller's position moves."""
+
+    done: int
+    refused: int
+    seen: int
+
+
+def dead_step(ledger: Ledger, action: str, until_ts: float, reason: str, skip: int) -> Step | None:
+    """`action` on the next STEP dead jobs that died by `until_ts` (of `reason`, if given).
+
+    `skip`: entries of the dead set left in place by earlier steps (another reason, refused);
+    None once nothing is left. Entries whose record is gone are dropped from the dead set.
+    """
+    ids = ledger.dead_page(until_ts, skip, STEP)
+    if not ids:
+        return None
+    reasons = ledger.dead_reasons(ids)
+    chosen = [job_id for job_id, why in zip(ids, reasons) if why is not None and (not reason or why == reason)]
+    kept = sum(1 for why in reasons if why is not None and reason and why != reason)
+    ledger.forget_dead([job_id for job_id, why in zip(ids, reasons) if why is None])
+    results = apply(ledger, action, chosen)
+    done = sum(1 for _, ok, _ in results if ok)
+    refused = len(results) - done
+    return Step(done, refused, kept + refused)
+
+
+def close_batch(ledger: Ledger, batch_id: str) -> bool:
+    """Mark a batch cancelled (it takes no new members); False if there is no such batch."""
+    return ledger.close_batch(batch_id)
+
+
+def cancel_batch_step(ledger: Ledger, batch_id: str, start: int) -> Step | None:
+    """Cancel the members `start` .. `start + STEP` of a closed batch that are not sent yet; None when done."""
+    info = ledger.batch_info(batch_id)
+    total = info["total"] if info else 0
+    if start >= total:
+        return None
+    ids = [batch_job_id(batch_id, i) for i in range(start, min(total, start + STEP))]
+    done = sum(ok for ok, _ in ledger.operate_many("cancel", ids, BATCH_CANCELLED))
+    return Step(done, len(ids) - done, len(ids))
+
+
+def cancel_batch(ledger: Ledger, batch_id: str, progress: Callable[[Step], None] | None = None) -> int:
+    """Close a batch, then cancel every member not yet sent, a step at a time; returns how many."""
+    if not close_batch(ledger, batch_id):
+        return 0
+    cancelled = start = 0
+    while (step := cancel_batch_step(ledger, batch_id, start)) is not None:
+        cancelled += step.done
+        start += step.seen
+        if progress is not None:
+            progress(step)
+    return cancelled

@@ -132,6 +132,56 @@ COUNTERS = {
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
 `dead:<reason>` (live dead records per reason)."""
 
+# --- the other hashes the ledger owns (config.keys.LEDGER_OWNED), field -> meaning ------------------
+# A field ending in ':' is a family: `state:<state>`, `op:<scope>`. tests/test_key_ownership.py checks
+# that the scripts and ledger/*.py use no other field of these hashes.
+BATCH_FIELDS = {
+    "total": "members the batch was created with",
+    "fingerprint": "hash of the whole member list: the same batch id with other members conflicts",
+    "created_ts": "epoch seconds, recorded",
+    "cancelled": "'1': cancel_batch ran; enqueue refuses new members",
+    "state:": "live members per state",
+}
+BREAKER_FIELDS = {
+    "state": "closed | open | half_open",
+    "failures": "transient failures counted towards the threshold",
+    "streak": "consecutive openings (the open interval doubles, capped)",
+    "open_until": "epoch seconds the breaker stays open",
+    "probe_until": "while half open: when the one probe's ownership ends",
+}
+PAUSE_FIELDS = {
+    "op:": "an operator's pause of a scope (PAUSE_SCOPES): JSON {reason, by, ts}",
+    "account": "COSMOS refused our account: JSON {reason, ts}; a probe's acceptance lifts it",
+    "probe_ts": "when the last account-pause probe went out",
+}
+RATE_FIELDS = {
+    "tat": "theoretical arrival time of the next request slot (GCRA), 60 s TTL",
+    "single_tat": "the same for single-lane sends, which may take a slot ahead of bulk",
+}
+FORWARD_FIELDS = {
+    "job": "the job whose final state is forwarded",
+    "url": "the application's callback URL",
+    "payload": "the JSON body, exactly as signed and sent",
+    "webhook_id": "Standard Webhooks webhook-id, the same on every retry",
+    "attempts": "POSTs made",
+    "created_ts": "epoch seconds, written",
+    "last_error": "the last failure, for people",
+    "last_attempt_ts": "epoch seconds of the last failure",
+    "retry_ts": "start of the retry window an operator's retry opened",
+    "failed_ts": "epoch seconds it was given up",
+}
+LEDGER_HASHES = {
+    "job": JOB_FIELDS,
+    "batch": BATCH_FIELDS,
+    "breaker": BREAKER_FIELDS,
+    "pause": PAUSE_FIELDS,
+    "rate": RATE_FIELDS,
+    "forward": FORWARD_FIELDS,
+    "counters": {**COUNTERS, "state:": "live records per state", "lane:": "per lane and state", "dead:": "per reason"},
+    "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
+}
+"""Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
+
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
 MAX_EXTRA_IDS = 5
@@ -192,6 +242,15 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
+    "forward_retry": ("ids",),
+    "events_read": ("group", "consumer", "count"),
+    "events_group": ("group", "start"),
+    "events_skip": ("group",),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "lock_release": ("name", "token"),
+    "batch_close": ("batch_id",),
     "bind": ("action", "holder", "slots", "lease_ms", "slot"),
     "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
     "inbound": ("sender", "to", "text", "word", "url"),
@@ -214,6 +273,8 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "messages": ("first", "last", "queue", "message"),
     },
+    "forward_retry": {"ids": ("fwd_id",)},
+    "search_filter": {"jobs": ("job",)},
 }
 """Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""
 SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
@@ -238,6 +299,7 @@ otherwise (verdict, detail); `enqueue` follows its status with (job, created) ro
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
+    "forward_claim": ("fwd_id", "fields"),
 }
 """Replies that are (or end in) a flat list of rows."""
 

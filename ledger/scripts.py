@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from ledger.schema import SCRIPT_ARGS, lua_prelude, lua_script_args
+from config.settings import Settings
+from ledger.schema import COMMON_ARGS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -19,6 +21,18 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
     return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+
+
+def common_args(settings: Settings) -> tuple[object, ...]:
+    """The arguments every ledger script gets first (ledger.schema.COMMON_ARGS)."""
+    values = {
+        "prefix": settings.redis_prefix,
+        "retention_s": settings.retention_s,
+        "events_maxlen": settings.events_maxlen,
+        "grace_s": settings.requeue_grace_s,
+        "clock_offset_s": settings.clock_offset_s,
+    }
+    return pack(COMMON_ARGS, values)
 
 
 class Scripts:
@@ -98,3 +112,18 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results, int(acked)
+
+
+class ScriptCalls:
+    """The ledger's scripts for one prefix, each called with its declared arguments by name.
+
+    For ledger-side classes other than `Ledger` (forwards, events, search, locks); `rows` are the flat
+    arguments of a script's repeated rows (`ledger.schema.row_args`).
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings):
+        self.scripts = Scripts(client)
+        self.common = common_args(settings)
+
+    def __call__(self, name: str, rows: Sequence[object] = (), **args: object) -> Any:
+        return self.scripts.run(name, *self.common, *script_args(name, **args), *rows)

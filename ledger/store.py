@@ -14,8 +14,8 @@ from config.keys import LANES, Keys
 from config.settings import Settings
 from ledger.clock import ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import COMMON_ARGS, ENQUEUE_STEP, STEP, SWEEP_STEP, pack, reply, reply_rows, row_args, script_args
-from ledger.scripts import Scripts
+from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
@@ -111,16 +111,7 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = pack(
-            COMMON_ARGS,
-            {
-                "prefix": self.keys.prefix,
-                "retention_s": settings.retention_s,
-                "events_maxlen": settings.events_maxlen,
-                "grace_s": settings.requeue_grace_s,
-                "clock_offset_s": settings.clock_offset_s,
-            },
-        )
+        self._common = common_args(settings)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -428,6 +419,15 @@ class Ledger:
         expires_in_s = self.settings.default_expires_in_s
         return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
 
+    # --- locks -----------------------------------------------------------------------
+    def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:
+        """`{P}:lock:<name>` for `token` unless another holder has it; it expires after `ttl_ms`."""
+        return bool(self.redis.set(self.keys.lock(name), token, nx=True, px=ttl_ms))
+
+    def release_lock(self, name: str, token: str) -> bool:
+        """Give the lock back, only if `token` still holds it."""
+        return bool(self._run("lock_release", *script_args("lock_release", name=name, token=token)))
+
     # --- reads -----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
         return to_record(job_id, self.redis.hgetall(self.keys.job(job_id)))  # type: ignore[arg-type]
@@ -494,6 +494,23 @@ class Ledger:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
 
+    def dead_page(self, until_ts: float, skip: int, count: int = STEP) -> list[str]:
+        """Dead job ids that died by `until_ts`, oldest first, from position `skip`."""
+        ids = self.redis.zrangebyscore(self.keys.dead, "-inf", until_ts, start=skip, num=count)
+        return [str(i) for i in ids]
+
+    def dead_reasons(self, job_ids: Sequence[str]) -> list[str | None]:
+        """Each job's dead reason (None: its record is gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "dead_reason")
+        return pipe.execute()
+
+    def forget_dead(self, job_ids: Sequence[str]) -> None:
+        """Drop dead-set entries whose record expired (stale entries)."""
+        if job_ids:
+            self.redis.zrem(self.keys.dead, *job_ids)
+
     def now(self) -> float:
         """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
         return ledger_now(self.redis, self.settings)
@@ -527,6 +544,10 @@ class Ledger:
         return int(pipe.execute()[0])
 
     # --- batches ---------------------------------------------------------------------
+    def close_batch(self, batch_id: str) -> bool:
+        """Mark a batch cancelled: `enqueue` refuses it new members. False if there is no such batch."""
+        return bool(self._run("batch_close", *script_args("batch_close", batch_id=batch_id)))
+
     def batch_info(self, batch_id: str) -> dict[str, Any] | None:
         raw: dict[str, str] = self.redis.hgetall(self.keys.batch(batch_id))  # type: ignore[assignment]
         if not raw or "total" not in raw:

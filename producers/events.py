@@ -43,6 +43,7 @@ from config.keys import Keys
 from config.redis_client import redis_client
 from config.settings import Settings, load_settings
 from ledger.record import entry_time
+from ledger.scripts import ScriptCalls
 
 MAX_READ_COUNT = 1000
 """Most entries one read returns: no call of ours holds Redis long."""
@@ -53,92 +54,6 @@ DEFAULT_CLAIM_IDLE_MS = 60_000
 CLAIM_EVERY_S = 5.0
 """How often (seconds) a reader looks for idle entries of other consumers."""
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
-
-# Atomically: is the group behind the stream's bound? If not, read what is new.
-# Reply: {'missed', estimate or -1, first id} | {'ok', last generated id, XREADGROUP reply} | {'nogroup'}
-_READ_NEW = """
-local stream, group, consumer, count = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local function field(flat, name)
-  for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
-  return nil
-end
-local function id_less(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
-  return ams < bms or (ams == bms and aseq < bseq)
-end
-if redis.call('EXISTS', stream) == 0 then return {'nogroup'} end
-local mine
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-  if field(g, 'name') == group then mine = g end
-end
-if not mine then return {'nogroup'} end
-local info = redis.call('XINFO', 'STREAM', stream)
-local first = field(info, 'first-entry')
-local last_delivered = field(mine, 'last-delivered-id')
-if first and id_less(last_delivered, first[1]) then
-  -- Every entry after the group's position is still in the stream; any other was trimmed unread.
-  local entries_read = field(mine, 'entries-read')
-  local missed = -1
-  if entries_read then
-    missed = tonumber(field(info, 'entries-added')) - tonumber(entries_read) - tonumber(field(info, 'length'))
-  end
-  if missed ~= 0 then return {'missed', tostring(missed), first[1]} end
-end
-local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
-return {'ok', field(info, 'last-generated-id'), reply}
-"""
-
-# Create the group (idempotent) at '$' or at the first available entry, with a consistent
-# entries-read so that entries trimmed before the group existed never count as missed.
-_ENSURE_GROUP = """
-local stream, group, start = KEYS[1], ARGV[1], ARGV[2]
-local function field(flat, name)
-  for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
-  return nil
-end
-local created = redis.pcall('XGROUP', 'CREATE', stream, group, '$', 'MKSTREAM')
-if type(created) == 'table' and created.err then
-  if string.find(created.err, 'BUSYGROUP') then return 'exists' end
-  return redis.error_reply(created.err)
-end
--- Redis 7.0 leaves entries-read unset for a group made at '$': set it, the check above needs it.
-local info = redis.call('XINFO', 'STREAM', stream)
-local added = tonumber(field(info, 'entries-added'))
-if start == '0' then
-  redis.call('XGROUP', 'SETID', stream, group, '0', 'ENTRIESREAD', added - tonumber(field(info, 'length')))
-else
-  redis.call('XGROUP', 'SETID', stream, group, '$', 'ENTRIESREAD', added)
-end
-return 'created'
-"""
-
-# Move a group that fell behind to the first available entry (nothing if it is not behind).
-_SKIP_MISSED = """
-local stream, group = KEYS[1], ARGV[1]
-local function field(flat, name)
-  for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
-  return nil
-end
-local info = redis.call('XINFO', 'STREAM', stream)
-local before = tonumber(field(info, 'entries-added')) - tonumber(field(info, 'length'))
-local first = field(info, 'first-entry')
-if not first then return 0 end
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-  if field(g, 'name') == group then
-    local last = field(g, 'last-delivered-id')
-    local lms, lseq = string.match(last, '^(%d+)-(%d+)$')
-    local fms, fseq = string.match(first[1], '^(%d+)-(%d+)$')
-    lms, lseq, fms, fseq = tonumber(lms), tonumber(lseq), tonumber(fms), tonumber(fseq)
-    if lms < fms or (lms == fms and lseq < fseq) then
-      redis.call('XGROUP', 'SETID', stream, group, '0', 'ENTRIESREAD', before)
-      return 1
-    end
-  end
-end
-return 0
-"""
 
 
 class EventsMissed(CosmosSmsError):
@@ -297,9 +212,7 @@ class EventReader:
         self.redis = client or _client(self.settings)
         self.stream = Keys(self.settings.redis_prefix).events
         self.group, self.consumer, self.start, self.claim_idle_ms = group, consumer, start, claim_idle_ms
-        self._read_new = self.redis.register_script(_READ_NEW)
-        self._ensure = self.redis.register_script(_ENSURE_GROUP)
-        self._skip = self.redis.register_script(_SKIP_MISSED)
+        self._call = ScriptCalls(self.redis, self.settings)
         self._pending_cursor: str | None = "0"  # own unacknowledged events first, after a restart
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
@@ -307,7 +220,7 @@ class EventReader:
 
     def ensure_group(self) -> None:
         """Create the group if it does not exist yet (at `start`); harmless if it does."""
-        self._ensure(keys=[self.stream], args=[self.group, self.start])
+        self._call("events_group", group=self.group, start=self.start)
         self._group_ready = True
 
     def read(self, count: int = 100, block_ms: int | None = None) -> list[Event]:
@@ -337,7 +250,7 @@ class EventReader:
 
     def skip_missed(self) -> bool:
         """After `EventsMissed`: move the group to the first available event; returns whether it moved."""
-        return bool(self._skip(keys=[self.stream], args=[self.group]))
+        return bool(self._call("events_skip", group=self.group))
 
     def pending_count(self) -> int:
         """Events delivered to this group and not acknowledged yet (all its consumers)."""
@@ -392,10 +305,10 @@ class EventReader:
         return self._run_read_new(count)[0]
 
     def _run_read_new(self, count: int) -> tuple[list[Event], str | None]:
-        reply = self._read_new(keys=[self.stream], args=[self.group, self.consumer, count])
+        reply = self._call("events_read", group=self.group, consumer=self.consumer, count=count)
         if reply[0] == "nogroup":
             self.ensure_group()
-            reply = self._read_new(keys=[self.stream], args=[self.group, self.consumer, count])
+            reply = self._call("events_read", group=self.group, consumer=self.consumer, count=count)
         if reply[0] == "missed":
             estimate = int(reply[1])
             raise EventsMissed(self.group, estimate if estimate > 0 else None, reply[2])

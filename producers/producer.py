@@ -17,8 +17,9 @@ from config.keys import LANE_BULK, LANE_SINGLE, Keys
 from config.redis_client import redis_client, ride_out
 from config.settings import Settings
 from cosmos_api.rules import validate_message
+from ledger import operations
 from ledger.outbox import chunk_messages, single_message
-from ledger.schema import ENQUEUE_STEP, STEP, batch_job_id
+from ledger.schema import ENQUEUE_STEP, batch_job_id
 from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
@@ -224,12 +225,6 @@ class SmsProducer:
 
     def cancel_batch(self, batch_id: str) -> int:
         """Cancel every member not yet sent; the batch takes no new members afterwards."""
-        info = self.get_batch(batch_id)
-        if info is None:
+        if not isinstance(batch_id, str) or not batch_id:
             return 0
-        self.redis.hset(self.keys.batch(batch_id), "cancelled", 1)
-        cancelled = 0
-        for start in range(0, info["total"], STEP):
-            ids = [batch_job_id(batch_id, i) for i in range(start, min(start + STEP, info["total"]))]
-            cancelled += sum(done for done, _ in self.ledger.operate_many("cancel", ids, "batch_cancelled"))
-        return cancelled
+        return operations.cancel_batch(self.ledger, batch_id)

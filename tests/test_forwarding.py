@@ -414,32 +414,36 @@ def test_pipeline_final_states_reach_the_application_signed_and_the_events_show_
     assert [e.state for e in events][:1] == ["queued"]
 
 
-def test_a_claim_hides_a_forward_for_the_grace_only(store):
-    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"), now=1000.0)
+def test_a_claim_hides_a_forward_for_the_grace_only(store, settings_for):
+    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"))
     grace = store.settings.forward_claim_grace_s
-    assert [f.fwd_id for f in store.claim(now=1000.0)] == [intent.fwd_id]
-    assert store.claim(now=1000.0 + grace - 0.1) == []  # another worker does not see it meanwhile
-    assert [f.fwd_id for f in store.claim(now=1000.0 + grace)] == [intent.fwd_id]  # its worker died
+    assert [f.fwd_id for f in store.claim()] == [intent.fwd_id]
+    assert store.claim() == []  # another worker does not see it meanwhile
+    # Once the grace has passed on the ledger's clock it is due again: its worker died.
+    late = Forwards(store.redis, settings_for(**FAST, COSMOS_TEST_CLOCK_OFFSET_S=str(grace + 1)))
+    assert [f.fwd_id for f in late.claim()] == [intent.fwd_id]
 
 
 def test_claims_are_bounded_steps(store):
     for i in range(600):
-        store.add(f"j{i}", "http://app.example/cb", payload(f"j{i}", "delivered"), now=1000.0)
-    assert len(store.claim(limit=10_000, now=1000.0)) == 500
-    assert len(store.claim(limit=10_000, now=1000.0)) == 100
+        store.add(f"j{i}", "http://app.example/cb", payload(f"j{i}", "delivered"))
+    assert len(store.claim(limit=10_000)) == 500
+    assert len(store.claim(limit=10_000)) == 100
 
 
-def test_give_up_after_the_window_and_retry_opens_a_new_one(store):
-    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"), now=1000.0)
-    max_age = store.settings.forward_max_age_s
-    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=1000.0 + max_age - 1) == "rescheduled"
-    held = store.reschedule(intent.fwd_id, 1.0, "", attempted=False, now=1000.0 + max_age - 0.5)
+def test_give_up_after_the_window_and_retry_opens_a_new_one(store, settings_for, redis_client):
+    # The same intents seen on the ledger's clock moved past the retry window.
+    window = store.settings.forward_max_age_s
+    expired = Forwards(redis_client, settings_for(**FAST, COSMOS_TEST_CLOCK_OFFSET_S=str(window + 1)))
+    intent = store.add("j1", "http://app.example/cb", payload("j1", "delivered"))
+    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500") == "rescheduled"
+    held = store.reschedule(intent.fwd_id, 1.0, "", attempted=False)
     assert held == "rescheduled" and store.get(intent.fwd_id).attempts == 1  # a held-back try is no attempt
-    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=1000.0 + max_age) == "failed"
+    assert expired.reschedule(intent.fwd_id, 1.0, "HTTP 500") == "failed"
     assert store.due_count() == 0 and [f.fwd_id for f in store.failed_page()] == [intent.fwd_id]
-    assert store.retry(["nope", intent.fwd_id], now=5000.0 + max_age) == 1
+    assert store.retry(["nope", intent.fwd_id]) == 1
     assert store.failed_count() == 0 and store.due_count() == 1
-    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500", now=5000.0 + max_age + 1) == "rescheduled"
+    assert store.reschedule(intent.fwd_id, 1.0, "HTTP 500") == "rescheduled"
 
 
 def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_success():

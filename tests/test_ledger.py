@@ -495,3 +495,19 @@ def test_a_final_state_of_a_forwarded_job_writes_its_forward_intent(settings_for
         TO,
     )
     assert payload["message_timestamp"] == "2026-12-01 10:00:00"
+
+
+def test_a_lock_is_released_only_by_its_holder(ledger):
+    assert ledger.take_lock("reconciler", "a", 60_000)
+    assert not ledger.take_lock("reconciler", "b", 60_000)
+    assert not ledger.release_lock("reconciler", "b")  # not its lock: still held by a
+    assert not ledger.take_lock("reconciler", "b", 60_000)
+    assert ledger.release_lock("reconciler", "a")
+    assert ledger.take_lock("reconciler", "b", 60_000)
+
+
+def test_closing_a_batch_refuses_an_unknown_one_and_writes_nothing(ledger, producer):
+    assert not ledger.close_batch("no-such-batch")
+    assert ledger.redis.exists(ledger.keys.batch("no-such-batch")) == 0
+    producer.send_bulk([{"to": TO, "sender": "F", "text": "hi"}], batch_id="b-close")
+    assert ledger.close_batch("b-close") and ledger.batch_info("b-close")["cancelled"]

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 
+import httpx
 import pytest
 import redis
 
@@ -20,8 +21,9 @@ from config.redis_client import (
 )
 from config.settings import SettingsError, load_settings
 from producers.producer import SmsProducer
+from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from tests.support.processes import ROOT, cosmos_cmd
+from tests.support.processes import ROOT, cosmos_cmd, spawn, stop
 from tests.support.sentinel import MASTER_NAME, start_sentinel
 
 
@@ -56,7 +58,7 @@ def test_the_command_line_exits_2_with_one_line_naming_the_master_setting(base_e
 
 
 def test_every_role_has_named_timeouts_and_the_producer_fails_fastest():
-    assert set(TIMEOUTS) == {"producer", "worker", "receiver", "console", "cli"}
+    assert set(TIMEOUTS) == {"producer", "worker", "receiver", "console", "cli", "demo"}
     assert TIMEOUTS["producer"].socket_s < TIMEOUTS["worker"].socket_s
 
 
@@ -103,6 +105,51 @@ def test_the_factory_reaches_the_primary_through_a_sentinel(settings_for, redis_
             assert options["sentinel_kwargs"]["socket_timeout"] > 0
         assert conf["broker_url"].startswith("sentinel://")
     finally:
+        sentinel.stop()
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/login").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_the_console_and_pause_work_on_a_sentinel_url(base_env, redis_server, tmp_path, prefix):
+    from console.users import encode_hash
+    from tests.console.helpers import OPERATOR, login, token
+
+    name, role, password = OPERATOR
+    sentinel = start_sentinel(tmp_path / "s", free_port(), "127.0.0.1", redis_server.port)
+    env = {**base_env, "REDIS_URL": sentinel.url, "COSMOS_REDIS_SENTINEL_MASTER": MASTER_NAME}
+    pause_key = f"{prefix}:pause"
+    console = None
+    try:
+        paused = subprocess.run(
+            cosmos_cmd("pause", "--reason", "brake via sentinel"),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert paused.returncode == 0, paused.stderr
+        assert "brake via sentinel" in (redis_server.client().hget(pause_key, "op:all") or "")
+
+        port = free_port()
+        console_env = {**env, "COSMOS_CONSOLE_USERS": f"{name}:{role}:{encode_hash(password)}"}
+        console = spawn(cosmos_cmd("console", "--port", str(port)), console_env, tmp_path / "console.log")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            wait_for(lambda: _answers(client), timeout=30, what="the console on a sentinel URL")
+            assert login(client, name, password).status_code == 303
+            assert "brake via sentinel" in client.get("/controls").text
+            resumed = client.post("/controls/resume", data={"lane": "all", "csrf_token": token(client)})
+            assert resumed.status_code in (200, 303)
+        assert redis_server.client().hget(pause_key, "op:all") is None
+    finally:
+        if console is not None:
+            stop(console)
         sentinel.stop()
 
 

@@ -22,8 +22,7 @@ def test_lua_reads_exactly_the_declared_arguments(script: str) -> None:
     assert "arg(" not in body
     # Only repeated rows are read by position, and only through their declared field offsets.
     for group, fields in schema.SCRIPT_ROWS.get(script, {}).items():
-        alias = {"jobs": "JR", "messages": "MR"}[group]
-        assert _names(rf"\b{alias}\.(\w+)", body) - {"width"} == set(fields)
+        assert _names(rf"\bROW\.{group}\.(\w+)", body) - {"width"} == set(fields), group
     if script not in schema.SCRIPT_ROWS:
         assert "ARGV" not in body
 

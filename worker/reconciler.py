@@ -20,7 +20,7 @@ from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.reconciler")
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+LOCK = "reconciler"
 MAX_STEPS_PER_TICK = 10
 """Claim steps per tick while a full step comes back: resuming a paused backlog releases up to
 10 × STEP jobs a tick, each step a short script call."""
@@ -48,9 +48,8 @@ class Reconciler(threading.Thread):
     def tick(self) -> int:
         """Run the duties if this process holds the lock; returns jobs republished."""
         ctx = self.ctx
-        lock = ctx.keys.lock("reconciler")
         ttl_ms = int(max(5.0, ctx.settings.scheduler_interval_s * 5) * 1000)
-        if not ctx.redis.set(lock, self.token, nx=True, px=ttl_ms):
+        if not ctx.ledger.take_lock(LOCK, self.token, ttl_ms):
             return 0
         try:
             reasons: Counter[str] = Counter()
@@ -75,7 +74,7 @@ class Reconciler(threading.Thread):
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())
         finally:
-            ctx.redis.eval(_RELEASE, 1, lock, self.token)
+            ctx.ledger.release_lock(LOCK, self.token)
 
     def stop(self) -> None:
         self.stopping.set()

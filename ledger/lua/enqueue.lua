@@ -6,7 +6,6 @@
 -- Returns {'ok', job, created, ...} | {'conflict', index, job, key} | {'batch_conflict'} | {'batch_cancelled'}
 local batch, batch_fp, batch_total, n = A.batch_id, A.batch_fingerprint, tonumber(A.batch_total), tonumber(A.jobs)
 local t = now()
-local JR, MR = ROW.jobs, ROW.messages
 if batch ~= '' then
   local bk = key('batch', batch)
   local b = redis.call('HMGET', bk, 'fingerprint', 'cancelled')
@@ -17,8 +16,8 @@ end
 -- First pass decides every idempotency key, so a conflict changes nothing.
 local reuse, seen = {}, {}
 for i = 1, n do
-  local b = ROWS_AT + (i - 1) * JR.width - 1
-  local idem, fp = ARGV[b + JR.idem], ARGV[b + JR.fingerprint]
+  local b = ROWS_AT + (i - 1) * ROW.jobs.width - 1
+  local idem, fp = ARGV[b + ROW.jobs.idem], ARGV[b + ROW.jobs.fingerprint]
   if idem ~= '' then
     local owner = seen[idem] or redis.call('GET', key('idem', idem))
     if owner then
@@ -27,14 +26,14 @@ for i = 1, n do
       if ofp ~= fp then return {'conflict', tostring(i - 1), other, idem} end
       reuse[i] = other
     else
-      seen[idem] = ARGV[b + JR.job_id] .. '|' .. fp
+      seen[idem] = ARGV[b + ROW.jobs.job_id] .. '|' .. fp
     end
   end
 end
 local result, created = {'ok'}, {}
 for i = 1, n do
-  local b = ROWS_AT + (i - 1) * JR.width - 1
-  local job = ARGV[b + JR.job_id]
+  local b = ROWS_AT + (i - 1) * ROW.jobs.width - 1
+  local job = ARGV[b + ROW.jobs.job_id]
   local revive = false
   if not reuse[i] then
     local f = redis.call('HMGET', key('job', job), F.state, F.last_error)
@@ -53,21 +52,22 @@ for i = 1, n do
   elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
-    local idem, to = ARGV[b + JR.idem], ARGV[b + JR.to]
+    local idem, to = ARGV[b + ROW.jobs.idem], ARGV[b + ROW.jobs.to]
     local jk = key('job', job)
-    redis.call('HSET', jk, F.lane, ARGV[b + JR.lane], F.to, to, F['from'], ARGV[b + JR.sender],
-      F.text, ARGV[b + JR.text], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + JR.expires_in_s]), F.attempts, 0)
-    if ARGV[b + JR.callback] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + JR.callback]) end
-    if ARGV[b + JR.forward] == '1' then redis.call('HSET', jk, F.forward, 1) end
+    redis.call('HSET', jk, F.lane, ARGV[b + ROW.jobs.lane], F.to, to, F['from'], ARGV[b + ROW.jobs.sender],
+      F.text, ARGV[b + ROW.jobs.text], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + ROW.jobs.expires_in_s]),
+      F.attempts, 0)
+    if ARGV[b + ROW.jobs.callback] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + ROW.jobs.callback]) end
+    if ARGV[b + ROW.jobs.forward] == '1' then redis.call('HSET', jk, F.forward, 1) end
     if batch ~= '' then redis.call('HSET', jk, F.batch, batch) end
     if idem ~= '' then
       redis.call('HSET', jk, F.idem, idem)
-      redis.call('SET', key('idem', idem), job .. '|' .. ARGV[b + JR.fingerprint])
+      redis.call('SET', key('idem', idem), job .. '|' .. ARGV[b + ROW.jobs.fingerprint])
     end
     redis.call('ZADD', key('idx', 'created'), t, job)
     redis.call('ZADD', key('idx', 'to', to), t, job)
     local j = {id = job, jk = jk}
-    j[F.lane] = ARGV[b + JR.lane]
+    j[F.lane] = ARGV[b + ROW.jobs.lane]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)
     created[i] = true
@@ -75,12 +75,12 @@ for i = 1, n do
   end
 end
 -- The broker messages land in the same atomic step as their records.
-local mb = ROWS_AT + n * JR.width
+local mb = ROWS_AT + n * ROW.jobs.width
 for k = 0, tonumber(ARGV[mb]) - 1 do
-  local o = mb + k * MR.width
-  local first, last = tonumber(ARGV[o + MR.first]), tonumber(ARGV[o + MR.last])
+  local o = mb + k * ROW.messages.width
+  local first, last = tonumber(ARGV[o + ROW.messages.first]), tonumber(ARGV[o + ROW.messages.last])
   for i = first, last do
-    if created[i] then redis.call('LPUSH', ARGV[o + MR.queue], ARGV[o + MR.message]); break end
+    if created[i] then redis.call('LPUSH', ARGV[o + ROW.messages.queue], ARGV[o + ROW.messages.message]); break end
   end
 end
 return result

@@ -41,6 +41,19 @@ def test_suppression_add(base_env, redis_client, prefix):
     assert redis_client.scard(f"{prefix}:suppressed") == 2
 
 
+def test_suppression_remove_is_checked_and_audited_as_the_console_does(base_env, redis_client, prefix):
+    redis_client.sadd(f"{prefix}:suppressed", "033334445566770", "033334445566771")
+    bad = run(base_env, "suppression", "remove", "033334445566770", "12345")
+    assert bad.returncode == 2 and "12345: must be 0 followed by 14 digits" in bad.stderr
+    assert redis_client.scard(f"{prefix}:suppressed") == 2  # nothing changed
+    assert run(base_env, "suppression", "remove", "033334445566770").returncode == 0
+    assert redis_client.smembers(f"{prefix}:suppressed") == {"033334445566771"}
+    entries = redis_client.xrange(f"{prefix}:audit")
+    assert [(f["action"], f["target"], f["count"]) for _, f in entries] == [
+        ("suppression remove", "033334445566770", "1")
+    ]
+
+
 def test_hash_password_reads_stdin_and_prints_a_shell_safe_hash(base_env):
     result = run(base_env, "hash-password", stdin="s3cret pass\n")
     assert result.returncode == 0
