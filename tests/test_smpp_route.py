@@ -117,11 +117,14 @@ def test_unknown_outcomes_are_resent_and_counted(fleet, smsc_fresh, smpp_produce
     for verb in AMBIGUOUS_ROWS:
         to = number()
         smsc_fresh.script(to, verb, "ok")
-        jobs[smpp_producer.send_sms(to, "Acme", f"row {verb}")] = verb
-    for job, verb in jobs.items():
+        jobs[smpp_producer.send_sms(to, "Acme", f"row {verb}")] = (verb, to)
+    for job, (verb, to) in jobs.items():
         record = final(smpp_producer, job)
         assert record["state"] == "delivered", (verb, record)
-        assert record["ambiguous_resends"] == 1, (verb, record)
+        # At least this row's own unknown outcome; a dropped or corrupt session ends the other
+        # rows' submits in flight on it too (each then counted).
+        assert record["ambiguous_resends"] >= 1, (verb, record)
+        assert len(smsc_fresh.messages(to)) == 1, verb  # none of the unknown attempts was taken
         assert record["history"][0]["status"] in ("no_answer", "connection_lost"), (verb, record)
 
 
