@@ -28,6 +28,8 @@ VERBS = ("ok", "none", "drop", "accept_drop", "nack", "nack0", "throttle", "unde
 """Script verbs besides `0x..` (a command_status): no response, close the connection after reading the
 submit (without / after accepting it), generic_nack with / without its sequence, ESME_RTHROTTLED,
 accepted with an UNDELIV receipt."""
+RANDOM_FAULTS = ("none", "drop", "accept_drop", "0x8", "nack", "nack0", "throttle")
+"""What `fault_rate` picks from, evenly: each way an SMSC fails a submit, taken or not."""
 RECEIPT_RESEND_S = 2.0
 """A deliver_sm not answered within this is sent again (on any bound session)."""
 
@@ -61,6 +63,8 @@ class SmscFaults:
     receipts: bool = True
     receipt_before_response: bool = False
     receipts_on_other_bind: bool = False
+    fault_rate: float = 0.0
+    """Probability (0-1) that a submit meets one of RANDOM_FAULTS instead of its answer."""
 
 
 class _Dummy:
@@ -250,6 +254,8 @@ class Smsc:
             self._recent.popleft()
         throttled = self.faults.throttle_rate and len(self._recent) >= self.faults.throttle_rate
         verb = "throttle" if throttled else self._verb(to)
+        if verb == "ok" and self.faults.fault_rate and self.random.random() < self.faults.fault_rate:
+            verb = self.random.choice(RANDOM_FAULTS)
         if not throttled:
             self._recent.append(now)
         if self.faults.latency_ms:

@@ -288,3 +288,13 @@ def test_the_smpp_password_is_in_no_redis_key_value_or_log_line(fleet, smsc_fres
     assert seen > 10
     for worker in fleet.started:
         assert password not in worker.log()
+
+
+def test_an_smsc_throttling_above_a_rate_slows_the_route_without_spending_attempts(fleet, smsc_fresh, smpp_producer):
+    throttled_before = smsc_fresh.state()["throttled"]
+    smsc_fresh.faults(throttle_rate=10)
+    ids = smpp_producer.send_bulk([{"to": number(), "sender": "Acme", "text": f"burst {i}"} for i in range(40)])
+    wait_for(lambda: all(s == "delivered" for s in smpp_producer.ledger.states(ids)), timeout=60, what="all delivered")
+    smsc_fresh.faults(throttle_rate=0)
+    assert smsc_fresh.state()["throttled"] > throttled_before
+    assert all(r and r["attempts"] == 1 for r in (smpp_producer.get_status(i) for i in ids))

@@ -18,7 +18,7 @@ WINDOW = 3
 
 @pytest.fixture(scope="module")
 def fleet(smpp_fleet, smpp_env):
-    smpp_env.update(COSMOS_SMPP_WINDOW=str(WINDOW), COSMOS_SMPP_MAX_BINDS="1")
+    smpp_env.update(COSMOS_SMPP_WINDOW=str(WINDOW), COSMOS_SMPP_MAX_BINDS="1", COSMOS_MAX_AMBIGUOUS_RESENDS="10")
     smpp_fleet.env.update(smpp_env)
     smpp_fleet.start(concurrency=8)
     smpp_fleet.start(concurrency=8)
@@ -78,6 +78,40 @@ def test_an_smsc_restart_mid_window_loses_nothing_and_counts_every_resend(fleet,
         copies = len(smsc.messages(record["to"]))
         # The SMSC took some in-flight submits it never answered: each extra copy is a counted resend.
         assert 1 <= copies <= 1 + record["ambiguous_resends"], record
+
+
+@pytest.mark.parametrize("count", [100, pytest.param(300, marks=pytest.mark.long)])
+def test_exactly_once_over_smpp_with_thirty_percent_faults(fleet, smsc: SmscHandle, smpp_producer, count):
+    smsc.faults(fault_rate=0.3)
+    numbers = [f"04477006{count}{i:04d}" for i in range(count)]
+    ids = smpp_producer.send_bulk([{"to": n, "sender": "Acme", "text": f"exactly once {n}"} for n in numbers])
+    wait_for(
+        lambda: delivered(smpp_producer, ids) or _states(smpp_producer, ids),
+        timeout=120,
+        what=f"all {count} delivered",
+    )
+    assert delivered(smpp_producer, ids), _states(smpp_producer, ids)
+    smsc.faults(fault_rate=0.0)
+    by_number: dict[str, int] = {}
+    for message in smsc.messages():
+        by_number[message["to"]] = by_number.get(message["to"], 0) + 1
+    lost = [n for n in numbers if by_number.get(n, 0) == 0]
+    assert lost == []
+    for job in ids:
+        record = smpp_producer.get_status(job)
+        assert record is not None
+        copies = by_number[record["to"]]
+        # A second copy only after an attempt whose outcome was unknown, and then counted.
+        assert copies - 1 <= record["ambiguous_resends"], record
+    print(f"\n[smpp exactly-once] {count} messages, {sum(by_number.values()) - count} duplicates, all counted")
+
+
+def _states(producer, ids: list[str]) -> dict[str, int]:
+    """Counts per state, once none is in flight any more (else empty: keep waiting)."""
+    counts: dict[str, int] = {}
+    for state in producer.ledger.states(ids):
+        counts[str(state)] = counts.get(str(state), 0) + 1
+    return counts if set(counts) <= {"delivered", "held", "dead", "expired"} else {}
 
 
 def _bind_holder_pid(producer) -> int:
