@@ -1,13 +1,15 @@
 """How long one call of ours holds Redis, as Redis itself times it (SLOWLOG): an enqueue step of
-`send_bulk`, a retention sweep step and a reconciler claim step.
+`send_bulk`, a retention sweep step, a reconciler claim step and a release step of scheduled jobs.
 
     python -m bench.redis_hold                   # 3 calls of 100,000 messages on an idle private Redis
     python -m bench.redis_hold --messages 20000 --calls 1
+    python -m bench.redis_hold --messages 1000000 --calls 0   # only the release of a million scheduled jobs
 
 Nothing else runs against this Redis, so the figures are the scripts' own cost, not the
 machine's scheduling: every command over 1 ms is logged, and the report gives p50 / p99 / max
 per command (ledger scripts by name). For the sweep and the claim, 1,000 dead jobs (retention
-1 s) and 1,000 due retries are made per round, then one sweep step and one claim step run.
+1 s) and 1,000 due retries are made per round, then one sweep step and one claim step run. For the
+release, `--messages` jobs are scheduled for the same second and released, the clock moved past it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import redis
 
 from bench.processes import start_redis
 from config.settings import load_settings
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP
+from ledger.schema import ENQUEUE_STEP, RELEASE_STEP, STEP, SWEEP_STEP
 from ledger.scripts import Scripts
 from ledger.store import Ledger, NewJob
 from producers.producer import SmsProducer
@@ -89,6 +92,24 @@ def sweep_and_claim(ledger: Ledger) -> None:
     ledger.claim_due(STEP)
 
 
+def schedule_and_release(url: str, messages: int) -> None:
+    """`messages` jobs scheduled for one second a minute ahead, then released with the clock past it."""
+    settings = {"redis_url": url, "redis_prefix": "hold-release", "api_key": "k", "api_secret": "s", "testing": True}
+    producer = SmsProducer(load_settings(**settings))
+    send_at = datetime.fromtimestamp(producer.ledger.now() + 60, UTC)
+    for start in range(0, messages, 100_000):
+        producer.send_bulk(
+            [
+                {"to": "033334445566770", "sender": "Bench", "text": str(i), "send_at": send_at}
+                for i in range(start, min(messages, start + 100_000))
+            ]
+        )
+    producer.redis.slowlog_reset()  # the release only
+    later = Ledger(producer.redis, load_settings(**settings, test_clock_offset_s=120))
+    while later.release_due():
+        pass
+
+
 def run(messages: int, calls: int, work_dir: Path) -> dict[str, Any]:
     service, url = start_redis(work_dir)
     try:
@@ -104,13 +125,17 @@ def run(messages: int, calls: int, work_dir: Path) -> dict[str, Any]:
             )
         for _ in range(calls):
             sweep_and_claim(Ledger(client, load_settings(redis_url=url, redis_prefix="hold-sweep", retention_s=1)))
+        over_1ms = holds(client)
+        schedule_and_release(url, messages)
         return {
             "messages_per_call": messages,
             "calls": calls,
             "enqueue_step": ENQUEUE_STEP,
             "sweep_step": SWEEP_STEP,
             "claim_step": STEP,
-            "over_1ms": holds(client),
+            "release_step": RELEASE_STEP,
+            "over_1ms": over_1ms,
+            "release_over_1ms": holds(client),
         }
     finally:
         service.stop()

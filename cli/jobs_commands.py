@@ -19,11 +19,20 @@ def _producer() -> SmsProducer:
 @click.option("--text", required=True, help="Message text.")
 @click.option("--callback", default=None, help="Your own delivery-status URL (else COSMOS_WEBHOOK_URL).")
 @click.option("--idempotency-key", default=None, help="Same key, same message: sent once.")
-@click.option("--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds.")
+@click.option(
+    "--expires-in", type=click.IntRange(min=1), default=None, help="Deadline in seconds (from --at if given)."
+)
+@click.option(
+    "--at",
+    "send_at",
+    default=None,
+    metavar="ISO",
+    help="Send no earlier than this ISO 8601 time with an offset, e.g. 2026-12-08T09:00:00+01:00.",
+)
 @one_line_errors
-def send(to, sender, text, callback, idempotency_key, expires_in) -> None:
+def send(to, sender, text, callback, idempotency_key, expires_in, send_at) -> None:
     """Enqueue one message; prints its job id."""
-    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in))
+    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at))
 
 
 @click.command()
@@ -82,6 +91,10 @@ def stats(as_json) -> None:
     table.add_row("breaker", figures["breaker"]["state"])
     pause = figures["paused"]
     table.add_row("paused", f"{pause['kind']}: {pause['reason']} ({', '.join(pause['lanes'])})" if pause else "no")
+    scheduled = figures["scheduled"]
+    table.add_row("scheduled", f"{scheduled['waiting']} waiting, next at {scheduled['next_at'] or 'none'}")
+    quiet = figures["quiet_hours"]
+    table.add_row("quiet hours", f"on until {quiet['until']} ({quiet['waiting']} bulk waiting)" if quiet else "off")
     Console().print(table)
 
 

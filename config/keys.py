@@ -24,6 +24,8 @@ LEDGER_OWNED = frozenset(
         "message_id",
         "batch",
         "retry",
+        "scheduled",
+        "quiet",
         "by_number",
         "forward",
         "created",
@@ -86,7 +88,7 @@ class Keys:
         return f"{self.prefix}:msgid:{message_id}"
 
     def batch(self, batch_id: str) -> str:
-        """Hash: a batch's total, fingerprint, created_ts, cancelled flag and `state:<s>` counts."""
+        """Hash: a batch's total, fingerprint, created_ts, cancelled flag, send_until and `state:<s>` counts."""
         return f"{self.prefix}:batch:{batch_id}"
 
     def chunk(self, task_id: str) -> str:
@@ -96,6 +98,15 @@ class Keys:
     def retry(self, lane: str) -> str:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
         return f"{self.prefix}:retry:{lane}"
+
+    def scheduled(self, lane: str) -> str:
+        """Sorted set: a lane's queued jobs whose `send_at` is ahead -> send_at (no broker message yet)."""
+        return f"{self.prefix}:scheduled:{lane}"
+
+    @property
+    def quiet(self) -> str:
+        """Sorted set: bulk jobs waiting for the quiet hours to end -> when they were due."""
+        return f"{self.prefix}:quiet"
 
     def by_number(self, number: str) -> str:
         """Sorted set: jobs to one number -> created_ts (console search)."""

@@ -11,12 +11,14 @@ import base64
 import re
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.backoff import backoff_bound_s
 from config.errors import SettingsError
+from config.quiet_window import parse_window
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
@@ -59,6 +61,11 @@ class Settings(BaseSettings):
     default_expires_in_s: int = Field(86400, alias="COSMOS_DEFAULT_EXPIRES_IN_S", gt=0)
     ambiguous_policy: Literal["resend", "hold"] = Field("resend", alias="COSMOS_AMBIGUOUS_POLICY")
     rate_limit: float = Field(0.0, alias="COSMOS_RATE_LIMIT", ge=0)
+
+    # Scheduled sends and quiet hours (docs/scheduling.md).
+    max_schedule_ahead_s: int = Field(35 * 86400, alias="COSMOS_MAX_SCHEDULE_AHEAD_S", gt=0)
+    quiet_hours: str | None = Field(None, alias="COSMOS_QUIET_HOURS")
+    quiet_hours_tz: str = Field("UTC", alias="COSMOS_QUIET_HOURS_TZ")
 
     # Ledger and reconciler.
     retention_s: int = Field(DEFAULT_RETENTION_S, alias="COSMOS_RETENTION_S", gt=0)
@@ -231,6 +238,23 @@ class Settings(BaseSettings):
         return self.smpp_url, self.smpp_system_id, self.smpp_password.get_secret_value()
 
     # --- end of the SMPP route ----------------------------------------------------------------------
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None:
+            parse_window(value)  # raises ValueError naming the problem
+        return value
+
+    @field_validator("quiet_hours_tz")
+    @classmethod
+    def _quiet_hours_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from exc
+        return value
 
     @field_validator("api_url")
     @classmethod

@@ -82,7 +82,18 @@ def messages(request: Request, user: Viewer):
         q = parse_query(params)
         searched = any(
             params.get(k)
-            for k in ("job_id", "message_id", "number", "idem", "batch", "state", "reason", "since", "until")
+            for k in (
+                "job_id",
+                "message_id",
+                "number",
+                "idem",
+                "batch",
+                "state",
+                "reason",
+                "since",
+                "until",
+                "scheduled",
+            )
         )
         page = console.searcher.run(q)
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]

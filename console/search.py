@@ -46,6 +46,8 @@ class Query:
     since: float | None = None
     until: float | None = None
     cursor: str = ""
+    scheduled: bool = False
+    """Only queued jobs with a send_at: waiting for it, or released and not yet taken."""
 
     @property
     def driver(self) -> str:
@@ -99,7 +101,12 @@ def parse_query(params: dict[str, str]) -> Query:
     since, until = parse_time("since", params.get("since", "")), parse_time("until", params.get("until", ""))
     if since is not None and until is not None and since > until:
         raise SearchError("since: later than until")
-    return Query(**values, since=since, until=until)
+    scheduled = (params.get("scheduled") or "").strip()
+    if scheduled not in ("", "1", "on"):
+        raise SearchError("scheduled: 1 or nothing")
+    if scheduled and values["state"] not in ("", "queued"):
+        raise SearchError("scheduled: scheduled messages are queued")
+    return Query(**values, since=since, until=until, scheduled=bool(scheduled))
 
 
 class Searcher:
@@ -171,7 +178,7 @@ class Searcher:
 
     def _needs_filter(self, q: Query, zset: str) -> bool:
         """Whether a filter remains that the walked index does not answer by itself."""
-        if q.reason or q.batch:
+        if q.reason or q.batch or q.scheduled:
             return True
         if q.state:
             walked = {self.keys.dead: "dead", self.keys.held: "held"}.get(zset)
@@ -181,7 +188,7 @@ class Searcher:
     def _batch(self, q: Query) -> Page:
         total = int(self.redis.hget(self.keys.batch(q.batch), "total") or 0) if self._is_hash(q.batch) else 0
         start = int(q.cursor.split(":")[1]) if q.cursor else 0
-        filtered = bool(q.state or q.reason or q.since is not None or q.until is not None)
+        filtered = bool(q.state or q.reason or q.scheduled or q.since is not None or q.until is not None)
         end = min(total, start + (SCAN_LIMIT if filtered else PAGE_SIZE))
         ids = [batch_job_id(q.batch, i) for i in range(start, end)]
         matches = self._matching(q, ids)
@@ -207,6 +214,7 @@ class Searcher:
             batch=q.batch,
             since="" if q.since is None else repr(q.since),
             until_ts="" if q.until is None else repr(q.until),
+            scheduled="1" if q.scheduled else "",
             jobs=len(ids),
         )
         return [ids[int(i) - 1] for i in hits]

@@ -20,6 +20,7 @@ def summarize(
     receipts: bool,
     private_redis: bool,
     account_pause: dict | None = None,
+    scheduled: dict | None = None,
 ) -> dict:
     """The summary printed by `cosmos-sms demo` (as a table, or as JSON with --json)."""
     states = Counter(r["state"] for r in records)
@@ -43,6 +44,7 @@ def summarize(
         "receipts": receipts,
         "redis": "private" if private_redis else "REDIS_URL",
         "account_pause": account_pause,
+        "scheduled": scheduled,
     }
 
 
@@ -85,6 +87,14 @@ def render(summary: dict, console: Console) -> None:
         table.add_row(
             "account refused (401): sending paused" if pause["paused_seen"] else "account refused (401)",
             f"{pause['unauthorized_answers']} × 401, {pause['probes']} probes, then resumed",
+        )
+    scheduled = summary.get("scheduled")
+    if scheduled:
+        latest = scheduled["latest_after_send_at_s"]
+        table.add_row(
+            f"scheduled {scheduled['ahead_s']:g} s ahead (send_at)",
+            f"{scheduled['sent']} of {scheduled['count']} sent, {scheduled['early']} early"
+            + ("" if latest is None else f", the last {latest:g} s after send_at"),
         )
     table.add_row("all jobs final", "yes" if summary["final"] else "[red]no[/red]")
     console.print(table)

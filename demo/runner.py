@@ -58,6 +58,7 @@ def run_demo(
             pipeline.receipts,
             pipeline.private_redis,
             scenario.account_pause(),
+            scenario.scheduled(),
         )
         keep_logs = not final
         if keep_running is not None and pipeline.console is not None:

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ledger.record import FINAL_STATES
@@ -21,11 +22,21 @@ TRANSIENT_SCRIPT = ("internal_error", "timeout", "ok")
 MAGIC = {verb: number for number, verb in MAGIC_NUMBERS.items()}
 NOT_DELIVERED_NUMBER = "099900000000007"
 
-SPECIAL_COUNTS = {"single": 5, "transient": 3, "failed": 2, "spam": 2, "blacklist": 1, "not_delivered": 3}
+SPECIAL_COUNTS = {
+    "single": 5,
+    "scheduled": 3,
+    "transient": 3,
+    "failed": 2,
+    "spam": 2,
+    "blacklist": 1,
+    "not_delivered": 3,
+}
 """Messages per path besides the plain bulk ones; `suppressed` adds one more, sent last."""
 MIN_COUNT = sum(SPECIAL_COUNTS.values()) + 2
 """Every path once plus one suppressed and at least one plain bulk message."""
 POLL_INTERVAL_S = 0.1
+SCHEDULE_AHEAD_S = 3.0
+"""The `scheduled` messages are sent with a send_at this far ahead: recorded at once, sent no earlier."""
 ACCOUNT_FAULT_MAX_S = 10.0
 """As sending starts the sandbox refuses our account (401 unauthorized, COSMOS's answer to wrong
 credentials) until the ledger shows sending paused for it, at most this long. Sending then resumes
@@ -36,7 +47,7 @@ by itself after a probe is accepted; no message is dead-lettered."""
 class Planned:
     """One message of the batch and the path it is meant to take."""
 
-    kind: str  # plain | single | transient | failed | spam | blacklist | suppressed | not_delivered
+    kind: str  # plain | single | scheduled | transient | failed | spam | blacklist | suppressed | not_delivered
     to: str
 
     def as_message(self, index: int, count: int) -> dict:
@@ -77,6 +88,7 @@ class Scenario:
         self._blacklisted_job = ""
         self._refusing = False
         self._paused_seen = False
+        self._send_at = 0.0
 
     @property
     def count(self) -> int:
@@ -96,10 +108,13 @@ class Scenario:
         self._refusing = True
         self.started = time.monotonic()
         first_wave = list(enumerate(self.batch[:-1]))
-        singles = [(i, p) for i, p in first_wave if p.kind == "single"]
-        bulk = [(i, p) for i, p in first_wave if p.kind != "single"]
+        singles = [(i, p) for i, p in first_wave if p.kind in ("single", "scheduled")]
+        bulk = [(i, p) for i, p in first_wave if p.kind not in ("single", "scheduled")]
+        self._send_at = producer.ledger.now() + SCHEDULE_AHEAD_S
+        send_at = datetime.fromtimestamp(self._send_at, UTC)
         for index, planned in singles:
-            self.job_ids.append(producer.send_sms(**planned.as_message(index, self.count)))
+            when = send_at if planned.kind == "scheduled" else None
+            self.job_ids.append(producer.send_sms(**planned.as_message(index, self.count), send_at=when))
         self.job_ids += producer.send_bulk([p.as_message(i, self.count) for i, p in bulk])
         # send_sms ids first, then send_bulk's in its order: the same order as `singles + bulk`.
         sent_in_order = [p for _, p in singles] + [p for _, p in bulk]
@@ -148,6 +163,22 @@ class Scenario:
             "paused_seen": self._paused_seen,
             "unauthorized_answers": figures["unauthorized"],
             "probes": figures.get("probes", 0),
+        }
+
+    def scheduled(self) -> dict:
+        """The scheduled messages: how many, their send_at, whether any went early, the latest one's delay."""
+        records = self.pipeline.producer.ledger.get_many(self.job_ids)
+        sent = [
+            datetime.fromisoformat(r["sent_at"]).timestamp() - self._send_at
+            for r in records
+            if r is not None and r["send_at"] and r["sent_at"]
+        ]
+        return {
+            "count": sum(1 for p in self.batch if p.kind == "scheduled"),
+            "ahead_s": SCHEDULE_AHEAD_S,
+            "sent": len(sent),
+            "early": sum(1 for s in sent if s < 0),
+            "latest_after_send_at_s": round(max(sent), 3) if sent else None,
         }
 
     def records(self) -> list[dict]:

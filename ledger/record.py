@@ -17,6 +17,7 @@ _TIMES = {
     "sent_ts": "sent_at",
     "delivered_ts": "delivered_at",
     "due_ts": "next_attempt_at",
+    "send_at": "send_at",
 }
 
 
@@ -69,6 +70,7 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "history": history(raw.get("history")),
         "late": raw.get("late") == "1",
         "route": raw.get("route") or None,
+        "waiting_for": raw.get("waiting") or None,
     }
     for name in _INTS:
         record[name] = int(raw.get(name) or 0)

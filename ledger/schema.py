@@ -36,6 +36,8 @@ JOB_FIELDS = {
     "created_ts": "epoch seconds, recorded",
     "updated_ts": "epoch seconds, last change",
     "expires_ts": "deadline: not sent by then means expired",
+    "send_at": "epoch seconds: a scheduled job is not sent before",
+    "waiting": "what a waiting job waits for: 'send_at' or 'quiet_hours' (absent: nothing)",
     "attempts": "HTTP requests made to COSMOS (probes excluded)",
     "deliveries": "single-job deliveries begun since the last outcome (poison detection)",
     "owner": "lease owner while sending",
@@ -140,6 +142,7 @@ BATCH_FIELDS = {
     "fingerprint": "hash of the whole member list: the same batch id with other members conflicts",
     "created_ts": "epoch seconds, recorded",
     "cancelled": "'1': cancel_batch ran; enqueue refuses new members",
+    "send_until": "the latest send_at of a member: the batch's record lives at least until then",
     "state:": "live members per state",
 }
 BREAKER_FIELDS = {
@@ -192,6 +195,10 @@ STEP = 1000
 ENQUEUE_STEP = 250
 """Most new jobs one enqueue call records: each costs ~40 µs inside Redis (record, indexes, events,
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
+RELEASE_STEP = 100
+"""Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
+Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
+short bursts that a busy host seldom preempts."""
 SWEEP_STEP = 250
 """Most records one retention sweep call removes: each costs ~25-45 µs inside Redis (the record, its
 index entries and set members, the counts), so a call holds Redis ~10 ms."""
@@ -202,6 +209,8 @@ index entries and set members, the counts), so a call holds Redis ~10 ms."""
 # builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
 # place cannot exist: a missing or unknown name fails at the call.
 COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
+"""The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
@@ -218,6 +227,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "probe_s",
         "max_ambiguous_resends",
         "probe_interval_s",
+        *QUIET_ARGS,
     ),
     "finish": (
         "job",
@@ -239,7 +249,8 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "provider_status",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s"),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "release": ("limit", *QUIET_ARGS),
     "operate": ("action", "job", "expires_in_s", "cancel_reason"),
     "sweep": ("limit",),
     "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
@@ -248,7 +259,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "events_read": ("group", "consumer", "count"),
     "events_group": ("group", "start"),
     "events_skip": ("group",),
-    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "jobs"),
+    "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "scheduled", "jobs"),
     "lock_release": ("name", "token"),
     "batch_close": ("batch_id",),
     "bind": ("action", "holder", "slots", "lease_ms", "slot"),
@@ -270,6 +281,7 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
             "callback",
             "forward",
             "expires_in_s",
+            "send_at",
         ),
         "messages": ("first", "last", "queue", "message"),
     },
@@ -299,6 +311,7 @@ otherwise (verdict, detail); `enqueue` follows its status with (job, created) ro
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
+    "release": ("job", "lane", "why"),
     "forward_claim": ("fwd_id", "fields"),
 }
 """Replies that are (or end in) a flat list of rows."""

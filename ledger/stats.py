@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 from config.keys import LANES
+from ledger.clock import from_time_reply
+from ledger.record import iso
 from ledger.schema import COUNTERS, PAUSE_SCOPES, STATES
 from ledger.store import Ledger
 
@@ -42,10 +44,22 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     for lane in LANES:
         pipe.zcard(k.retry(lane))
         pipe.llen(k.broker_queue_key(lane))
+    for lane in LANES:
+        pipe.zcard(k.scheduled(lane))
+        pipe.zrange(k.scheduled(lane), 0, 0, withscores=True)
+    pipe.zcard(k.quiet)
+    pipe.time()
     pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
-    lanes, overdue, oldest = rest[:-2], rest[-2], rest[-1]
+    lanes, rest = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
+    scheduled, (quiet_size, time_reply, overdue, oldest) = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
+    now = from_time_reply(time_reply, ledger.settings)
+    quiet_until = ledger.quiet_until(now)
+    next_at = min((first[0][1] for first in scheduled[1::2] if first), default=None)
+    # The backlog a worker could take now: queued jobs, less those waiting for send_at or quiet hours.
+    waiting_apart = {lane: scheduled[2 * i] + (quiet_size if lane == "bulk" else 0) for i, lane in enumerate(LANES)}
+    backlog = {lane: max(0, int(counters.get(f"lane:{lane}:queued", 0)) - waiting_apart[lane]) for lane in LANES}
     figures = {name: int(float(counters.get(name, 0))) for name in COUNTERS if name != "total_price"}
     return {
         "states": {s: int(counters.get(f"state:{s}", 0)) for s in STATES},
@@ -57,6 +71,7 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         "held_size": held_size,
         "retry_due_size": {lane: lanes[2 * i] for i, lane in enumerate(LANES)},
         "queue_depth": {lane: lanes[2 * i + 1] for i, lane in enumerate(LANES)},
+        "backlog": backlog,
         "total_price": round(float(counters.get("total_price", 0)), 6),
         **figures,
         "receipts_overdue": overdue,
@@ -67,6 +82,8 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
             "times_opened": int(counters.get("breaker_opened", 0)),
         },
         "paused": paused(pause),
+        "scheduled": {"waiting": sum(scheduled[0::2]), "next_at": iso(next_at)},
+        "quiet_hours": None if quiet_until is None else {"until": iso(quiet_until), "waiting": quiet_size},
         "transport": ledger.settings.transport,
         **smpp_figures(ledger, counters),
     }

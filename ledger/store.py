@@ -11,10 +11,21 @@ import redis
 
 from config.errors import IdempotencyConflict, InvalidMessage
 from config.keys import LANES, Keys
+from config.quiet_window import LOOK_BACK_S, NO_WINDOWS, QuietHours
 from config.settings import Settings
-from ledger.clock import ledger_now
+from ledger.clock import LedgerClock, ledger_now
 from ledger.record import iso, to_record
-from ledger.schema import ENQUEUE_STEP, STEP, SWEEP_STEP, reply, reply_rows, row_args, script_args
+from ledger.schema import (
+    ENQUEUE_STEP,
+    QUIET_ARGS,
+    RELEASE_STEP,
+    STEP,
+    SWEEP_STEP,
+    reply,
+    reply_rows,
+    row_args,
+    script_args,
+)
 from ledger.scripts import Scripts, common_args
 
 PROBE_S_FACTOR = 1.5
@@ -37,6 +48,8 @@ class NewJob:
     idempotency_key: str | None
     fingerprint: str
     expires_in_s: float
+    send_at: float | None = None
+    """Epoch seconds ahead of now: recorded as scheduled, with no broker message until then."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,9 @@ class Ledger:
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
         self._common = common_args(settings)
+        self._clock = LedgerClock(client, settings)
+        self._quiet = QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz)
+        self._quiet_windows: tuple[float, tuple[float, float, float, float]] = (float("-inf"), NO_WINDOWS)
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
@@ -179,6 +195,7 @@ class Ledger:
                         "callback": job.callback or "",
                         "forward": int(job.forward),
                         "expires_in_s": job.expires_in_s,
+                        "send_at": "" if job.send_at is None else job.send_at,
                     }
                     for job in jobs
                 ),
@@ -256,6 +273,7 @@ class Ledger:
             probe_s=s.attempt_bound_s * PROBE_S_FACTOR,
             max_ambiguous_resends=s.max_ambiguous_resends,
             probe_interval_s=s.pause_probe_interval_s,
+            **self.quiet_windows(),
         )
 
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
@@ -322,9 +340,16 @@ class Ledger:
                 single_list=k.broker_queue_key(LANES[0]),
                 bulk_list=k.broker_queue_key(LANES[1]),
                 probe_interval_s=self.settings.pause_probe_interval_s,
+                **self.quiet_windows(),
             ),
         )
         return [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
+
+    def release_due(self, limit: int = RELEASE_STEP) -> list[tuple[str, str, str]]:
+        """Scheduled jobs now due, and bulk jobs the quiet hours held once they end, to publish now:
+        (job id, lane, why), at most `limit`, in due order."""
+        flat = self._run("release", *script_args("release", limit=limit, **self.quiet_windows()))
+        return [(row["job"], row["lane"], row["why"]) for row in reply_rows("release", flat)]
 
     def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
@@ -493,6 +518,21 @@ class Ledger:
             for job_id in ids:
                 pipe.hget(self.keys.job(job_id), "dead_reason")
             yield [job_id for job_id, why in zip(ids, pipe.execute()) if why == reason]
+
+    def quiet_windows(self) -> dict[str, float]:
+        """The quiet hours' window in force (or next) and the one after, by QUIET_ARGS name; zeros for none."""
+        if self._quiet is None:
+            return dict(zip(QUIET_ARGS, NO_WINDOWS))
+        now = self._clock.now()
+        valid_until, windows = self._quiet_windows
+        if now >= valid_until:  # the pair changes only once the first window has ended
+            windows = self._quiet.windows(now)
+            self._quiet_windows = (min(windows[1] + LOOK_BACK_S, now + 60), windows)
+        return dict(zip(QUIET_ARGS, windows))
+
+    def quiet_until(self, now: float) -> float | None:
+        """When the quiet hours in force at `now` (ledger time) end, or None."""
+        return None if self._quiet is None else self._quiet.until(now)
 
     def dead_page(self, until_ts: float, skip: int, count: int = STEP) -> list[str]:
         """Dead job ids that died by `until_ts`, oldest first, from position `skip`."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from config.settings import load_settings
@@ -31,16 +32,21 @@ def send_sms(
     callback: str | None = None,
     idempotency_key: str | None = None,
     expires_in: float | None = None,
+    send_at: datetime | str | None = None,
 ) -> str:
-    """Enqueue one SMS; returns its job id once it is durably recorded and queued."""
-    return default_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in)
+    """Enqueue one SMS; returns its job id once it is durably recorded and queued.
+
+    `send_at` (an aware datetime, or ISO 8601 with an offset) holds it until then.
+    """
+    return default_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at)
 
 
 def send_bulk(messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
     """Enqueue many SMS in the bulk lane; returns job ids in order.
 
-    Every message is checked before anything is written. With a `batch_id`, repeating the call
-    (after EnqueueFailed, say) records only what is missing and returns the same ids.
+    Every message is checked before anything is written; each may carry its own `send_at`. With a
+    `batch_id`, repeating the call (after EnqueueFailed, say) records only what is missing and returns
+    the same ids.
     """
     return default_producer().send_bulk(messages, batch_id)
 

@@ -3,6 +3,7 @@ in bounded atomic steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -21,8 +22,9 @@ from ledger import operations
 from ledger.outbox import chunk_messages, single_message
 from ledger.schema import ENQUEUE_STEP, batch_job_id
 from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
+from producers.send_at import check_ahead, parse_send_at
 
-MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in"})
+MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in", "send_at"})
 MAX_BATCH_ID_CHARS = 200
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
@@ -51,13 +53,14 @@ class SmsProducer:
         callback: str | None = None,
         idempotency_key: str | None = None,
         expires_in: float | None = None,
+        send_at: Any = None,
     ) -> str:
-        job = self._job(uuid.uuid4().hex, LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in)
+        job = self._job(uuid.uuid4().hex, LANE_SINGLE, to, sender, text, callback, idempotency_key, expires_in, send_at)
+        [job] = self._place([job])
         queue_key, message = single_message(self.keys, LANE_SINGLE, job.job_id)
+        messages = [] if job.send_at is not None else [(1, 1, queue_key, message)]
         try:
-            [(job_id, _)] = ride_out(
-                lambda: self.ledger.enqueue([job], [(1, 1, queue_key, message)]), self.settings.enqueue_timeout_s
-            )
+            [(job_id, _)] = ride_out(lambda: self.ledger.enqueue([job], messages), self.settings.enqueue_timeout_s)
         except NotReplicated as exc:
             raise EnqueueFailed(
                 f"too few replicas had the job within {self.settings.redis_wait_timeout_ms} ms",
@@ -82,7 +85,7 @@ class SmsProducer:
                 f"must be a string of 1 to {MAX_BATCH_ID_CHARS} characters, not only whitespace",
             )
         batch = batch_id if batch_id is not None else uuid.uuid4().hex
-        jobs = self._bulk_jobs(messages, batch)
+        jobs = self._place(self._bulk_jobs(messages, batch))
         if not jobs:
             return []
         self._check_idempotency(jobs)
@@ -113,12 +116,12 @@ class SmsProducer:
 
     def _enqueue_step(self, step: list[NewJob], batch: str, fingerprint: str, total: int) -> list[tuple[str, bool]]:
         size = self.settings.bulk_chunk_size
-        messages = [
-            (first + 1, min(first + size, len(step)), queue_key, message)
-            for first, (queue_key, message) in zip(
-                range(0, len(step), size), chunk_messages(self.keys, [j.job_id for j in step], size)
-            )
-        ]
+        messages = []
+        # Chunks over each run of jobs to send now; scheduled jobs get their messages when they are due.
+        for run_start, run_end in _runs([j.send_at is None for j in step]):
+            run = [j.job_id for j in step[run_start:run_end]]
+            for first, (queue_key, message) in zip(range(0, len(run), size), chunk_messages(self.keys, run, size)):
+                messages.append((run_start + first + 1, run_start + min(first + size, len(run)), queue_key, message))
         return self.ledger.enqueue(step, messages, batch_id=batch, batch_fingerprint=fingerprint, batch_total=total)
 
     def _bulk_jobs(self, messages: Iterable[Mapping[str, Any]], batch: str) -> list[NewJob]:
@@ -146,6 +149,7 @@ class SmsProducer:
                         message.get("callback"),
                         key,
                         message.get("expires_in"),
+                        message.get("send_at"),
                     )
                 )
                 if isinstance(key, str):
@@ -153,6 +157,24 @@ class SmsProducer:
             except InvalidMessage as exc:
                 raise exc.at(index) from None
         return jobs
+
+    def _place(self, jobs: list[NewJob]) -> list[NewJob]:
+        """Jobs with their send_at against the ledger's clock: kept when ahead, dropped when past
+        (now); one read of the clock for the whole call, and only when a job has a send_at."""
+        if all(j.send_at is None for j in jobs):
+            return jobs
+        try:
+            now = self.ledger.now()
+        except _REDIS_DOWN as exc:
+            raise EnqueueFailed(f"Redis is unreachable: {exc}") from exc
+        placed = []
+        for index, job in enumerate(jobs):
+            try:
+                send_at = check_ahead(job.send_at, now, self.settings.max_schedule_ahead_s)
+            except InvalidMessage as exc:
+                raise (exc.at(index) if job.lane == LANE_BULK else exc) from None
+            placed.append(job if send_at == job.send_at else dataclasses.replace(job, send_at=send_at))
+        return placed
 
     def _check_idempotency(self, jobs: list[NewJob]) -> None:
         """A key held by a different message raises before anything is written (a read-only pass)."""
@@ -196,8 +218,10 @@ class SmsProducer:
         callback: Any,
         idempotency_key: Any,
         expires_in: Any,
+        send_at: Any = None,
     ) -> NewJob:
         validate_message(to, sender, text, callback)
+        send_at_ts = parse_send_at(send_at)
         if expires_in is None:
             expires_in = self.settings.default_expires_in_s
         if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or not 0 < expires_in < 10**9:
@@ -210,7 +234,9 @@ class SmsProducer:
             :32
         ]
         forward = bool(callback) and bool(self.settings.webhook_url)
-        return NewJob(job_id, lane, to, sender, text, callback, forward, idempotency_key, fingerprint, expires_in)
+        return NewJob(
+            job_id, lane, to, sender, text, callback, forward, idempotency_key, fingerprint, expires_in, send_at_ts
+        )
 
     # --- reads and control -----------------------------------------------------------
     def get_status(self, job_id: str) -> dict[str, Any] | None:
@@ -228,3 +254,16 @@ class SmsProducer:
         if not isinstance(batch_id, str) or not batch_id:
             return 0
         return operations.cancel_batch(self.ledger, batch_id)
+
+
+def _runs(flags: list[bool]) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive True flags."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs

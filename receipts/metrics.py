@@ -75,6 +75,28 @@ class LedgerCollector(Collector):
         for lane, count in figures["queue_depth"].items():
             depth.add_metric([lane], count)
         yield depth
+        backlog = GaugeMetricFamily(
+            f"{PREFIX}backlog",
+            "Queued jobs a worker could take now, per lane: queued less those waiting for send_at or quiet hours.",
+            labels=["lane"],
+        )
+        for lane, count in figures["backlog"].items():
+            backlog.add_metric([lane], count)
+        yield backlog
+        yield GaugeMetricFamily(
+            f"{PREFIX}scheduled_waiting", "Jobs whose send_at is ahead.", value=figures["scheduled"]["waiting"]
+        )
+        quiet = figures["quiet_hours"]
+        yield GaugeMetricFamily(
+            f"{PREFIX}quiet_hours_active",
+            "1 while the quiet hours hold bulk jobs, else 0.",
+            value=int(quiet is not None),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}quiet_hours_waiting",
+            "Bulk jobs waiting for the quiet hours to end.",
+            value=quiet["waiting"] if quiet else 0,
+        )
         due = GaugeMetricFamily(
             f"{PREFIX}retry_due_size", "Jobs waiting for a retry or deferral, per lane.", labels=["lane"]
         )

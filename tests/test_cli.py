@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta, timezone
 
 from tests.support.processes import ROOT, cosmos_cmd
 
@@ -31,6 +32,21 @@ def test_send_then_status_then_cancel(base_env):
     assert run(base_env, "cancel", job_id).returncode == 0
     assert json.loads(run(base_env, "status", job_id).stdout)["state"] == "cancelled"
     assert run(base_env, "cancel", job_id).returncode == 1
+
+
+def test_send_at_schedules_and_status_and_stats_show_it(base_env):
+    base = ("send", "--to", "033334445566770", "--from", "F", "--text", "hi", "--at")
+    refused = run(base_env, *base, "2030-01-01T09:00")
+    assert refused.returncode == 1 and refused.stderr.startswith("invalid_json: send_at has no UTC offset")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    sent = run(base_env, *base, tomorrow.astimezone(timezone(timedelta(hours=1))).isoformat())
+    assert sent.returncode == 0, sent.stderr
+    record = json.loads(run(base_env, "status", sent.stdout.strip()).stdout)
+    at = tomorrow.isoformat().replace("+00:00", ".000Z")
+    assert (record["state"], record["send_at"], record["waiting_for"]) == ("queued", at, "send_at")
+    figures = json.loads(run(base_env, "stats", "--json").stdout)
+    assert figures["scheduled"] == {"waiting": 1, "next_at": at}
+    assert figures["quiet_hours"] is None
 
 
 def test_unknown_job_status_exits_1(base_env):

@@ -92,6 +92,9 @@ def test_demo_runs_every_path_on_a_bare_machine_and_leaves_nothing_running(tmp_p
     pause = summary["account_pause"]
     assert pause["paused_seen"] is True and pause["unauthorized_answers"] >= 1, pause
     assert "unauthorized" not in reasons
+    # A few messages scheduled a few seconds ahead went, none before their send_at.
+    scheduled = summary["scheduled"]
+    assert scheduled["count"] == scheduled["sent"] >= 1 and scheduled["early"] == 0, scheduled
     for leg in ("to_sent", "to_delivered"):
         latency = summary["latency_ms"][leg]
         assert 0 <= latency["p50"] <= latency["p95"], summary["latency_ms"]

@@ -2,7 +2,8 @@
 
 Each tick it republishes retries that are due (single lane first), ends waiting jobs past their
 deadline, republishes jobs whose lease expired because their worker died and queued jobs whose
-broker message is evidently lost, and sweeps records whose retention ended. Every step is bounded.
+broker message is evidently lost, publishes scheduled jobs that are due (and bulk jobs the quiet
+hours held, once they end), and sweeps records whose retention ended. Every step is bounded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import redis
 import structlog
 
 from ledger.outbox import republish
-from ledger.schema import STEP, SWEEP_STEP
+from ledger.schema import RELEASE_STEP, STEP, SWEEP_STEP
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.reconciler")
@@ -24,6 +25,9 @@ LOCK = "reconciler"
 MAX_STEPS_PER_TICK = 10
 """Claim steps per tick while a full step comes back: resuming a paused backlog releases up to
 10 × STEP jobs a tick, each step a short script call."""
+MAX_RELEASE_STEPS_PER_TICK = 100
+"""Release steps per tick while a full step comes back: up to 100 × RELEASE_STEP scheduled jobs a
+tick, faster than any send rate, each step a short script call."""
 
 
 class Reconciler(threading.Thread):
@@ -63,6 +67,17 @@ class Reconciler(threading.Thread):
                 )
                 reasons.update(why for _, _, why in picked)
                 if len(picked) < STEP:
+                    break
+            for _ in range(MAX_RELEASE_STEPS_PER_TICK):
+                released = ctx.ledger.release_due(RELEASE_STEP)
+                republish(
+                    ctx.redis,
+                    ctx.keys,
+                    ((job_id, lane) for job_id, lane, _ in released),
+                    chunk_size=ctx.settings.bulk_chunk_size,
+                )
+                reasons.update(why for _, _, why in released)
+                if len(released) < RELEASE_STEP:
                     break
             swept = 0
             for _ in range(STEP // SWEEP_STEP):  # up to STEP records a tick, in short calls

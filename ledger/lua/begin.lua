@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid)
+  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -36,6 +36,8 @@ if state == S.sending then
   end
 elseif WAITING[state] then
   if state == S.retrying and (tonumber(j[F.due_ts]) or 0) > t + 0.05 then return {V.skip, 'not_due'} end
+  -- Never before send_at, whatever message brought it here.
+  if state == S.queued and (tonumber(j[F.send_at]) or 0) > t then return {V.skip, 'scheduled'} end
 else
   return {V.skip, state}
 end
@@ -67,6 +69,13 @@ local function defer(until_ts, why)
 end
 
 local lane = j[F.lane]
+-- Quiet hours hold bulk jobs (never singles) until the window ends, without spending an attempt.
+if lane == 'bulk' and not renewing
+    and quiet_until(t, A.quiet_start, A.quiet_end, A.quiet_next_start, A.quiet_next_end) then
+  if j[F.resend_next] == '1' then redis.call('HSET', j.jk, F.resend_next, 1) end
+  hold_for_quiet(j, t)
+  return {V.skip, 'quiet_hours'}
+end
 if operator_paused(lane) then return defer(t, 'operator_paused') end
 local probe = false
 local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')

@@ -1,14 +1,16 @@
 -- The scheduler's pick, one worker at a time, at most `limit` jobs per kind and call:
 -- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
---    breaker: then only its one probe goes), so waiting costs nothing per job;
+--    breaker: then only its one probe goes; the quiet hours: no bulk), so waiting costs nothing per job;
 -- 2. waiting jobs whose deadline passed, ended `expired` on the spot;
 -- 3. leases whose owner died;
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
+-- Scheduled jobs are none of these: release.lua hands them over when due.
 -- Arguments: ledger.schema SCRIPT_ARGS['claim']. Returns flat rows of REPLY_ROWS['claim'].
 local limit, probe_interval = tonumber(A.limit), tonumber(A.probe_interval_s)
 local lists = {single = A.single_list, bulk = A.bulk_list}
 local t = now()
+local quiet = quiet_until(t, A.quiet_start, A.quiet_end, A.quiet_next_start, A.quiet_next_end)
 local out = {}
 local function pick(job, lane, why)
   table.insert(out, job); table.insert(out, lane); table.insert(out, why)
@@ -27,7 +29,7 @@ else
   end
 end
 for _, lane in ipairs({'single', 'bulk'}) do
-  if allowance > 0 and not operator_paused(lane) then
+  if allowance > 0 and not operator_paused(lane) and not (lane == 'bulk' and quiet) then
     local rk = key('retry', lane)
     for _, job in ipairs(redis.call('ZRANGEBYSCORE', rk, '-inf', t, 'LIMIT', 0, allowance)) do
       if redis.call('HGET', key('job', job), F.state) == S.retrying then

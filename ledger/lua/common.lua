@@ -71,7 +71,12 @@ local function retain(j, t, indexed)
   if indexed then redis.call('ZADD', key('retention'), t + RETENTION, j.id) end
   redis.call('EXPIRE', j.jk, RETENTION + BACKSTOP_S)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('EXPIRE', key('idem', j[F.idem]), RETENTION + BACKSTOP_S) end
-  if j[F.batch] then redis.call('EXPIRE', key('batch', j[F.batch]), RETENTION + BACKSTOP_S) end
+  if j[F.batch] then
+    -- A batch outlives its members scheduled furthest ahead, so cancel_batch finds it until they go.
+    local bk = key('batch', j[F.batch])
+    local ahead = math.max(0, (tonumber(redis.call('HGET', bk, 'send_until')) or 0) - t)
+    redis.call('EXPIRE', bk, math.ceil(RETENTION + BACKSTOP_S + ahead))
+  end
 end
 local function unretain(j)
   redis.call('ZREM', key('retention'), j.id)
@@ -106,7 +111,11 @@ local function move(j, new, t, o)
     return
   end
   if old == S.queued or old == S.retrying then redis.call('ZREM', key('deadlines'), job) end
-  if old == S.queued then redis.call('ZREM', key('outbox', j[F.lane]), job)
+  if old == S.queued then
+    redis.call('ZREM', key('outbox', j[F.lane]), job)
+    redis.call('ZREM', key('scheduled', j[F.lane]), job)
+    redis.call('ZREM', key('quiet'), job)
+    redis.call('HDEL', jk, F.waiting)
   elseif old == S.sending then
     -- An outcome was recorded: that delivery did not crash its worker (poison counts only crashes).
     -- Absent reads as 0 / not in flight: a record keeps only fields that say something.
@@ -115,6 +124,8 @@ local function move(j, new, t, o)
   elseif old == S.retrying then
     redis.call('HDEL', jk, F.due_ts)
     redis.call('ZREM', key('retry', j[F.lane]), job)
+    redis.call('ZREM', key('quiet'), job)
+    redis.call('HDEL', jk, F.waiting)
   elseif old == S.sent then redis.call('ZREM', key('awaiting'), job)
   elseif old == S.dead then
     redis.call('ZREM', key('dead'), job)
@@ -264,6 +275,8 @@ local function forget(j)
   end
   redis.call('ZREM', key('retry', j[F.lane]), job)
   redis.call('ZREM', key('outbox', j[F.lane]), job)
+  redis.call('ZREM', key('scheduled', j[F.lane]), job)
+  redis.call('ZREM', key('quiet'), job)
   redis.call('ZREM', key('idx', 'created'), job)
   redis.call('ZREM', key('idx', 'to', j[F.to]), job)
   if j[F.idem] and j[F.idem] ~= '' then
@@ -276,4 +289,42 @@ local function forget(j)
     if redis.call('GET', key('msgid', mid)) == job then redis.call('DEL', key('msgid', mid)) end
   end
   redis.call('DEL', j.jk)
+end
+
+-- Scheduled sends: a queued job whose send_at is ahead has no broker message and no lost-message
+-- check; it waits in its lane's scheduled set until the reconciler releases it (release.lua).
+local function schedule(j, at)
+  redis.call('ZREM', key('outbox', j[F.lane]), j.id)
+  redis.call('ZADD', key('scheduled', j[F.lane]), at, j.id)
+  redis.call('HSET', j.jk, F.waiting, 'send_at')
+end
+
+-- Quiet hours arrive as two windows of epoch seconds (start, end, start, end; zeros for none),
+-- computed in Python with zoneinfo. Returns when the window in force at t ends, or nil.
+local function quiet_until(t, s1, e1, s2, e2)
+  if tonumber(s1) <= t and t < tonumber(e1) then return tonumber(e1) end
+  if tonumber(s2) <= t and t < tonumber(e2) then return tonumber(e2) end
+  return nil
+end
+
+-- A waiting bulk job met inside the quiet hours waits in the quiet set, scored by when it was due
+-- (released in that order when the window ends); its state, attempts and deadline are untouched.
+-- j needs F.send_at, F.created_ts and F.due_ts loaded.
+local function hold_for_quiet(j, t)
+  local state, due = j[F.state], nil
+  if state == S.sending then  -- taken over from a lost worker: it waits like a due retry
+    move(j, S.retrying, t, {due = t})
+    j[F.due_ts] = t
+    state = S.retrying
+  end
+  if state == S.queued then
+    redis.call('ZREM', key('outbox', j[F.lane]), j.id)
+    redis.call('ZREM', key('scheduled', j[F.lane]), j.id)  -- due, and reached a worker before its release
+    due = tonumber(j[F.send_at]) or tonumber(j[F.created_ts]) or t
+  else
+    redis.call('ZREM', key('retry', j[F.lane]), j.id)
+    due = tonumber(j[F.due_ts]) or t
+  end
+  redis.call('ZADD', key('quiet'), due, j.id)
+  redis.call('HSET', j.jk, F.waiting, 'quiet_hours')
 end

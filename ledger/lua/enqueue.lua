@@ -2,7 +2,8 @@
 -- Arguments: ledger.schema SCRIPT_ARGS['enqueue'] (batch_id '' for none; `jobs` counts the rows), then the
 -- `jobs` rows, then a count and the `messages` rows (SCRIPT_ROWS['enqueue']; first and last are 1-based job
 -- positions a message carries). A message is pushed only when one of its jobs is new, so repeating a call
--- (its reply lost, or a batch resumed) sends nothing twice.
+-- (its reply lost, or a batch resumed) sends nothing twice. A job with a send_at ('' for none) is scheduled:
+-- no broker message (the producer gives it none), its deadline counted from send_at.
 -- Returns {'ok', job, created, ...} | {'conflict', index, job, key} | {'batch_conflict'} | {'batch_cancelled'}
 local batch, batch_fp, batch_total, n = A.batch_id, A.batch_fingerprint, tonumber(A.batch_total), tonumber(A.jobs)
 local t = now()
@@ -12,6 +13,9 @@ if batch ~= '' then
   if b[1] and b[1] ~= batch_fp then return {'batch_conflict'} end
   if b[2] == '1' then return {'batch_cancelled'} end
   if not b[1] then redis.call('HSET', bk, 'fingerprint', batch_fp, 'total', batch_total, 'created_ts', t) end
+  local latest = 0
+  for i = 1, n do latest = math.max(latest, tonumber(ARGV[ROWS_AT + (i - 1) * ROW.jobs.width - 1 + ROW.jobs.send_at]) or 0) end
+  if latest > (tonumber(redis.call('HGET', bk, 'send_until')) or 0) then redis.call('HSET', bk, 'send_until', latest) end
 end
 -- First pass decides every idempotency key, so a conflict changes nothing.
 local reuse, seen = {}, {}
@@ -44,19 +48,21 @@ for i = 1, n do
     end
   end
   if revive then
-    local j = load(job)
+    local j = load(job, F.send_at)
     redis.call('HDEL', j.jk, F.last_error)
     move(j, S.queued, t)
+    if j[F.send_at] then schedule(j, tonumber(j[F.send_at])) end
     created[i] = true
     table.insert(result, job); table.insert(result, '1')
   elseif reuse[i] then
     table.insert(result, reuse[i]); table.insert(result, '0')
   else
-    local idem, to = ARGV[b + ROW.jobs.idem], ARGV[b + ROW.jobs.to]
+    local idem, to, send_at = ARGV[b + ROW.jobs.idem], ARGV[b + ROW.jobs.to], tonumber(ARGV[b + ROW.jobs.send_at])
     local jk = key('job', job)
     redis.call('HSET', jk, F.lane, ARGV[b + ROW.jobs.lane], F.to, to, F['from'], ARGV[b + ROW.jobs.sender],
-      F.text, ARGV[b + ROW.jobs.text], F.created_ts, t, F.expires_ts, t + tonumber(ARGV[b + ROW.jobs.expires_in_s]),
-      F.attempts, 0)
+      F.text, ARGV[b + ROW.jobs.text], F.created_ts, t,
+      F.expires_ts, (send_at or t) + tonumber(ARGV[b + ROW.jobs.expires_in_s]), F.attempts, 0)
+    if send_at then redis.call('HSET', jk, F.send_at, send_at) end
     if ARGV[b + ROW.jobs.callback] ~= '' then redis.call('HSET', jk, F.callback, ARGV[b + ROW.jobs.callback]) end
     if ARGV[b + ROW.jobs.forward] == '1' then redis.call('HSET', jk, F.forward, 1) end
     if batch ~= '' then redis.call('HSET', jk, F.batch, batch) end
@@ -70,6 +76,7 @@ for i = 1, n do
     j[F.lane] = ARGV[b + ROW.jobs.lane]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)
+    if send_at then schedule(j, send_at) end
     created[i] = true
     table.insert(result, job); table.insert(result, '1')
   end
