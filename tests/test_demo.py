@@ -20,6 +20,7 @@ import yaml
 
 from cli.main import cli
 from config.settings import Settings
+from demo.scenario import MIN_COUNT
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 
@@ -294,6 +295,14 @@ def test_procfile_redis_listens_on_loopback_at_the_port_of_redis_url(tmp_path):
 # --- the demo with its console ---------------------------------------------------------------
 
 
+def _login_line(proc: subprocess.Popen, out: Path) -> re.Match[str] | None:
+    """The console's login line, once printed; a demo that exited instead fails at once."""
+    found = re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text())
+    if found is None and proc.poll() is not None:
+        raise AssertionError(f"the demo exited {proc.returncode} before printing its login:\n{out.read_text()}")
+    return found
+
+
 def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_sigterm(redis_server, tmp_path):
     import requests
     from bs4 import BeautifulSoup
@@ -304,7 +313,7 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
     out = tmp_path / "demo.out"
     with open(out, "w") as sink:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", "18", "--console"],
+            [str(Path(sys.executable).parent / "cosmos-sms"), "demo", "--count", str(MIN_COUNT), "--console"],
             env=env,
             cwd=tmp_path,
             stdout=sink,
@@ -313,7 +322,7 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
         )
     try:
         line = wait_for(
-            lambda: re.search(r"console: (\S+)\s+user: (\S+)\s+password: (\S+)", out.read_text()),
+            lambda: _login_line(proc, out),
             timeout=DEMO_TIMEOUT_S,
             interval=0.5,
             what="the demo to print its console login",
