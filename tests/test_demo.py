@@ -350,7 +350,7 @@ def test_demo_over_smpp_takes_every_path_through_a_bind(redis_server, tmp_path):
     env.update(REDIS_URL=redis_server.url)
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
     done = subprocess.run(
-        [str(cosmos_sms), "demo", "--transport", "smpp", "--count", "30", "--json"],
+        [str(cosmos_sms), "demo", "--transport", "smpp", "--count", str(MIN_COUNT + 10), "--json"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
