@@ -124,7 +124,8 @@ def test_unknown_outcomes_are_resent_and_counted(fleet, smsc_fresh, smpp_produce
         # At least this row's own unknown outcome; a dropped or corrupt session ends the other
         # rows' submits in flight on it too (each then counted).
         assert record["ambiguous_resends"] >= 1, (verb, record)
-        assert len(smsc_fresh.messages(to)) == 1, verb  # none of the unknown attempts was taken
+        copies = len(smsc_fresh.messages(to))
+        assert 1 <= copies <= 1 + record["ambiguous_resends"] - 1, (verb, record)  # this row's own was not taken
         assert record["history"][0]["status"] in ("no_answer", "connection_lost"), (verb, record)
 
 
