@@ -1,4 +1,4 @@
-"""The SMPP route's codec, one function at a time: text encodings byte-exact, PDUs, receipts, ids."""
+"""The SMPP route piece by piece: text encodings byte-exact, PDUs, receipts, ids, kept receipts in the ledger."""
 
 from __future__ import annotations
 
@@ -94,3 +94,18 @@ def test_command_status_maps_per_the_contract(code, kind, status):
 def test_a_bad_status_map_names_the_entry():
     with pytest.raises(ValueError, match="0x400=nope"):
         parse_status_map("0x400=nope")
+
+
+def test_a_receipt_naming_no_job_is_kept_ten_minutes_then_counted_unmatched(settings_for, redis_client):
+    from ledger.store import SMPP_KEEP_S, Ledger
+
+    ledger = Ledger(redis_client, settings_for())
+    assert ledger.match_smpp_receipt("abc123", "delivered", "2026-12-08T00:00:00Z") is None
+    assert ledger.match_smpp_receipt("abc123", "delivered", "2026-12-08T00:00:00Z") is None  # a repeat: kept once
+    assert ledger.smpp_receipts_kept() == 1
+    assert ledger.due_smpp_receipts() == []  # no job for it yet: kept
+    later = Ledger(redis_client, settings_for(COSMOS_TESTING="1", COSMOS_TEST_CLOCK_OFFSET_S=str(SMPP_KEEP_S + 5)))
+    assert later.due_smpp_receipts() == []
+    assert later.smpp_receipts_kept() == 0
+    counters = later.counters()
+    assert (int(counters["smpp_receipts_kept"]), int(counters["smpp_receipts_unmatched"])) == (1, 1)

@@ -66,6 +66,7 @@ class SmppSession:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._delivering: set[asyncio.Task[None]] = set()
         self._throttled_until = 0.0
         self.closed = asyncio.Event()
         self.close_reason = ""
@@ -177,7 +178,9 @@ class SmppSession:
                 self._close("unbound")
         elif cid == P.DELIVER_SM:
             # Each in its own task: a slow record never holds up the responses behind it.
-            asyncio.create_task(self._deliver(pdu))
+            task = asyncio.create_task(self._deliver(pdu))
+            self._delivering.add(task)  # a reference, or the loop may drop the task half-way
+            task.add_done_callback(self._delivering.discard)
         elif cid == P.ENQUIRE_LINK:
             self._write(P.encode(P.ENQUIRE_LINK_RESP, pdu.sequence))
         elif cid == P.UNBIND:
