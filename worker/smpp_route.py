@@ -19,6 +19,7 @@ from typing import Any
 import redis
 import structlog
 
+from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.outcomes import Outcome
 from cosmos_api.smpp import pdu as P
@@ -60,6 +61,7 @@ class SmppRoute:
 
     def __init__(self, settings: Settings, ledger: Ledger):
         url, system_id, password = settings.require_smpp()
+        own_redis = redis_client(settings, role="worker", max_connections=8)
         self.settings = settings
         self.ledger = ledger
         self.client = SmppClient(
@@ -77,10 +79,12 @@ class SmppRoute:
                 probe_interval_s=settings.pause_probe_interval_s,
                 price=settings.smpp_price or 0.0,
             ),
-            RedisBindLease(ledger),
+            # The lease and the relay on connections of their own: busy sending threads never starve a renewal.
+            RedisBindLease(Ledger(own_redis, settings)),
             self.on_deliver,
         )
         self.relay = SmppRelay(ledger.redis, ledger.keys, settings.smpp_max_binds)
+        self.relay_served = SmppRelay(own_redis, ledger.keys, settings.smpp_max_binds)
         self.client.relay = self.relay_send
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -125,7 +129,7 @@ class SmppRoute:
                 self._stop.wait(0.2)
                 continue
             try:
-                request = self.relay.take(slot)
+                request = self.relay_served.take(slot)
             except redis.RedisError as exc:
                 log.warning("relayed submits not read this round", error=str(exc))
                 self._stop.wait(1.0)
@@ -143,7 +147,7 @@ class SmppRoute:
 
     def _answer(self, rid: str, outcome: Outcome) -> None:
         try:
-            self.relay.answer(rid, asdict(outcome))
+            self.relay_served.answer(rid, asdict(outcome))
         except redis.RedisError as exc:  # the sender's wait ends: it counts the attempt as ambiguous
             log.warning("answer to a relayed submit lost", error=str(exc))
 

@@ -93,6 +93,7 @@ class SmppClient:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._main: asyncio.Future[None] | None = None
+        self._lease_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cosmos-smpp-lease")
         self.relay: Callable[[str, str, str], Outcome | None] | None = None
         """Hands a submit to another process's bind (set by the worker); None when no bind is held."""
 
@@ -220,7 +221,8 @@ class SmppClient:
     async def _call(self, fn: Callable[[], object], timeout: float = 5.0):  # type: ignore[no-untyped-def]
         """A blocking lease call off the loop; None when Redis did not answer."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn), timeout)
+            # A thread of its own: receipts being recorded never hold a renewal up.
+            return await asyncio.wait_for(self.loop.run_in_executor(self._lease_thread, fn), timeout)
         except Exception as exc:  # noqa: BLE001  Redis blips: the caller decides what None means
             log.warning("bind lease call failed", error=str(exc))
             return None
