@@ -40,7 +40,7 @@ _prefix = _env("BENCH_BASELINE_PREFIX", "baseline")
 _sms_url = _env("BENCH_BASELINE_SMS_URL", "http://127.0.0.1:8900/v1.0/sms/")
 _credentials = {"api_key": _env("COSMOS_API_KEY", ""), "api_secret": _env("COSMOS_API_SECRET", "")}
 
-# What a careful first version would hold: one module-level Session shared by all threads.
+# What a careful straightforward worker would hold: one module-level Session shared by all threads.
 # Its pool is sized to the threads: with the default 10, 54 threads would reconnect on every send,
 # and the baseline would be weaker than anyone would write it on purpose.
 session = requests.Session()

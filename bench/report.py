@@ -1,11 +1,11 @@
-"""The benchmark's table: one column per sandbox latency, the issue's target beside each figure."""
+"""The benchmark's table: one column per sandbox latency, the target beside each figure."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
-TARGETS = {  # issue 16 "Throughput: the bulk path at 1,500 messages a second"
+TARGETS = {  # the throughput goals the table compares against
     "bulk": "≥ 1,500; ≥ 4× baseline at 100 ms",
     "single": "≥ 1.5× baseline",
     "cpu": "≤ 0.50",

@@ -11,6 +11,8 @@ import click
 import redis
 
 from config.errors import CosmosSmsError, SettingsError
+from config.numbers import NUMBER
+from config.redis_client import Role, redis_client, require_redis_version
 from config.settings import Settings, load_settings
 
 
@@ -53,23 +55,37 @@ def one_line_errors(command):
     return wrapper
 
 
+def refuse_old_redis(settings: Settings, role: Role) -> None:
+    """A server process refuses a Redis older than 7.0 at start, in one line (exit 2); an unreachable
+    one is left to its own retries."""
+    try:
+        client = redis_client(settings, role)
+        try:
+            require_redis_version(client)
+        finally:
+            client.close()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except redis.RedisError:
+        pass
+
+
+def operator_name() -> str:
+    """Who runs this command, as the timeline and the audit name operators: `cli:<login>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name in a bare container
+        return f"cli:uid{os.getuid()}"
+
+
 def echo_json(value) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False))
 
 
-def operator_name() -> str:
-    """Who the audit log names for a command-line action."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid{os.getuid()}"
-
-
 def checked_numbers(numbers: tuple[str, ...]) -> list[str]:
     """NUMBER arguments, each 0 followed by 14 digits; a bad one fails naming it, before anything changes."""
-    from console.search import NUMBER
-
-    bad = [n for n in numbers if not NUMBER.match(n)]
+    bad = [n for n in numbers if not NUMBER.fullmatch(n)]
     if bad:
         raise click.BadParameter(f"{bad[0]}: must be 0 followed by 14 digits", param_hint="NUMBER")
     return list(numbers)

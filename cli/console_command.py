@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli.common import refuse_old_redis
 from config.logging import configure_logging
 from config.settings import SettingsError, load_settings
 
@@ -37,6 +38,7 @@ def console(host: str, port: int) -> None:
     except (SettingsError, UsersError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    refuse_old_redis(settings, "console")
     configure_logging(settings)
     # Imported here so `cosmos-sms --help` does not pay for FastAPI and uvicorn.
     import uvicorn
@@ -44,4 +46,5 @@ def console(host: str, port: int) -> None:
     from console.app import create_app
 
     app = create_app(settings, users=users, host=host)
+    click.echo(f"cosmos-sms console on http://{host}:{port}/ (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)

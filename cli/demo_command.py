@@ -21,6 +21,11 @@ from demo.scenario import MIN_COUNT
     "its URL and a one-time login, until Ctrl-C.",
 )
 @click.option(
+    "--redis-url",
+    default=None,
+    help="Use this Redis (under a fresh key prefix, removed afterwards) instead of a private one.",
+)
+@click.option(
     "--transport",
     type=click.Choice(["http", "smpp"]),
     default="http",
@@ -28,11 +33,12 @@ from demo.scenario import MIN_COUNT
     help="The route: smpp runs the sandbox's SMSC and sends every message over a bind (docs/smpp.md).",
 )
 @one_line_errors
-def demo(count, as_json, with_console, transport) -> None:
+def demo(count, as_json, with_console, redis_url, transport) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
 
-    Uses REDIS_URL when a Redis answers there (under a fresh key prefix, removed afterwards),
-    else starts a private redis-server. The messages take every path: accepted and delivered,
+    Starts a private Redis (the system redis-server 7.0 or newer, else the valkey-server of the
+    `demo` extra) unless --redis-url names one; REDIS_URL is never used, so a Redis of your own
+    stays untouched. The messages take every path: accepted and delivered,
     transient faults then accepted, failed, spam, blacklist, suppressed, not delivered, and
     an account refused for a moment (401: sending pauses and resumes, nothing dead).
     Ctrl-C or SIGTERM stops every process it started; they also die with it if it is killed.
@@ -53,9 +59,7 @@ def demo(count, as_json, with_console, transport) -> None:
     from demo.report import render
     from demo.runner import run_demo
 
-    settings = settings_or_exit()
-    root = click.get_current_context().find_root().command
-    with_receiver = isinstance(root, click.Group) and "webhook" in root.commands
+    settings_or_exit()  # a refused setting stops the demo before it starts anything
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -95,12 +99,7 @@ def demo(count, as_json, with_console, transport) -> None:
     try:
         with progress:
             summary, kept_logs = run_demo(
-                settings.redis_url,
-                count,
-                with_receiver,
-                on_progress,
-                keep_running if with_console else None,
-                transport,
+                redis_url, count, on_progress, keep_running if with_console else None, transport
             )
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None

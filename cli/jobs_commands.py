@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from cli.common import CommandFailed, echo_json, one_line_errors, settings_or_exit
+from cli.common import CommandFailed, echo_json, one_line_errors, operator_name, settings_or_exit
+from config.errors import EnqueueFailed
+from ledger.explanations import explain
 from ledger.stats import stats as ledger_stats
 from producers.producer import SmsProducer
 
@@ -32,7 +34,10 @@ def _producer() -> SmsProducer:
 @one_line_errors
 def send(to, sender, text, callback, idempotency_key, expires_in, send_at) -> None:
     """Enqueue one message; prints its job id."""
-    click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at))
+    try:
+        click.echo(_producer().send_sms(to, sender, text, callback, idempotency_key, expires_in, send_at))
+    except EnqueueFailed as exc:
+        raise CommandFailed(f"{exc} (is Redis running? check REDIS_URL)") from None
 
 
 @click.command()
@@ -43,7 +48,7 @@ def status(job_id) -> None:
     record = _producer().get_status(job_id)
     if record is None:
         raise CommandFailed(f"unknown job {job_id}")
-    echo_json(record)
+    echo_json({**record, "explained": explain(record)})
 
 
 @click.command()
@@ -52,7 +57,7 @@ def status(job_id) -> None:
 def cancel(job_id) -> None:
     """Cancel a job that has not been sent yet."""
     producer = _producer()
-    done, why = producer.ledger.operate("cancel", job_id)
+    done, why = producer.ledger.operate("cancel", job_id, by=operator_name())
     if not done:
         raise CommandFailed(f"not cancelled: {why}")
     click.echo(f"cancelled {job_id}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli import (
+    archive_commands,
     console_command,
     control_commands,
     demo_command,
@@ -13,6 +14,7 @@ from cli import (
     inbound_command,
     jobs_commands,
     operator_commands,
+    processes_command,
     sandbox_command,
     webhook_command,
     worker_command,
@@ -20,6 +22,7 @@ from cli import (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cosmos-sms", message="cosmos-sms %(version)s")
 def cli() -> None:
     """cosmos-sms: deliver SMS through the COSMOS API with Celery on Redis.
 
@@ -47,10 +50,17 @@ for command in (
     control_commands.pause,
     control_commands.resume,
     control_commands.hash_password,
+    archive_commands.history,
+    archive_commands.export,
+    archive_commands.spend,
+    archive_commands.archive,
+    archive_commands.forget,
+    processes_command.processes,
     inbound_command.inbound,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)
+jobs_commands.batch.add_command(archive_commands.batch_list)
 
 if __name__ == "__main__":
     cli()

@@ -10,6 +10,7 @@ import click
 
 from cli.common import CommandFailed, checked_numbers, one_line_errors, operator_name, settings_or_exit
 from ledger import operations
+from ledger.explanations import DEAD_REASONS, dead_reason, explain, known_reason
 from ledger.operations import apply, apply_to_pages
 from producers.producer import SmsProducer
 
@@ -18,27 +19,43 @@ def _producer() -> SmsProducer:
     return SmsProducer(settings_or_exit())
 
 
+def _known_reason(ctx, param, reason: str | None) -> str | None:
+    """A dead reason the ledger can give, or bad usage naming the known ones."""
+    if reason is None or known_reason(reason):
+        return reason
+    raise click.BadParameter(f"unknown dead reason {reason!r}; known: {', '.join(sorted(DEAD_REASONS))}, smpp_0x<code>")
+
+
 def _print_records(records: Iterable[dict[str, Any]], as_json: bool) -> None:
     """Records as they are read, page by page: a JSON array streamed, or a line each."""
     count = 0
+    reasons: set[str] = set()
     if as_json:
         click.echo("[", nl=False)
     for r in records:
         if as_json:
-            click.echo(("," if count else "") + json.dumps(r, ensure_ascii=False), nl=False)
+            click.echo(
+                ("," if count else "") + json.dumps({**r, "explained": explain(r)}, ensure_ascii=False), nl=False
+            )
         else:
             click.echo(
                 f"{r['job_id']}  {r['state']:<9} {r['dead_reason'] or '':<18} {r['updated_at']}  "
                 f"{r['last_error'] or ''}"
             )
+            if r["dead_reason"]:
+                reasons.add(r["dead_reason"])
         count += 1
     click.echo("]" if as_json else f"{count} job(s)")
+    for reason in sorted(reasons):
+        why = dead_reason(reason)
+        if why is not None:
+            click.echo(f"{reason}: {why.line()}")
 
 
 def _apply(producer: SmsProducer, action: str, job_ids: list[str]) -> None:
     """Run an operator action on the named jobs, in bounded steps; republish what goes back to a queue."""
     failed = 0
-    for job_id, done, lane_or_why in apply(producer.ledger, action, job_ids):
+    for job_id, done, lane_or_why in apply(producer.ledger, action, job_ids, operator_name()):
         if not done:
             failed += 1
             click.echo(f"{job_id}: not done: {lane_or_why}", err=True)
@@ -54,7 +71,7 @@ def dead() -> None:
 
 
 @dead.command("list")
-@click.option("--reason", default=None, help="Only this dead reason.")
+@click.option("--reason", default=None, callback=_known_reason, help="Only this dead reason.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of outcome records.")
 @one_line_errors
 def dead_list(reason, as_json) -> None:
@@ -76,7 +93,7 @@ def dead_requeue(job_ids, everything, reason) -> None:
     if job_ids:
         _apply(producer, "requeue", list(job_ids))
         return
-    tally = apply_to_pages(producer.ledger, "requeue", producer.ledger.dead_ids(reason))
+    tally = apply_to_pages(producer.ledger, "requeue", producer.ledger.dead_ids(reason), by=operator_name())
     click.echo(f"requeued {tally['done']} job(s)" + (f", {tally['refused']} refused" if tally["refused"] else ""))
 
 
@@ -86,7 +103,7 @@ def dead_requeue(job_ids, everything, reason) -> None:
 def dead_purge(reason) -> None:
     """Drop dead jobs and their records."""
     producer = _producer()
-    tally = apply_to_pages(producer.ledger, "purge", producer.ledger.dead_ids(reason))
+    tally = apply_to_pages(producer.ledger, "purge", producer.ledger.dead_ids(reason), by=operator_name())
     click.echo(f"purged {tally['done']} job(s)")
 
 

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli.common import refuse_old_redis
 from config.logging import configure_logging
 from config.settings import SettingsError, load_settings
 
@@ -54,6 +55,7 @@ def webhook(host: str, port: int, metrics_host: str, metrics_port: int | None) -
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         click.echo("error: COSMOS_WEBHOOK_SECRET is not set: the receiver could verify no callback token", err=True)
         sys.exit(2)
+    refuse_old_redis(settings, "receiver")
     configure_logging(settings)
     # Imported here so `cosmos-sms --help` does not pay for FastAPI and uvicorn.
     from receipts.server import run

@@ -14,16 +14,30 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import click
 
 from cli.common import one_line_errors, settings_or_exit
 from config.keys import LANE_BULK, LANE_SINGLE, Keys
+from config.settings import Settings
+from config.version import package_version
 
 BULK_PROCESSES_PER_CORE = 2
 """Two bulk processes of 50 send threads beat one of 100 per core (same sends in flight): a thread
 waits less for its process's GIL between two socket calls. Measured side by side on 2 cores:
 send_bulk 1,059 -> 1,293 msg/s at 100 ms latency, 1,250 -> 1,725 at 0 ms (bench/README.md)."""
+
+
+def celery_worker_argv(
+    hostname: str, concurrency: int, loglevel: str, queue: str | None, *extra: str, quiet: bool = False
+) -> list[str]:
+    """One Celery worker process of ours: thread pool, no mingle or gossip, on `queue` (None: both lanes)."""
+    argv = [sys.executable, "-m", "celery", *(["--quiet"] if quiet else []), "-A", "worker", "worker"]
+    argv += ["--pool", "threads"]
+    argv += ["--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", loglevel]
+    argv += ["--without-mingle", "--without-gossip", *(["--queues", queue] if queue else []), *extra]
+    return argv
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -65,30 +79,12 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     host = socket.gethostname()
 
     def start(lane: str, i: int, threads: int) -> subprocess.Popen:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--pool",
-                "threads",
-                "--queues",
-                keys.queue(lane),
-                "--concurrency",
-                str(threads),
-                "--hostname",
-                f"cosmos-{lane}{i}-{os.getpid()}@{host}",
-                "--loglevel",
-                loglevel,
-                "--without-mingle",
-                "--without-gossip",
-                *celery_args,
-            ]
-        )
+        hostname = f"cosmos-{lane}{i}-{os.getpid()}@{host}"
+        # --quiet: one banner for the whole command, below, instead of one per process.
+        argv = celery_worker_argv(hostname, threads, loglevel, keys.queue(lane), *celery_args, quiet=True)
+        return subprocess.Popen(argv)
 
+    click.echo(banner(settings, plan, host))
     children = [start(*entry) for entry in plan]
     stopping: list[int] = []
 
@@ -99,6 +95,22 @@ def worker(processes, single_processes, concurrency, loglevel, celery_args) -> N
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     sys.exit(_supervise(children, plan, start, stopping))
+
+
+def banner(settings: Settings, plan: list[tuple[str, int, int]], host: str) -> str:
+    """What this command runs, in one line: COSMOS's host and the route, Redis, the processes per lane."""
+    api = urlsplit(settings.api_url)
+    redis_at = urlsplit(settings.redis_url)
+    redis_where = f"{redis_at.hostname}:{redis_at.port or 6379}" if redis_at.scheme.startswith("redis") else "sentinels"
+    lanes = ", ".join(
+        f"{lane} lane {sum(1 for entry in plan if entry[0] == lane)} process(es) × {threads} task threads"
+        for lane, threads in {entry[0]: entry[2] for entry in plan}.items()
+    )
+    route = getattr(settings, "transport", "http")
+    return (
+        f"cosmos-sms worker {package_version()} on {host}: COSMOS {api.hostname} (route {route}), "
+        f"Redis {redis_where}, {lanes}, {settings.batch_threads} send threads each"
+    )
 
 
 def default_bulk_processes() -> int:

@@ -20,6 +20,7 @@ LANES = (LANE_SINGLE, LANE_BULK)
 LEDGER_OWNED = frozenset(
     {
         "job",
+        "take",
         "idempotency",
         "message_id",
         "batch",
@@ -45,6 +46,8 @@ LEDGER_OWNED = frozenset(
         "histograms",
         "breaker",
         "rate",
+        "archive_pending",
+        "archive_identity",
     }
 )
 """Keys only the ledger writes (ledger/ and its Lua scripts); other modules read them or call the ledger.
@@ -53,16 +56,20 @@ PROCESS_OWNED = frozenset(
     {
         "chunk",
         "lock",
+        "redis_run_id",
         "audit",
         "console_minute",
         "console_hour",
         "console_events_cursor",
         "console_task",
         "console_login_failures",
+        "archiver_status",
+        "process",
+        "processes",
     }
 )
 """A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
-tasks and login throttle (the demo's heartbeats are `DEMO_RUNS`)."""
+tasks and login throttle, worker heartbeats (the demo's heartbeats are `DEMO_RUNS`)."""
 BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
 """Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
 DEMO_RUNS = "cosmos-demo:runs"
@@ -94,6 +101,10 @@ class Keys:
     def chunk(self, task_id: str) -> str:
         """Counter: deliveries of one bulk chunk message (a redelivered chunk is split)."""
         return f"{self.prefix}:chunk:{task_id}"
+
+    def take(self, owner: str) -> str:
+        """A single-lane task's taken group, kept briefly for a repeated call (ledger-owned; take.lua)."""
+        return f"{self.prefix}:take:{owner}"
 
     def retry(self, lane: str) -> str:
         """Sorted set: a lane's retrying jobs -> when due (retry timers, apart from the backlog)."""
@@ -191,8 +202,22 @@ class Keys:
         """Hash reason -> since: why `number` is on the suppression list (ledger/lua/inbound.lua)."""
         return f"{self.prefix}:suppression:{number}"
 
+    def process(self, process_id: str) -> str:
+        """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""
+        return f"{self.prefix}:proc:{process_id}"
+
+    @property
+    def processes(self) -> str:
+        """Sorted set: worker process id -> last heartbeat (pruned to the last 10 minutes on every beat)."""
+        return f"{self.prefix}:processes"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
+
+    @property
+    def redis_run_id(self) -> str:
+        """String: the Redis `run_id` the reconciler last saw; a new one means Redis restarted."""
+        return f"{self.prefix}:reconciler:run_id"
 
     @property
     def leases(self) -> str:
@@ -247,7 +272,7 @@ class Keys:
         """Redis list that holds a lane's broker messages."""
         return f"{self.celery_prefix}{self.queue(lane)}"
 
-    # --- Operations console (issue 14): audit stream and console bookkeeping ---
+    # Operations console: audit stream and console bookkeeping.
     @property
     def audit(self) -> str:
         """Stream: operator actions (ts, user, action, target, count, detail), MAXLEN ~ 100000."""
@@ -273,3 +298,19 @@ class Keys:
     def console_login_failures(self, name: str) -> str:
         """Counter: recent failed logins under one name (for the growing delay), expiring."""
         return f"{self.prefix}:console:login_failures:{name}"
+
+    # --- The archive: records waiting to be written, the archive's identity, the archiver's health ---
+    @property
+    def archive_pending(self) -> str:
+        """Sorted set: records to (re)write into the archive -> when they last changed."""
+        return f"{self.prefix}:archive:pending"
+
+    @property
+    def archive_identity(self) -> str:
+        """String: `<uuid> <masked URL>` of the archive this prefix writes to; its presence turns archiving on."""
+        return f"{self.prefix}:archive:identity"
+
+    @property
+    def archiver_status(self) -> str:
+        """Hash: the archiver's `last_error`, `error_ts`, `ok_ts` (for stats, metrics and the console)."""
+        return f"{self.prefix}:archiver:status"

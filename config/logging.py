@@ -7,15 +7,14 @@ logger once per process, so Celery's and uvicorn's own lines pass the same scrub
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
 
+from config.numbers import NUMBER_IN_TEXT
 from config.settings import Settings
 
-_NUMBER = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 _NUMBER_FIELDS = frozenset({"to", "number", "recipient"})
 _NEVER_LOGGED = frozenset({"text", "api_secret", "api_key", "body"})
 
@@ -43,7 +42,7 @@ class _Scrubber:
     def scrub(self, line: str) -> str:
         for secret in self.secrets:
             line = line.replace(secret, "[secret]")
-        return _NUMBER.sub(lambda m: mask_number(m.group(0)), line)
+        return NUMBER_IN_TEXT.sub(lambda m: mask_number(m.group(0)), line)
 
     def __call__(self, _logger: Any, _name: str, line: str) -> str:
         return self.scrub(line)

@@ -16,6 +16,7 @@ then tenacity with a short exponential wait.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
+from config.errors import SettingsError
 from config.settings import Settings
 
 T = TypeVar("T")
@@ -101,6 +103,19 @@ class SentinelTarget:
     db: int = 0
     username: str | None = None
     password: str | None = None
+
+
+MIN_REDIS_VERSION = (7, 0)
+"""The oldest Redis the ledger's scripts run on (Valkey reports its Redis compatibility, 7.2)."""
+
+
+def require_redis_version(client: redis.Redis) -> None:
+    """Refuse, in one line, a Redis older than MIN_REDIS_VERSION: the scripts would fail later with raw errors."""
+    version = str(client.info("server").get("redis_version", "0"))
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if numbers < MIN_REDIS_VERSION:
+        wanted = ".".join(map(str, MIN_REDIS_VERSION))
+        raise SettingsError(f"REDIS_URL: Redis {version} is too old; cosmos-sms needs Redis {wanted} or newer")
 
 
 def is_sentinel_url(url: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,10 +25,8 @@ DEFAULT_RETENTION_S = 7 * 24 * 3600
 """Outcome records live 7 days (in seconds) after reaching a final state."""
 
 
-# --- issue 13: outcomes pushed to the application ---
 DEFAULT_FORWARD_MAX_AGE_S = 86400.0
 """A forward is retried for 24 hours (in seconds) before it is given up into the failed list."""
-# --- end of the issue 13 block ---
 
 
 LEASE_MARGIN_S = 5.0
@@ -70,7 +69,10 @@ class Settings(BaseSettings):
     # Ledger and reconciler.
     retention_s: int = Field(DEFAULT_RETENTION_S, alias="COSMOS_RETENTION_S", gt=0)
     requeue_grace_s: float = Field(60.0, alias="COSMOS_REQUEUE_GRACE_S", gt=0)
-    scheduler_interval_s: float = Field(1.0, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0)
+    reconciler_interval_s: float = Field(1.0, alias="COSMOS_RECONCILER_INTERVAL_S", gt=0)
+    renamed_scheduler_interval_s: float | None = Field(None, alias="COSMOS_SCHEDULER_INTERVAL_S", gt=0, exclude=True)
+    """The old name of COSMOS_RECONCILER_INTERVAL_S, still read (`load_settings` warns)."""
+    heartbeat_s: float = Field(5.0, alias="COSMOS_HEARTBEAT_S", gt=0)
     poison_deliveries: int = Field(3, alias="COSMOS_POISON_DELIVERIES", ge=1)
     lease_margin_s: float = Field(LEASE_MARGIN_S, alias="COSMOS_LEASE_MARGIN_S", gt=0)
     pause_probe_interval_s: float = Field(5.0, alias="COSMOS_PAUSE_PROBE_INTERVAL_S", gt=0)
@@ -97,25 +99,25 @@ class Settings(BaseSettings):
     webhook_rate_limit: float = Field(200.0, alias="COSMOS_WEBHOOK_RATE_LIMIT", ge=0)
     flower_basic_auth: SecretStr | None = Field(None, alias="COSMOS_FLOWER_BASIC_AUTH")
 
-    # --- Operations console (issue 14; owned by the console branch) ---
+    # Operations console.
     console_users: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_USERS")
     console_session_secret: SecretStr | None = Field(None, alias="COSMOS_CONSOLE_SESSION_SECRET")
     console_secure_cookie: Literal["auto", "always", "never"] = Field("auto", alias="COSMOS_CONSOLE_SECURE_COOKIE")
     console_session_max_age_s: int = Field(8 * 3600, alias="COSMOS_CONSOLE_SESSION_MAX_AGE_S", gt=0)
-    # --- end of the console block ---
-    # --- receiver (helper `receiver`, issue 13): metrics protection, overdue receipts -------------
+
+    # Receiver: metrics protection, overdue receipts.
     # COSMOS_WEBHOOK_RATE_LIMIT above limits only requests that fail authentication, per client.
     metrics_token: SecretStr | None = Field(None, alias="COSMOS_METRICS_TOKEN")
     receipt_overdue_s: float = Field(3600.0, alias="COSMOS_RECEIPT_OVERDUE_S", gt=0)
-    # --- end receiver block ------------------------------------------------------------------------
 
-    # --- Outcomes pushed to the application (issue 13: events and forwarding) ---
+    # Outcomes pushed to the application (events and forwarding).
     app_webhook_secret: SecretStr | None = Field(None, alias="COSMOS_APP_WEBHOOK_SECRET")
     forward_timeout_s: float = Field(5.0, alias="COSMOS_FORWARD_TIMEOUT_S", gt=0, le=60)
     forward_max_age_s: float = Field(DEFAULT_FORWARD_MAX_AGE_S, alias="COSMOS_FORWARD_MAX_AGE_S", gt=0)
     forward_backoff_base_s: float = Field(5.0, alias="COSMOS_FORWARD_BACKOFF_BASE_S", gt=0)
     forward_backoff_max_s: float = Field(900.0, alias="COSMOS_FORWARD_BACKOFF_MAX_S", gt=0)
     forward_threads: int = Field(16, alias="COSMOS_FORWARD_THREADS", ge=1, le=256)
+    forward_deny_private: bool = Field(False, alias="COSMOS_FORWARD_DENY_PRIVATE")
     forward_poll_s: float = Field(0.5, alias="COSMOS_FORWARD_POLL_S", gt=0)
     forward_breaker_threshold: int = Field(5, alias="COSMOS_FORWARD_BREAKER_THRESHOLD", ge=1)
     forward_breaker_open_s: float = Field(30.0, alias="COSMOS_FORWARD_BREAKER_OPEN_S", gt=0)
@@ -130,6 +132,15 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", raw) or not base64.b64decode(raw + "=="):
             raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: object) -> object:
+        """A value under a renamed variable counts when the new name is not set."""
+        if isinstance(data, dict) and data.get("COSMOS_SCHEDULER_INTERVAL_S") is not None:
+            if "COSMOS_RECONCILER_INTERVAL_S" not in data and "reconciler_interval_s" not in data:
+                data = {**data, "COSMOS_RECONCILER_INTERVAL_S": data["COSMOS_SCHEDULER_INTERVAL_S"]}
+        return data
 
     @model_validator(mode="after")
     def _coherent_forwarding(self) -> Settings:
@@ -147,9 +158,26 @@ class Settings(BaseSettings):
         """How long a claimed forward stays invisible to other workers: one POST's bound plus a margin (s)."""
         return self.forward_connect_timeout_s + self.forward_timeout_s + LEASE_MARGIN_S
 
-    # --- end of the issue 13 block ---
+    # The archive: every record in a SQL database, for months.
+    archive_url: SecretStr = Field(SecretStr("sqlite:///cosmos-archive.sqlite3"), alias="COSMOS_ARCHIVE_URL")
+    archive_retention_days: int = Field(400, alias="COSMOS_ARCHIVE_RETENTION_DAYS", ge=0)
+    redact_after_days: int = Field(0, alias="COSMOS_REDACT_AFTER_DAYS", ge=0)
 
-    # --- High availability (issue 15, helper `ha`): Sentinel and durable acknowledgements. -----------
+    @property
+    def archiving(self) -> bool:
+        """False when COSMOS_ARCHIVE_URL is `none`: no archive is kept and records leave Redis as before."""
+        return self.archive_url.get_secret_value().strip().lower() != "none"
+
+    @model_validator(mode="after")
+    def _redaction_after_retention(self) -> Settings:
+        if 0 < self.redact_after_days * 86400 < self.retention_s:
+            raise ValueError(
+                f"COSMOS_REDACT_AFTER_DAYS must be 0 or at least the Redis retention "
+                f"(COSMOS_RETENTION_S = {self.retention_s} s)"
+            )
+        return self
+
+    # High availability: Sentinel and durable acknowledgements.
     # REDIS_URL may be kombu's `sentinel://h1:26379;sentinel://h2:26379` list; this names the primary.
     redis_sentinel_master: str | None = Field(None, alias="COSMOS_REDIS_SENTINEL_MASTER", validate_default=True)
     # The sentinels' own password (requirepass on the sentinels), when they have one.
@@ -346,13 +374,20 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; a bad value raises SettingsError naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values
     except ValidationError as exc:
         error = exc.errors()[0]
         where = error.get("loc") or ()
         name = _alias_of(where[0]) if where else "configuration"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name}: {message}") from exc
+    if settings.renamed_scheduler_interval_s is not None:
+        # Printed, not logged: logging is configured from these very settings afterwards.
+        print(
+            "cosmos-sms: COSMOS_SCHEDULER_INTERVAL_S is now COSMOS_RECONCILER_INTERVAL_S; the old name still works",
+            file=sys.stderr,
+        )
+    return settings
 
 
 def _alias_of(field_name: object) -> str:

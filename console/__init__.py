@@ -1,1 +1,1 @@
-"""The operations console: a server-rendered web application about messages (issue 14)."""
+"""The operations console: a server-rendered web application about messages."""

@@ -23,7 +23,7 @@ from ledger.record import entry_time
 STEP_EVENTS = 1000
 MINUTE_TTL_S = 2 * 3600
 HOUR_TTL_S = 50 * 3600
-CHART_STATES = ("sent", "delivered", "dead")
+CHART_STATES = ("sent", "delivered", "not_delivered", "dead")
 PRICED_STATES = ("delivered", "not_delivered")
 LOCK_TTL_MS = 10_000
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import redis
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from config.settings import Settings
-from console import actions, pages
+from console import actions, archive_pages, pages
 from console.activity import ActivityThread
 from console.auth import Forbidden, NotLoggedIn, secure_cookie
 from console.context import STATIC, Console
@@ -82,7 +83,9 @@ def create_app(
     async def not_logged_in(request: Request, exc: NotLoggedIn):
         if request.method != "GET":
             return render(request, "error.html", 403, title="Not logged in", message="Log in first.")
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        # The whole deep link, its query too (a search, a page of results), survives the login.
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(wanted, safe='')}", status_code=303)
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden):
@@ -112,4 +115,5 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(archive_pages.router)
     return app

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi.templating import Jinja2Templates
 from redis import Redis
 
+from archive.opening import open_archive
+from archive.store import Archive
 from config.keys import Keys
+from config.numbers import NUMBER_IN_TEXT
 from config.redis_client import redis_client
 from config.settings import Settings
 from console.activity import ActivityCounter
@@ -19,11 +22,11 @@ from console.search import Searcher
 from console.tasks import Tasks
 from console.users import User
 from ledger.controls import Controls
-from ledger.record import iso
+from ledger.explanations import explain_reason, explain_state
+from ledger.record import iso, timeline_detail
 from ledger.store import Ledger
 
 TEMPLATES = Path(__file__).parent / "templates"
-_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])0[0-9]{14}(?![0-9])")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -40,7 +43,7 @@ def mask_numbers(text: str | None, user: User | None) -> str:
     """Free text (audit targets and details) with every phone number masked for a viewer."""
     if not text:
         return ""
-    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
+    return NUMBER_IN_TEXT.sub(lambda m: mask(m.group(0), user), text)
 
 
 def without_query(url: str | None) -> str:
@@ -71,7 +74,15 @@ class Console:
         ledger = Ledger(client, settings)
         controls = Controls(client, keys)
         templates = Jinja2Templates(directory=str(TEMPLATES))
-        templates.env.globals.update(mask=mask, mask_numbers=mask_numbers, iso=iso, without_query=without_query)
+        templates.env.globals.update(
+            mask=mask,
+            mask_numbers=mask_numbers,
+            iso=iso,
+            without_query=without_query,
+            timeline_detail=timeline_detail,
+            explain_reason=explain_reason,
+            explain_state=explain_state,
+        )
         return cls(
             settings,
             users,
@@ -88,3 +99,8 @@ class Console:
     @property
     def keys(self) -> Keys:
         return self.ledger.keys
+
+    @cached_property
+    def archive(self) -> Archive | None:
+        """The archive (None with COSMOS_ARCHIVE_URL=none), opened on first use; ArchiveRefused says why not."""
+        return open_archive(self.settings, self.ledger)

@@ -14,6 +14,9 @@ from ledger.stats import stats
 from ledger.store import Ledger
 
 CHART_W, CHART_H = 600, 160
+AXIS_H = 16
+"""Room under the bars for the time axis's labels."""
+TICK_EVERY_MIN = 10
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def figures(ledger: Ledger, controls: Controls, activity: ActivityCounter) -> di
 
 
 def chart(minutes: list[tuple[int, dict[str, float]]]) -> dict:
-    """Grouped bars (sent, delivered, dead) per minute as SVG geometry; no script needed to draw it."""
+    """Grouped bars (sent, delivered, not delivered, dead) per minute and a time axis (UTC, a tick every
+    TICK_EVERY_MIN minutes) as SVG geometry; no script needed to draw it."""
     top = max([int(c.get(s, 0)) for _, c in minutes for s in CHART_STATES] + [1])
     slot = CHART_W / max(len(minutes), 1)
     bar_w = slot / (len(CHART_STATES) + 1)
@@ -94,6 +98,11 @@ def chart(minutes: list[tuple[int, dict[str, float]]]) -> dict:
                     label,
                 )
             )
+    ticks = [
+        (round(i * slot, 2), time.strftime("%H:%M", time.gmtime(minute * 60)))
+        for i, (minute, _) in enumerate(minutes)
+        if minute % TICK_EVERY_MIN == 0
+    ]
     totals = {s: sum(int(c.get(s, 0)) for _, c in minutes) for s in CHART_STATES}
     first = time.strftime("%H:%M", time.gmtime(minutes[0][0] * 60)) if minutes else ""
     last = time.strftime("%H:%M", time.gmtime(minutes[-1][0] * 60)) if minutes else ""
@@ -102,6 +111,8 @@ def chart(minutes: list[tuple[int, dict[str, float]]]) -> dict:
         "top": top,
         "width": CHART_W,
         "height": CHART_H,
+        "axis_h": AXIS_H,
+        "ticks": ticks,
         "totals": totals,
         "first": first,
         "last": last,

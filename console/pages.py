@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Annotated, cast
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
 from console.overview import figures
 from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_query
 from console.users import User
 from console.web import console_of, render, user_of
-from ledger.controls import PAUSE_SCOPES
-from ledger.record import entry_time, to_record
+from ledger.processes import LOST_AFTER_BEATS, Heartbeats
+from ledger.schema import PAUSE_SCOPES
 
 Viewer = Annotated[User, Depends(user_of)]
 """The route's user: any logged-in user."""
@@ -24,8 +25,6 @@ router = APIRouter()
 STREAM_INTERVAL_S = 2.0
 STREAM_LIFETIME_UPDATES = 300
 """An overview stream ends after this many updates; the browser's EventSource reconnects."""
-EVENTS_WINDOW = 500
-"""Stream entries read from a job's creation time when showing its events (bounded, may miss late ones)."""
 SUPPRESSION_STEP = 200
 """SSCAN COUNT of one suppression page: a bounded read, and a page a person can look through."""
 MAX_FORWARDS = 10
@@ -97,6 +96,9 @@ def messages(request: Request, user: Viewer):
         )
         page = console.searcher.run(q)
         rows = [r for r in console.ledger.get_many(page.job_ids) if r]
+        exact = any(params.get(k) for k in ("job_id", "message_id", "idem"))
+        if exact and len(rows) == 1 and not page.next_cursor:
+            return RedirectResponse(f"/messages/{quote(rows[0]['job_id'], safe='')}", status_code=303)
     except SearchError as exc:
         q, searched, error = Query(), True, str(exc)
     status = 400 if error else 200
@@ -122,8 +124,7 @@ def messages(request: Request, user: Viewer):
 def message(request: Request, user: Viewer, job_id: str):
     console = console_of(request)
     # decode_responses: field names and values are str.
-    raw = cast(dict[str, str], console.redis.hgetall(console.keys.job(job_id))) if len(job_id) <= 200 else {}
-    record = to_record(job_id, raw)
+    record = console.ledger.get(job_id) if len(job_id) <= 200 else None
     if record is None:
         raise HTTPException(404, f"no message with job id {job_id[:80]}")
     return render(
@@ -131,9 +132,7 @@ def message(request: Request, user: Viewer, job_id: str):
         "message.html",
         user=user,
         r=record,
-        raw=raw,
-        events=_events(console, job_id, raw),
-        forwards=_forwards(console, job_id, raw),
+        forwards=_forwards(console, job_id, int(console.redis.hget(console.keys.job(job_id), "fwd_seq") or 0)),
         actions=_actions(record["state"]),
     )
 
@@ -148,9 +147,8 @@ def _actions(state: str) -> list[tuple[str, str]]:
     }.get(state, [])
 
 
-def _forwards(console, job_id: str, raw: dict) -> list[dict]:
+def _forwards(console, job_id: str, seq: int) -> list[dict]:
     """The job's forwards to the application's callback (`{P}:fwd:<job>.<n>`), the last MAX_FORWARDS."""
-    seq = int(raw.get("fwd_seq") or 0)
     ids = [f"{job_id}.{n}" for n in range(max(1, seq - MAX_FORWARDS + 1), seq + 1)]
     if not ids:
         return []
@@ -184,15 +182,11 @@ def _forwards(console, job_id: str, raw: dict) -> list[dict]:
     return out
 
 
-def _events(console, job_id: str, raw: dict) -> list[dict]:
-    """This job's entries of the events stream, from its creation on, within a bounded window."""
-    created = raw.get("created_ts")
-    if not created:
-        return []
-    start = f"{int(float(created) * 1000)}-0"
-    rows = console.redis.xrange(console.keys.events, min=start, max="+", count=EVENTS_WINDOW)
-    mine = (row for row in rows if row[1].get("job") == job_id)
-    return [{"id": entry_id, "ts": entry_time(entry_id), **fields} for entry_id, fields in mine]
+@router.get("/processes", response_class=HTMLResponse)
+def processes(request: Request, user: Viewer):
+    console = console_of(request)
+    seen = Heartbeats(console.redis, console.keys).seen()
+    return render(request, "processes.html", user=user, processes=seen, lost_after=LOST_AFTER_BEATS)
 
 
 @router.get("/dead", response_class=HTMLResponse)

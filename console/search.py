@@ -17,6 +17,7 @@ from typing import cast
 import redis
 
 from config.keys import Keys
+from config.numbers import NUMBER
 from config.settings import Settings
 from ledger.record import STATES
 from ledger.schema import batch_job_id, row_args
@@ -25,9 +26,9 @@ from ledger.scripts import ScriptCalls
 PAGE_SIZE = 50
 SCAN_LIMIT = 1000
 """Index entries one page request reads at most, whatever the filters."""
-NUMBER = re.compile(r"^0[0-9]{14}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@|-]{1,200}$")
-_CURSOR = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?):([0-9]+)$")
+_CURSOR = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?):([A-Za-z0-9_-]{1,100})$")
+"""score:member of the last entry seen (a batch: 0:index of the next member)."""
 
 
 class SearchError(ValueError):
@@ -90,7 +91,8 @@ def parse_query(params: dict[str, str]) -> Query:
     for name in ("job_id", "message_id", "idem", "batch", "reason"):
         if values[name] and not _TOKEN.match(values[name]):
             raise SearchError(f"{name}: unexpected characters (letters, digits and _ . : @ | - only, up to 200)")
-    if values["number"] and not NUMBER.match(values["number"]):
+    values["number"] = re.sub(r"[\s+]", "", values["number"])  # as people write it: "+0333 3444 5566 770"
+    if values["number"] and not NUMBER.fullmatch(values["number"]):
         raise SearchError("number: must be 0 followed by 14 digits")
     if values["state"] and values["state"] not in STATES:
         raise SearchError(f"state: unknown state (one of {', '.join(STATES)})")
@@ -145,20 +147,11 @@ class Searcher:
         return Page(self._matching(q, [job_id]), None, 1)
 
     def _walk(self, q: Query, zset: str) -> Page:
-        """Newest first from the cursor (score, how many already seen at that score)."""
-        top = f"{q.until}" if q.until is not None else "+inf"
-        skip = 0
-        if q.cursor:
-            score, seen = q.cursor.split(":")
-            top, skip = score, int(seen)
-        bottom = f"{q.since}" if q.since is not None else "-inf"
+        """Newest first from the cursor: the last entry seen (its score and member), never an offset,
+        so Redis finds the next page in O(log N) however many entries share a score."""
         # The index answers the query alone: read one page. Otherwise scan at most SCAN_LIMIT entries.
         limit = SCAN_LIMIT if self._needs_filter(q, zset) else PAGE_SIZE
-        # decode_responses: members come back as str, and withscores pairs each with its float score.
-        rows = cast(
-            list[tuple[str, float]],
-            self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=skip, num=limit, withscores=True),
-        )
+        rows, full = self._after_cursor(q, zset, limit)
         ids = [job_id for job_id, _ in rows]
         matches = self._matching(q, ids)
         if len(matches) > PAGE_SIZE:
@@ -168,13 +161,40 @@ class Searcher:
         else:
             used = len(rows)
         next_cursor = None
-        if len(rows) == limit or used < len(rows):
-            last_score = rows[used - 1][1]
-            same = sum(1 for _, s in rows[:used] if s == last_score)
-            if q.cursor and float(q.cursor.split(":")[0]) == last_score:
-                same += skip
-            next_cursor = f"{_score(last_score)}:{same}"
+        if (full or used < len(rows)) and used:
+            member, score = rows[used - 1]
+            next_cursor = f"{_score(score)}:{member}"
         return Page(matches, next_cursor, used)
+
+    def _after_cursor(self, q: Query, zset: str, limit: int) -> tuple[list[tuple[str, float]], bool]:
+        """Up to `limit` (member, score) rows after the cursor within the time range, newest first, and
+        whether the read was full (more may follow)."""
+        bottom = f"{q.since}" if q.since is not None else "-inf"
+        rows: list[tuple[str, float]]
+        if not q.cursor:
+            top = f"{q.until}" if q.until is not None else "+inf"
+            # decode_responses: members come back as str, and withscores pairs each with its float score.
+            rows = cast(
+                list,
+                self.redis.zrange(zset, top, bottom, desc=True, byscore=True, offset=0, num=limit, withscores=True),
+            )
+            return rows, len(rows) == limit
+        score, member = q.cursor.split(":", 1)
+        rank = cast(int | None, self.redis.zrevrank(zset, member))
+        if rank is not None:
+            rows = cast(list, self.redis.zrange(zset, rank + 1, rank + limit, desc=True, withscores=True))
+            full = len(rows) == limit
+        else:
+            # The entry left the index meanwhile: from its score, past the members at that score not after it.
+            raw = cast(
+                list,
+                self.redis.zrange(zset, score, bottom, desc=True, byscore=True, offset=0, num=limit, withscores=True),
+            )
+            rows = [(m, s) for m, s in raw if not (s == float(score) and m >= member)]
+            full = len(raw) == limit
+        if q.since is not None and rows and rows[-1][1] < q.since:
+            rows, full = [(m, s) for m, s in rows if s >= q.since], False
+        return rows, full
 
     def _needs_filter(self, q: Query, zset: str) -> bool:
         """Whether a filter remains that the walked index does not answer by itself."""

@@ -96,7 +96,12 @@ class Tasks:
 
     def _dead_step(self, task_id: str, task: dict) -> bool:
         step = operations.dead_step(
-            self.ledger, task["kind"], float(task["until_ts"]), task["reason"], int(task["seen"])
+            self.ledger,
+            task["kind"],
+            float(task["until_ts"]),
+            task["reason"],
+            int(task["seen"]),
+            f"console:{task['user']}",
         )
         if step is None:
             return False
@@ -107,7 +112,7 @@ class Tasks:
         start = int(task["seen"])
         if start == 0:
             operations.close_batch(self.ledger, task["batch"])
-        step = operations.cancel_batch_step(self.ledger, task["batch"], start)
+        step = operations.cancel_batch_step(self.ledger, task["batch"], start, f"console:{task['user']}")
         if step is None:
             return False
         self._progress(task_id, step.done, step.refused, step.seen)

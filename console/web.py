@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from console.auth import Forbidden, check_csrf, csrf_token, session_user
 from console.context import Console
+from console.oncall import banners
 from console.users import User
 
 
@@ -36,6 +37,8 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
             user = user_of(request)
         except Exception:
             user = None
+    if user is not None and "banners" not in context:
+        context["banners"] = banners(console)
     return console.templates.TemplateResponse(
         request, template, {"user": user, "csrf": csrf_token(request), **context}, status_code=status
     )

@@ -1,7 +1,9 @@
 """Per-message callback tokens: COSMOS signs nothing, so our callback URL carries the proof.
 
-The token is the job id plus an HMAC of it under the webhook secret, with a key id so the
-secret before the last rotation keeps verifying (receipts can arrive hours later).
+The token is the job id and an expiry plus an HMAC of both under the webhook secret, with a key id
+so the secret before the last rotation keeps verifying (receipts can arrive hours later). The
+expiry (the attempt's time plus the retention) keeps a token from outliving its record: a batch's
+job ids repeat when its id is used again, and an old token must not speak for the new job.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 import hmac
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-PARAM_JOB, PARAM_KID, PARAM_SIG = "cosmos_job", "cosmos_kid", "cosmos_sig"
+PARAM_JOB, PARAM_EXP, PARAM_KID, PARAM_SIG = "cosmos_job", "cosmos_exp", "cosmos_kid", "cosmos_sig"
+TOKEN_PARAMS = (PARAM_JOB, PARAM_EXP, PARAM_KID, PARAM_SIG)
 
 
 def key_id(secret: str) -> str:
@@ -18,24 +21,36 @@ def key_id(secret: str) -> str:
     return hashlib.sha256(b"cosmos-kid:" + secret.encode()).hexdigest()[:8]
 
 
-def signature(secret: str, job_id: str) -> str:
-    return hmac.new(secret.encode(), b"cosmos-receipt:" + job_id.encode(), hashlib.sha256).hexdigest()[:32]
+def signature(secret: str, job_id: str, expires_ts: int) -> str:
+    message = b"cosmos-receipt:" + job_id.encode() + b":" + str(expires_ts).encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
-def callback_url(base_url: str, job_id: str, secret: str) -> str:
-    """`base_url` with the job's token appended as query parameters, keeping any it had."""
+def callback_url(base_url: str, job_id: str, secret: str, *, expires_ts: float) -> str:
+    """`base_url` with the job's token appended as query parameters, keeping any it had.
+
+    `expires_ts`: epoch seconds after which the receiver refuses the token."""
+    expires = int(expires_ts)
     parts = urlsplit(base_url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    query += [(PARAM_JOB, job_id), (PARAM_KID, key_id(secret)), (PARAM_SIG, signature(secret, job_id))]
+    query += [
+        (PARAM_JOB, job_id),
+        (PARAM_EXP, str(expires)),
+        (PARAM_KID, key_id(secret)),
+        (PARAM_SIG, signature(secret, job_id, expires)),
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def verify(params: dict[str, str], secrets: list[str]) -> str | None:
-    """The job id a token names, if it is signed by one of `secrets` (current first)."""
-    job_id, kid, sig = params.get(PARAM_JOB), params.get(PARAM_KID), params.get(PARAM_SIG)
-    if not (job_id and kid and sig) or len(job_id) > 64 or not (kid.isascii() and sig.isascii()):
+def verify(params: dict[str, str], secrets: list[str], now: float) -> str | None:
+    """The job id a token names, if it is signed by one of `secrets` (current first) and not expired."""
+    job_id, exp = params.get(PARAM_JOB), params.get(PARAM_EXP)
+    kid, sig = params.get(PARAM_KID), params.get(PARAM_SIG)
+    if not (job_id and exp and kid and sig) or len(job_id) > 64 or not (kid.isascii() and sig.isascii()):
         return None  # compare_digest refuses non-ASCII str: a forged token must not become a 500
+    if not (exp.isascii() and exp.isdigit() and len(exp) <= 12) or int(exp) < now:
+        return None
     for secret in secrets:
         if secret and hmac.compare_digest(kid, key_id(secret)):
-            return job_id if hmac.compare_digest(sig, signature(secret, job_id)) else None
+            return job_id if hmac.compare_digest(sig, signature(secret, job_id, int(exp))) else None
     return None

@@ -53,6 +53,7 @@ class CosmosClient:
         self.transport: PoolTransport | RequestsTransport = transport(
             self.endpoint, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s, proxies=proxies
         )
+        self.transport.where = where(api_url)
 
     def __repr__(self) -> str:  # never show the credentials, even in a traceback
         return f"CosmosClient({self.endpoint!r})"
@@ -80,6 +81,7 @@ class PoolTransport:
     ):
         parts = urlsplit(endpoint)
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.where = where(endpoint)
         self.timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
         self.headers = request_headers()
         tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": DEFAULT_CA_BUNDLE_PATH} if parts.scheme == "https" else {}
@@ -103,7 +105,7 @@ class PoolTransport:
                 preload_content=True,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            return from_pool_error(exc, _ms(started))
+            return from_pool_error(exc, _ms(started), self.where)
         return from_answer(response.status, response.data, _ms(started))
 
 
@@ -114,6 +116,7 @@ class RequestsTransport:
         self, endpoint: str, *, connect_timeout_s: float, read_timeout_s: float, proxies: dict[str, str] | None = None
     ):
         self.endpoint = endpoint
+        self.where = where(endpoint)
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.proxies = proxies or {}
         self._local = threading.local()
@@ -144,7 +147,7 @@ class RequestsTransport:
         try:
             response = session.send(request, timeout=self.timeout, allow_redirects=False, proxies=session.proxies)
         except requests.RequestException as exc:
-            return _from_exception(exc, _ms(started))
+            return _from_exception(exc, _ms(started), self.where)
         return _from_response(response, _ms(started))
 
 
@@ -152,8 +155,29 @@ def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _not_connected(name: str, latency_ms: int) -> Outcome:
-    return Outcome("transient", "connect_error", latency_ms=latency_ms, error=f"{name}: not connected")
+def where(api_url: str) -> str:
+    """The host, port and setting a connection failure names: `api.example:443 (COSMOS_API_URL=...)`."""
+    parts = urlsplit(api_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port} (COSMOS_API_URL={api_url})"
+
+
+CONNECT_FAILURES = ("connection_refused", "unresolvable_host", "connect_timeout", "connection_failed")
+"""How a connection to COSMOS never opened, as `last_error` starts (the status is `connect_error`)."""
+
+
+def connect_failure(exc: BaseException | None) -> str:
+    """Which of CONNECT_FAILURES a never-opened connection was."""
+    if isinstance(exc, NameResolutionError):
+        return "unresolvable_host"
+    if isinstance(exc, NewConnectionError):
+        refused = "refused" in str(exc).lower() or isinstance(exc.__context__, ConnectionRefusedError)
+        return "connection_refused" if refused else "connection_failed"
+    return "connect_timeout"
+
+
+def _not_connected(failure: str, latency_ms: int, where: str) -> Outcome:
+    return Outcome("transient", "connect_error", latency_ms=latency_ms, error=f"{failure}: {where}")
 
 
 def _no_answer(name: str, latency_ms: int) -> Outcome:
@@ -161,26 +185,23 @@ def _no_answer(name: str, latency_ms: int) -> Outcome:
     return Outcome("ambiguous", "no_answer", latency_ms=latency_ms, error=f"{name}: no answer after sending")
 
 
-def from_pool_error(exc: BaseException, latency_ms: int) -> Outcome:
+def from_pool_error(exc: BaseException, latency_ms: int, where: str = "COSMOS") -> Outcome:
     """A urllib3 failure (retries off, so never wrapped in MaxRetryError): connected or not?"""
     # NewConnectionError and NameResolutionError are ConnectTimeoutErrors too: no socket ever opened.
     if isinstance(exc, ConnectTimeoutError):
-        return _not_connected(type(exc).__name__, latency_ms)
+        return _not_connected(connect_failure(exc), latency_ms, where)
     return _no_answer(type(exc).__name__, latency_ms)
 
 
-def _from_exception(exc: requests.RequestException, latency_ms: int) -> Outcome:
-    name = type(exc).__name__
-    if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
-        return _not_connected(name, latency_ms)
-    return _no_answer(name, latency_ms)
-
-
-def _never_connected(exc: requests.RequestException) -> bool:
+def _from_exception(exc: requests.RequestException, latency_ms: int, where: str) -> Outcome:
     # requests wraps urllib3's MaxRetryError, whose `reason` says whether a socket ever opened.
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)
-    return isinstance(reason, (NewConnectionError, NameResolutionError))
+    if isinstance(reason, (NewConnectionError, NameResolutionError)):
+        return _not_connected(connect_failure(reason), latency_ms, where)
+    if isinstance(exc, requests.ConnectTimeout):
+        return _not_connected("connect_timeout", latency_ms, where)
+    return _no_answer(type(exc).__name__, latency_ms)
 
 
 def _from_response(response: requests.Response, latency_ms: int) -> Outcome:

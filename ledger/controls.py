@@ -16,11 +16,10 @@ from typing import Any, cast
 import redis
 
 from config.keys import LANES, Keys
+from ledger.schema import PAUSE_SCOPES
 
 AUDIT_MAXLEN = 100_000
 """Entries the audit stream keeps (approximately: XADD MAXLEN ~)."""
-PAUSE_SCOPES = ("all", *LANES)
-"""What an operator can pause: all sending, or one lane."""
 
 
 class ControlError(ValueError):

@@ -118,13 +118,18 @@ class Forwards:
         pipe.execute()
         return Forward.from_fields(fwd_id, {k: str(v) for k, v in fields.items()})
 
-    def claim(self, limit: int = MAX_STEP) -> list[Forward]:
-        """Take up to `limit` due forwards (at most MAX_STEP), invisible to others for the claim grace."""
+    def claim(self, limit: int = MAX_STEP, held: Sequence[tuple[str, float]] = ()) -> list[Forward]:
+        """Take up to `limit` due forwards (at most MAX_STEP), invisible to others for the claim grace; first
+        push back `held` (fwd_id, delay_s): claimed ones held back without a request, no attempt counted."""
+        held = list(held)[:MAX_STEP]
+        rows = row_args("forward_claim", "held", ({"fwd_id": f, "delay_s": max(0.0, d)} for f, d in held))
         reply = self._call(
             "forward_claim",
-            limit=max(1, min(int(limit), MAX_STEP)),
+            rows,
+            limit=max(0, min(int(limit), MAX_STEP)),
             claim_grace_s=self.settings.forward_claim_grace_s,
             prune_limit=PRUNE_STEP,
+            held=len(held),
         )
         return [Forward.from_fields(row["fwd_id"], _pairs(row["fields"])) for row in reply_rows("forward_claim", reply)]
 
@@ -144,6 +149,13 @@ class Forwards:
             error=error[:500],
             attempted="1" if attempted else "0",
             max_age_s=self.settings.forward_max_age_s,
+        )
+        return str(reply)
+
+    def give_up(self, fwd_id: str, error: str) -> str:
+        """List a forward with the failed ones at once (its destination will never be reached)."""
+        reply = self._call(
+            "forward_reschedule", fwd_id=fwd_id, delay_s=0.0, error=error[:500], attempted="1", max_age_s=0.0
         )
         return str(reply)
 

@@ -25,12 +25,12 @@ BATCH_CANCELLED = "batch_cancelled"
 """The cancel reason of a batch's members (one of ledger.schema.CANCEL_REASONS)."""
 
 
-def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str, bool, str]]:
-    """`action` on each job, STEP at a time; returns (job id, done, lane or why not)."""
+def apply(ledger: Ledger, action: str, job_ids: Sequence[str], by: str = "") -> list[tuple[str, bool, str]]:
+    """`action` on each job, STEP at a time (`by`: who asked); returns (job id, done, lane or why not)."""
     out: list[tuple[str, bool, str]] = []
     for start in range(0, len(job_ids), STEP):
         step = list(job_ids[start : start + STEP])
-        results = ledger.operate_many(action, step)
+        results = ledger.operate_many(action, step, by=by)
         if action in REQUEUING:
             back = [(job_id, lane) for job_id, (done, lane) in zip(step, results) if done]
             republish(ledger.redis, ledger.keys, back, chunk_size=ledger.settings.bulk_chunk_size)
@@ -39,12 +39,16 @@ def apply(ledger: Ledger, action: str, job_ids: Sequence[str]) -> list[tuple[str
 
 
 def apply_to_pages(
-    ledger: Ledger, action: str, pages: Iterable[list[str]], progress: Callable[[int, int], None] | None = None
+    ledger: Ledger,
+    action: str,
+    pages: Iterable[list[str]],
+    progress: Callable[[int, int], None] | None = None,
+    by: str = "",
 ) -> Counter[str]:
     """`action` on every job of every page (e.g. `ledger.dead_ids(reason)`); counts done / refused."""
     tally: Counter[str] = Counter()
     for page in pages:
-        for _, done, _ in apply(ledger, action, page):
+        for _, done, _ in apply(ledger, action, page, by):
             tally["done" if done else "refused"] += 1
         if progress is not None:
             progress(tally["done"], tally["refused"])
@@ -78,7 +82,7 @@ class Step:
     seen: int
 
 
-def dead_step(ledger: Ledger, action: str, until_ts: float, reason: str, skip: int) -> Step | None:
+def dead_step(ledger: Ledger, action: str, until_ts: float, reason: str, skip: int, by: str = "") -> Step | None:
     """`action` on the next STEP dead jobs that died by `until_ts` (of `reason`, if given).
 
     `skip`: entries of the dead set left in place by earlier steps (another reason, refused);
@@ -91,7 +95,7 @@ def dead_step(ledger: Ledger, action: str, until_ts: float, reason: str, skip: i
     chosen = [job_id for job_id, why in zip(ids, reasons) if why is not None and (not reason or why == reason)]
     kept = sum(1 for why in reasons if why is not None and reason and why != reason)
     ledger.forget_dead([job_id for job_id, why in zip(ids, reasons) if why is None])
-    results = apply(ledger, action, chosen)
+    results = apply(ledger, action, chosen, by)
     done = sum(1 for _, ok, _ in results if ok)
     refused = len(results) - done
     return Step(done, refused, kept + refused)
@@ -102,23 +106,23 @@ def close_batch(ledger: Ledger, batch_id: str) -> bool:
     return ledger.close_batch(batch_id)
 
 
-def cancel_batch_step(ledger: Ledger, batch_id: str, start: int) -> Step | None:
+def cancel_batch_step(ledger: Ledger, batch_id: str, start: int, by: str = "") -> Step | None:
     """Cancel the members `start` .. `start + STEP` of a closed batch that are not sent yet; None when done."""
     info = ledger.batch_info(batch_id)
     total = info["total"] if info else 0
     if start >= total:
         return None
     ids = [batch_job_id(batch_id, i) for i in range(start, min(total, start + STEP))]
-    done = sum(ok for ok, _ in ledger.operate_many("cancel", ids, BATCH_CANCELLED))
+    done = sum(ok for ok, _ in ledger.operate_many("cancel", ids, BATCH_CANCELLED, by=by))
     return Step(done, len(ids) - done, len(ids))
 
 
-def cancel_batch(ledger: Ledger, batch_id: str, progress: Callable[[Step], None] | None = None) -> int:
+def cancel_batch(ledger: Ledger, batch_id: str, progress: Callable[[Step], None] | None = None, by: str = "") -> int:
     """Close a batch, then cancel every member not yet sent, a step at a time; returns how many."""
     if not close_batch(ledger, batch_id):
         return 0
     cancelled = start = 0
-    while (step := cancel_batch_step(ledger, batch_id, start)) is not None:
+    while (step := cancel_batch_step(ledger, batch_id, start, by)) is not None:
         cancelled += step.done
         start += step.seen
         if progress is not None:

@@ -90,44 +90,6 @@ def push(client: redis.Redis, messages: Iterable[tuple[str, str]]) -> None:
     pipe.execute()
 
 
-def take_waiting(client: redis.Redis, keys: Keys, lane: str, limit: int) -> list[str]:
-    """Job ids of up to `limit` single-job messages taken off a lane's broker list, oldest first.
-
-    A worker with free send threads takes these beside the task it runs, so a backlog costs one
-    Celery task per group instead of one per job. Taken messages are gone from the broker: a worker
-    killed before it leases their jobs leaves them `queued`, and the reconciler republishes them once
-    the lane holds no message (the rule for any lost message). Anything else taken (a chunk, another
-    task) goes back to the end the consumers read next.
-    """
-    if limit <= 0:
-        return []
-    queue_key = keys.broker_queue_key(lane)
-    taken: list[bytes | str] = client.rpop(queue_key, limit) or []  # type: ignore[assignment]
-    job_ids: list[str] = []
-    others: list[bytes | str] = []
-    for message in taken:
-        job_id = _single_job_id(message)
-        if job_id is None:
-            others.append(message)
-        else:
-            job_ids.append(job_id)
-    if others:
-        client.rpush(queue_key, *reversed(others))
-    return job_ids
-
-
-def _single_job_id(message: bytes | str) -> str | None:
-    """The job id of a `cosmos.deliver` message as `task_message` writes it, else None."""
-    try:
-        envelope = json.loads(message)
-        if envelope["headers"]["task"] != TASK_DELIVER or envelope["properties"]["body_encoding"] != "base64":
-            return None
-        args = json.loads(base64.b64decode(envelope["body"]))[0]
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
-    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
-
-
 def republish(client: redis.Redis, keys: Keys, jobs: Iterable[tuple[str, str]], chunk_size: int = 0) -> None:
     """Publish messages for (job id, lane) pairs: single-job ones, or bulk jobs in chunks of `chunk_size`."""
     messages: list[tuple[str, str]] = []

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.schema import FINAL_STATES, STATES
+from ledger.schema import (
+    FINAL_STATES,
+    STATES,
+    TIMELINE_FIELD,
+    TIMELINE_HEAD,
+    TIMELINE_NAMES,
+    TIMELINE_TAIL,
+    TIMELINE_TIMES,
+)
 
-__all__ = ["FINAL_STATES", "STATES", "iso", "history", "to_record"]
+__all__ = ["FINAL_STATES", "STATES", "iso", "history", "timeline", "timeline_detail", "to_record"]
 
 _INTS = ("attempts", "ambiguous_resends", "extra_sends")
 _TIMES = {
@@ -47,6 +55,66 @@ def history(raw: str | None) -> list[dict[str, Any]]:
     return out
 
 
+_TIMELINE_INTS = ("n", "http", "ms")
+_TIMELINE_LONG = {short: name for name, short in TIMELINE_NAMES.items()}
+
+
+def timeline(raw: dict[str, str]) -> list[dict[str, Any]]:
+    """The job's timeline from its hash, oldest first: entries with `at` (ISO 8601 UTC) and `event`;
+    entries left out between the first and the last ones show as one `omitted` entry with a `count`."""
+    written = int(raw.get("timeline_n") or 0)
+    base = float(raw.get("created_ts") or 0)
+    kept = min(written, TIMELINE_HEAD + TIMELINE_TAIL)
+    omitted = written - kept
+    out: list[dict[str, Any]] = []
+    for k in [*range(min(written, TIMELINE_HEAD)), *range(TIMELINE_HEAD + omitted, written)]:
+        slot = k if k < TIMELINE_HEAD else TIMELINE_HEAD + (k - TIMELINE_HEAD) % TIMELINE_TAIL
+        line = raw.get(f"{TIMELINE_FIELD}{slot}")
+        if k == TIMELINE_HEAD + omitted and omitted:
+            out.append({"at": out[-1]["at"] if out else iso(base), "event": "omitted", "count": omitted})
+        if line:
+            out.append(_entry(line, base))
+    return out
+
+
+def _entry(line: str, base: float) -> dict[str, Any]:
+    ms, event, *fields = line.split("|")
+    entry: dict[str, Any] = {"at": _at(base, ms), "event": event}
+    for field in fields:
+        short, _, value = field.partition("=")
+        name = _TIMELINE_LONG.get(short, short)
+        if name in TIMELINE_TIMES:
+            entry[name] = _at(base, value)
+        elif name in _TIMELINE_INTS and value.lstrip("-").isdigit():
+            entry[name] = int(value)
+        else:
+            entry[name] = value
+    return entry
+
+
+def _at(base: float, ms: str) -> str | None:
+    return iso(base + int(ms) / 1000) if ms.lstrip("-").isdigit() else None
+
+
+def timeline_detail(entry: dict[str, Any]) -> str:
+    """One timeline entry's fields besides `at`, `event` and `state`, as one line for people."""
+    parts = []
+    for name, value in entry.items():
+        if name in ("at", "event", "state"):
+            continue
+        if name == "http":
+            parts.append(f"HTTP {value}")
+        elif name == "ms":
+            parts.append(f"{value} ms")
+        elif name == "n":
+            parts.append(f"attempt {value}")
+        elif name == "count":
+            parts.append(f"{value} entries not kept")
+        else:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
+
+
 def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
     """The contract's outcome record from a job's ledger hash (None for a missing job); the id is
     the key's, not stored in the hash."""
@@ -69,6 +137,8 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "receipt_timestamp": raw.get("receipt_timestamp"),
         "history": history(raw.get("history")),
         "late": raw.get("late") == "1",
+        "redacted": raw.get("redacted") == "1",
+        "timeline": timeline(raw),
         "route": raw.get("route") or None,
         "waiting_for": raw.get("waiting") or None,
     }

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+from config.keys import LANES
+
 # --- states -------------------------------------------------------------------------------
 STATES = ("queued", "sending", "retrying", "sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
 FINAL_STATES = frozenset({"delivered", "not_delivered", "dead", "expired", "cancelled"})
@@ -65,6 +67,11 @@ JOB_FIELDS = {
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
     "route": "the route of the last attempt: http | smpp",
+    "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
+    "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
+    "call": "id of the last begin or finish call (a repeated call answers `call_reply`)",
+    "call_reply": "that call's reply, JSON",
+    "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
 # --- results -------------------------------------------------------------------------------
@@ -107,7 +114,8 @@ replicas had the enqueue in time (a repeated call records it again)."""
 DEAD_REASONS_OURS = ("suppressed", "retries_exhausted", "poison", "held_limit")
 """Dead reasons of our own; the others are COSMOS's permanent statuses."""
 ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
-PAUSE_SCOPES = ("all", "single", "bulk")
+PAUSE_SCOPES = ("all", *LANES)
+"""What an operator can pause: all sending, or one lane."""
 
 # --- counters hash fields --------------------------------------------------------------------
 COUNTERS = {
@@ -122,6 +130,8 @@ COUNTERS = {
     "breaker_opened": "times the breaker opened",
     "requeued": "operator requeues and resends",
     "late": "final states the provider's word overturned",
+    "unreplicated_acceptances": "outcome writes with an acceptance that too few replicas had within the WAIT timeout",
+    "receipt_price_refused": "receipts applied without their price (outside [0, max(1.00, 10 x accepted)] USD)",
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",
     "smpp_binds": "SMPP bind slots taken (each a bind attempt under the fleet's lease)",
@@ -132,7 +142,11 @@ COUNTERS = {
     "smpp_inbound": "inbound (non-receipt) deliver_sm received",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
-`dead:<reason>` (live dead records per reason)."""
+`dead:<reason>` (live dead records per reason); and, never lowered (the sweep leaves them),
+`outcome:<state>:<lane>` (moves into each of OUTCOME_STATES), `dead_total:<reason>` and
+`attempt:<route>:<kind>` (attempts per route and OUTCOME_KINDS)."""
+OUTCOME_STATES = ("sent", "delivered", "not_delivered", "dead", "expired", "held", "cancelled")
+"""States whose every entry is counted for good (`outcome:<state>:<lane>`)."""
 
 # --- the other hashes the ledger owns (config.keys.LEDGER_OWNED), field -> meaning ------------------
 # A field ending in ':' is a family: `state:<state>`, `op:<scope>`. tests/test_key_ownership.py checks
@@ -172,6 +186,8 @@ FORWARD_FIELDS = {
     "last_attempt_ts": "epoch seconds of the last failure",
     "retry_ts": "start of the retry window an operator's retry opened",
     "failed_ts": "epoch seconds it was given up",
+    "seq": "the job's forward number: a later state's is higher, and an older one is never sent after it",
+    "claimed_until": "while a POST of it may be in flight: a later forward of the job waits",
 }
 LEDGER_HASHES = {
     "job": JOB_FIELDS,
@@ -180,13 +196,46 @@ LEDGER_HASHES = {
     "pause": PAUSE_FIELDS,
     "rate": RATE_FIELDS,
     "forward": FORWARD_FIELDS,
-    "counters": {**COUNTERS, "state:": "live records per state", "lane:": "per lane and state", "dead:": "per reason"},
+    "counters": {
+        **COUNTERS,
+        "state:": "live records per state",
+        "lane:": "per lane and state",
+        "dead:": "per reason",
+        "outcome:": "moves into each outcome state per lane, never lowered",
+        "dead_total:": "dead-letterings per reason, never lowered",
+        "attempt:": "requests per route and outcome kind, never lowered",
+    },
     "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
 }
 """Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
 
 # --- sizes ---------------------------------------------------------------------------------
 HISTORY_LEN = 10
+TIMELINE_HEAD = 10
+"""Timeline entries kept from a job's start; later ones beyond TIMELINE_TAIL are counted, not kept."""
+TIMELINE_TAIL = 40
+"""Timeline entries kept from a job's end (slots TIMELINE_HEAD.. rotate)."""
+TIMELINE_FIELD = "~"
+"""Job hash fields `~0`..`~49` hold the kept timeline entries, inside the record itself."""
+TIMELINE_ENTRY_MAX = 63
+"""Bytes an entry keeps: under Redis's hash-max-listpack-value (64), so the record stays a compact listpack."""
+TIMELINE_NAMES = {
+    "status": "st",
+    "http": "h",
+    "route": "r",
+    "error": "e",
+    "why": "w",
+    "until": "u",
+    "by": "b",
+    "state": "s",
+    "reason": "rs",
+    "note": "nt",
+    "message_id": "mid",
+    "probe": "p",
+}
+"""Timeline field names as stored (short: the timeline lives in every record); readers expand them."""
+TIMELINE_TIMES = ("until",)
+"""Timeline fields that are times: stored as ms since created, read as ISO 8601."""
 MAX_EXTRA_IDS = 5
 """Extra message_ids kept per job: replayed or forged receipts cannot grow a record."""
 HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -195,6 +244,16 @@ STEP = 1000
 ENQUEUE_STEP = 250
 """Most new jobs one enqueue call records: each costs ~40 µs inside Redis (record, indexes, events,
 counters, its share of a broker message; measured with SLOWLOG), so a call holds Redis ~10 ms."""
+ARCHIVE_STEP = 2000
+"""Most records one archiver step reads from Redis (pipelined HGETALLs) and writes in one archive
+transaction: a commit costs a disk flush, so rows per commit set the archive's throughput."""
+ARCHIVED_STEP = 500
+"""Most records one `archived` call takes out of the to-archive set (~5 µs each inside Redis)."""
+CLAIM_STEP = 250
+"""Most jobs one reconciler claim republishes per kind (due, lease expired, lost message): each costs a few
+µs inside Redis, so even a claim full of every kind holds Redis a few ms."""
+EXPIRE_STEP = 50
+"""Most waiting jobs one claim ends `expired`: each is a whole state move (~80 µs), so ~4 ms a call."""
 RELEASE_STEP = 100
 """Most scheduled (or quiet-hours) jobs one release call hands to the broker: each costs ~6 µs inside
 Redis (its state, two set moves), so a call holds Redis about 1 ms (`python -m bench.redis_hold`):
@@ -212,24 +271,29 @@ COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offse
 QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
 """The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
+BEGIN_ARGS = (
+    "job",
+    "owner",
+    "lease_s",
+    "policy",
+    "max_attempts",
+    "poison_deliveries",
+    "count_delivery",
+    "rate",
+    "bulk_ahead_s",
+    "probe_s",
+    "max_ambiguous_resends",
+    "probe_interval_s",
+    *QUIET_ARGS,
+)
+"""`begin`'s arguments; `take` runs begin's body per job and takes them first."""
 SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "enqueue": ("batch_id", "batch_fingerprint", "batch_total", "jobs"),
-    "begin": (
-        "job",
-        "owner",
-        "lease_s",
-        "policy",
-        "max_attempts",
-        "poison_deliveries",
-        "count_delivery",
-        "rate",
-        "bulk_ahead_s",
-        "probe_s",
-        "max_ambiguous_resends",
-        "probe_interval_s",
-        *QUIET_ARGS,
-    ),
+    "begin": (*BEGIN_ARGS, "call"),
+    "recheck": ("job", "owner", "probe"),
+    "take": (*BEGIN_ARGS, "queue", "limit", "task"),
     "finish": (
+        "call",
         "job",
         "owner",
         "kind",
@@ -249,11 +313,11 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "provider_status",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
-    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", *QUIET_ARGS),
+    "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", "lost_horizon_s", *QUIET_ARGS),
     "release": ("limit", *QUIET_ARGS),
-    "operate": ("action", "job", "expires_in_s", "cancel_reason"),
+    "operate": ("action", "job", "expires_in_s", "cancel_reason", "by"),
     "sweep": ("limit",),
-    "forward_claim": ("limit", "claim_grace_s", "prune_limit"),
+    "forward_claim": ("limit", "claim_grace_s", "prune_limit", "held"),
     "forward_reschedule": ("fwd_id", "delay_s", "error", "attempted", "max_age_s"),
     "forward_retry": ("ids",),
     "events_read": ("group", "consumer", "count"),
@@ -265,8 +329,18 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "bind": ("action", "holder", "slots", "lease_ms", "slot"),
     "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
     "inbound": ("sender", "to", "text", "word", "url"),
+    "archived": ("pairs",),
+    "redact": ("job", "expected_to", "to", "text", "idem", "callback"),
 }
 """Each script's own arguments, after COMMON_ARGS."""
+ONCE_SCRIPTS = frozenset({"begin", "finish"})
+"""Scripts whose reply is kept in the job's record under the call's id (`call`): repeated after a lost
+reply, the call answers the same instead of counting an attempt or an outcome twice."""
+INNER_SCRIPTS = {"take": "begin"}
+"""Scripts that run another's body as a function (`begin_job(A)`) inside their one atomic step; they take
+the inner script's arguments first."""
+TAKE_TTL_S = 30
+"""How long `take` keeps its reply for a repeated call (redis-py's retry after a lost reply, or ride_out)."""
 SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
     "enqueue": {
         # `jobs` rows follow the fixed arguments; then a count and the `messages` rows.
@@ -286,7 +360,9 @@ SCRIPT_ROWS: dict[str, dict[str, tuple[str, ...]]] = {
         "messages": ("first", "last", "queue", "message"),
     },
     "forward_retry": {"ids": ("fwd_id",)},
+    "forward_claim": {"held": ("fwd_id", "delay_s")},
     "search_filter": {"jobs": ("job",)},
+    "archived": {"pairs": ("job", "score")},
 }
 """Repeated argument groups (name -> fields of one row); Lua reads field `f` of a row at `ROW.<group>.f`."""
 SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
@@ -298,7 +374,6 @@ SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
         "sender",
         "text",
         "callback",
-        "created_ts",
         "delay_s",
         "probe",
         "forward",
@@ -415,10 +490,17 @@ def lua_prelude() -> str:
         _lua_table("CR", CANCEL_REASONS),
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
+        _lua_set("OUTCOMES", OUTCOME_STATES),
         _lua_set("WAITING", WAITING_STATES),
         f"local HISTORY_LEN = {HISTORY_LEN}",
+        f"local TIMELINE_HEAD, TIMELINE_TAIL = {TIMELINE_HEAD}, {TIMELINE_TAIL}",
+        f"local TL, TIMELINE_ENTRY_MAX = {TIMELINE_FIELD!r}, {TIMELINE_ENTRY_MAX}",
+        "local TLN = {" + ", ".join(f"[{k!r}] = {v!r}" for k, v in TIMELINE_NAMES.items()) + "}",
+        _lua_set("TLT", TIMELINE_TIMES),
         f"local MAX_EXTRA_IDS = {MAX_EXTRA_IDS}",
         f"local STEP = {STEP}",
+        f"local EXPIRE_STEP = {EXPIRE_STEP}",
+        f"local TAKE_TTL_S = {TAKE_TTL_S}",
         "local BUCKETS = {" + ", ".join(repr(b) for b in HISTOGRAM_BUCKETS) + "}",
     ]
     return "\n".join(lines).replace("'", '"') + "\n"

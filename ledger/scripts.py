@@ -10,8 +10,18 @@ from typing import Any
 
 import redis
 
+from config.redis_client import require_redis_version
 from config.settings import Settings
-from ledger.schema import COMMON_ARGS, SCRIPT_ARGS, lua_prelude, lua_script_args, pack, script_args
+from ledger.schema import (
+    COMMON_ARGS,
+    INNER_SCRIPTS,
+    ONCE_SCRIPTS,
+    SCRIPT_ARGS,
+    lua_prelude,
+    lua_script_args,
+    pack,
+    script_args,
+)
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = tuple(SCRIPT_ARGS)
@@ -20,7 +30,30 @@ SCRIPT_NAMES = tuple(SCRIPT_ARGS)
 @cache
 def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
-    return lua_prelude() + common + "\n" + lua_script_args(name) + (LUA_DIR / f"{name}.lua").read_text()
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    if name in ONCE_SCRIPTS:
+        body = f"local function step()\n{body}\nend\n{_ONCE}"
+    return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + body
+
+
+_ONCE = """-- A call repeated with its call id (redis-py's retry after a lost reply) answers what the first did.
+if A.call == '' then return step() end
+local jk = key('job', A.job)
+local prior = redis.call('HMGET', jk, F.call, F.call_reply)
+if prior[1] == A.call then return cjson.decode(prior[2]) end
+local result = step()
+if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, F.call, A.call, F.call_reply, cjson.encode(result)) end
+return result
+"""
+
+
+def _inner(name: str) -> str:
+    """The script `name` runs inside itself as `<inner>_job(A)`, with the inner script's reply helpers."""
+    inner = INNER_SCRIPTS.get(name)
+    if inner is None:
+        return ""
+    helpers = "".join(line + "\n" for line in lua_script_args(inner).splitlines() if not line.startswith("local A ="))
+    return f"local function {inner}_job(A)\n{helpers}{(LUA_DIR / f'{inner}.lua').read_text()}\nend\n"
 
 
 def common_args(settings: Settings) -> tuple[object, ...]:
@@ -45,12 +78,20 @@ class Scripts:
         self.client = client
         self.sources = {name: script_source(name) for name in SCRIPT_NAMES}
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()}
+        self.version_checked = False
+
+    def load(self, name: str) -> None:
+        """Load a script (the first call on this server, or after a restart); an old Redis is refused first."""
+        if not self.version_checked:
+            require_redis_version(self.client)
+            self.version_checked = True
+        self.client.script_load(self.sources[name])
 
     def run(self, name: str, *args: object) -> Any:
         try:
             return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
         except redis.exceptions.NoScriptError:
-            self.client.script_load(self.sources[name])
+            self.load(name)
             return self.client.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
 
     def run_many(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
@@ -61,27 +102,33 @@ class Scripts:
                 raise result
         return results
 
-    def run_each(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def run_each(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         """`run_many` with each call's own error (an exception instance) in its place, none raised.
 
         A call refused for a missing script (after a Redis restart) did not run: only those run again,
         once it is loaded, since another client may have loaded it between two calls of the pipeline.
+        `wait` (replicas, timeout_ms): WAIT follows in the same pipeline; its answer is appended.
         """
-        results = self._pipeline(name, calls)
-        missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        results = self._pipeline(name, calls, wait)
+        missing = [i for i, r in enumerate(results[: len(calls)]) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
-            self.client.script_load(self.sources[name])
-            for i, result in zip(missing, self._pipeline(name, [calls[i] for i in missing])):
+            self.load(name)
+            again = self._pipeline(name, [calls[i] for i in missing], wait)
+            for i, result in zip(missing, again):
                 results[i] = result
+            if wait is not None:
+                results[-1] = again[-1]
         return results
 
-    def _pipeline(self, name: str, calls: list[tuple[object, ...]]) -> list[Any]:
+    def _pipeline(self, name: str, calls: list[tuple[object, ...]], wait: tuple[int, int] | None = None) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for args in calls:
             pipe.evalsha(self.shas[name], 0, *args)  # type: ignore[arg-type]
+        if wait is not None:
+            pipe.wait(*wait)
         return pipe.execute(raise_on_error=False)
 
-    # --- durable acknowledgements (issue 15, helper `ha`) ---------------------------------------------
+    # Durable acknowledgements.
     def run_durably(self, name: str, args: tuple[object, ...], replicas: int, timeout_ms: int) -> tuple[Any, int]:
         """Run one script, then WAIT for `replicas` replicas on the same connection, in one round trip.
 
@@ -107,7 +154,7 @@ class Scripts:
             *results, acked = pipe.execute(raise_on_error=False)
             if not any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
                 break
-            self.client.script_load(self.sources[name])  # none ran: load and run them all
+            self.load(name)  # none ran: load and run them all
         for result in (*results, acked):
             if isinstance(result, Exception):
                 raise result

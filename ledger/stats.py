@@ -35,6 +35,7 @@ def paused(pause: dict[str, str]) -> dict[str, Any] | None:
 def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     """Counts per state and dead reason, sets' sizes, totals, breaker and pause, in one round trip."""
     k = ledger.keys
+    now = time.time()
     pipe = ledger.redis.pipeline(transaction=False)
     pipe.hgetall(k.counters)
     pipe.hgetall(k.breaker)
@@ -51,7 +52,11 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
     pipe.time()
     pipe.zcount(k.awaiting, "-inf", time.time() - receipt_overdue_s)
     pipe.zrange(k.awaiting, 0, 0, withscores=True)
+    pipe.zcount(k.archive_pending, "-inf", now)  # `sent` records wait here ahead of their due time too
+    pipe.zrangebyscore(k.archive_pending, "-inf", now, start=0, num=1, withscores=True)
+    pipe.hget(k.archiver_status, "last_error")
     counters, breaker, pause, dead_size, held_size, *rest = pipe.execute()
+    rest, (archive_backlog, oldest_unarchived, archive_error) = rest[:-3], rest[-3:]
     lanes, rest = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
     scheduled, (quiet_size, time_reply, overdue, oldest) = rest[: 2 * len(LANES)], rest[2 * len(LANES) :]
     now = from_time_reply(time_reply, ledger.settings)
@@ -82,6 +87,11 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
             "times_opened": int(counters.get("breaker_opened", 0)),
         },
         "paused": paused(pause),
+        "archive": {
+            "backlog": archive_backlog,
+            "oldest_s": round(max(0.0, time.time() - oldest_unarchived[0][1]), 1) if oldest_unarchived else None,
+            "last_error": archive_error or None,
+        },
         "scheduled": {"waiting": sum(scheduled[0::2]), "next_at": iso(next_at)},
         "quiet_hours": None if quiet_until is None else {"until": iso(quiet_until), "waiting": quiet_size},
         "transport": ledger.settings.transport,

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
+from config.celery import TASK_DELIVER
 from config.errors import IdempotencyConflict, InvalidMessage
-from config.keys import LANES, Keys
+from config.keys import LANE_SINGLE, LANES, Keys
 from config.quiet_window import LOOK_BACK_S, NO_WINDOWS, QuietHours
 from config.settings import Settings
 from ledger.clock import LedgerClock, ledger_now
+from ledger.outbox import republish
 from ledger.record import iso, to_record
 from ledger.schema import (
+    ARCHIVED_STEP,
+    CLAIM_STEP,
     ENQUEUE_STEP,
     QUIET_ARGS,
     RELEASE_STEP,
+    SCRIPT_ARGS,
     STEP,
     SWEEP_STEP,
     reply,
@@ -62,7 +68,6 @@ class Attempt:
     sender: str = ""
     text: str = ""
     callback: str | None = None
-    created_ts: float = 0.0
     delay_s: float = 0.0
     probe: bool = False
     forward: bool = False
@@ -77,6 +82,8 @@ class NotReplicated(Exception):
         self.pairs = pairs
 
 
+C_UNREPLICATED = "unreplicated_acceptances"
+"""The counter of outcome writes whose acceptance too few replicas had in time (ledger.schema.COUNTERS)."""
 UNREPLICATED = "unreplicated"
 """Why a job was withdrawn, or a lease given back: too few replicas had the write in time
 (one of ledger.schema.CANCEL_REASONS)."""
@@ -93,7 +100,6 @@ def _attempt(raw: list[Any]) -> Attempt:
         sender=r["sender"],
         text=r["text"],
         callback=r["callback"] or None,
-        created_ts=float(r["created_ts"]),
         delay_s=float(r["delay_s"]),
         probe=r["probe"] == "1",
         forward=r["forward"] == "1",
@@ -217,7 +223,20 @@ class Ledger:
         pairs = [(row["job"], row["created"] == "1") for row in reply_rows("enqueue", result[1:])]
         if not replicated:
             raise NotReplicated(pairs)
+        # A withdrawn job its idempotency key named, recorded again: its broker message is not the row's.
+        revived = [(job_id, job.lane) for (job_id, new), job in zip(pairs, jobs) if new and job_id != job.job_id]
+        if revived:
+            republish(self.redis, self.keys, revived)
         return pairs
+
+    def withdraw(self, job_ids: Sequence[str]) -> tuple[list[str], bool]:
+        """Withdraw jobs an unreplicated enqueue created (queued -> cancelled, a compare-and-set), waiting
+        for replicas as the enqueue did: (the jobs withdrawn, whether enough replicas have the withdraw)."""
+        calls = [self._operate_args("withdraw", job_id, UNREPLICATED, "") for job_id in job_ids]
+        if not calls:
+            return [], True
+        results, replicated = self._run_many_replicated("operate", calls)
+        return [job_id for job_id, r in zip(job_ids, results) if _operated(r)[0]], replicated
 
     def idempotency_owners(self, keys: Sequence[str]) -> list[str | None]:
         """The `job|fingerprint` each idempotency key maps to, read in pages (no writes)."""
@@ -257,10 +276,31 @@ class Ledger:
         self.finish(job_id, owner, "release", error=UNREPLICATED, delay_s=self.settings.retry_backoff_base_s)
         return Attempt("wait", detail=UNREPLICATED)
 
+    def take(self, job_id: str, owner: str, limit: int) -> tuple[Attempt, list[tuple[str, str, Attempt]]]:
+        """Lease a single-lane task's own job, and take up to `limit` single-job messages waiting behind
+        it off the lane's broker list and lease their jobs, in one atomic step: no message leaves the
+        list without its lease. Returns the own job's attempt and (job, owner, attempt) per taken job.
+
+        Safe to repeat with the same `owner` for TAKE_TTL_S (a lost reply): the same answer comes back.
+        """
+        args = script_args(
+            "take",
+            **self._begin_values(job_id, owner, True),
+            queue=self.keys.broker_queue_key(LANE_SINGLE),
+            limit=limit,
+            task=TASK_DELIVER,
+        )
+        raw, replicated = self._run_replicated("take", *args)
+        own = self._held_back(job_id, owner, _attempt(raw[0]), replicated)
+        return own, [(job, o, self._held_back(job, o, _attempt(r), replicated)) for job, o, r in raw[1:]]
+
     def _begin_args(self, job_id: str, owner: str, count_delivery: bool) -> tuple[object, ...]:
+        # A call id per call: redis-py's retry of this very command must not take a second attempt.
+        return script_args("begin", **self._begin_values(job_id, owner, count_delivery), call=uuid.uuid4().hex)
+
+    def _begin_values(self, job_id: str, owner: str, count_delivery: bool) -> dict[str, object]:
         s = self.settings
-        return script_args(
-            "begin",
+        return dict(
             job=job_id,
             owner=owner,
             lease_s=s.lease_s,
@@ -276,6 +316,12 @@ class Ledger:
             **self.quiet_windows(),
         )
 
+    def recheck(self, job_id: str, owner: str, *, probe: bool) -> Attempt:
+        """Whether a lease that waited for its rate slot may still send: a pause recorded meanwhile
+        gives it back (`wait`), and the job waits like every other."""
+        reply = self._run("recheck", *script_args("recheck", job=job_id, owner=owner, probe=int(probe)))
+        return Attempt(reply[0], detail=reply[1] if len(reply) > 1 else "")
+
     def finish(self, job_id: str, owner: str, kind: str, **outcome: Any) -> tuple[str, str]:
         """Record an attempt's outcome (`outcome`: `finish_args`'s keywords); returns (what happened,
         breaker or pause change, or '')."""
@@ -288,7 +334,16 @@ class Ledger:
     def finish_each(self, calls: Sequence[tuple[object, ...]]) -> list[tuple[str, str] | Exception]:
         """`finish_many` with each call's own error in its place, none raised (the outcome writer
         answers each of its senders)."""
-        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls])
+        # An acceptance must reach COSMOS_REDIS_MIN_REPLICAS replicas before the worker moves on (acks,
+        # sends the next job): one lost to a failover would be sent again. WAIT rides the same pipeline.
+        wanted = self.settings.redis_min_replicas
+        accepted = wanted > 0 and any(dict(zip(SCRIPT_ARGS["finish"], args))["kind"] == "accepted" for args in calls)
+        wait = (wanted, self.settings.redis_wait_timeout_ms) if accepted else None
+        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls], wait)
+        if wait is not None:
+            acked = results.pop()
+            if isinstance(acked, Exception) or int(acked) < wanted:
+                self.redis.hincrby(self.keys.counters, C_UNREPLICATED, 1)
         return [r if isinstance(r, Exception) else _finished(r) for r in results]
 
     def finish_args(
@@ -304,12 +359,15 @@ class Ledger:
         price: float = 0.0,
         error: str = "",
         delay_s: float = 0.0,
+        call: str = "",
         route: str = "http",
         provider_status: str = "",
     ) -> tuple[object, ...]:
+        """`call`: the outcome's id, the same on every try of it (a new one when empty)."""
         s = self.settings
         return script_args(
             "finish",
+            call=call or uuid.uuid4().hex,
             job=job_id,
             owner=owner,
             kind=kind,
@@ -329,8 +387,15 @@ class Ledger:
             provider_status=provider_status,
         )
 
-    def claim_due(self, limit: int = STEP) -> list[tuple[str, str, str]]:
+    def claim_due(self, limit: int = CLAIM_STEP) -> list[tuple[str, str, str]]:
         """Jobs to (re)publish now: (job id, lane, why); also ends waiting jobs past their deadline."""
+        return self.claim(limit)[0]
+
+    def claim(self, limit: int = CLAIM_STEP, *, restarted: bool = False) -> tuple[list[tuple[str, str, str]], bool]:
+        """`claim_due`, and whether more waiting jobs are past their deadline than this step ended.
+
+        `restarted`: Redis restarted since the last look, so queued jobs' messages may be lost though
+        their lane holds others: every queued job recorded before now is republished (in steps)."""
         k = self.keys
         flat = self._run(
             "claim",
@@ -340,10 +405,12 @@ class Ledger:
                 single_list=k.broker_queue_key(LANES[0]),
                 bulk_list=k.broker_queue_key(LANES[1]),
                 probe_interval_s=self.settings.pause_probe_interval_s,
+                lost_horizon_s=self.settings.requeue_grace_s if restarted else 0,
                 **self.quiet_windows(),
             ),
         )
-        return [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
+        rows = [(row["job"], row["lane"], row["why"]) for row in reply_rows("claim", flat)]
+        return [r for r in rows if r[0]], any(not r[0] for r in rows)
 
     def release_due(self, limit: int = RELEASE_STEP) -> list[tuple[str, str, str]]:
         """Scheduled jobs now due, and bulk jobs the quiet hours held once they end, to publish now:
@@ -354,6 +421,51 @@ class Ledger:
     def sweep(self, limit: int = SWEEP_STEP) -> int:
         """Remove up to `limit` records whose retention ended, with their index entries and counts."""
         return int(self._run("sweep", *script_args("sweep", limit=limit)))
+
+    # --- the archive -----------------------------------------------------------------
+    def archive_pending(self, limit: int) -> list[tuple[str, float]]:
+        """Up to `limit` records due for the archive, (job id, when due), longest waiting first."""
+        now = ledger_now(self.redis, self.settings)
+        pairs: list[tuple[str, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.keys.archive_pending, "-inf", now, start=0, num=limit, withscores=True
+        )
+        return [(str(m), float(s)) for m, s in pairs]
+
+    def raw_many(self, job_ids: Sequence[str]) -> list[dict[str, str]]:
+        """The ledger hashes of jobs, as stored ({} for a missing job), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return pipe.execute()
+
+    def claim_archive(self, identity: str) -> str:
+        """Record `identity` as this prefix's archive unless one is recorded (turning archiving on);
+        returns the recorded one."""
+        self.redis.set(self.keys.archive_identity, identity, nx=True)
+        return str(self.redis.get(self.keys.archive_identity))
+
+    def recorded_archive(self) -> str | None:
+        value = self.redis.get(self.keys.archive_identity)
+        return str(value) if value is not None else None
+
+    def archived(self, pairs: Sequence[tuple[str, float]]) -> int:
+        """The archive has these records as read: each unchanged since leaves the to-archive set."""
+        done = 0
+        for start in range(0, len(pairs), ARCHIVED_STEP):
+            step = pairs[start : start + ARCHIVED_STEP]
+            rows = row_args("archived", "pairs", [{"job": job_id, "score": repr(score)} for job_id, score in step])
+            done += int(self._run("archived", *script_args("archived", pairs=len(step)), *rows))
+        return done
+
+    def redact(self, job_id: str, expected_to: str, values: dict[str, str]) -> bool:
+        """Apply a record's redacted values (to, text, idem, callback; one-way) if it still holds
+        `expected_to`; its entry in that number's index goes either way."""
+        args = script_args("redact", job=job_id, expected_to=expected_to, **values)
+        return int(self._run("redact", *args)) == 1
+
+    def by_number_page(self, number: str, count: int = STEP) -> list[str]:
+        """The first `count` jobs in a number's index."""
+        return [str(m) for m in self.redis.zrange(self.keys.by_number(number), 0, count - 1)]
 
     # --- receipts --------------------------------------------------------------------
     def apply_receipt(self, job_id: str, *, to: str, status: str, message_id: str, price: float, timestamp: str) -> str:
@@ -431,18 +543,20 @@ class Ledger:
         ]
 
     # --- operators -------------------------------------------------------------------
-    def operate(self, action: str, job_id: str, reason: str = "cancelled") -> tuple[bool, str]:
-        """One of ledger.schema.OPERATIONS; returns (done, lane or why not)."""
-        return _operated(self._run("operate", *self._operate_args(action, job_id, reason)))
+    def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
+        """One of ledger.schema.OPERATIONS (`by`: who asked, for the timeline); returns (done, lane or why not)."""
+        return _operated(self._run("operate", *self._operate_args(action, job_id, reason, by)))
 
-    def operate_many(self, action: str, job_ids: Sequence[str], reason: str = "cancelled") -> list[tuple[bool, str]]:
+    def operate_many(
+        self, action: str, job_ids: Sequence[str], reason: str = "cancelled", by: str = ""
+    ) -> list[tuple[bool, str]]:
         """`operate` for up to STEP jobs in one round trip."""
-        calls = [self._operate_args(action, job_id, reason) for job_id in job_ids]
+        calls = [self._operate_args(action, job_id, reason, by) for job_id in job_ids]
         return [_operated(r) for r in self._run_many("operate", calls)] if calls else []
 
-    def _operate_args(self, action: str, job_id: str, reason: str) -> tuple[object, ...]:
+    def _operate_args(self, action: str, job_id: str, reason: str, by: str) -> tuple[object, ...]:
         expires_in_s = self.settings.default_expires_in_s
-        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason)
+        return script_args("operate", action=action, job=job_id, expires_in_s=expires_in_s, cancel_reason=reason, by=by)
 
     # --- locks -----------------------------------------------------------------------
     def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:

@@ -21,7 +21,7 @@ from cosmos_api.rules import validate_message
 from ledger import operations
 from ledger.outbox import chunk_messages, single_message
 from ledger.schema import ENQUEUE_STEP, batch_job_id
-from ledger.store import UNREPLICATED, Ledger, NewJob, NotReplicated
+from ledger.store import Ledger, NewJob, NotReplicated
 from producers.send_at import check_ahead, parse_send_at
 
 MESSAGE_FIELDS = frozenset({"to", "sender", "text", "callback", "idempotency_key", "expires_in", "send_at"})
@@ -72,6 +72,8 @@ class SmsProducer:
                 f"Redis did not take the job within {self.settings.enqueue_timeout_s:g} s: {exc}",
                 job_ids=self._standing([job.job_id]),
             ) from exc
+        except redis.ResponseError as exc:  # OOM, NOREPLICAS past the bound: refused at its first write
+            raise EnqueueFailed(f"Redis refused the job: {exc}", job_ids=self._standing([job.job_id])) from exc
         return job_id
 
     def send_bulk(self, messages: Iterable[Mapping[str, Any]], batch_id: str | None = None) -> list[str]:
@@ -110,6 +112,13 @@ class SmsProducer:
                     f"Redis did not take batch {batch!r} within {self.settings.enqueue_timeout_s:g} s after "
                     f"{len(ids)} of {len(jobs)} jobs: repeat send_bulk with batch_id={batch!r}, or cancel_batch: {exc}",
                     job_ids=self._standing(maybe) if start == 0 else maybe,
+                    batch_id=batch,
+                ) from exc
+            except redis.ResponseError as exc:  # OOM, NOREPLICAS past the bound: refused at its first write
+                raise EnqueueFailed(
+                    f"Redis refused batch {batch!r} after {len(ids)} of {len(jobs)} jobs: repeat send_bulk with "
+                    f"batch_id={batch!r}, or cancel_batch: {exc}",
+                    job_ids=ids + self._standing([j.job_id for j in step]),
                     batch_id=batch,
                 ) from exc
         return ids
@@ -181,7 +190,7 @@ class SmsProducer:
         keyed = [j for j in jobs if j.idempotency_key]
         try:
             owners = self.ledger.idempotency_owners([j.idempotency_key or "" for j in keyed])
-        except _REDIS_DOWN as exc:
+        except (*_REDIS_DOWN, redis.ResponseError) as exc:
             raise EnqueueFailed(f"Redis is unreachable: {exc}") from exc
         for job, owner in zip(keyed, owners):
             if owner is not None:
@@ -190,21 +199,24 @@ class SmsProducer:
                     raise IdempotencyConflict(job.idempotency_key or "", other)
 
     def _withdraw(self, pairs: list[tuple[str, bool]]) -> list[str]:
-        """Withdraw the jobs an unreplicated step created (queued -> cancelled, a compare-and-set); returns
-        the jobs that may stand: those a worker took first, and those recorded before this call."""
+        """Withdraw the jobs an unreplicated step created; returns the jobs that may stand: those a worker
+        took first, those recorded before this call, and all of them when the withdraw itself reached too
+        few replicas (a failover could bring the job back queued)."""
         created = [job_id for job_id, new in pairs if new]
         try:
-            results = self.ledger.operate_many("withdraw", created, UNREPLICATED)
-        except _REDIS_DOWN:
+            withdrawn, replicated = self.ledger.withdraw(created)
+        except (*_REDIS_DOWN, redis.ResponseError):
             return [job_id for job_id, _ in pairs]
-        withdrawn = {job_id for job_id, (done, _) in zip(created, results) if done}
-        return [job_id for job_id, _ in pairs if job_id not in withdrawn]
+        if not replicated:
+            return [job_id for job_id, _ in pairs]
+        gone = set(withdrawn)
+        return [job_id for job_id, _ in pairs if job_id not in gone]
 
     def _standing(self, job_ids: list[str]) -> list[str]:
         """Which of these jobs exist, if Redis answers now; all of them when it does not."""
         try:
             states = self.ledger.states(job_ids)
-        except _REDIS_DOWN:
+        except (*_REDIS_DOWN, redis.ResponseError):
             return job_ids
         return [job_id for job_id, state in zip(job_ids, states) if state is not None]
 
@@ -243,7 +255,7 @@ class SmsProducer:
         return self.ledger.get(job_id)
 
     def cancel(self, job_id: str) -> bool:
-        done, _ = self.ledger.operate("cancel", job_id)
+        done, _ = self.ledger.operate("cancel", job_id, by="application")
         return done
 
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
@@ -253,7 +265,7 @@ class SmsProducer:
         """Cancel every member not yet sent; the batch takes no new members afterwards."""
         if not isinstance(batch_id, str) or not batch_id:
             return 0
-        return operations.cancel_batch(self.ledger, batch_id)
+        return operations.cancel_batch(self.ledger, batch_id, by="application")
 
 
 def _runs(flags: list[bool]) -> list[tuple[int, int]]:

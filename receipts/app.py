@@ -16,6 +16,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    disable_created_metrics,
     generate_latest,
 )
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ from receipts.intake import (
     read_body,
     require_json,
 )
-from receipts.metrics import PREFIX, LedgerCollector
+from receipts.metrics import PREFIX, LedgerCollector, RegistryCollector
 from receipts.ratelimit import AuthFailureLimit
 from receipts.refusals import Refusals
 from receipts.schema import ReceiptAnswer
@@ -73,15 +74,22 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
         if s is not None and s.get_secret_value()
     ]
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(ledger, settings.receipt_overdue_s))
+    disable_created_metrics()  # no `_created` series: Grafana charts rate() of the totals
+    # Redis-wide figures are the same from every replica; this process's own differ per replica.
+    ledger_registry = CollectorRegistry(auto_describe=False)
+    ledger_registry.register(LedgerCollector(ledger, settings.receipt_overdue_s))
+    process_registry = CollectorRegistry(auto_describe=False)
     answered = Counter(
         f"{PREFIX}receiver_responses",
         "Delivery-status requests this receiver process answered, by HTTP status.",
         ["code"],
-        registry=registry,
+        registry=process_registry,
     )
-    refusals = Refusals(registry)
+    refusals = Refusals(process_registry)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RegistryCollector(ledger_registry))
+    registry.register(RegistryCollector(process_registry))
+    scopes = {"": registry, "ledger": ledger_registry, "process": process_registry}
     auth_failures = AuthFailureLimit(settings.webhook_rate_limit)
 
     @asynccontextmanager
@@ -164,8 +172,11 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
     if serve_metrics:
 
         @app.get("/metrics", summary="Prometheus metrics", responses=openapi.METRICS_RESPONSES, response_class=Response)
-        async def metrics(request: Request) -> Response:
-            """Every figure under `cosmos_`, read from Redis now (see docs/receiver.md for the list)."""
+        async def metrics(request: Request, scope: str = "") -> Response:
+            """Every figure under `cosmos_`, read from Redis now (see docs/receiver.md for the list).
+
+            `scope=ledger`: only the Redis-wide figures (scrape them from one target); `scope=process`:
+            only this receiver process's own (scrape every replica)."""
             if metrics_token and not _bearer_matches(request, metrics_token):
                 return refuse(
                     request,
@@ -177,7 +188,9 @@ def create_app(settings: Settings, redis_client: redis.Redis | None = None, *, s
                     ),
                 )
             try:
-                text = await run_in_threadpool(generate_latest, registry)
+                if scope not in scopes:
+                    return refuse(request, Refusal(400, "invalid_scope", "scope: must be ledger, process or absent"))
+                text = await run_in_threadpool(generate_latest, scopes[scope])
             except redis.RedisError:
                 return refuse(request, Refusal(503, "unavailable", "Redis is unreachable"))
             return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
-from cosmos_api.callback_token import PARAM_JOB, PARAM_KID, PARAM_SIG, verify
+from cosmos_api.callback_token import TOKEN_PARAMS, verify
 from receipts.schema import DeliveryStatus
 
 MAX_TOKEN_PARAM_CHARS = 128
@@ -48,16 +49,16 @@ def require_json(request: Request) -> None:
 
 
 def job_of_token(request: Request, secrets: list[str]) -> str:
-    """The job id the callback token names, if one of `secrets` signed it."""
+    """The job id the callback token names, if one of `secrets` signed it and it has not expired."""
     params = {}
-    for name in (PARAM_JOB, PARAM_KID, PARAM_SIG):
+    for name in TOKEN_PARAMS:
         values = request.query_params.getlist(name)
         # One ASCII value each: hmac.compare_digest raises on non-ASCII str, and a repeated
         # parameter would leave the choice of value to the framework.
         if len(values) != 1 or not values[0].isascii() or len(values[0]) > MAX_TOKEN_PARAM_CHARS:
             raise Refusal(401, "invalid_token", "missing or invalid callback token")
         params[name] = values[0]
-    job_id = verify(params, secrets)
+    job_id = verify(params, secrets, time.time())
     if job_id is None:
         raise Refusal(401, "invalid_token", "missing or invalid callback token")
     return job_id

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from typing import cast
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from config.keys import LANES
+from ledger.processes import Heartbeats, server_time
 from ledger.schema import COUNTERS as LEDGER_COUNTERS
+from ledger.schema import DEAD_REASONS_OURS, HISTOGRAM_BUCKETS, OUTCOME_KINDS, OUTCOME_STATES
 from ledger.stats import stats
 from ledger.store import Ledger
 
 PREFIX = "cosmos_"
 
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
-"""Upper bounds (seconds) the ledger's `observe` uses (ledger/lua/common.lua): every scrape shows all of them."""
-
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+PAUSE_KINDS = ("operator", "account", "budget")
+"""Label values of the pause gauges: who paused sending."""
+ATTEMPT_OUTCOMES = tuple(k for k in OUTCOME_KINDS if k not in ("defer", "release"))
+"""What one request to COSMOS came to; `defer` and `release` are not requests."""
 
 HISTOGRAMS = {
+    "attempt": ("attempt_latency_seconds", "Time one request to COSMOS took, answered or not."),
     "send": ("send_latency_seconds", "Time from enqueue to COSMOS accepting the message (state sent)."),
     "receipt": ("receipt_latency_seconds", "Time from sent to its delivery receipt being applied."),
     "smpp_submit": ("smpp_submit_latency_seconds", "Time from writing a submit_sm to its submit_sm_resp."),
@@ -44,6 +52,16 @@ NOT_EXPORTED_AS_COUNTERS = {"total_price"}
 """A receipt's price replaces the send response's, so the total can fall: a gauge, below."""
 
 
+class RegistryCollector(Collector):
+    """Every metric of another registry: one scrape of all, besides a scrape of each part."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+
+    def collect(self):
+        yield from self.registry.collect()
+
+
 class LedgerCollector(Collector):
     """A custom collector: no state in this process, everything from the ledger's counters and sets."""
 
@@ -55,6 +73,12 @@ class LedgerCollector(Collector):
         figures = stats(self.ledger, self.overdue_s)
         # The ledger's client decodes responses: field names and counts are str.
         histograms = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.histograms))
+        counters = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.counters))
+        pause = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.pause))
+        now = server_time(self.ledger.redis)
+        yield from outcome_counters(counters)
+        yield from pause_gauges(pause, now)
+        yield from worker_gauges(Heartbeats(self.ledger.redis, self.ledger.keys).seen(), now)
 
         jobs = GaugeMetricFamily(f"{PREFIX}jobs", "Jobs per state, as the ledger counts them.", labels=["state"])
         for state, count in figures["states"].items():
@@ -125,7 +149,6 @@ class LedgerCollector(Collector):
             "Consecutive transient failures the breaker has counted.",
             value=figures["breaker"]["consecutive_failures"],
         )
-        yield paused_gauge(figures.get("paused"))
         yield GaugeMetricFamily(
             f"{PREFIX}receipts_overdue",
             "Jobs sent longer than COSMOS_RECEIPT_OVERDUE_S ago that still await their delivery receipt.",
@@ -150,29 +173,117 @@ class LedgerCollector(Collector):
                 "smpp_binds x COSMOS_SMPP_WINDOW.",
                 value=smpp["binds"] * smpp["window"],
             )
+        archive = figures["archive"]
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_backlog",
+            "Records waiting in Redis to be written to the archive.",
+            value=archive["backlog"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_oldest_seconds",
+            "How long the record that has waited longest for the archive has waited (0 when none waits).",
+            value=archive["oldest_s"] or 0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}archive_failing",
+            "1 while the archiver's last write failed.",
+            value=int(bool(archive["last_error"])),
+        )
 
         for field, (name, documentation) in HISTOGRAMS.items():
             yield histogram(f"{PREFIX}{name}", documentation, field, histograms)
 
 
-def paused_gauge(pause: dict | None) -> GaugeMetricFamily:
-    """1 with the pause's kind and reason while sending is paused; one 0 sample (kind "none") otherwise."""
-    gauge = GaugeMetricFamily(
-        f"{PREFIX}sending_paused",
-        "1 while sending is paused: kind account (COSMOS "
-        "refused our account; lifted by a probe) or operator, with the reason.",
-        labels=["kind", "reason"],
+def outcome_counters(counters: dict[str, str]) -> Iterator[CounterMetricFamily]:
+    """Monotonic counts kept in the ledger's counters hash, which the retention sweep leaves alone."""
+    outcomes = CounterMetricFamily(
+        f"{PREFIX}outcomes",
+        "Jobs that reached each outcome, per lane (never lowered: chart it with rate()).",
+        labels=["outcome", "lane"],
     )
-    if pause:
-        gauge.add_metric([str(pause.get("kind")), str(pause.get("reason") or "")], 1)
-    else:
-        gauge.add_metric(["none", ""], 0)
-    return gauge
+    for outcome in OUTCOME_STATES:
+        for lane in LANES:
+            outcomes.add_metric([outcome, lane], int(counters.get(f"outcome:{outcome}:{lane}", 0)))
+    yield outcomes
+    dead = CounterMetricFamily(f"{PREFIX}dead_letters", "Jobs dead-lettered, per dead reason.", labels=["reason"])
+    reasons = {k.split(":", 1)[1]: int(v) for k, v in counters.items() if k.startswith("dead_total:")}
+    for reason in sorted(set(reasons) | set(DEAD_REASONS_OURS)):
+        dead.add_metric([reason], reasons.get(reason, 0))
+    yield dead
+    attempts = CounterMetricFamily(
+        f"{PREFIX}attempt_outcomes",
+        "Requests to COSMOS per route and outcome (accepted, permanent, transient, ambiguous, account).",
+        labels=["route", "outcome"],
+    )
+    seen = {tuple(k.split(":")[1:3]): int(v) for k, v in counters.items() if k.startswith("attempt:")}
+    for route, outcome in sorted(set(seen) | {("http", kind) for kind in ATTEMPT_OUTCOMES}):
+        attempts.add_metric([route, outcome], seen.get((route, outcome), 0))
+    yield attempts
+
+
+def pause_gauges(pause: dict[str, str], now: float) -> Iterator[GaugeMetricFamily]:
+    """Each pause kind per lane, 1 or 0, and for how long: bounded labels only (the reason is in `stats`)."""
+    paused = GaugeMetricFamily(
+        f"{PREFIX}sending_paused",
+        "1 while sending is paused for this kind (operator, account, budget) and lane.",
+        labels=["kind", "lane"],
+    )
+    seconds = GaugeMetricFamily(
+        f"{PREFIX}sending_paused_seconds",
+        "How long sending has been paused for this kind and lane (0 when it is not).",
+        labels=["kind", "lane"],
+    )
+    since: dict[tuple[str, str], float] = {}
+    for field, raw in pause.items():
+        kind, _, scope = field.partition(":")
+        kind = "operator" if kind == "op" else kind
+        if kind not in PAUSE_KINDS:
+            continue  # bookkeeping such as the account pause's probe time
+        try:
+            ts = float(json.loads(raw).get("ts") or now)
+        except (ValueError, AttributeError):
+            ts = now
+        for lane in LANES if scope in ("", "all") else [scope]:
+            since[(kind, lane)] = min(ts, since.get((kind, lane), ts))
+    for kind in PAUSE_KINDS:
+        for lane in LANES:
+            start = since.get((kind, lane))
+            paused.add_metric([kind, lane], 0 if start is None else 1)
+            seconds.add_metric([kind, lane], 0 if start is None else max(0.0, round(now - start, 1)))
+    yield paused
+    yield seconds
+
+
+def worker_gauges(processes: list[dict[str, Any]], now: float) -> Iterator[GaugeMetricFamily]:
+    """What the workers' heartbeats say: processes alive and lost, their threads, the reconciler's last run."""
+    count = GaugeMetricFamily(
+        f"{PREFIX}worker_processes", "Worker processes heard from in the last 10 minutes.", labels=["state"]
+    )
+    for state in ("alive", "lost"):
+        count.add_metric([state], sum(p["state"] == state for p in processes))
+    yield count
+    alive = [p for p in processes if p["state"] == "alive"]
+    busy = GaugeMetricFamily(
+        f"{PREFIX}worker_threads_busy", "Threads of alive worker processes busy now.", labels=["kind"]
+    )
+    total = GaugeMetricFamily(f"{PREFIX}worker_threads", "Threads of alive worker processes.", labels=["kind"])
+    for kind, prefix in (("task", "threads"), ("send", "send_threads")):
+        busy.add_metric([kind], sum(int(p.get(f"{prefix}_busy") or 0) for p in alive))
+        total.add_metric([kind], sum(int(p.get(f"{prefix}_total") or 0) for p in alive))
+    yield busy
+    yield total
+    runs = [p["last_reconciler_run"] for p in alive if p.get("last_reconciler_run")]
+    last = max((datetime.fromisoformat(r.replace("Z", "+00:00")).timestamp() for r in runs), default=None)
+    yield GaugeMetricFamily(
+        f"{PREFIX}reconciler_last_run_age_seconds",
+        "Seconds since an alive worker process last ran the reconciler (-1: none has yet).",
+        value=-1 if last is None else round(max(0.0, now - last), 1),
+    )
 
 
 def histogram(name: str, documentation: str, field: str, raw: dict[str, str]) -> HistogramMetricFamily:
     """A cumulative histogram from the ledger's per-bucket (non-cumulative) counts of `field`."""
-    per_bucket = {float(b): 0 for b in LATENCY_BUCKETS_S}
+    per_bucket = {float(b): 0 for b in HISTOGRAM_BUCKETS}  # every scrape shows every bound
     infinite = 0
     for key, value in raw.items():
         name_part, _, le = key.partition(":")

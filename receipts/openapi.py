@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cosmos_api.callback_token import PARAM_JOB, PARAM_KID, PARAM_SIG
+from cosmos_api.callback_token import PARAM_EXP, PARAM_JOB, PARAM_KID, PARAM_SIG
 from receipts.schema import DeliveryStatus, ErrorAnswer, ReceiptAnswer
 
 TITLE = "cosmos-sms delivery-status receiver"
@@ -13,7 +13,7 @@ Receives COSMOS's Delivery Status callbacks and completes each job's outcome rec
 (`sent` → `delivered` | `not_delivered`).
 
 COSMOS signs nothing, so every callback URL the worker gives COSMOS carries a per-message
-token (`cosmos_job`, `cosmos_kid`, `cosmos_sig`): an HMAC of the job id under
+token (`cosmos_job`, `cosmos_exp`, `cosmos_kid`, `cosmos_sig`): an HMAC of the job id and its expiry under
 `COSMOS_WEBHOOK_SECRET` (or `COSMOS_WEBHOOK_SECRET_PREVIOUS` after a rotation).
 Requests without a valid token change nothing; only they are rate limited (per client),
 never an authenticated receipt. Fields COSMOS may add to the body are ignored. Every
@@ -29,6 +29,13 @@ _TOKEN_PARAMETERS = [
         "description": "The job id this callback is for.",
     },
     {
+        "name": PARAM_EXP,
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "description": "Epoch seconds after which the token is refused (the attempt's time plus the retention).",
+    },
+    {
         "name": PARAM_KID,
         "in": "query",
         "required": True,
@@ -40,7 +47,7 @@ _TOKEN_PARAMETERS = [
         "in": "query",
         "required": True,
         "schema": {"type": "string"},
-        "description": "HMAC-SHA256 of the job id under that secret.",
+        "description": "HMAC-SHA256 of the job id and expiry under that secret.",
     },
 ]
 

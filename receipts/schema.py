@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from config.numbers import NUMBER_PATTERN
+
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 """The spec's `message_timestamp` pattern, YYYY-MM-DD HH:MM:SS (UTC)."""
 MAX_PRICE_USD = 1_000_000.0
@@ -18,7 +20,7 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
 # Printable, no ';': the ledger keeps extra message ids in one ';'-separated field.
 _MESSAGE_ID = r"^[^\x00-\x1f\x7f;]+$"
 
-Number = Annotated[str, StringConstraints(pattern=r"^0[0-9]{14}$")]
+Number = Annotated[str, StringConstraints(pattern=rf"^{NUMBER_PATTERN}$")]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_ID_CHARS, pattern=_MESSAGE_ID)]
 
 

@@ -44,9 +44,6 @@ every message at once. The sandbox makes it an account-level fault: wrong creden
 `unauthorized` window (`POST /_sandbox/unauthorized {"seconds": N}`, `--unauthorized-s N`).
 """
 
-FAULT_VERBS = ("drop", "accept_drop", "stall")
-"""Script verbs that are not COSMOS statuses: close without answering, accept then close, accept late."""
-
 RANDOM_FAULTS = ("internal_error", "timeout", "drop")
 """What `fault_rate` picks from, evenly; none of them accepts the message."""
 

@@ -12,7 +12,13 @@ from config.settings import Settings
 from tests.support.redis_server import RedisServer, start_private_redis
 
 # The sandbox fixtures (`sandbox`, `sandbox_factory`) come from the installed plugin sandbox/pytest_plugin.py.
-pytest_plugins = ["tests.support.worker_fixture", "tests.support.receiver_fixture", "tests.support.smsc_fixture"]
+pytest_plugins = [
+    "tests.support.worker_fixture",
+    "tests.support.inprocess_worker",
+    "tests.support.receiver_fixture",
+    "tests.support.postgres_fixture",
+    "tests.support.smsc_fixture",
+]
 
 TEST_API_KEY = "test-key-1EdZEH7484krjSQt1zg782"
 TEST_API_SECRET = "test-SECRET-L3tj45j45934534kKcrwrRaoGP"
@@ -44,9 +50,15 @@ def prefix() -> str:
 def redis_client(redis_server, prefix):
     client = redis_server.client()
     yield client
-    # Only our private server, and only this test's keys.
+    # Only our private server, and only this test's keys; a thousand per round trip.
+    batch: list[str] = []
     for key in client.scan_iter(f"{prefix}:*", count=1000):
-        client.delete(key)
+        batch.append(key)
+        if len(batch) == 1000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
 
 
 @pytest.fixture
@@ -60,9 +72,10 @@ def base_env(redis_server, prefix, tmp_path) -> dict[str, str]:
         COSMOS_API_SECRET=TEST_API_SECRET,
         COSMOS_RETRY_BACKOFF_BASE_S="0.01",
         COSMOS_RETRY_BACKOFF_MAX_S="0.05",
-        COSMOS_SCHEDULER_INTERVAL_S="0.1",
+        COSMOS_RECONCILER_INTERVAL_S="0.1",
         COSMOS_LOG_FORMAT="json",
         COSMOS_TESTING="1",
+        COSMOS_ARCHIVE_URL="none",  # archive tests set a temp SQLite file or the session's PostgreSQL
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -74,3 +74,18 @@ def test_dead_list_and_held_list_print_json_arrays(base_env):
     for args in (("dead", "list", "--json"), ("held", "list", "--json"), ("suppression", "list", "--json")):
         result = run(base_env, *args)
         assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_send_with_redis_down_says_to_check_redis_url(base_env):
+    from tests.support.ports import free_port
+
+    env = {**base_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "COSMOS_ENQUEUE_TIMEOUT_S": "1"}
+    out = subprocess.run(
+        cosmos_cmd("send", "--to", "033334445566770", "--from", "F", "--text", "hi"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and out.stderr.strip().endswith("(is Redis running? check REDIS_URL)")
+    assert len(out.stderr.strip().splitlines()) == 1

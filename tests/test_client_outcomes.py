@@ -182,11 +182,19 @@ def test_answer_through_the_pool_maps_like_the_mapping_function_and_is_sent_once
     assert server.requests == 1
 
 
-def test_refused_connection_is_transient(scripted):
+def test_refused_connection_is_transient_and_names_host_port_and_setting(scripted):
     from tests.support.ports import free_port
 
-    outcome = client_for(f"http://127.0.0.1:{free_port()}/v1.0").send(TO, "F", "x")
+    port = free_port()
+    outcome = client_for(f"http://127.0.0.1:{port}/v1.0").send(TO, "F", "x")
     assert (outcome.kind, outcome.status) == ("transient", "connect_error")
+    assert outcome.error == f"connection_refused: 127.0.0.1:{port} (COSMOS_API_URL=http://127.0.0.1:{port}/v1.0)"
+
+
+def test_a_name_that_does_not_resolve_is_transient_and_says_so():
+    outcome = client_for("https://cosmos-api.invalid/v1.0").send(TO, "F", "x")
+    assert (outcome.kind, outcome.status) == ("transient", "connect_error")
+    assert outcome.error == "unresolvable_host: cosmos-api.invalid:443 (COSMOS_API_URL=https://cosmos-api.invalid/v1.0)"
 
 
 def test_connect_timeout_is_transient_and_waits_the_connect_timeout_only():
@@ -207,7 +215,7 @@ def test_connect_timeout_is_transient_and_waits_the_connect_timeout_only():
         for s in fillers + [listener]:
             s.close()
     assert (outcome.kind, outcome.status) == ("transient", "connect_error")
-    assert outcome.error.startswith("ConnectTimeoutError")
+    assert outcome.error.startswith("connect_timeout: 127.0.0.1:")
     assert outcome.latency_ms < 5_000  # bounded by the connect timeout, never the 30 s read timeout
 
 

@@ -119,3 +119,26 @@ def test_a_reserved_rate_slot_is_waited_for_once_without_polling(make):
         deliver_job(ctx, job_id, count_delivery=True, sleep=sleeps.append)
     # Singles take the next slot at once: the 2nd and 3rd wait about 0.5 s and 1 s, one sleep each.
     assert len(sleeps) == 2 and 0.3 < sleeps[0] < 0.6 and 0.8 < sleeps[1] < 1.1
+
+
+def test_a_refused_connection_names_host_port_and_setting_and_counts_for_the_breaker(settings_for, redis_client):
+    from structlog.testing import capture_logs
+
+    from tests.support.ports import free_port
+
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/v1.0"
+    settings = settings_for(COSMOS_API_URL=api_url, COSMOS_BREAKER_THRESHOLD="100")
+    ctx, producer = WorkerContext(settings), SmsProducer(settings)
+    job_id = producer.send_sms(TO, "F", "hi")
+    with capture_logs() as logs:
+        deliver_job(ctx, job_id, count_delivery=True, sleep=lambda s: None)
+
+    record = producer.get_status(job_id)
+    assert record is not None
+    assert record["last_error"] == f"connection_refused: 127.0.0.1:{port} (COSMOS_API_URL={api_url})"
+    attempts = record["attempts"]
+    assert attempts >= 1 and int(redis_client.hget(producer.keys.breaker, "failures")) == attempts
+    warnings = [e for e in logs if e["log_level"] == "warning" and e["event"].startswith("COSMOS not reachable")]
+    assert len(warnings) == attempts
+    assert (warnings[0]["host"], warnings[0]["port"], warnings[0]["cosmos_api_url"]) == ("127.0.0.1", port, api_url)

@@ -104,15 +104,48 @@ def _producer(settings_for, primary, replicas: int) -> SmsProducer:
     )
 
 
-def test_an_unreplicated_enqueue_is_withdrawn_and_raises_with_no_job_ids(primary_and_replica, settings_for):
+def test_an_unreplicated_enqueue_is_withdrawn_and_raises(primary_and_replica, settings_for):
     primary, _ = primary_and_replica
     producer = _producer(settings_for, primary, replicas=2)  # only one replica exists
     with pytest.raises(EnqueueFailed) as failed:
         producer.send_sms("033334445566770", "Shop", "hello")
-    assert failed.value.job_ids == []
     [job_id] = [k.split(":")[-1] for k in primary.client().scan_iter(f"{producer.keys.prefix}:job:*")]
+    # The withdraw reached too few replicas as well: a failover could bring the job back, so it may stand.
+    assert failed.value.job_ids == [job_id]
     record = producer.get_status(job_id)
     assert record is not None and (record["state"], record["last_error"]) == ("cancelled", "unreplicated")
+
+
+def test_a_repeated_keyed_send_records_the_withdrawn_job_again_or_raises(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    late = _producer(settings_for, primary, replicas=2)  # a replica late past the WAIT timeout
+    with pytest.raises(EnqueueFailed):
+        late.send_sms("033334445566770", "Shop", "hello", idempotency_key="K-1")
+    with pytest.raises(EnqueueFailed):
+        late.send_sms("033334445566770", "Shop", "hello", idempotency_key="K-1")  # never a withdrawn job back
+
+    producer = _producer(settings_for, primary, replicas=1)
+    job_id = producer.send_sms("033334445566770", "Shop", "hello", idempotency_key="K-1")
+
+    record = producer.get_status(job_id)
+    assert record is not None and (record["state"], record["last_error"]) == ("queued", None)
+    # Its broker message is there: a worker gets it, not only the reconciler's lost-message rule.
+    queued = primary.client().lrange(producer.keys.broker_queue_key("single"), 0, -1)
+    assert any(job_id in str(m) for m in queued)
+
+
+def test_keyed_members_of_a_repeated_batch_are_recorded_again(primary_and_replica, settings_for):
+    primary, _ = primary_and_replica
+    messages = [
+        {"to": "033334445566770", "sender": "Shop", "text": f"k{i}", "idempotency_key": f"BK-{i}"} for i in range(3)
+    ]
+    with pytest.raises(EnqueueFailed):
+        _producer(settings_for, primary, replicas=2).send_bulk(messages, batch_id="keyed-batch")
+
+    producer = _producer(settings_for, primary, replicas=1)
+    ids = producer.send_bulk(messages, batch_id="keyed-batch")
+
+    assert producer.ledger.states(ids) == ["queued"] * 3
 
 
 def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(primary_and_replica, settings_for):
@@ -120,7 +153,7 @@ def test_a_batch_withdrawn_for_replication_is_recorded_again_when_repeated(prima
     messages = [{"to": "033334445566770", "sender": "Shop", "text": f"m{i}"} for i in range(3)]
     with pytest.raises(EnqueueFailed) as failed:
         _producer(settings_for, primary, replicas=2).send_bulk(messages, batch_id="replicated-batch")
-    assert failed.value.job_ids == [] and failed.value.batch_id == "replicated-batch"
+    assert failed.value.batch_id == "replicated-batch"
 
     producer = _producer(settings_for, primary, replicas=1)
     ids = producer.send_bulk(messages, batch_id="replicated-batch")
@@ -138,3 +171,23 @@ def test_a_lease_too_few_replicas_hold_is_given_back_without_a_send(primary_and_
     record = ledger.get(job_id)
     assert record is not None
     assert (record["state"], record["attempts"], record["last_error"]) == ("retrying", 0, "unreplicated")
+
+
+def test_an_acceptance_waits_for_the_replicas_before_the_worker_moves_on(primary_and_replica, settings_for):
+    primary, replica = primary_and_replica
+    producer = _producer(settings_for, primary, replicas=1)
+    job_id = producer.send_sms("033334445566770", "Shop", "accepted")
+    ledger = producer.ledger
+    assert ledger.begin(job_id, "w", count_delivery=True).verdict == "go"
+
+    [result] = ledger.finish_each([ledger.finish_args(job_id, "w", "accepted", message_id="M-1", price=0.01)])
+
+    assert result == ("sent", "")
+    # The WAIT rode the outcome's own pipeline: the replica has the acceptance when the writer answers.
+    assert replica.client().hget(ledger.keys.job(job_id), "state") == "sent"
+    late = _producer(settings_for, primary, replicas=2).ledger  # one replica exists: the wait falls short
+    other = producer.send_sms("033334445566770", "Shop", "accepted too")
+    assert late.begin(other, "w", count_delivery=True).verdict == "wait"  # a lease too few hold: given back
+    assert ledger.begin(other, "w", count_delivery=True).verdict == "go"
+    late.finish_each([late.finish_args(other, "w", "accepted", message_id="M-2", price=0.01)])
+    assert int(late.counters()["unreplicated_acceptances"]) == 1

@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from ledger.forwards import Forwards
+from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.processes import cosmos_cmd, spawn, stop
@@ -226,7 +227,7 @@ def test_receiver_down_then_up_gets_the_forward_with_the_same_webhook_id(app_rec
     intents = [store.add(f"j{i}", f"http://127.0.0.1:{port}/ok", payload(f"j{i}", "delivered")) for i in range(3)]
     forwarder_for()
     down_since = time.monotonic()
-    # Down: nothing listens on the port. Scaled: 3 s here for the issue's 60 s, with backoffs and
+    # Down: nothing listens on the port. Scaled: 3 s here for a real 60 s, with backoffs and
     # breaker times scaled alike; while its breaker is open one probe at a time goes out.
     wait_for(
         lambda: time.monotonic() - down_since >= 3 and sum((store.get(i.fwd_id) or i).attempts for i in intents) >= 6,
@@ -449,7 +450,7 @@ def test_give_up_after_the_window_and_retry_opens_a_new_one(store, settings_for,
 def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_success():
     from worker.forwarding import DestinationBreakers
 
-    breakers = DestinationBreakers(threshold=2, open_s=10, max_open_s=100, threads=8)
+    breakers = DestinationBreakers(threshold=2, open_s=10, max_open_s=100, threads=8, busy_s=0.5)
     assert breakers.acquire("a:80", 0) == 0 and breakers.acquire("a:80", 0) == 0
     breakers.release("a:80", False, 1)
     breakers.release("a:80", False, 1)
@@ -482,3 +483,87 @@ def test_an_inbound_message_is_posted_to_the_inbound_url_signed(
         "text": "Привет STOP?",
     }
     assert post.body["received_at"].endswith("Z")
+
+
+def refused(store: Forwards, fwd_id: str) -> bool:
+    forward = store.get(fwd_id)
+    return forward is not None and forward.failed_ts is not None and forward.last_error == "destination_refused"
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/hook"])
+def test_a_link_local_callback_is_refused_at_once_and_listed(forwarder_for, store, url):
+    intent = store.add("meta", url, payload("meta", "delivered"))
+    forwarder_for()
+    wait_for(lambda: refused(store, intent.fwd_id), timeout=10, what="the forward refused and listed")
+    assert [f.fwd_id for f in store.failed_page()] == [intent.fwd_id]
+
+
+def test_private_callbacks_are_refused_only_when_the_operator_asks(app_receiver, forwarder_for, store):
+    app = app_receiver()
+    inside = store.add("p1", app.url("/ok"), payload("p1", "delivered"))
+    forwarder_for(COSMOS_FORWARD_DENY_PRIVATE="1")
+    wait_for(lambda: refused(store, inside.fwd_id), timeout=10, what="the loopback forward refused")
+    assert app.count("/ok") == 0
+    allowed = store.add("p2", app.url("/ok"), payload("p2", "delivered"))
+    forwarder_for()  # default 0: single-host and private-network deployments keep working
+    wait_for(lambda: gone(store, allowed.fwd_id), timeout=10, what="the loopback forward delivered")
+
+
+def test_forwarded_posts_never_use_a_proxy_from_the_environment(app_receiver, forwarder_for, store, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    app = app_receiver()
+    intent = store.add("x1", app.url("/ok"), payload("x1", "delivered"))
+    forwarder_for()
+    wait_for(lambda: gone(store, intent.fwd_id), timeout=10, what="the forward delivered directly")
+
+
+def _redis_work(client) -> tuple[int, float]:
+    """The forwarder's calls to Redis (its scripts, and MULTI for a completion's transaction: the commands
+    inside them are counted apart by Redis) and the CPU seconds Redis has used."""
+    stats = client.info("commandstats")
+    calls = sum(stats.get(k, {}).get("calls", 0) for k in ("cmdstat_evalsha", "cmdstat_multi"))
+    cpu = client.info("cpu")
+    return calls, cpu["used_cpu_sys"] + cpu["used_cpu_user"]
+
+
+def test_a_slow_destination_costs_few_redis_calls_per_post(app_receiver, forwarder_for, store, redis_client):
+    slow = app_receiver(hang_s=3)  # answers every POST after 3 s
+    for i in range(2000):
+        store.add(f"s{i}", slow.url("/hang"), payload(f"s{i}", "delivered"))
+    forwarder_for(COSMOS_FORWARD_TIMEOUT_S="5", COSMOS_FORWARD_POLL_S="0.5", COSMOS_FORWARD_THREADS="16")
+    wait_for(lambda: slow.count("/hang") >= 8, timeout=10, what="the first POSTs")  # past the start-up
+    calls_before, cpu_before = _redis_work(redis_client)
+    started, posts = time.monotonic(), slow.count("/hang")
+    wait_for(lambda: slow.count("/hang") >= posts + 24, timeout=30, interval=0.2, what="three rounds of POSTs")
+    calls_after, cpu_after = _redis_work(redis_client)
+    calls, cpu = calls_after - calls_before, cpu_after - cpu_before
+    made, elapsed = slow.count("/hang") - posts, time.monotonic() - started
+    print(f"\n[slow destination] {calls} Redis calls for {made} POSTs; Redis CPU {cpu / elapsed:.2%} of a core")
+    assert calls / made <= 3, f"{calls} Redis calls for {made} POSTs"
+    assert cpu / elapsed < 0.02, f"Redis used {cpu / elapsed:.1%} of a core"
+
+
+def test_a_jobs_forwards_never_send_an_older_state_after_a_newer_one(app_receiver, forwarder_for, store, settings_for):
+    app = app_receiver()  # /fail answers 500 until healthy
+    producer = SmsProducer(
+        settings_for(**FAST, COSMOS_WEBHOOK_URL="http://127.0.0.1:9/delivery-status", COSMOS_WEBHOOK_SECRET="s" * 32)
+    )
+    ledger, to = producer.ledger, "033334445566770"
+    job_id = producer.send_sms(to, "F", "late word", callback=app.url("/fail"))
+    for kind, status in (("ambiguous", "timeout"), ("permanent", "failed")):  # unknown, then refused: dead
+        assert ledger.begin(job_id, "w", count_delivery=True).verdict == "go"
+        ledger.finish(job_id, "w", kind, status=status, http=400)
+    forwarder_for()
+    wait_for(lambda: app.count("/fail") >= 1, timeout=10, what="the dead forward's first (failed) POST")
+    # The provider's late word: delivered after all. Its forward is written while `dead` waits to be retried.
+    assert ledger.apply_receipt(job_id, to=to, status="delivered", message_id="M-1", price=0.01, timestamp="") == "late"
+    app.healthy = True
+
+    wait_for(lambda: store.due_count() == 0, timeout=15, what="every forward of the job done or dropped")
+    answered = [p.body["status"] for p in app.of("/fail")]
+    assert "delivered" in answered
+    assert "dead" not in answered[answered.index("delivered") :], answered
+    assert [p.body.get("sequence") for p in app.of("/fail") if p.body["status"] == "delivered"] == [2]

@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 
 from config.errors import IdempotencyConflict, InvalidMessage
-from ledger.outbox import chunk_messages, take_waiting
+from ledger.outbox import chunk_messages
 from ledger.schema import STEP, batch_job_id
 from ledger.stats import stats
 from producers.producer import SmsProducer
@@ -78,21 +78,29 @@ def test_enqueue_records_job_indexes_and_one_event(producer, ledger):
     assert stats(ledger)["states_by_lane"]["single"]["queued"] == 1
 
 
-def test_waiting_single_messages_are_taken_oldest_first_and_anything_else_goes_back(producer, ledger):
-    first, second, third = (job(producer, text=f"code {i}") for i in range(3))
+def test_a_task_takes_waiting_single_messages_with_their_leases_and_anything_else_goes_back(producer, ledger):
+    own, first, second, third = (job(producer, text=f"code {i}") for i in range(4))
     single = ledger.keys.broker_queue_key("single")
+    ledger.redis.rpop(single)  # the task's own message: Celery delivered it
     chunk = chunk_messages(ledger.keys, ["some-bulk-job"], 50)[0][1]
     ledger.redis.lpush(single, chunk)  # newest: behind the three singles
     ledger.redis.lpush(single, "not a task message")
 
-    assert take_waiting(ledger.redis, ledger.keys, "single", 2) == [first, second]
-    assert take_waiting(ledger.redis, ledger.keys, "single", 10) == [third]
+    mine, taken = ledger.take(own, "w1", 2)
+
+    assert mine.verdict == "go"
+    assert [(j, a.verdict) for j, _, a in taken] == [(first, "go"), (second, "go")]
+    # Taken and leased in the same step: no job is off the list without its lease.
+    assert ledger.states([own, first, second, third]) == ["sending", "sending", "sending", "queued"]
+    # Repeated with the same owner (redis-py's retry after a lost reply): the same answer, nothing more taken.
+    assert [(j, o) for j, o, _ in ledger.take(own, "w1", 2)[1]] == [(j, o) for j, o, _ in taken]
+    assert [j for j, _, _ in ledger.take(own, "w2", 10)[1]] == [third]
     # What was not ours to take is back in the list, in its order, next for the consumers.
     assert [m if isinstance(m, str) else m.decode() for m in ledger.redis.lrange(single, 0, -1)] == [
         "not a task message",
         chunk,
     ]
-    assert take_waiting(ledger.redis, ledger.keys, "single", 0) == []
+    assert ledger.take(own, "w3", 0)[1] == []
 
 
 def test_bulk_is_written_in_steps_and_repeating_its_batch_records_nothing_new(producer, ledger):
@@ -346,14 +354,20 @@ def test_a_foreign_message_id_after_an_unknown_outcome_counts_once_and_ids_stay_
     assert len(field(ledger, job_id, "extra_ids").split(";")) <= 5
 
 
-def test_a_receipt_for_a_dead_job_is_the_providers_word(producer, ledger):
+def test_a_receipt_for_a_dead_job_is_the_providers_word_after_an_unknown_outcome(producer, ledger):
+    refused = job(producer)
+    go(ledger, refused)
+    ledger.finish(refused, "w1", "permanent", status="failed", http=200)
+    assert receipt(ledger, refused) == "refused_foreign"  # COSMOS refused its only attempt: no evidence
     job_id = job(producer)
+    go(ledger, job_id)
+    ledger.finish(job_id, "w1", "ambiguous", status="connection_lost", http=0)
     go(ledger, job_id)
     ledger.finish(job_id, "w1", "permanent", status="failed", http=200)
     assert receipt(ledger, job_id) == "late"
     record = ledger.get(job_id)
     assert (record["state"], record["late"], record["dead_reason"]) == ("delivered", True, None)
-    assert stats(ledger)["dead_letter_size"] == 0
+    assert stats(ledger)["dead_letter_size"] == 1  # the refused one
 
 
 def test_a_receipt_settles_a_held_job(producer, ledger, settings_for):

@@ -1,4 +1,5 @@
-"""The core pipeline end to end: real Redis, real Celery workers, the sandbox over HTTP."""
+"""The core pipeline end to end: real Redis, real Celery workers (in this process unless a test reads the
+worker's log), the sandbox over HTTP."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_permanent_status_dead_letters_with_that_reason(producer, workers, sandb
 
 
 def test_unauthorized_pauses_sending_and_a_probe_resumes_it(producer, workers, sandbox):
-    # Reverses the first version's "unauthorized → dead": COSMOS refusing our credentials is true of
+    # Not "unauthorized → dead": COSMOS refusing our credentials is true of
     # every message, so the job waits and one probe per interval finds out when they work again.
     sandbox.script(TO, "unauthorized", "unauthorized", "ok")
     workers.start(COSMOS_PAUSE_PROBE_INTERVAL_S="0.3")
@@ -218,9 +219,9 @@ def test_bulk_is_delivered_and_uses_bounded_round_trips(producer, workers, sandb
     assert sandbox.accepted()["total"] == 1001 and sandbox.accepted()["duplicates"] == 0
 
 
-def test_a_single_lane_backlog_goes_in_groups_and_each_job_is_sent_once(producer, workers, sandbox):
+def test_a_single_lane_backlog_goes_in_groups_and_each_job_is_sent_once(producer, worker_processes, sandbox):
     job_ids = [producer.send_sms(to=TO, sender="F", text=f"code {i}") for i in range(300)]
-    handle = workers.start(lane="single", COSMOS_LOG_LEVEL="DEBUG")
+    handle = worker_processes.start(lane="single", COSMOS_LOG_LEVEL="DEBUG")
 
     wait_for(
         lambda: all(s == "sent" for s in producer.ledger.states(job_ids)), timeout=60, what="the backlog to be sent"
@@ -231,8 +232,8 @@ def test_a_single_lane_backlog_goes_in_groups_and_each_job_is_sent_once(producer
     assert handle.log().count("Task cosmos.deliver[") < 300
 
 
-def test_api_secret_appears_in_no_redis_key_value_or_log(producer, workers, sandbox, redis_client):
-    handle = workers.start()
+def test_api_secret_appears_in_no_redis_key_value_or_log(producer, worker_processes, sandbox, redis_client):
+    handle = worker_processes.start()
     sandbox.script(TO, "internal_error", "ok")
     job_id = producer.send_sms(to=TO, sender="F", text="secret check")
     final_record(producer, job_id)

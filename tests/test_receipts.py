@@ -53,7 +53,7 @@ def receipt(
 
 def post(receiver, job_id: str, body, *, secret: str = TEST_WEBHOOK_SECRET, **kwargs) -> requests.Response:
     """POST a receipt to the receiver with the job's token, as COSMOS would."""
-    url = callback_url(receiver.url, job_id, secret)
+    url = callback_url(receiver.url, job_id, secret, expires_ts=time.time() + 3600)
     if isinstance(body, dict):
         kwargs["json"] = body
     else:
@@ -145,7 +145,7 @@ def test_sandbox_receipt_moves_sent_job_to_delivered_with_its_price_and_timestam
     assert before - 120 < stamp < time.time() + 120  # the sandbox's UTC push time, not a constant
     assert record["delivered_at"] >= record["sent_at"]
     [message] = sandbox.messages(10)
-    assert message["callback"].startswith(f"{receiver.url}?cosmos_job={job_id}&cosmos_kid=")
+    assert message["callback"].startswith(f"{receiver.url}?cosmos_job={job_id}&cosmos_exp=")
     assert [r["http"] for r in sandbox.receipts(10)] == [200]
     # The token is in the query string; the receiver never logs it.
     assert "cosmos_sig" not in receiver.log()
@@ -225,10 +225,10 @@ def test_openapi_describes_every_endpoint_and_answer(receiver):
     assert operation["description"]
     assert {"200", "400", "401", "403", "404", "413", "415", "422", "429", "503"} <= set(operation["responses"])
     assert all(answer["description"] for answer in operation["responses"].values())
-    assert {p["name"] for p in operation["parameters"]} == {"cosmos_job", "cosmos_kid", "cosmos_sig"}
+    assert {p["name"] for p in operation["parameters"]} == {"cosmos_job", "cosmos_exp", "cosmos_kid", "cosmos_sig"}
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"status", "to", "message_id", "price", "message_timestamp"}
-    assert body.get("additionalProperties", True) is not False  # unknown fields are ignored (issue 13)
+    assert body.get("additionalProperties", True) is not False  # unknown fields are ignored
     assert {"401", "409", "429"} <= set(operation["responses"])
     assert {"200", "503"} <= set(spec["paths"]["/healthz"]["get"]["responses"])
     assert "200" in spec["paths"]["/metrics"]["get"]["responses"]
@@ -238,7 +238,7 @@ def test_openapi_describes_every_endpoint_and_answer(receiver):
 
 
 def _forged(receiver, job_id):
-    url = callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET)
+    url = callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET, expires_ts=time.time() + 3600)
     sig = url.rsplit("=", 1)[1]
     return requests.post(url[: -len(sig)] + ("0" if sig[0] != "0" else "1") + sig[1:], json=receipt(), timeout=30)
 
@@ -339,7 +339,7 @@ def test_replayed_receipt_is_applied_once(producer, receiver, redis_client, pref
 def test_receipt_for_another_message_id_on_a_clean_sent_record_is_refused_and_changes_nothing(
     producer, receiver, redis_client, prefix
 ):
-    """Reverses "a foreign message_id on a clean `sent` record → counted" (issue 13): no doubt, no extra send."""
+    """A foreign message_id on a clean `sent` record: no doubt, so no extra send is counted."""
     job_id = sent_job(producer, "M-1")
     before = snapshot(redis_client, prefix)
 
@@ -398,7 +398,10 @@ def test_healthz_answers_ok_with_redis_and_503_without(receiver, settings):
     nowhere = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
     with TestClient(create_app(settings, nowhere)) as client:
         health = client.get("/healthz")
-        receipt_answer = client.post(callback_url("http://testserver/delivery-status", "job-1", "x"), json=receipt())
+        receipt_answer = client.post(
+            callback_url("http://testserver/delivery-status", "job-1", "x", expires_ts=time.time() + 3600),
+            json=receipt(),
+        )
     assert (health.status_code, health.json()) == (503, {"redis": "unavailable"})
     assert receipt_answer.status_code == 401  # refused before Redis is asked
 
@@ -406,7 +409,7 @@ def test_healthz_answers_ok_with_redis_and_503_without(receiver, settings):
 def test_redis_outage_answers_503_so_cosmos_retries(settings_for):
     settings = settings_for(COSMOS_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET)
     nowhere = redis.Redis(port=free_port(), decode_responses=True, socket_connect_timeout=0.5)
-    url = callback_url("http://testserver/delivery-status", "job-1", TEST_WEBHOOK_SECRET)
+    url = callback_url("http://testserver/delivery-status", "job-1", TEST_WEBHOOK_SECRET, expires_ts=time.time() + 3600)
     with TestClient(create_app(settings, nowhere)) as client:
         response = client.post(url, json=receipt())
         scrape = client.get("/metrics")
@@ -450,7 +453,7 @@ def test_token_buckets_refill_at_the_configured_rate():
 
 
 def test_only_failed_authentication_is_rate_limited_per_client(receiver_factory, producer):
-    """Reverses "a client over the rate limit gets 429" for every request: valid tokens are never limited."""
+    """Only failed authentication is rate limited: valid tokens are never limited."""
     limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
     job_id = sent_job(producer)
 
@@ -503,7 +506,7 @@ def inproc(settings_for, redis_client):
 
 
 def inproc_post(client: TestClient, job_id: str, body: dict, secret: str = TEST_WEBHOOK_SECRET):
-    return client.post(callback_url(INPROC_URL, job_id, secret), json=body)
+    return client.post(callback_url(INPROC_URL, job_id, secret, expires_ts=time.time() + 3600), json=body)
 
 
 def refusal_counts(client: TestClient, **headers: str) -> dict[tuple[str, str], float]:
@@ -516,7 +519,7 @@ def refusal_counts(client: TestClient, **headers: str) -> dict[tuple[str, str], 
 
 
 def test_receipt_with_an_unknown_extra_field_is_applied(inproc):
-    """Reverses "an extra field → 422" (issue 13): unknown fields are ignored, known ones stay strict."""
+    """Unknown fields are ignored, known ones stay strict."""
     client, producer, _ = inproc()
     job_id = sent_job(producer)
     with client:
@@ -551,7 +554,8 @@ def test_2000_valid_receipts_from_50_concurrent_clients_at_one_address_are_all_a
                     index, job_id = queue.get_nowait()
                     answers.append(
                         await http.post(
-                            callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET), json=receipt(f"M-{index}")
+                            callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET, expires_ts=time.time() + 3600),
+                            json=receipt(f"M-{index}"),
                         )
                     )
 
@@ -591,7 +595,7 @@ def test_every_refusal_has_a_json_reason_and_is_counted_by_reason(inproc):
         ]
         answers.append(
             client.post(
-                callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET),
+                callback_url(INPROC_URL, job_id, TEST_WEBHOOK_SECRET, expires_ts=time.time() + 3600),
                 content=b"{}",
                 headers={"Content-Type": "text/plain"},
             )
@@ -736,7 +740,7 @@ def _answers(url: str):
 def test_behind_a_trusted_proxy_the_forwarded_client_has_its_own_failure_budget(receiver_factory, producer):
     # The test connects from 127.0.0.1, uvicorn's default trusted proxy: X-Forwarded-For names the client.
     limited = receiver_factory(COSMOS_WEBHOOK_RATE_LIMIT="1")
-    url = callback_url(limited.url, sent_job(producer), "not-our-secret")
+    url = callback_url(limited.url, sent_job(producer), "not-our-secret", expires_ts=time.time() + 3600)
 
     def forged(client_ip: str) -> int:
         return requests.post(url, json=receipt(), headers={"X-Forwarded-For": client_ip}, timeout=30).status_code

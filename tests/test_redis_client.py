@@ -62,8 +62,18 @@ def test_every_role_has_named_timeouts_and_the_producer_fails_fastest():
     assert TIMEOUTS["producer"].socket_s < TIMEOUTS["worker"].socket_s
 
 
+_HELD: list[socket.socket] = []
+"""Ports bound and never listened on: connecting is refused, and no other process can take them."""
+
+
 def _dead_sentinels(count: int) -> str:
-    return ";".join(f"sentinel://127.0.0.1:{free_port()}" for _ in range(count))
+    ports = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        _HELD.append(sock)
+        ports.append(sock.getsockname()[1])
+    return ";".join(f"sentinel://127.0.0.1:{port}" for port in ports)
 
 
 @pytest.fixture
@@ -189,3 +199,22 @@ def test_riding_out_a_blip_tries_the_call_first_then_retries_within_the_bound():
     with pytest.raises(redis.ResponseError):
         ride_out(refused, 10)
     assert calls == ["refused"]  # not a blip: never retried
+
+
+def test_a_redis_older_than_7_is_refused_in_one_line():
+    from config.errors import SettingsError
+    from config.redis_client import require_redis_version
+
+    class Server:  # a stand-in for INFO's one field: this machine runs no Redis 6
+        def __init__(self, version: str):
+            self.version = version
+
+        def info(self, section: str) -> dict[str, str]:
+            return {"redis_version": self.version}
+
+    with pytest.raises(
+        SettingsError, match=r"^REDIS_URL: Redis 6\.2\.6 is too old; cosmos-sms needs Redis 7\.0 or newer$"
+    ):
+        require_redis_version(Server("6.2.6"))  # type: ignore[arg-type]
+    require_redis_version(Server("7.0.15"))  # type: ignore[arg-type]
+    require_redis_version(Server("7.2.4"))  # type: ignore[arg-type]  # what valkey-server 8.1 reports

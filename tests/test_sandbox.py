@@ -417,7 +417,7 @@ def test_outage_answers_internal_error_until_it_ends(sandbox):
 
 
 def test_no_number_answers_unauthorized_any_more(sandbox):
-    """Reverses "099900000000006 → 401 unauthorized" (issue 12): 401 is about the account, not a number."""
+    """099900000000006 is not a 401 number: 401 is about the account, not a number."""
     response = post(sandbox, body(to="099900000000006"))
     assert (response.status_code, response.json()["status"]) == (200, "ok")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from ledger.schema import STEP
 from ledger.stats import stats
 from producers.producer import SmsProducer
@@ -24,24 +26,25 @@ def dead_letters(producer: SmsProducer, count: int, status: str) -> list[str]:
     return ids
 
 
-def test_dead_requeue_by_reason_requeues_all_20000(settings_for, redis_client, base_env):
+@pytest.mark.parametrize("count", [3 * STEP + 7, pytest.param(20_000, marks=pytest.mark.long)])
+def test_dead_requeue_by_reason_requeues_every_one_in_steps(settings_for, redis_client, base_env, count):
     producer = SmsProducer(settings_for())
-    dead_letters(producer, 20_000, "failed")
+    dead_letters(producer, count, "failed")
     dead_letters(producer, 5, "spam")
     before = stats(producer.ledger)
-    assert before["dead_reasons"] == {"failed": 20_000, "spam": 5}
+    assert before["dead_reasons"] == {"failed": count, "spam": 5}
 
     done = subprocess.run(
         cosmos_cmd("dead", "requeue", "--reason", "failed"), env=base_env, capture_output=True, text=True, timeout=120
     )
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "requeued 20000 job(s)"
+    assert done.stdout.strip() == f"requeued {count} job(s)"
     figures = stats(producer.ledger)
     assert figures["dead_reasons"] == {"spam": 5}
-    assert figures["states"]["queued"] == 20_000
+    assert figures["states"]["queued"] == count
     # Republished in chunks of 50, as they were first sent.
-    assert figures["queue_depth"]["bulk"] == before["queue_depth"]["bulk"] + 20_000 // 50
+    assert figures["queue_depth"]["bulk"] == before["queue_depth"]["bulk"] + -(-count // 50)
 
 
 def test_dead_list_streams_every_record_as_one_json_array(settings_for, redis_client, base_env):

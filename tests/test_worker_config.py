@@ -75,3 +75,16 @@ def test_importing_any_module_with_an_invalid_setting_reads_nothing_and_exits_no
         [sys.executable, "-c", f"import {modules}; print('imported')"], env=env, capture_output=True, text=True
     )
     assert (result.returncode, result.stdout.strip()) == (0, "imported"), result.stderr
+
+
+def test_the_old_name_of_the_reconciler_interval_is_still_read_with_a_one_line_warning(capsys):
+    settings = load_settings(_env_file=None, COSMOS_SCHEDULER_INTERVAL_S="0.3")
+    assert settings.reconciler_interval_s == 0.3
+    [warning] = capsys.readouterr().err.splitlines()
+    assert "COSMOS_RECONCILER_INTERVAL_S" in warning
+
+    both = load_settings(_env_file=None, COSMOS_SCHEDULER_INTERVAL_S="0.3", COSMOS_RECONCILER_INTERVAL_S="0.7")
+    assert both.reconciler_interval_s == 0.7
+    capsys.readouterr()
+    assert load_settings(_env_file=None, COSMOS_RECONCILER_INTERVAL_S="0.7").reconciler_interval_s == 0.7
+    assert capsys.readouterr().err == ""

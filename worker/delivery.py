@@ -11,6 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
@@ -64,8 +65,10 @@ def deliver_job(
 
     def record(*args: object, **kwargs: object) -> tuple[str, str]:
         # An outcome COSMOS gave us must reach the ledger: ride out a Redis blip for as long
-        # as our lease lasts, or a sent message would later count as ambiguous.
-        return ride_out(lambda: ctx.outcomes.finish(*args, **kwargs), settings.lease_s / 2, sleep)  # type: ignore[arg-type]
+        # as our lease lasts, or a sent message would later count as ambiguous. Every try carries
+        # the outcome's one call id, so a try whose reply was lost is not counted twice.
+        call = uuid.uuid4().hex
+        return ride_out(lambda: ctx.outcomes.finish(*args, call=call, **kwargs), settings.lease_s / 2, sleep)  # type: ignore[arg-type]
 
     def attempt_once() -> str:
         attempt = taken.pop() if taken else begin(ctx, job_id, owner, count_delivery, sleep)
@@ -77,6 +80,13 @@ def deliver_job(
         made[0] = attempt.number
         if attempt.delay_s > 0:
             sleep(attempt.delay_s)  # our reserved rate slot
+            # A pause recorded while we waited stops this request too (one short script per delayed send).
+            still = ride_out(
+                lambda: ctx.ledger.recheck(job_id, owner, probe=attempt.probe), settings.lease_s / 2, sleep
+            )
+            if still.verdict != "go":
+                log_verdict(job_id, still)
+                return still.verdict
         outcome = ctx.client.send(attempt.to, attempt.sender, attempt.text, _callback_for(ctx, job_id, attempt))
         kind = outcome_kind(outcome)
         result, change = record(
@@ -140,7 +150,8 @@ def _callback_for(ctx: WorkerContext, job_id: str, attempt: Attempt) -> str | No
     s = ctx.settings
     if not s.webhook_url or s.webhook_secret is None:
         return None
-    return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value())
+    expires = time.time() + s.retention_s  # the token lives as long as the record may
+    return callback_url(s.webhook_url, job_id, s.webhook_secret.get_secret_value(), expires_ts=expires)
 
 
 def log_verdict(job_id: str, attempt: Attempt) -> None:
@@ -185,5 +196,16 @@ def _log_outcome(
         log.debug("sent", message_id=outcome.message_id, **fields)
     elif outcome.kind == "permanent":
         log.info("dead-lettered", **fields)
+    elif outcome.status == "connect_error":
+        # A wrong host or port, or COSMOS down: name them, since every message fails the same way.
+        target = urlsplit(ctx.settings.api_url)
+        log.warning(
+            "COSMOS not reachable: no connection opened",
+            host=target.hostname,
+            port=target.port or (443 if target.scheme == "https" else 80),
+            cosmos_api_url=ctx.settings.api_url,
+            error=outcome.error,
+            **fields,
+        )
     else:
         log.info("attempt failed", kind=outcome.kind, error=outcome.error, **fields)

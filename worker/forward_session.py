@@ -1,17 +1,24 @@
-"""HTTP for forwarded POSTs: a requests Session whose every request ends by a total deadline.
+"""HTTP for forwarded POSTs: a requests Session whose every request ends by a total deadline, and
+whose connections go only where the destination rule allows.
 
 requests' timeouts bound each socket operation, not the request: an application that answers
 one byte at a time could hold a forwarding thread for ever. Here each connection's socket is
 registered with a watchdog thread that shuts it down once the request's total time has passed,
 so `post_within` returns (with an error) by its deadline whatever the other side does.
+
+A per-message callback is a URL someone else chose: each connection it makes resolves the name,
+checks every address (`DestinationRule`) and connects to the one it checked, so neither a name that
+points inside nor one that changes between check and connect reaches an internal service.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -75,7 +82,59 @@ def _register(sock: socket.socket | None) -> None:
         _request.socks.append(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+DESTINATION_REFUSED = "destination_refused"
+"""A forward's `last_error` when its destination's address is one the rule refuses."""
+
+
+class DestinationRefused(OSError):
+    """A connection to an address the destination rule refuses; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class DestinationRule:
+    """Which addresses a per-message callback may reach. Link-local ones (169.254.0.0/16, fe80::/10:
+    cloud metadata services) never; loopback and private ranges only unless `deny_private`."""
+
+    deny_private: bool = False
+
+    def refuses(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_link_local:
+            return True
+        internal = ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_reserved or ip.is_multicast
+        return self.deny_private and internal
+
+    def vet(self, host: str, port: int) -> str:
+        """The address to connect to: `host` resolved, every address checked (DestinationRefused if any fails)."""
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        for *_, sockaddr in infos:
+            if self.refuses(str(sockaddr[0])):
+                _request.refused = True
+                raise DestinationRefused(f"{host} resolves to an address forwards may not reach")
+        return str(infos[0][4][0])
+
+
+class _Vetted:
+    """Connects to the address the request's rule checked (TLS still verifies the name)."""
+
+    _dns_host: str
+    port: int
+
+    def _new_conn(self) -> socket.socket:
+        rule = getattr(_request, "rule", None)
+        if rule is None:
+            return super()._new_conn()  # type: ignore[misc]
+        named = self._dns_host
+        self._dns_host = rule.vet(named, self.port)
+        try:
+            return super()._new_conn()  # type: ignore[misc]
+        finally:
+            self._dns_host = named
+
+
+class _WatchedHTTPConnection(_Vetted, HTTPConnection):
     def connect(self) -> None:
         super().connect()
         _register(self.sock)
@@ -85,7 +144,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
+class _WatchedHTTPSConnection(_Vetted, HTTPSConnection):
     def connect(self) -> None:
         super().connect()
         _register(self.sock)
@@ -110,8 +169,10 @@ class _WatchedAdapter(HTTPAdapter):
 
 
 def forward_session(threads: int) -> requests.Session:
-    """A Session for forwarded POSTs: no cookies kept, no retries of its own, deadlines enforced."""
+    """A Session for forwarded POSTs: no cookies kept, no retries of its own, no proxy or netrc from the
+    environment, deadlines enforced."""
     session = requests.Session()
+    session.trust_env = False  # never a proxy from the environment, never ~/.netrc credentials
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     adapter = _WatchedAdapter(pool_connections=64, pool_maxsize=threads, max_retries=0)
     session.mount("http://", adapter)
@@ -123,21 +184,31 @@ class DeadlinePassed(requests.Timeout):
     """The request was cut at its total deadline (whatever the other side had sent by then)."""
 
 
-def post_within(session: requests.Session, total_s: float, url: str, **kwargs: Any) -> requests.Response:
-    """`session.post(url, **kwargs)` that ends by `total_s` seconds from now, else DeadlinePassed.
+def post_within(
+    session: requests.Session, total_s: float, url: str, rule: DestinationRule | None = None, **kwargs: Any
+) -> requests.Response:
+    """`session.post(url, **kwargs)` that ends by `total_s` seconds from now, else DeadlinePassed; with a
+    `rule`, every connection is checked after name resolution, else DestinationRefused.
 
     Use `stream=True` and close the response without reading its body: the deadline covers
     the request and the answer's headers. A request cut at its deadline always fails, even if
     what had arrived parses as an answer.
     """
     _request.deadline, _request.socks = time.monotonic() + total_s, []
+    _request.rule, _request.refused = rule, False
     response: requests.Response | None = None
     try:
         response = session.post(url, **kwargs)
     except requests.RequestException:
+        refused = _request.refused
+        _request.rule = None
+        if refused:
+            _forget_all()
+            raise DestinationRefused(f"{url}: {DESTINATION_REFUSED}") from None
         if not _forget_all():
             raise
         raise DeadlinePassed(f"no complete answer within {total_s:g} s") from None
+    _request.rule = None
     if _forget_all():
         response.close()
         raise DeadlinePassed(f"no complete answer within {total_s:g} s")

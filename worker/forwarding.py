@@ -41,15 +41,24 @@ from config.backoff import backoff_s
 from config.redis_client import redis_client
 from config.settings import Settings
 from ledger.forwards import MAX_STEP, Forward, Forwards
-from worker.forward_session import DeadlinePassed, forward_session, post_within
+from worker.forward_session import (
+    DESTINATION_REFUSED,
+    DeadlinePassed,
+    DestinationRefused,
+    DestinationRule,
+    forward_session,
+    post_within,
+)
 
 log = structlog.get_logger("cosmos.forwarding")
 
 MAX_TRACKED_DESTINATIONS = 10_000
 """Breaker states kept at most; healthy destinations are forgotten first."""
-BUSY_DESTINATION_DELAY_S = 0.5
-"""A forward whose destination has its share of threads busy waits this long (no attempt counted)."""
+
 USER_AGENT = "cosmos-sms-forwarder"
+HELD_BACK_POLLS = 4
+"""After a round that held every claimed forward back, the next claim waits for a POST to end, or this
+many poll intervals (forwards to other destinations wait no longer than that)."""
 
 
 def destination(url: str) -> str:
@@ -73,8 +82,11 @@ class _Destination:
 class DestinationBreakers:
     """Per-destination circuit breakers and in-flight counts, in this process (thread-safe)."""
 
-    def __init__(self, threshold: int, open_s: float, max_open_s: float, threads: int) -> None:
+    def __init__(self, threshold: int, open_s: float, max_open_s: float, threads: int, busy_s: float) -> None:
         self.threshold, self.open_s, self.max_open_s = threshold, open_s, max(open_s, max_open_s)
+        self.busy_s = busy_s
+        """How long a forward waits when its destination has its share of threads busy: one POST's
+        deadline, by which one of them is free (no attempt counted)."""
         # Threads one destination may hold: half the pool while healthy, a quarter once failing.
         self.healthy_share, self.failing_share = max(1, threads // 2), max(1, threads // 4)
         self._lock = threading.Lock()
@@ -95,7 +107,7 @@ class DestinationBreakers:
             else:
                 limit = self.failing_share if state.failures else self.healthy_share
             if state.in_flight >= limit:
-                return BUSY_DESTINATION_DELAY_S
+                return self.busy_s
             state.in_flight += 1
             return 0.0
 
@@ -152,12 +164,21 @@ class Forwarder:
             settings.forward_breaker_open_s,
             settings.forward_backoff_max_s,
             threads=settings.forward_threads,
+            busy_s=settings.forward_connect_timeout_s + settings.forward_timeout_s,
         )
         secret = settings.app_webhook_secret
         self.webhook = Webhook(secret.get_secret_value()) if secret else None
         self.session = forward_session(settings.forward_threads)
+        self.rule = DestinationRule(deny_private=settings.forward_deny_private)
+        # URLs the operator configured are trusted; every other destination came with a message.
+        self.operator_urls = {u for u in (settings.webhook_url, getattr(settings, "inbound_url", None)) if u}
         self._free = threading.Semaphore(settings.forward_threads)
         self._stop = threading.Event()
+        self._freed = threading.Event()
+        """Set when a POST ends (a thread, maybe of a busy destination, is free again)."""
+        self._held: list[tuple[str, float]] = []
+        """Claimed forwards held back without a request, (fwd_id, delay_s): the next claim gives them back."""
+        self._held_back = False
         self._pool: ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
 
@@ -174,6 +195,7 @@ class Forwarder:
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; wait for POSTs in flight (each bounded by the timeouts)."""
         self._stop.set()
+        self._freed.set()
         if self._dispatcher is not None:
             self._dispatcher.join(timeout)
         if self._pool is not None:
@@ -188,50 +210,67 @@ class Forwarder:
             except redis.RedisError as exc:
                 log.warning("forwarder: Redis not reachable; retrying", error=str(exc))
                 dispatched = 0
-            if dispatched == 0:
+            if self._held_back:
+                # Forwards wait for a busy destination: claim again when a POST ends, not at once
+                # (the next claim would find the same destination at the head of the due set).
+                self._freed.wait(self.settings.forward_poll_s * HELD_BACK_POLLS)
+                self._freed.clear()
+            elif dispatched == 0:
                 self._stop.wait(self.settings.forward_poll_s)
 
     def dispatch_once(self) -> int:
-        """Claim what the free threads can send now and hand it to them; returns how many were claimed."""
+        """Claim what the free threads can send now and hand it to them; returns how many were sent off.
+
+        Forwards held back (their destination busy or its breaker open) wait here for the next claim,
+        which pushes them back in the same call: a slow destination costs a round one call, not one per
+        forward it holds back. The claim's grace covers them meanwhile.
+        """
         if not self._free.acquire(timeout=self.settings.forward_poll_s):
-            return 0  # every thread busy
+            if self._held:
+                self._claim(0)  # every thread busy: only give the held ones back
+            return 0
         free = 1
         while free < MAX_STEP and self._free.acquire(blocking=False):
             free += 1
         claimed: list[Forward] = []
         try:
-            claimed = self.forwards.claim(free)
+            claimed = self._claim(free)
         finally:
             for _ in range(free - len(claimed)):
                 self._free.release()
         for forward in claimed:
-            self._dispatch(forward)  # each one gives its thread permit back, whatever happens
-        return len(claimed)
+            wait_s = self._dispatch(forward)  # each one sent off keeps its thread permit
+            if wait_s is not None:
+                self._held.append((forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10)))
+                self._free.release()
+        self._held_back = bool(self._held)
+        return len(claimed) - len(self._held)
 
-    def _dispatch(self, forward: Forward) -> None:
+    def _claim(self, limit: int) -> list[Forward]:
+        held, self._held = self._held, []
+        try:
+            return self.forwards.claim(limit, held)
+        except redis.RedisError:
+            self._held = held  # given back with the next claim, or by their claim's grace
+            raise
+
+    def _dispatch(self, forward: Forward) -> float | None:
+        """Send `forward` off on a pool thread (None), or say how long it must wait without a request."""
         dest = destination(forward.url)
         wait_s = self.breakers.acquire(dest, time.time())
         if wait_s > 0:
-            # Held back without a request: the breaker is open, or the destination has its share.
-            try:
-                self.forwards.reschedule(forward.fwd_id, wait_s + random.uniform(0, 0.1 + wait_s / 10), attempted=False)
-            except redis.RedisError as exc:  # its claim's grace brings it back
-                log.warning(
-                    "forwarder: Redis error while holding a forward back", fwd_id=forward.fwd_id, error=str(exc)
-                )
-            finally:
-                self._free.release()
-            return
+            return wait_s  # the breaker is open, or the destination has its share
         try:
             assert self._pool is not None
             self._pool.submit(self._deliver, forward, dest)
         except RuntimeError:  # the pool is shutting down: its claim's grace brings it back
             self.breakers.cancel(dest)
             self._free.release()
+        return None
 
     # One POST ------------------------------------------------------------------------------
     def _deliver(self, forward: Forward, dest: str) -> None:
-        ok = False
+        ok: bool | None = False
         try:
             error = self.post(forward)
             ok = error is None
@@ -244,6 +283,12 @@ class Forwarder:
                     destination=dest,
                     attempts=forward.attempts + 1,
                 )
+                return
+            if error == DESTINATION_REFUSED:
+                # Never to be reached: listed with the failed forwards at once, nothing learnt about it.
+                ok = None
+                self.forwards.give_up(forward.fwd_id, error)
+                log.warning("forward refused: its destination is internal", fwd_id=forward.fwd_id, destination=dest)
                 return
             delay = self.retry_delay_s(forward.attempts + 1)
             result = self.forwards.reschedule(forward.fwd_id, delay, error or "")
@@ -270,8 +315,12 @@ class Forwarder:
         except Exception:  # one bad forward must never stop the pool
             log.exception("forwarder: unexpected error", fwd_id=forward.fwd_id)
         finally:
-            self.breakers.release(dest, ok, time.time())
+            if ok is None:
+                self.breakers.cancel(dest)
+            else:
+                self.breakers.release(dest, ok, time.time())
             self._free.release()
+            self._freed.set()
 
     def retry_delay_s(self, attempts_made: int) -> float:
         """Wait before the next POST of a forward that failed `attempts_made` times: the one backoff formula."""
@@ -300,12 +349,15 @@ class Forwarder:
                 self.session,
                 connect_s + read_s,
                 forward.url,
+                rule=None if forward.url in self.operator_urls else self.rule,
                 data=forward.payload.encode("utf-8"),
                 headers=self.headers(forward),
                 timeout=(connect_s, read_s),
                 allow_redirects=False,
                 stream=True,
             )
+        except DestinationRefused:
+            return DESTINATION_REFUSED
         except DeadlinePassed as exc:
             return str(exc)
         except requests.Timeout:

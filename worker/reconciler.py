@@ -9,6 +9,7 @@ hours held, once they end), and sweeps records whose retention ended. Every step
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -16,15 +17,15 @@ import redis
 import structlog
 
 from ledger.outbox import republish
-from ledger.schema import RELEASE_STEP, STEP, SWEEP_STEP
+from ledger.schema import CLAIM_STEP, RELEASE_STEP, STEP, SWEEP_STEP
 from worker.context import WorkerContext
 
 log = structlog.get_logger("cosmos.reconciler")
 
 LOCK = "reconciler"
-MAX_STEPS_PER_TICK = 10
+MAX_STEPS_PER_TICK = 40
 """Claim steps per tick while a full step comes back: resuming a paused backlog releases up to
-10 × STEP jobs a tick, each step a short script call."""
+40 × CLAIM_STEP jobs a tick, each step a short script call with Redis free between them."""
 MAX_RELEASE_STEPS_PER_TICK = 100
 """Release steps per tick while a full step comes back: up to 100 × RELEASE_STEP scheduled jobs a
 tick, faster than any send rate, each step a short script call."""
@@ -38,9 +39,13 @@ class Reconciler(threading.Thread):
         self.ctx = ctx
         self.token = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.catching_up = False
+        """Redis restarted: republish every queued job until a claim finds no more."""
+        self.last_ran_ts = 0.0
+        """When this process last ran the duties (held the lock), epoch seconds; 0 before."""
 
     def run(self) -> None:
-        interval = self.ctx.settings.scheduler_interval_s
+        interval = self.ctx.settings.reconciler_interval_s
         while not self.stopping.wait(interval):
             try:
                 self.tick()
@@ -52,13 +57,14 @@ class Reconciler(threading.Thread):
     def tick(self) -> int:
         """Run the duties if this process holds the lock; returns jobs republished."""
         ctx = self.ctx
-        ttl_ms = int(max(5.0, ctx.settings.scheduler_interval_s * 5) * 1000)
+        ttl_ms = int(max(5.0, ctx.settings.reconciler_interval_s * 5) * 1000)
         if not ctx.ledger.take_lock(LOCK, self.token, ttl_ms):
             return 0
         try:
             reasons: Counter[str] = Counter()
+            self.catching_up = self.catching_up or self._redis_restarted()
             for _ in range(MAX_STEPS_PER_TICK):
-                picked = ctx.ledger.claim_due(STEP)
+                picked, more_expired = ctx.ledger.claim(CLAIM_STEP, restarted=self.catching_up)
                 republish(
                     ctx.redis,
                     ctx.keys,
@@ -66,7 +72,8 @@ class Reconciler(threading.Thread):
                     chunk_size=ctx.settings.bulk_chunk_size,
                 )
                 reasons.update(why for _, _, why in picked)
-                if len(picked) < STEP:
+                if len(picked) < CLAIM_STEP and not more_expired:
+                    self.catching_up = False  # every queued job's message is out again
                     break
             for _ in range(MAX_RELEASE_STEPS_PER_TICK):
                 released = ctx.ledger.release_due(RELEASE_STEP)
@@ -85,11 +92,20 @@ class Reconciler(threading.Thread):
                 swept += step
                 if step < SWEEP_STEP:
                     break
+            self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
             return sum(reasons.values())
         finally:
             ctx.ledger.release_lock(LOCK, self.token)
+
+    def _redis_restarted(self) -> bool:
+        """Whether Redis has a new run_id since the reconciler last looked (remembered in Redis itself,
+        so a worker restarted with it still notices). Messages taken but not acked, or written after
+        the last fsync, are gone after a restart; they must not wait for the lost-message grace."""
+        run_id = str(self.ctx.redis.info("server")["run_id"])
+        seen = self.ctx.redis.set(self.ctx.keys.redis_run_id, run_id, get=True)
+        return seen is not None and seen != run_id  # a first look is not a restart
 
     def stop(self) -> None:
         self.stopping.set()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import redis
 import structlog
 
 from config.errors import SettingsError
+from config.keys import Keys
+from config.redis_client import require_redis_version
 from config.settings import Settings
 
 log = structlog.get_logger("cosmos.startup")
@@ -66,6 +70,10 @@ def check_redis_role(client: redis.Redis) -> None:
         )
 
 
+WARN_ONCE_S = 60
+"""A start-up warning about Redis is logged once per fleet start: by one process in this many seconds."""
+
+
 def run_startup_checks(settings: Settings, client: redis.Redis) -> None:
     if settings.transport == "smpp":
         _, system_id, password = settings.require_smpp()
@@ -75,6 +83,11 @@ def run_startup_checks(settings: Settings, client: redis.Redis) -> None:
             )
     else:
         settings.require_credentials()
+    require_redis_version(client)
     check_redis_role(client)
+    lock = Keys(settings.redis_prefix).lock
     for warning in check_redis_safety(client, settings.redis_min_replicas):
-        log.warning(warning)
+        # Every worker process starting at once sees the same Redis: the first one to claim a warning says it.
+        digest = hashlib.sha256(warning.encode()).hexdigest()[:16]
+        if client.set(lock(f"warned:{digest}"), 1, nx=True, ex=WARN_ONCE_S):
+            log.warning(warning)

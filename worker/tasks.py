@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
-from contextlib import suppress
 
-import redis
 import structlog
 from celery import Celery
 
 from config.celery import TASK_DELIVER, TASK_DELIVER_BATCH
-from config.keys import LANE_BULK, LANE_SINGLE
+from config.keys import LANE_BULK
+from config.redis_client import ride_out
 from config.settings import Settings
-from ledger.outbox import republish, take_waiting
+from ledger.outbox import republish
+from ledger.store import Attempt
 from worker.context import WorkerContext, get_context
 from worker.delivery import deliver_job, log_verdict, new_owner
 
@@ -23,7 +23,8 @@ SENDABLE = frozenset({"go", "busy"})
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
-    @app.task(name=TASK_DELIVER, ignore_result=True)
+    # shared=False: a task bound to these settings belongs to this app only, not to every app built later.
+    @app.task(name=TASK_DELIVER, ignore_result=True, shared=False)
     def deliver(job_id: str) -> None:
         """Send one SMS job (lease, attempts, outcome) — the argument is its job id.
 
@@ -32,17 +33,25 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         ctx = get_context(settings)
         slots = ctx.send_slots.take_free(settings.bulk_chunk_size - 1)
         try:
-            waiting = take_waiting(ctx.redis, ctx.keys, LANE_SINGLE, slots)
-            ctx.send_slots.give_back(slots - len(waiting))
-            slots = len(waiting)  # held until the group is done
-            if waiting:
-                send_with_taken(ctx, job_id, waiting)
-            else:
+            if slots == 0:
                 deliver_job(ctx, job_id, count_delivery=True)
+                return
+            owner = new_owner()
+            # One atomic step takes the waiting messages and leases their jobs; repeated with the same
+            # owner after a Redis blip, it answers the same (nothing taken is ever left without a lease).
+            own, taken = ride_out(lambda: ctx.ledger.take(job_id, owner, slots), settings.lease_s / 2)
+            ctx.send_slots.give_back(slots - len(taken))
+            slots = len(taken)  # held until the group is done
+            if taken:
+                log.debug("single jobs taken beside a task", jobs=len(taken))
+            # Only the task's own message counts as a delivery: a job taken beside it that kills the
+            # worker has its own poison count when it comes back on its own.
+            members = [(job_id, owner, own, True)] + [(job, o, attempt, False) for job, o, attempt in taken]
+            send_leased(ctx, members, here=1)
         finally:
             ctx.send_slots.give_back(slots)
 
-    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True)
+    @app.task(name=TASK_DELIVER_BATCH, ignore_result=True, bind=True, shared=False)
     def deliver_batch(task, job_ids: list[str]) -> None:
         """Send a chunk of bulk SMS jobs concurrently, each with its own lease and outcome."""
         ctx = get_context(settings)
@@ -61,33 +70,23 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             send_group(ctx, job_ids, counted=[False] * len(job_ids), here=0)
 
 
-def send_with_taken(ctx: WorkerContext, job_id: str, waiting: list[str]) -> None:
-    """A single-lane task's job with the waiting ones it took off the lane, as one group."""
-    log.debug("single jobs taken beside a task", jobs=len(waiting))
-    try:
-        # Only the task's own message counts as a delivery: a job taken beside it that kills
-        # the worker has its own poison count when it comes back on its own.
-        send_group(ctx, [job_id, *waiting], counted=[True] + [False] * len(waiting), here=1)
-    except redis.RedisError:
-        # The taken jobs' messages are gone: give them new ones now (a spare one costs a skipped
-        # task, the lease decides), else the reconciler's lost-message rule does.
-        with suppress(redis.RedisError):
-            republish(ctx.redis, ctx.keys, ((taken, LANE_SINGLE) for taken in waiting))
-        raise
-
-
 def send_group(ctx: WorkerContext, job_ids: Sequence[str], *, counted: Sequence[bool], here: int) -> None:
-    """Lease a group of jobs in one round trip and send them concurrently: the first `here` in
-    this thread, the rest on send threads whose slots the caller holds."""
+    """Lease a group of jobs in one round trip and send them concurrently (`send_leased`)."""
     owners = [new_owner() for _ in job_ids]
     attempts = ctx.ledger.begin_many(job_ids, owners, count_delivery=counted)
+    send_leased(ctx, list(zip(job_ids, owners, attempts, counted)), here=here)
+
+
+def send_leased(ctx: WorkerContext, members: Sequence[tuple[str, str, Attempt, bool]], *, here: int) -> None:
+    """Send (job, owner, attempt, counted) members whose `begin` is done: the first `here` in this
+    thread, the rest on send threads whose slots the caller holds."""
     futures: list[Future[str]] = []
     mine = []
-    for n, (job_id, owner, attempt) in enumerate(zip(job_ids, owners, attempts)):
+    for n, (job_id, owner, attempt, count) in enumerate(members):
         if attempt.verdict not in SENDABLE:
             log_verdict(job_id, attempt)
         elif n < here:
-            mine.append((job_id, owner, attempt, counted[n]))
+            mine.append((job_id, owner, attempt, count))
         else:
             futures.append(
                 ctx.send_pool.submit(deliver_job, ctx, job_id, count_delivery=False, owner=owner, first=attempt)

@@ -10,7 +10,7 @@ local rate, bulk_ahead = tonumber(A.rate), tonumber(A.bulk_ahead_s)
 local probe_s, max_resends = tonumber(A.probe_s), tonumber(A.max_ambiguous_resends)
 local probe_interval = tonumber(A.probe_interval_s)
 local j = load(job, F.owner, F.lease_ts, F.inflight, F.deliveries, F.expires_ts, F.attempts, F.from, F.text,
-  F.callback, F.due_ts, F.resend_next, F.created_ts, F.ambiguous_resends, F.rcpt_msgid, F.send_at)
+  F.callback, F.due_ts, F.resend_next, F.ambiguous_resends, F.rcpt_msgid, F.doubt, F.send_at)
 local state = j[F.state]
 if not state then return {V.skip, 'missing'} end
 local t = now()
@@ -29,6 +29,7 @@ if state == S.sending then
   elseif j[F.inflight] == '1' then
     -- Its owner died with a request on the wire: COSMOS may have accepted it.
     remember(j.jk, 'lease_expired/0/0')
+    timeline(j, 'attempt', {'status', 'lease_expired', 'note', 'worker lost during the attempt'}, t)
     redis.call('HSET', j.jk, F.last_error, 'worker lost during an attempt (ambiguous)', F.doubt, 1)
     redis.call('HDEL', j.jk, F.inflight)
     count(C.ambiguous_attempts)
@@ -43,7 +44,7 @@ else
 end
 
 -- COSMOS already reported this job: settle it, never send it again.
-if j[F.rcpt_msgid] then settle_stored_receipt(j, t); return {V.sent} end
+if j[F.rcpt_msgid] and settle_stored_receipt(j, t, j[F.doubt] == '1' or lost_in_flight) then return {V.sent} end
 if (tonumber(j[F.expires_ts]) or 0) <= t then move(j, S.expired, t); return {V.expired} end
 if redis.call('SISMEMBER', key('suppressed'), j[F.to]) == 1 then
   move(j, S.dead, t, {reason = DR.suppressed}); return {V.dead, DR.suppressed}
@@ -61,10 +62,10 @@ if attempts >= max_attempts then
   move(j, S.dead, t, {reason = DR.retries_exhausted}); return {V.dead, DR.retries_exhausted}
 end
 
--- Wait without spending the attempt budget: the job waits in its lane's retry set. The scheduler
+-- Wait without spending the attempt budget: the job waits in its lane's retry set. The reconciler
 -- releases it when `until_ts` comes and nothing (a pause, an open breaker) holds sending back.
 local function defer(until_ts, why)
-  move(j, S.retrying, t, {due = until_ts})
+  move(j, S.retrying, t, {due = until_ts, event = 'waiting', tl = {'why', why, 'until', until_ts}})
   return {V.wait, why}
 end
 
@@ -109,11 +110,15 @@ if rate > 0 then
     redis.call('HSET', key('rate'), 'single_tat', slot + interval)
   else
     slot = tat
-    if slot > t + bulk_ahead then return {V.busy, tostring(slot - bulk_ahead - t)} end
+    if slot > t + bulk_ahead then
+      timeline(j, 'waiting', {'why', 'rate_slot', 'until', slot - bulk_ahead}, t)
+      return {V.busy, tostring(slot - bulk_ahead - t)}
+    end
   end
   redis.call('HSET', key('rate'), 'tat', tat + interval)
   redis.call('PEXPIRE', key('rate'), 60000)
   delay = slot - t
+  if delay >= 0.001 then timeline(j, 'waiting', {'why', 'rate_slot', 'ms', math.floor(delay * 1000)}, t) end
 end
 
 if j[F.resend_next] == '1' then
@@ -123,7 +128,7 @@ if j[F.resend_next] == '1' then
 end
 local lease_ts = t + lease_s + delay
 if state ~= S.sending then
-  move(j, S.sending, t, {lease_ts = lease_ts})
+  move(j, S.sending, t, {lease_ts = lease_ts, tl = probe and {'probe', '1'} or {'n', attempts + 1}})
 else
   redis.call('ZADD', key('leases'), lease_ts, job)
 end
@@ -136,5 +141,5 @@ else
 end
 redis.call('HSET', j.jk, F.owner, owner, F.lease_ts, lease_ts, F.inflight, 1, F.attempts, attempts, F.updated_ts, t)
 return reply{verdict = V.go, attempt = tostring(attempts), to = j[F.to], sender = j[F.from], text = j[F.text],
-  callback = j[F.callback] or '', created_ts = j[F.created_ts], delay_s = tostring(delay),
+  callback = j[F.callback] or '', delay_s = tostring(delay),
   probe = probe and '1' or '0', forward = j[F.forward] or ''}

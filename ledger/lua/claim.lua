@@ -1,7 +1,7 @@
--- The scheduler's pick, one worker at a time, at most `limit` jobs per kind and call:
+-- The reconciler's pick, one worker at a time, at most `limit` jobs per kind and call:
 -- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
 --    breaker: then only its one probe goes; the quiet hours: no bulk), so waiting costs nothing per job;
--- 2. waiting jobs whose deadline passed, ended `expired` on the spot;
+-- 2. waiting jobs whose deadline passed, ended `expired` on the spot (EXPIRE_STEP a call);
 -- 3. leases whose owner died;
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
 -- Each pick is pushed `GRACE` into the future first, so a lost publish recurs.
@@ -43,7 +43,10 @@ for _, lane in ipairs({'single', 'bulk'}) do
   end
 end
 
-for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('deadlines'), '-inf', t, 'LIMIT', 0, limit)) do
+-- Ending a job is a whole state move (~80 us): at most EXPIRE_STEP a call, and a row saying more are due.
+local past = redis.call('ZRANGEBYSCORE', key('deadlines'), '-inf', t, 'LIMIT', 0, EXPIRE_STEP)
+if #past == EXPIRE_STEP then pick('', '', 'more_expired') end
+for _, job in ipairs(past) do
   local j = load(job, F.expires_ts)
   if WAITING[j[F.state]] and (tonumber(j[F.expires_ts]) or 0) <= t then
     move(j, S.expired, t)
@@ -56,6 +59,7 @@ for _, job in ipairs(redis.call('ZRANGEBYSCORE', key('leases'), '-inf', t, 'LIMI
   local f = redis.call('HMGET', key('job', job), F.state, F.lane, F.lease_ts)
   if f[1] == S.sending and (tonumber(f[3]) or 0) <= t then
     redis.call('ZADD', key('leases'), t + GRACE, job)
+    timeline({id = job, jk = key('job', job)}, 'republished', {'why', 'lease_expired'}, t)
     pick(job, f[2], 'lease_expired')
   else
     redis.call('ZREM', key('leases'), job)
@@ -66,12 +70,16 @@ end
 -- lane holds no message at all. Its message may still sit unacked in a worker that died (kombu
 -- would restore it only after the visibility timeout): a second message then costs one skipped
 -- task, never a second send, because the lease decides who sends.
+-- After Redis restarted (`lost_horizon_s` > 0) any message may be gone, the list's others included:
+-- every queued job recorded before now is republished at once (a spare message costs a skipped task).
+local horizon = tonumber(A.lost_horizon_s)
 for _, lane in ipairs({'single', 'bulk'}) do
-  if redis.call('LLEN', lists[lane]) == 0 then
+  if horizon > 0 or redis.call('LLEN', lists[lane]) == 0 then
     local ok = key('outbox', lane)
-    for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t, 'LIMIT', 0, limit)) do
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', ok, '-inf', t + horizon, 'LIMIT', 0, limit)) do
       if redis.call('HGET', key('job', job), F.state) == S.queued then
         redis.call('ZADD', ok, t + GRACE, job)
+        timeline({id = job, jk = key('job', job)}, 'republished', {'why', 'broker message lost'}, t)
         pick(job, lane, 'stale_queued')
       else
         redis.call('ZREM', ok, job)

@@ -15,8 +15,9 @@ local function now()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000 + CLOCK_OFFSET
 end
 
--- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason.
-local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem}
+-- A job's fields by name: j[F.state], j.id, j.jk. The move needs state, lane, batch, forward, dead_reason,
+-- and its timeline entry created_ts.
+local BASIC = {F.state, F.lane, F.batch, F.forward, F.dead_reason, F.to, F.idem, F.created_ts}
 local function load(job, ...)
   local names = {unpack(BASIC)}
   for _, n in ipairs({...}) do table.insert(names, n) end
@@ -55,6 +56,31 @@ local function observe(name, seconds)
   redis.call('HINCRBY', hk, name .. ':count', 1)
 end
 
+-- The job's timeline, kept in the job's own hash (no key of its own: ~150 B a delivered record).
+-- Entry k (1-based) is "<ms since created>|<event>[|name=value...]" in field TL .. slot: the first
+-- TIMELINE_HEAD entries keep theirs, later ones rotate over TIMELINE_TAIL slots; F.timeline_n counts
+-- every entry ever written, so readers know what was left out. Names are shortened by TLN, times
+-- (TLT) are stored as ms since created, and an entry stays under the hash's listpack value limit.
+-- fields: a flat list {name, value, ...}; empty values are left out. Any script may call it.
+local function timeline(j, event, fields, t)
+  t = t or now()
+  if not j[F.created_ts] then j[F.created_ts] = redis.call('HGET', j.jk, F.created_ts) end
+  local base = tonumber(j[F.created_ts]) or t
+  local function ms(ts) return string.format('%d', math.floor((ts - base) * 1000 + 0.5)) end
+  local parts = {ms(t), event}
+  fields = fields or {}
+  for i = 1, #fields, 2 do
+    local name, v = fields[i], fields[i + 1]
+    if v ~= nil and v ~= '' and v ~= false then
+      if TLT[name] then v = ms(tonumber(v)) end
+      parts[#parts + 1] = (TLN[name] or name) .. '=' .. (string.gsub(tostring(v), '[|\n]', '/'))
+    end
+  end
+  local n = redis.call('HINCRBY', j.jk, F.timeline_n, 1)
+  local slot = n <= TIMELINE_HEAD and n - 1 or TIMELINE_HEAD + (n - 1 - TIMELINE_HEAD) % TIMELINE_TAIL
+  redis.call('HSET', j.jk, TL .. slot, string.sub(table.concat(parts, '|'), 1, TIMELINE_ENTRY_MAX))
+end
+
 -- A bounded attempt history: the last HISTORY_LEN "status/http/ms" entries, ';'-separated.
 local function remember(jk, entry)
   local h = redis.call('HGET', jk, F.history)
@@ -84,6 +110,34 @@ local function unretain(j)
   if j[F.idem] and j[F.idem] ~= '' then redis.call('PERSIST', key('idem', j[F.idem])) end
 end
 
+-- The archive: a record is written once final and again after every later change. The identity
+-- key (written when a process first opens its archive) turns archiving on for this prefix.
+local archiving = nil
+local function archive_on()
+  if archiving == nil then archiving = redis.call('EXISTS', key('archive', 'identity')) == 1 end
+  return archiving
+end
+local function to_archive(job, t)
+  if archive_on() then redis.call('ZADD', key('archive', 'pending'), t, job) end
+end
+-- A `sent` record is due for the archive shortly before its retention ends (its receipt may never
+-- come); LT keeps an earlier due time, so a change waiting to be written is not postponed.
+local ARCHIVE_AHEAD_S = 300
+local function to_archive_later(job, t)
+  if archive_on() then
+    redis.call('ZADD', key('archive', 'pending'), 'LT', t + math.max(0, RETENTION - ARCHIVE_AHEAD_S), job)
+  end
+end
+-- May the record leave Redis? Only once the archive has it and no change waits; else it is queued.
+local function archived_or_queue(j, t)
+  if not archive_on() then return true end
+  local pk = key('archive', 'pending')
+  if redis.call('ZSCORE', pk, j.id) then return false end
+  if redis.call('HGET', j.jk, F.archived) == '1' then return true end
+  redis.call('ZADD', pk, t, j.id)
+  return false
+end
+
 -- The application's callback hears every final state: the intent lands with the state itself.
 local function forward_intent(j, new, t)
   local r = redis.call('HMGET', j.jk, F.callback, F.message_id, F.price, F.receipt_timestamp)
@@ -94,17 +148,24 @@ local function forward_intent(j, new, t)
     price = tonumber(r[3] or '') or cjson.null, job_id = j.id,
     message_timestamp = ((new == S.delivered or new == S.not_delivered) and r[4]) or cosmos_time(t)}
   if new == S.dead then payload.dead_reason = j[F.dead_reason] end
+  payload.sequence = seq  -- a later state of the job has a higher one; forward_claim never sends an older after it
   redis.call('HSET', key('fwd', fid), 'job', j.id, 'url', r[1], 'payload', cjson.encode(payload),
-    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t)
+    'webhook_id', 'msg_' .. fid, 'attempts', 0, 'created_ts', t, 'seq', seq)
   redis.call('ZADD', key('forwards', 'due'), t, fid)
 end
 
 -- The one state move. Leaving a state undoes its memberships, entering one makes them; counters,
 -- the batch's counts, the events stream, retention and forwards all follow from here.
--- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state).
+-- o: due (retrying), lease_ts (sending), reason (dead), late (an overturned final state); for the
+-- timeline, event (what moved it, default the new state's name) and tl (its fields, a flat list).
 local function move(j, new, t, o)
   o = o or {}
   local old, jk, job = j[F.state], j.jk, j.id
+  local tl = {unpack(o.tl or {})}
+  if o.event and o.event ~= new then table.insert(tl, 1, new); table.insert(tl, 1, 'state') end
+  if new == S.dead then table.insert(tl, 'reason'); table.insert(tl, o.reason) end
+  if o.late then table.insert(tl, 'late'); table.insert(tl, '1') end
+  timeline(j, o.event or new, tl, t)
   if old == new and new == S.retrying then  -- only a new due time
     redis.call('HSET', jk, F.due_ts, o.due)
     redis.call('ZADD', key('retry', j[F.lane]), o.due, job)
@@ -140,6 +201,8 @@ local function move(j, new, t, o)
   if old then count('state:' .. old, -1); count('lane:' .. lane .. ':' .. old, -1) end
   count('state:' .. new)
   count('lane:' .. lane .. ':' .. new)
+  -- Monotonic: what rate() charts, untouched by the retention sweep.
+  if OUTCOMES[new] then count('outcome:' .. new .. ':' .. lane) end
   if j[F.batch] then
     local bk = key('batch', j[F.batch])
     if old then redis.call('HINCRBY', bk, 'state:' .. old, -1) end
@@ -163,12 +226,14 @@ local function move(j, new, t, o)
     redis.call('HSET', jk, F.dead_reason, o.reason)
     redis.call('ZADD', key('dead'), t, job)
     count('dead:' .. o.reason)
+    count('dead_total:' .. o.reason)
   elseif new == S.held then redis.call('ZADD', key('held'), t, job)
   end
   if o.late then
     redis.call('HSET', jk, F.late, 1)
     count(C.late)
   end
+  if FINAL[new] or FINAL[old] then to_archive(job, t) elseif new == S.sent then to_archive_later(job, t) end
   if FINAL[new] then
     retain(j, t, true)
     if j[F.forward] == '1' then forward_intent(j, new, t) end
@@ -196,21 +261,33 @@ local function settle_sent(j, mid, price, t, late)
 end
 
 -- A receipt for the job's own message_id moves sent -> delivered | not_delivered.
+-- Its price replaces the acceptance's only within [0, max(1.00, 10 x the accepted price)] US dollars:
+-- a wrong or forged price must not move the spend; outside it the receipt applies without its price.
 local function deliver(j, status, price, stamp, t)
   local r = redis.call('HMGET', j.jk, F.sent_ts, F.price)
   local old_price = tonumber(r[2] or 0) or 0
+  price = tonumber(price)
+  if not price or price ~= price or price < 0 or price > math.max(1.0, 10 * old_price) then
+    count(C.receipt_price_refused)
+    price = old_price
+  end
   redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
   observe('receipt', math.max(0, t - tonumber(r[1] or t)))
-  move(j, status, t)
+  move(j, status, t, {event = 'receipt'})
 end
 
 -- A receipt kept while the job was being sent settles it, before any new request goes out.
-local function settle_stored_receipt(j, t)
+-- It is evidence only of an attempt whose outcome is unknown (`evidence`); otherwise it is dropped.
+local function settle_stored_receipt(j, t, evidence)
   local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   if not r[2] then return false end
-  settle_sent(j, r[2], r[3], t)
+  if not evidence then
+    redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+    return false
+  end
+  settle_sent(j, r[2], 0, t)
   deliver(j, r[1], r[3], r[4], t)
   return true
 end
@@ -220,7 +297,9 @@ local function extra_send(j, message_id)
   local seen = redis.call('HGET', j.jk, F.extra_ids) or ''
   if string.find(';' .. seen .. ';', ';' .. message_id .. ';', 1, true) then return R.duplicate end
   local n = tonumber(redis.call('HINCRBY', j.jk, F.extra_sends, 1))
+  if FINAL[j[F.state]] then to_archive(j.id, now()) end
   count(C.extra_sends)
+  timeline(j, 'extra_send', {'message_id', message_id})
   if n <= MAX_EXTRA_IDS then
     redis.call('HSET', j.jk, F.extra_ids, seen == '' and message_id or (seen .. ';' .. message_id))
   end
@@ -297,6 +376,7 @@ local function schedule(j, at)
   redis.call('ZREM', key('outbox', j[F.lane]), j.id)
   redis.call('ZADD', key('scheduled', j[F.lane]), at, j.id)
   redis.call('HSET', j.jk, F.waiting, 'send_at')
+  timeline(j, 'waiting', {'why', 'send_at', 'until', at})
 end
 
 -- Quiet hours arrive as two windows of epoch seconds (start, end, start, end; zeros for none),
@@ -327,4 +407,5 @@ local function hold_for_quiet(j, t)
   end
   redis.call('ZADD', key('quiet'), due, j.id)
   redis.call('HSET', j.jk, F.waiting, 'quiet_hours')
+  timeline(j, 'waiting', {'why', 'quiet_hours'}, t)
 end

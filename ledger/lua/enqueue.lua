@@ -38,24 +38,21 @@ local result, created = {'ok'}, {}
 for i = 1, n do
   local b = ROWS_AT + (i - 1) * ROW.jobs.width - 1
   local job = ARGV[b + ROW.jobs.job_id]
-  local revive = false
-  if not reuse[i] then
-    local f = redis.call('HMGET', key('job', job), F.state, F.last_error)
-    if f[1] == S.cancelled and f[2] == CR.unreplicated then
-      revive = true  -- withdrawn before any worker took it: the repeated call records it again
-    elseif f[1] then
-      reuse[i] = job  -- a retried call whose first try did run: never reset a live record
-    end
-  end
-  if revive then
-    local j = load(job, F.send_at)
+  -- The job this row names: the idempotency key's owner, or its own id.
+  local target = reuse[i] or job
+  local f = redis.call('HMGET', key('job', target), F.state, F.last_error)
+  if f[1] == S.cancelled and f[2] == CR.unreplicated then
+    -- Withdrawn before any worker took it: the repeated call records it again. Its broker message is
+    -- this row's only when the ids agree; the caller publishes one for a key owned by another id.
+    local j = load(target, F.send_at)
     redis.call('HDEL', j.jk, F.last_error)
     move(j, S.queued, t)
     if j[F.send_at] then schedule(j, tonumber(j[F.send_at])) end
-    created[i] = true
-    table.insert(result, job); table.insert(result, '1')
-  elseif reuse[i] then
-    table.insert(result, reuse[i]); table.insert(result, '0')
+    created[i] = target == job
+    table.insert(result, target); table.insert(result, '1')
+  elseif f[1] then
+    -- The key's job, or a retried call whose first try did run: never reset a live record.
+    table.insert(result, target); table.insert(result, '0')
   else
     local idem, to, send_at = ARGV[b + ROW.jobs.idem], ARGV[b + ROW.jobs.to], tonumber(ARGV[b + ROW.jobs.send_at])
     local jk = key('job', job)
@@ -73,6 +70,7 @@ for i = 1, n do
     redis.call('ZADD', key('idx', 'created'), t, job)
     redis.call('ZADD', key('idx', 'to', to), t, job)
     local j = {id = job, jk = jk}
+    j[F.created_ts] = t
     j[F.lane] = ARGV[b + ROW.jobs.lane]
     if batch ~= '' then j[F.batch] = batch end
     move(j, S.queued, t)

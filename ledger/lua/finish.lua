@@ -6,16 +6,20 @@ local http, latency_ms, message_id, price, err = A.http, A.latency_ms, A.message
 local policy = A.policy
 local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open_s)
 local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
-local max_resends = tonumber(A.max_ambiguous_resends)
-local route, provider_status = A.route, A.provider_status  -- for people: the history and the record
-local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt)
+local max_resends, route = tonumber(A.max_ambiguous_resends), A.route
+local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts)
+local provider_status = A.provider_status  -- for people: the attempt history
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
   remember(j.jk, status .. '/' .. http .. '/' .. latency_ms .. '/' .. route .. '/' .. provider_status)
+  timeline(j, 'attempt', {'n', j[F.attempts] or '', 'status', status, 'http', http ~= '0' and http or '',
+    'ms', latency_ms, 'route', route or '', 'error', kind ~= K.accepted and string.sub(err, 1, 120) or ''}, t)
   redis.call('HDEL', j.jk, F.inflight)
   redis.call('HSET', j.jk, F.route, route)
+  count('attempt:' .. route .. ':' .. kind)
+  observe('attempt', (tonumber(latency_ms) or 0) / 1000)
   if route == 'smpp' then observe('smpp_submit', (tonumber(latency_ms) or 0) / 1000) end
 end
 
@@ -33,7 +37,8 @@ if kind == K.accepted then
       local r = redis.call('HMGET', j.jk, F.rcpt_status, F.rcpt_price, F.rcpt_ts)
       deliver(j, r[1], r[2], r[3], t)
     else
-      extra_send(j, j[F.rcpt_msgid])
+      -- Another message_id is evidence of another send only after an attempt with an unknown outcome.
+      if j[F.doubt] == '1' then extra_send(j, j[F.rcpt_msgid]) end
       redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
     end
   end
@@ -42,8 +47,8 @@ end
 
 -- From here on the attempt did not prove a send; only the lease owner may move the job.
 if state ~= S.sending or j[F.owner] ~= owner then return {R.lost_lease, ''} end
--- A receipt arrived meanwhile: an earlier attempt was accepted after all.
-if settle_stored_receipt(j, t) then return {R.sent, ''} end
+-- A receipt arrived meanwhile: this attempt (its outcome unknown) or an earlier one was accepted after all.
+if settle_stored_receipt(j, t, j[F.doubt] == '1' or kind == K.ambiguous) then return {R.sent, ''} end
 
 if kind == K.permanent then
   local change = breaker_success()
@@ -65,7 +70,7 @@ if kind == K.account then
   if status == 'unauthorized' then count(C.unauthorized) end
   local reason = status == 'unauthorized' and AP.unauthorized or AP.endpoint_not_found
   local newly = redis.call('HSETNX', PAUSE, 'account', cjson.encode({reason = reason, ts = t})) == 1
-  move(j, S.retrying, t, {due = t})
+  move(j, S.retrying, t, {due = t, event = 'waiting', tl = {'why', 'account_paused', 'reason', reason}})
   return {R.paused, newly and 'paused' or ''}
 end
 if kind == K.transient or kind == K.ambiguous then
@@ -84,7 +89,7 @@ if kind == K.transient or kind == K.ambiguous then
   return {R.retry, change}
 end
 if kind == K.defer then
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'retry_scheduled', tl = {'until', t + delay_s}})
   count(C.retries)
   return {R.retrying, ''}
 end
@@ -94,7 +99,7 @@ if kind == K.release then
   redis.call('HINCRBY', j.jk, F.attempts, -1)
   count(C.attempts, -1)
   redis.call('HSET', j.jk, F.last_error, err)
-  move(j, S.retrying, t, {due = t + delay_s})
+  move(j, S.retrying, t, {due = t + delay_s, event = 'waiting', tl = {'why', err, 'until', t + delay_s}})
   return {R.retrying, ''}
 end
 return redis.error_reply('unknown kind ' .. kind)

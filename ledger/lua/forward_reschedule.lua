@@ -9,6 +9,7 @@ if redis.call('EXISTS', fk) == 0 then
   redis.call('ZREM', due, id)
   return 'gone'
 end
+redis.call('HDEL', fk, 'claimed_until')  -- no longer in flight: a later forward of the job may go
 if A.attempted == '1' then redis.call('HINCRBY', fk, 'attempts', 1) end
 if err ~= '' then redis.call('HSET', fk, 'last_error', err, 'last_attempt_ts', t) end
 local since = tonumber(redis.call('HGET', fk, 'retry_ts') or redis.call('HGET', fk, 'created_ts') or t)

@@ -12,6 +12,7 @@ local out, budget = {}, limit
 local function release(job, lane, why)
   redis.call('ZADD', key('outbox', lane), t + GRACE, job)
   redis.call('HDEL', key('job', job), F.waiting)
+  timeline({id = job, jk = key('job', job)}, 'released', {'why', why}, t)
   table.insert(out, job); table.insert(out, lane); table.insert(out, why)
 end
 
@@ -26,6 +27,7 @@ for _, lane in ipairs({'single', 'bulk'}) do
       if lane == 'bulk' and quiet then
         redis.call('ZADD', key('quiet'), due[i + 1], job)
         redis.call('HSET', key('job', job), F.waiting, 'quiet_hours')
+        timeline({id = job, jk = key('job', job)}, 'waiting', {'why', 'quiet_hours'}, t)
       else release(job, lane, 'scheduled') end
     end
   end
@@ -40,6 +42,7 @@ if not quiet and budget > 0 then
     elseif f[1] == S.retrying then
       redis.call('ZADD', key('retry', 'bulk'), tonumber(f[2]) or t, job)
       redis.call('HDEL', key('job', job), F.waiting)
+      timeline({id = job, jk = key('job', job)}, 'released', {'why', 'quiet_ended'}, t)
     end
   end
 end

@@ -20,7 +20,7 @@ FAST_FAILOVER = dict(
     COSMOS_READ_TIMEOUT_S="1.0",
     COSMOS_LEASE_MARGIN_S="1",
     COSMOS_REQUEUE_GRACE_S="3",  # at 1 s, test_redis_restart_from_aof_loses_nothing[shutdown] leaves jobs unfinished
-    COSMOS_SCHEDULER_INTERVAL_S="0.2",
+    COSMOS_RECONCILER_INTERVAL_S="0.2",
     COSMOS_MAX_ATTEMPTS="30",
 )
 
@@ -81,6 +81,12 @@ def tally(producer, sandbox, to: str, job_ids, texts) -> Tally:
     for s in states:
         by_state[s] = by_state.get(s, 0) + 1
     return Tally(sum(s not in FINAL for s in states), duplicates, silent, by_state)
+
+
+@pytest.fixture
+def workers(worker_processes):
+    """Chaos kills workers: real processes."""
+    return worker_processes
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_poison_job_ends_dead_after_n_deliveries_and_others_go_on(producer, work
         **chaos_env,
         "COSMOS_POISON_DELIVERIES": "3",
         "COSMOS_BURST_ATTEMPTS": "1",
-        "COSMOS_READ_TIMEOUT_S": "5",
+        "COSMOS_READ_TIMEOUT_S": "2",  # far below the stall; its lease (and each redelivery) is that short
         "COSMOS_AMBIGUOUS_POLICY": "resend",
     }
     job_id = producer.send_sms(poison_to, "chaos", "poison")

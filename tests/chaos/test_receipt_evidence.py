@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from cosmos_api.callback_token import callback_url
@@ -20,7 +22,9 @@ def post_receipt(receiver, job_id: str, message_id: str, status: str = "delivere
         "price": 0.05,
         "message_timestamp": "2026-12-01 10:00:00",
     }
-    return requests.post(callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET), json=body, timeout=5)
+    return requests.post(
+        callback_url(receiver.url, job_id, TEST_WEBHOOK_SECRET, expires_ts=time.time() + 3600), json=body, timeout=5
+    )
 
 
 def test_a_receipt_that_lands_while_sending_stops_the_resend_after_the_worker_dies(
@@ -51,7 +55,8 @@ def test_a_late_acceptance_turns_an_expired_job_sent_and_requeue_refuses_it(
     producer, workers, sandbox, receiver, receipt_env, chaos_env
 ):
     job_id = producer.send_sms(TO, "F", "too late", expires_in=1)
-    producer.ledger.redis.hset(producer.keys.job(job_id), "expires_ts", 1)  # its deadline passed
+    # Its deadline passed, after an attempt whose outcome was unknown (the evidence a late receipt needs).
+    producer.ledger.redis.hset(producer.keys.job(job_id), mapping={"expires_ts": 1, "doubt": 1})
     workers.start(concurrency=2, **receipt_env, **chaos_env)
     wait_for(lambda: producer.get_status(job_id)["state"] == "expired", timeout=30, what="the job to expire")
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from archive.opening import open_archive
+from archive.rows import row_from_hash
 from tests.console.helpers import OPERATOR, VIEWER
 from tests.support.polling import wait_for
 from tests.support.ports import free_port, port_open
@@ -46,18 +49,29 @@ class ConsoleServer:
 
 
 @pytest.fixture
-def console_server(pipeline_env, users_value, tmp_path):
-    port = free_port()
-    log_path = tmp_path / "console.log"
-    env = {**pipeline_env, "COSMOS_CONSOLE_USERS": users_value}
-    proc = spawn(cosmos_cmd("console", "--port", str(port)), env, log_path)
-    server = ConsoleServer(f"http://127.0.0.1:{port}", proc, log_path)
-    try:
+def console_factory(pipeline_env, users_value, tmp_path):
+    """`console_factory(**env)`: a `cosmos-sms console` process with these settings besides the test's."""
+    started = []
+
+    def start(**env_overrides: str) -> ConsoleServer:
+        port = free_port()
+        log_path = tmp_path / f"console-{port}.log"
+        env = {**pipeline_env, "COSMOS_CONSOLE_USERS": users_value, **env_overrides}
+        proc = spawn(cosmos_cmd("console", "--port", str(port)), env, log_path)
+        started.append(proc)
+        server = ConsoleServer(f"http://127.0.0.1:{port}", proc, log_path)
         wait_for(lambda: port_open(port) or proc.poll() is not None, timeout=30, what="the console to listen")
         assert proc.poll() is None, server.log()
-        yield server
-    finally:
+        return server
+
+    yield start
+    for proc in started:
         stop(proc)
+
+
+@pytest.fixture
+def console_server(console_factory):
+    return console_factory()
 
 
 @pytest.fixture
@@ -217,3 +231,46 @@ def test_a_viewer_is_refused_an_action(browser, console_server, producer, shoot,
     assert page.inner_text("h1") == "Forbidden" and "viewers cannot act" in page.inner_text("#error")
     shoot(page, "viewer-refused")
     assert producer.get_status(job_id)["state"] == "queued"
+
+
+def test_history_finds_live_and_archived_records_and_reports_draw_charts(
+    browser, console_factory, producer, settings_for, tmp_path, shoot
+):
+    url = f"sqlite:///{tmp_path}/archive.sqlite3"
+    archive = open_archive(settings_for(COSMOS_ARCHIVE_URL=url), producer.ledger)
+    assert archive is not None
+    number, now = "033334445566780", time.time()
+    archived = [
+        row_from_hash(
+            producer.keys.prefix,
+            f"old-{i}",
+            {
+                "state": ("delivered", "dead", "not_delivered")[i % 3],
+                "dead_reason": "failed" if i % 3 == 1 else "",
+                "to": number if i < 3 else "033334445566781",
+                "from": ("Shop", "Bank")[i % 2],
+                "batch": f"spring-{i % 2}",
+                "price": "0.05" if i % 3 != 1 else "",
+                "created_ts": str(now - 86400 * (i % 5) - 60),
+            },
+            now,
+        )
+        for i in range(12)
+    ]
+    archive.write(archived)
+    live = producer.send_sms(to=number, sender="Shop", text="still in Redis")
+    server = console_factory(COSMOS_ARCHIVE_URL=url)
+    page = logged_in(browser, server, OPERATOR)
+    page.click("text=History")
+    page.fill("#history-search input[name=to]", number)
+    page.click("#history-search button[type=submit]")
+    rows = page.locator("#history tr[data-job]")
+    assert [rows.nth(i).get_attribute("data-job") for i in range(rows.count())] == [live, "old-0", "old-1", "old-2"]
+    shoot(page, "history-search")
+
+    page.click("text=Reports")
+    assert "12 messages" in page.inner_text("#totals")
+    for chart in ("messages-per-day", "spend-per-day", "delivery-rate", "dead-reasons", "top-batches", "top-senders"):
+        assert page.locator(f"#{chart} svg rect").count() > 0, chart
+    assert "spring-0" in page.inner_text("#top-batches") and "Bank" in page.inner_text("#top-senders")
+    shoot(page, "reports")

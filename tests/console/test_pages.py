@@ -52,20 +52,20 @@ def test_overview_stream_sends_the_tiles_as_server_sent_events(operator, ledger)
     assert "event: tiles" in response.text and 'data-state="queued">1<' in response.text
 
 
-def test_message_page_shows_fields_timeline_events_and_actions(operator, ledger, redis_client):
+def test_message_page_shows_fields_the_timeline_and_actions(operator, ledger, redis_client):
     job_id = enqueue(ledger, number(5), idem="order-5")
-    redis_client.hset(
-        ledger.keys.job(job_id),
-        mapping={"history": "transient/503/120;ok/200/80", "message_id": "mid-5", "attempts": 2},
-    )
+    assert ledger.begin(job_id, "w1", count_delivery=True).verdict == "go"
+    ledger.finish(job_id, "w1", "transient", status="server_error", http=503, latency_ms=120, error="HTTP 503")
+    ledger.finish(job_id, "w1", "defer", delay_s=0)
     page = soup(operator.get(f"/messages/{job_id}"))
-    assert el(page, id="state").text == "queued"
-    timeline = [li.text for li in el(page, id="timeline").find_all("li")]
-    assert "attempt 1: transient, HTTP 503, 120 ms" in timeline and "attempt 2: ok, HTTP 200, 80 ms" in timeline
-    events = [[td.text for td in tr.find_all("td")] for tr in el(el(page, id="events"), "tbody").find_all("tr")]
-    assert [e[2] for e in events] == ["queued"]  # the ledger's own event of the enqueue
+    assert el(page, id="state").text == "retrying"
+    rows = [[td.text for td in tr.find_all("td")] for tr in el(el(page, id="timeline"), "tbody").find_all("tr")]
+    assert [row[1] for row in rows] == ["queued", "sending", "attempt", "retry_scheduled"]
+    assert all(row[0].endswith("Z") for row in rows)
+    assert rows[2][3] == "attempt 1, status server_error, HTTP 503, 120 ms, route http, error HTTP 503"
+    assert rows[3][2] == "retrying"
     fields = el(page, id="fields").text
-    assert "order-5" in fields and "mid-5" in fields and number(5) in fields
+    assert "order-5" in fields and number(5) in fields
     assert page.find(id="action-cancel") is not None and page.find(id="action-requeue") is None
 
 

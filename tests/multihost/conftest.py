@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 import redis
 
+from cli.worker_command import celery_worker_argv
 from config.settings import Settings
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
@@ -43,7 +44,7 @@ FAST = {
     "COSMOS_READ_TIMEOUT_S": "1.0",
     "COSMOS_BURST_ATTEMPTS": "2",
     "COSMOS_REQUEUE_GRACE_S": "2",
-    "COSMOS_SCHEDULER_INTERVAL_S": "0.2",
+    "COSMOS_RECONCILER_INTERVAL_S": "0.2",
     "COSMOS_MAX_ATTEMPTS": "40",
     "COSMOS_RETRY_BACKOFF_BASE_S": "0.05",
     "COSMOS_RETRY_BACKOFF_MAX_S": "0.5",
@@ -172,24 +173,7 @@ class Cluster:
     def start_worker(self, host: str) -> None:
         """A worker under a supervisor that restarts it, as systemd or compose's restart policy would:
         kombu 5.7 can exit the worker on a failover (AttributeError in restore_unacked, see docs/scaling.md)."""
-        celery = shlex.join(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker",
-                "worker",
-                "--concurrency",
-                "8",
-                "--hostname",
-                f"{host}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ]
-        )
+        celery = shlex.join(celery_worker_argv(f"{host}@%h", 8, "INFO", None))
         cmd = ["sh", "-c", f"while :; do {celery}; echo {RESTART_MARK}; sleep {RESTART_DELAY_S}; done"]
         self.workers[host] = self.bed.run(host, cmd, self.env, f"worker-{host}")
         wait_for(

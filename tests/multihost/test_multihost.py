@@ -11,6 +11,8 @@ import time
 from datetime import datetime
 from itertools import pairwise
 
+import pytest
+
 from tests.multihost.conftest import FIGURES
 from tests.multihost.load import TO
 from tests.support.polling import wait_for
@@ -19,7 +21,9 @@ FINAL = {"sent", "delivered", "not_delivered", "dead", "expired", "cancelled", "
 RATE = 30.0
 """Messages per second from the producer host: steady load on a shared 2-core machine."""
 CUT_S = 30.0
-"""How long the worker host stays cut off (seconds), as the issue asks."""
+"""How long the worker host stays cut off (seconds) in the `long` run; CI cuts it off for CI_CUT_S."""
+CI_CUT_S = 8.0
+"""Longer than a lease (the cut-off host's leases expire and its jobs go to the other host)."""
 
 
 def _parse(out) -> tuple[list[tuple[str, str]], list[tuple[list[str], str]]]:
@@ -136,13 +140,14 @@ def test_failover_with_min_replicas_0_is_measured(cluster):
     assert figures["silent_duplicates"] == 0, figures
 
 
-def test_a_worker_host_cut_off_for_30_s_loses_nothing(cluster):
+@pytest.mark.parametrize("cut_s", [CI_CUT_S, pytest.param(CUT_S, marks=pytest.mark.long)])
+def test_a_worker_host_cut_off_loses_nothing(cluster, cut_s):
     def fault():
         cluster.bed.cut("w1")
-        time.sleep(CUT_S)  # the scenario itself: the host stays cut off this long
+        time.sleep(cut_s)  # the scenario itself: the host stays cut off this long
         cluster.bed.restore("w1")
 
-    figures = run_scenario(cluster, "partition-w1-30s", fault, load_s=CUT_S + 8)
+    figures = run_scenario(cluster, f"partition-w1-{cut_s:g}s", fault, load_s=cut_s + 8)
     assert figures["lost"] == 0, figures
     assert figures["silent_duplicates"] == 0, figures
 

