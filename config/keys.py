@@ -176,6 +176,37 @@ class Keys:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
 
+    def smpp_bind(self, slot: int) -> str:
+        """String (PX lease): the holder of SMPP bind slot `slot` (ledger/lua/bind.lua)."""
+        return f"{self.prefix}:smpp:bind:{slot}"
+
+    def smpp_relay(self, slot: int) -> str:
+        """List: submits handed to the holder of bind slot `slot` by processes without a bind (ledger/smpp_relay.py)."""
+        return f"{self.prefix}:smpp:relay:{slot}"
+
+    def smpp_relay_answer(self, request_id: str) -> str:
+        """List: the holder's answer to one handed-over submit (expires)."""
+        return f"{self.prefix}:smpp:relay_answer:{request_id}"
+
+    @property
+    def smpp_early(self) -> str:
+        """Zset message_id -> next check: SMPP receipts kept until their job is known (smpp_receipt.lua)."""
+        return f"{self.prefix}:smpp:early"
+
+    @property
+    def smpp_early_data(self) -> str:
+        """Hash message_id -> [status, timestamp, kept since] of those receipts."""
+        return f"{self.prefix}:smpp:early_data"
+
+    @property
+    def inbound(self) -> str:
+        """Stream of inbound messages (from, to, text, word), trimmed to the records' retention."""
+        return f"{self.prefix}:inbound"
+
+    def suppression(self, number: str) -> str:
+        """Hash reason -> since: why `number` is on the suppression list (ledger/lua/inbound.lua)."""
+        return f"{self.prefix}:suppression:{number}"
+
     def process(self, process_id: str) -> str:
         """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""
         return f"{self.prefix}:proc:{process_id}"

@@ -117,4 +117,21 @@ def stats(ledger: Ledger, receipt_overdue_s: float = 3600.0) -> dict[str, Any]:
         },
         "scheduled": {"waiting": sum(scheduled[0::2]), "next_at": iso(next_at)},
         "quiet_hours": None if quiet_until is None else {"until": iso(quiet_until), "waiting": quiet_size},
+        "transport": ledger.settings.transport,
+        **smpp_figures(ledger, counters),
+    }
+
+
+def smpp_figures(ledger: Ledger, counters: dict[str, str]) -> dict[str, Any]:
+    """`smpp` on a route that includes SMPP: binds held now (fleet-wide), jobs in flight, receipts kept."""
+    if ledger.settings.transport != "smpp":
+        return {}
+    return {
+        "smpp": {
+            "binds": ledger.bind_slot("count", ""),
+            "max_binds": ledger.settings.smpp_max_binds,
+            "window": ledger.settings.smpp_window,
+            "in_flight": int(counters.get("state:sending", 0)),
+            "receipts_kept": ledger.smpp_receipts_kept(),
+        }
     }

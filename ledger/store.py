@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -113,6 +114,12 @@ def _finished(raw: list[Any]) -> tuple[str, str]:
 def _operated(raw: list[Any]) -> tuple[bool, str]:
     r = reply("operate", raw)
     return r["status"] == "ok", r["detail"]
+
+
+SMPP_KEEP_S = 600
+"""How long an SMPP receipt naming no known message_id is kept for a late submit_sm_resp."""
+SMPP_MAX_KEPT = 100_000
+"""Most such receipts kept at once; the oldest is dropped (counted unmatched) beyond it."""
 
 
 class Ledger:
@@ -364,6 +371,7 @@ class Ledger:
         delay_s: float = 0.0,
         call: str = "",
         route: str = "http",
+        provider_status: str = "",
     ) -> tuple[object, ...]:
         """`call`: the outcome's id, the same on every try of it (a new one when empty)."""
         s = self.settings
@@ -386,6 +394,7 @@ class Ledger:
             delay_s=delay_s,
             max_ambiguous_resends=s.max_ambiguous_resends,
             route=route,
+            provider_status=provider_status,
         )
 
     def claim_due(self, limit: int = CLAIM_STEP) -> list[tuple[str, str, str]]:
@@ -480,6 +489,68 @@ class Ledger:
             receipt_timestamp=timestamp,
         )
         return str(self._run("receipt", *args))
+
+    # --- the SMPP route --------------------------------------------------------------------
+    def bind_slot(self, action: str, holder: str, slot: int = -1, lease_s: float = 0.0) -> int:
+        """The fleet's bind slots (`bind.lua`): acquire, renew, release, count."""
+        slots = self.settings.smpp_max_binds
+        args = script_args("bind", action=action, holder=holder, slots=slots, lease_ms=int(lease_s * 1000), slot=slot)
+        return int(self._run("bind", *args))
+
+    def match_smpp_receipt(self, message_id: str, status: str, timestamp: str) -> tuple[str, str] | None:
+        """(job, to) of the job `message_id` names, or None: the receipt is kept for a late acceptance."""
+        r = self._smpp_receipt("match", message_id=message_id, status=status, timestamp=timestamp)
+        return (r[0], r[1]) if r else None
+
+    def due_smpp_receipts(self, limit: int = STEP) -> list[tuple[str, str, str, str, str]]:
+        """Kept receipts whose job is known now: (job, to, message_id, status, timestamp); each stays
+        kept until `smpp_receipt_done` (a crash before applying it retries it)."""
+        flat = self._smpp_receipt("due", limit=limit)
+        return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4]) for i in range(0, len(flat), 5)]
+
+    def smpp_receipt_done(self, message_id: str) -> None:
+        self._smpp_receipt("done", message_id=message_id)
+
+    def smpp_receipts_kept(self) -> int:
+        return int(self._smpp_receipt("kept"))
+
+    def _smpp_receipt(
+        self, action: str, *, message_id: str = "", status: str = "", timestamp: str = "", limit: int = 0
+    ) -> Any:
+        args = script_args(
+            "smpp_receipt",
+            action=action,
+            message_id=message_id,
+            status=status,
+            timestamp=timestamp,
+            keep_s=SMPP_KEEP_S,
+            max_kept=SMPP_MAX_KEPT,
+            limit=limit,
+        )
+        return self._run("smpp_receipt", *args)
+
+    def record_inbound(self, sender: str, to: str, text: str, word: str = "") -> str:
+        """An inbound message; `word` opt_out / opt_in changes the sender's suppression (`inbound.lua`)."""
+        url = self.settings.inbound_url or ""
+        return str(self._run("inbound", *script_args("inbound", sender=sender, to=to, text=text, word=word, url=url)))
+
+    def inbound_page(self, before: str = "+", count: int = 100) -> list[dict[str, Any]]:
+        """Inbound messages, newest first, at most `count` (≤ STEP) older than `before` (exclusive)."""
+        start = before if before == "+" else f"({before}"
+        entries = cast(
+            "list[tuple[str, dict[str, str]]]",
+            self.redis.xrevrange(self.keys.inbound, start, "-", count=min(count, STEP)),
+        )
+        return [
+            {
+                "id": entry_id,
+                "from": fields.get("from"),
+                "to": fields.get("to"),
+                "text": fields.get("text"),
+                "received_at": iso(int(entry_id.split("-")[0]) / 1000),
+            }
+            for entry_id, fields in entries
+        ]
 
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
@@ -639,7 +710,13 @@ class Ledger:
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
+        if not numbers:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.suppressed, *numbers)
+        for number in numbers:  # the reason, so an opt-in (START) never lifts an operator's suppression
+            pipe.hsetnx(self.keys.suppression(number), "operator", time.time())
+        return int(pipe.execute()[0])
 
     # --- batches ---------------------------------------------------------------------
     def close_batch(self, batch_id: str) -> bool:

@@ -34,6 +34,7 @@ HISTOGRAMS = {
     "attempt": ("attempt_latency_seconds", "Time one request to COSMOS took, answered or not."),
     "send": ("send_latency_seconds", "Time from enqueue to COSMOS accepting the message (state sent)."),
     "receipt": ("receipt_latency_seconds", "Time from sent to its delivery receipt being applied."),
+    "smpp_submit": ("smpp_submit_latency_seconds", "Time from writing a submit_sm to its submit_sm_resp."),
 }
 
 COUNTER_HELP = {
@@ -160,6 +161,19 @@ class LedgerCollector(Collector):
             value=figures["oldest_awaiting_receipt_s"] or 0,
         )
 
+        smpp = figures.get("smpp")
+        if smpp:
+            yield GaugeMetricFamily(f"{PREFIX}smpp_binds_held", "SMPP binds held now, fleet-wide.", value=smpp["binds"])
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_in_use",
+                "Messages being sent now over SMPP, against smpp_binds x COSMOS_SMPP_WINDOW submits.",
+                value=smpp["in_flight"],
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_capacity",
+                "smpp_binds x COSMOS_SMPP_WINDOW.",
+                value=smpp["binds"] * smpp["window"],
+            )
         archive = figures["archive"]
         yield GaugeMetricFamily(
             f"{PREFIX}archive_backlog",
