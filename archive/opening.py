@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import time
+
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from archive.engine import create_archive_engine, masked
@@ -26,7 +30,7 @@ def open_archive(settings: Settings, ledger: Ledger) -> Archive | None:
     shown = masked(url)
     engine = create_archive_engine(url)
     try:
-        ensure_schema(engine, shown)
+        _ensure_schema_among_peers(engine, shown)
         identity = archive_identity(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
@@ -41,3 +45,19 @@ def open_archive(settings: Settings, ledger: Ledger) -> Archive | None:
             f"{recorded.split(' ', 1)[-1]} (archive {recorded.split(' ', 1)[0]}): a second archive would be partial"
         )
     return Archive(engine, settings.redis_prefix)
+
+
+SCHEMA_TRIES = 5
+"""Processes started together (`cosmos-sms worker`) create a new archive at once: all but one fail
+("table already exists") and find the schema made when they look again."""
+
+
+def _ensure_schema_among_peers(engine: Engine, shown: str) -> None:
+    for attempt in range(SCHEMA_TRIES):
+        try:
+            ensure_schema(engine, shown)
+            return
+        except SQLAlchemyError:
+            if attempt == SCHEMA_TRIES - 1:
+                raise
+            time.sleep(random.uniform(0.2, 0.6))  # noqa: S311  another process is creating the schema

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +17,7 @@ from archive.rows import row_from_hash
 from archive.schema import SCHEMA_VERSION, ArchiveRefused, ensure_schema, head_revision
 from archive.store import Archive, HistoryQuery
 from producers.producer import SmsProducer
+from tests.support.polling import wait_for
 from worker.archiver import Archiver
 from worker.context import WorkerContext
 
@@ -178,3 +182,34 @@ def test_another_schema_version_is_refused_naming_migrate_and_the_password_is_ne
 
 def test_the_schema_version_processes_expect_is_the_newest_migration():
     assert head_revision() == SCHEMA_VERSION
+
+
+
+OPEN_WHEN_TOLD = """
+import os, sys, time
+from config.settings import Settings
+from archive.opening import open_archive
+from producers.producer import SmsProducer
+open(sys.argv[1] + f".ready{os.getpid()}", "w").close()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+settings = Settings(_env_file=None)
+print(open_archive(settings, SmsProducer(settings).ledger) is not None)
+"""
+
+
+def test_processes_starting_together_all_open_one_new_archive(base_env, tmp_path):
+    """`cosmos-sms worker` starts its processes at once: each creates the new archive's schema, and
+    none may refuse to start because another created it first."""
+    env = {**os.environ, **base_env, "COSMOS_ARCHIVE_URL": f"sqlite:///{tmp_path}/together.sqlite3"}
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_WHEN_TOLD, str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    wait_for(lambda: len(list(tmp_path.glob("go.ready*"))) == 4, timeout=60, what="the processes to be ready")
+    go.touch()
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, outputs)] == [(0, b"True")] * 4, outputs
