@@ -184,7 +184,6 @@ def test_the_schema_version_processes_expect_is_the_newest_migration():
     assert head_revision() == SCHEMA_VERSION
 
 
-
 OPEN_WHEN_TOLD = """
 import os, sys, time
 from config.settings import Settings
