@@ -25,6 +25,15 @@ def forget_in_redis(ledger: Ledger, number: str) -> int:
     return done
 
 
+def forget_inbound(ledger: Ledger, number: str) -> int:
+    """Erase the inbound messages `number` sent (Redis only: they are not archived), a step at a time."""
+    done, cursor = 0, "-"
+    while cursor is not None:
+        cursor, gone = ledger.forget_inbound_step(number, cursor)
+        done += gone
+    return done
+
+
 def forget_in_archive(archive: Archive, number: str) -> int:
     done = 0
     while step := archive.redact_number(number):

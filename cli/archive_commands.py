@@ -199,19 +199,23 @@ def archive_migrate() -> None:
 @click.option("--to", "number", required=True, help="The number to erase.")
 @one_line_errors
 def forget(number) -> None:
-    """Erase a number: its records are redacted in Redis and the archive, in steps (audited)."""
-    from archive.erasure import forget_in_archive, forget_in_redis
+    """Erase a number: its records are redacted in Redis and the archive, and the inbound messages
+    it sent are erased, in steps (audited)."""
+    from archive.erasure import forget_in_archive, forget_in_redis, forget_inbound
     from archive.redaction import redact_number
     from ledger.controls import Controls
 
     ledger, archive_ = _open()
     live = forget_in_redis(ledger, number)
     archived = forget_in_archive(archive_, number) if archive_ is not None else 0
+    inbound = forget_inbound(ledger, number)
     shown = redact_number(number) or ""
     Controls(ledger.redis, ledger.keys).audit(
-        operator_name(), "forget", shown, live + archived, f"live {live}, archived {archived}"
+        operator_name(), "forget", shown, live + archived, f"live {live}, archived {archived}, inbound {inbound}"
     )
-    click.echo(f"forgot {shown}: {live} live record(s), {archived} archived row(s) redacted")
+    click.echo(
+        f"forgot {shown}: {live} live record(s), {archived} archived row(s) redacted, {inbound} inbound message(s) erased"
+    )
 
 
 @click.command("list")

@@ -552,6 +552,16 @@ class Ledger:
             for entry_id, fields in entries
         ]
 
+    def forget_inbound_step(self, number: str, after: str = "-") -> tuple[str | None, int]:
+        """Erase the inbound messages from `number` among the STEP entries after `after` (exclusive):
+        a stream entry cannot be rewritten, so its `from` and `text` go with it. Returns (the cursor of
+        the next step or None at the end, how many went)."""
+        start = after if after == "-" else f"({after}"
+        entries = cast("list[tuple[str, dict[str, str]]]", self.redis.xrange(self.keys.inbound, start, "+", count=STEP))
+        mine = [entry_id for entry_id, fields in entries if fields.get("from") == number]
+        gone = int(self.redis.xdel(self.keys.inbound, *mine)) if mine else 0  # type: ignore[arg-type]
+        return (entries[-1][0] if len(entries) == STEP else None), gone
+
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
         """One of ledger.schema.OPERATIONS (`by`: who asked, for the timeline); returns (done, lane or why not)."""

@@ -299,3 +299,29 @@ def test_an_smsc_throttling_above_a_rate_slows_the_route_without_spending_attemp
     smsc_fresh.faults(throttle_rate=0)
     assert smsc_fresh.state()["throttled"] > throttled_before
     assert all(r and r["attempts"] == 1 for r in (smpp_producer.get_status(i) for i in ids))
+
+
+def test_forget_erases_the_inbound_messages_a_number_sent(fleet, smsc_fresh, smpp_producer, smpp_env):
+    import json
+    import subprocess
+    import sys
+
+    forgotten, kept = number(), number()
+    ledger = smpp_producer.ledger
+    for sender, text in ((forgotten, "my address is 1 Main St"), (kept, "hello"), (forgotten, "call me")):
+        smsc_fresh.inbound(sender, "COSMOS", text)
+
+    def senders() -> list[str]:
+        return [m["from"] for m in ledger.inbound_page(count=100) if m["from"] in (forgotten, kept)]
+
+    wait_for(lambda: len(senders()) == 3, timeout=15, what="the inbound messages recorded")
+
+    def cli(*args: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "cli.main", *args], env=smpp_env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert "2 inbound message(s) erased" in cli("forget", "--to", forgotten)
+    listed = json.loads(cli("inbound", "list", "--json"))
+    assert [m["text"] for m in listed if m["from"] == kept] == ["hello"]
+    assert not [m for m in listed if m["from"] == forgotten or "Main St" in (m["text"] or "")]
