@@ -28,10 +28,12 @@ def forget_in_redis(ledger: Ledger, number: str) -> int:
 def forget_inbound(ledger: Ledger, number: str) -> int:
     """Erase the inbound messages `number` sent (Redis only: they are not archived), a step at a time."""
     done, cursor = 0, "-"
-    while cursor is not None:
-        cursor, gone = ledger.forget_inbound_step(number, cursor)
+    while True:
+        after, gone = ledger.forget_inbound_step(number, cursor)
         done += gone
-    return done
+        if after is None:
+            return done
+        cursor = after
 
 
 def forget_in_archive(archive: Archive, number: str) -> int:

@@ -214,7 +214,8 @@ def forget(number) -> None:
         operator_name(), "forget", shown, live + archived, f"live {live}, archived {archived}, inbound {inbound}"
     )
     click.echo(
-        f"forgot {shown}: {live} live record(s), {archived} archived row(s) redacted, {inbound} inbound message(s) erased"
+        f"forgot {shown}: {live} live record(s), {archived} archived row(s) redacted, "
+        f"{inbound} inbound message(s) erased"
     )
 
 

@@ -559,7 +559,7 @@ class Ledger:
         start = after if after == "-" else f"({after}"
         entries = cast("list[tuple[str, dict[str, str]]]", self.redis.xrange(self.keys.inbound, start, "+", count=STEP))
         mine = [entry_id for entry_id, fields in entries if fields.get("from") == number]
-        gone = int(self.redis.xdel(self.keys.inbound, *mine)) if mine else 0  # type: ignore[arg-type]
+        gone = int(self.redis.xdel(self.keys.inbound, *mine)) if mine else 0
         return (entries[-1][0] if len(entries) == STEP else None), gone
 
     # --- operators -------------------------------------------------------------------
