@@ -347,6 +347,9 @@ class Settings(BaseSettings):
             raise ValueError("COSMOS_WEBHOOK_SECRET is required when COSMOS_WEBHOOK_URL is set")
         if self.retry_backoff_max_s < self.retry_backoff_base_s:
             raise ValueError("COSMOS_RETRY_BACKOFF_MAX_S must be >= COSMOS_RETRY_BACKOFF_BASE_S")
+        if self.daily_budget > 0 and "smpp" in self.transport.split(",") and self.smpp_price is None:
+            # SMPP answers carry no price: without one a budget could never be reached.
+            raise ValueError("COSMOS_DAILY_BUDGET on an SMPP route needs COSMOS_SMPP_PRICE (SMPP carries no price)")
         if self.lease_s >= self.visibility_timeout_s:
             raise ValueError(
                 f"COSMOS_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed the lease "

@@ -74,6 +74,16 @@ def test_budget_settings_are_checked_naming_the_variable(monkeypatch):
         load_settings(_env_file=None)
 
 
+def test_a_budget_on_an_smpp_route_without_its_price_is_refused(monkeypatch):
+    monkeypatch.setenv("COSMOS_DAILY_BUDGET", "5")
+    monkeypatch.setenv("COSMOS_TRANSPORT", "smpp")
+    monkeypatch.setenv("COSMOS_SMPP_URL", "smpp://127.0.0.1:2775")
+    with pytest.raises(SettingsError, match="COSMOS_SMPP_PRICE"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("COSMOS_SMPP_PRICE", "0.01")
+    assert load_settings(_env_file=None).smpp_price == 0.01
+
+
 # --- the ledger's count and pause -----------------------------------------------------------------
 def producer_with(settings_for, **env: str) -> SmsProducer:
     return SmsProducer(settings_for(**env))
