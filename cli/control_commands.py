@@ -38,9 +38,23 @@ def pause(lane, reason) -> None:
 
 @click.command()
 @click.option("--lane", type=_LANE, default=None, help="Only this lane (default: the pause of all sending).")
+@click.option(
+    "--budget",
+    is_flag=True,
+    help="Lift the budget's pause (a daily cap reached) for the rest of the budget day, instead.",
+)
 @one_line_errors
-def resume(lane) -> None:
-    """Lift an operator's pause."""
+def resume(lane, budget) -> None:
+    """Lift an operator's pause, or with --budget the budget's pause until the budget day ends.
+
+    A plain `resume` never lifts the budget's pause; the next budget day does, by itself.
+    """
+    if budget:
+        if lane:
+            raise click.UsageError("--budget lifts the budget's pause of every lane: give no --lane")
+        done, detail = operations.resume_budget(_ledger(), operator_name())
+        click.echo(f"resumed sending for the rest of the budget day ({detail} reached)" if done else detail)
+        return
     lifted = _controls().resume(lane, operator_name())
     click.echo(f"resumed {lane or 'all sending'}" if lifted else f"{lane or 'all sending'} was not paused")
 

@@ -25,8 +25,15 @@ from demo.scenario import MIN_COUNT
     default=None,
     help="Use this Redis (under a fresh key prefix, removed afterwards) instead of a private one.",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["http", "smpp"]),
+    default="http",
+    show_default=True,
+    help="The route: smpp runs the sandbox's SMSC and sends every message over a bind (docs/smpp.md).",
+)
 @one_line_errors
-def demo(count, as_json, with_console, redis_url) -> None:
+def demo(count, as_json, with_console, redis_url, transport) -> None:
     """Run Redis, the sandbox, the receiver and a worker, send COUNT messages, and report.
 
     Starts a private Redis (the system redis-server 7.0 or newer, else the valkey-server of the
@@ -91,7 +98,9 @@ def demo(count, as_json, with_console, redis_url) -> None:
 
     try:
         with progress:
-            summary, kept_logs = run_demo(redis_url, count, on_progress, keep_running if with_console else None)
+            summary, kept_logs = run_demo(
+                redis_url, count, on_progress, keep_running if with_console else None, transport
+            )
     except NoRedis as exc:
         raise CommandFailed(str(exc)) from None
     except DemoError as exc:

@@ -1,4 +1,4 @@
-"""`events`: the stream of state changes, latest first page or followed as it grows."""
+"""`events`: the events stream (state changes, budget warnings), latest first page or followed as it grows."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from producers.events import MAX_READ_COUNT, Event, EventFeed
 
 
 def _line(event: Event) -> str:
+    if event.kind != "state":
+        detail = " ".join(f"{name}={value}" for name, value in event.detail.items())
+        return f"{event.to_dict()['at']}  {event.kind}  {event.reason or ''} {detail}".rstrip()
     extra = " ".join(
         f"{name}={value}"
         for name, value in (("reason", event.reason), ("batch", event.batch_id), ("late", event.late or None))
@@ -34,8 +37,9 @@ def _line(event: Event) -> str:
 )
 @one_line_errors
 def events(follow, as_json, count) -> None:
-    """The stream of state changes of every record (COSMOS_EVENTS_MAXLEN latest kept)."""
-    feed = EventFeed(settings_or_exit())
+    """The events stream (COSMOS_EVENTS_MAXLEN latest kept): every record's state changes (kind
+    `state`) and the budget's warnings at 80 % and 100 % of a daily cap (kind `budget`)."""
+    feed = EventFeed(settings_or_exit(), kinds=None)
     latest = feed.latest(count)
     if as_json and not follow:
         echo_json([event.to_dict() for event in latest])

@@ -100,6 +100,14 @@ def stats(as_json) -> None:
     table.add_row("scheduled", f"{scheduled['waiting']} waiting, next at {scheduled['next_at'] or 'none'}")
     quiet = figures["quiet_hours"]
     table.add_row("quiet hours", f"on until {quiet['until']} ({quiet['waiting']} bulk waiting)" if quiet else "off")
+    spend, budget = figures["spend_today"], figures["budget"]
+    caps = [f"{budget['daily_message_cap']} messages" if budget["daily_message_cap"] else ""]
+    caps.append(f"{budget['daily_budget']:g} USD" if budget["daily_budget"] else "")
+    cap_text = " and ".join(c for c in caps if c) or "no cap"
+    table.add_row(
+        f"spend today ({spend['day']}, {budget['tz']})",
+        f"{spend['messages']} messages, {spend['price']:g} USD ({cap_text})",
+    )
     Console().print(table)
 
 

@@ -11,6 +11,7 @@ from cli import (
     demo_command,
     events_commands,
     forwards_commands,
+    inbound_command,
     jobs_commands,
     operator_commands,
     processes_command,
@@ -55,6 +56,7 @@ for command in (
     archive_commands.archive,
     archive_commands.forget,
     processes_command.processes,
+    inbound_command.inbound,
 ):
     cli.add_command(command)
 control_commands.add_suppression_command(operator_commands.suppression)

@@ -133,6 +133,14 @@ _MAGIC_HELP = "; ".join(
     "for wrong credentials (POST /_sandbox/unauthorized sets it at run time).",
 )
 @click.option(
+    "--smpp-port",
+    default=None,
+    envvar=_env("SMPP_PORT"),
+    type=click.IntRange(0, 65535),
+    help="Also serve an SMPP 3.4 SMSC on this port (system_id = --api-key, password = --api-secret), "
+    "with the same magic numbers; control endpoints under /_sandbox/smpp/ (docs/smpp.md).",
+)
+@click.option(
     "--seed",
     default=None,
     type=int,
@@ -153,6 +161,7 @@ def sandbox(
     throughput_limit,
     receipt_retries,
     unauthorized_s,
+    smpp_port,
     seed,
 ) -> None:
     """Run the COSMOS API simulator: POST {COSMOS_API_URL}/sms/ with COSMOS_API_URL=http://HOST:PORT/v1.0.
@@ -184,5 +193,6 @@ def sandbox(
             seed=seed,
             faults=faults,
             unauthorized_s=unauthorized_s,
+            smpp_port=smpp_port,
         )
     )

@@ -36,6 +36,7 @@ LEDGER_OWNED = frozenset(
         "retention",
         "events",
         "pause",
+        "budget_day",
         "forwards_due",
         "forwards_failed",
         "leases",
@@ -161,6 +162,10 @@ class Keys:
         """Hash: `op:all|op:single|op:bulk` (an operator's pause) and `account` (COSMOS refused us)."""
         return f"{self.prefix}:pause"
 
+    def budget_day(self, day_start: int) -> str:
+        """Hash (ledger-owned): one budget day's acceptances and price, its warnings and resume."""
+        return f"{self.prefix}:budget:{day_start}"
+
     @property
     def forwards_due(self) -> str:
         """Sorted set: forward id -> when to (re)try posting it."""
@@ -170,6 +175,37 @@ class Keys:
     def forwards_failed(self) -> str:
         """Sorted set: forwards that failed for good -> when."""
         return f"{self.prefix}:forwards:failed"
+
+    def smpp_bind(self, slot: int) -> str:
+        """String (PX lease): the holder of SMPP bind slot `slot` (ledger/lua/bind.lua)."""
+        return f"{self.prefix}:smpp:bind:{slot}"
+
+    def smpp_relay(self, slot: int) -> str:
+        """List: submits handed to the holder of bind slot `slot` by processes without a bind (ledger/smpp_relay.py)."""
+        return f"{self.prefix}:smpp:relay:{slot}"
+
+    def smpp_relay_answer(self, request_id: str) -> str:
+        """List: the holder's answer to one handed-over submit (expires)."""
+        return f"{self.prefix}:smpp:relay_answer:{request_id}"
+
+    @property
+    def smpp_early(self) -> str:
+        """Zset message_id -> next check: SMPP receipts kept until their job is known (smpp_receipt.lua)."""
+        return f"{self.prefix}:smpp:early"
+
+    @property
+    def smpp_early_data(self) -> str:
+        """Hash message_id -> [status, timestamp, kept since] of those receipts."""
+        return f"{self.prefix}:smpp:early_data"
+
+    @property
+    def inbound(self) -> str:
+        """Stream of inbound messages (from, to, text, word), trimmed to the records' retention."""
+        return f"{self.prefix}:inbound"
+
+    def suppression(self, number: str) -> str:
+        """Hash reason -> since: why `number` is on the suppression list (ledger/lua/inbound.lua)."""
+        return f"{self.prefix}:suppression:{number}"
 
     def process(self, process_id: str) -> str:
         """String (JSON, expires 10 minutes after its last write): a worker process's heartbeat."""

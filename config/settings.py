@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     testing: bool = Field(False, alias="COSMOS_TESTING")
     test_clock_offset_s: float | None = Field(None, alias="COSMOS_TEST_CLOCK_OFFSET_S")
 
+    # Budgets: caps per budget day, which starts at midnight in COSMOS_BUDGET_TZ (0 = no cap).
+    daily_budget: float = Field(0.0, alias="COSMOS_DAILY_BUDGET", ge=0)
+    daily_message_cap: int = Field(0, alias="COSMOS_DAILY_MESSAGE_CAP", ge=0)
+    budget_tz: str = Field("UTC", alias="COSMOS_BUDGET_TZ")
+
     # Circuit breaker shared by every worker.
     breaker_threshold: int = Field(10, alias="COSMOS_BREAKER_THRESHOLD", ge=1)
     breaker_open_s: float = Field(5.0, alias="COSMOS_BREAKER_OPEN_S", gt=0)
@@ -199,6 +204,74 @@ class Settings(BaseSettings):
             )
         return value
 
+    # --- end of high availability -------------------------------------------------------------------
+
+    # --- The SMPP route (docs/smpp.md) ------------------------------------------------------------
+    transport: str = Field("http", alias="COSMOS_TRANSPORT")
+    smpp_url: str | None = Field(None, alias="COSMOS_SMPP_URL")
+    smpp_system_id: str | None = Field(None, alias="COSMOS_SMPP_SYSTEM_ID")
+    smpp_password: SecretStr | None = Field(None, alias="COSMOS_SMPP_PASSWORD")
+    smpp_system_type: str = Field("", alias="COSMOS_SMPP_SYSTEM_TYPE", max_length=12)
+    smpp_max_binds: int = Field(1, alias="COSMOS_SMPP_MAX_BINDS", ge=1, le=64)
+    smpp_window: int = Field(10, alias="COSMOS_SMPP_WINDOW", ge=1, le=1000)
+    smpp_response_timeout_s: float = Field(30.0, alias="COSMOS_SMPP_RESPONSE_TIMEOUT_S", gt=0, le=600)
+    smpp_enquire_link_s: float = Field(30.0, alias="COSMOS_SMPP_ENQUIRE_LINK_S", gt=0, le=3600)
+    smpp_status_map: str = Field("0x400=failed,0x401=spam,0x402=blacklist", alias="COSMOS_SMPP_STATUS_MAP")
+    smpp_id_format: Literal["as-is", "hex-dec", "dec-hex"] = Field("as-is", alias="COSMOS_SMPP_ID_FORMAT")
+    smpp_default_alphabet: Literal["gsm", "latin1"] = Field("gsm", alias="COSMOS_SMPP_DEFAULT_ALPHABET")
+    smpp_price: float | None = Field(None, alias="COSMOS_SMPP_PRICE", ge=0)
+    inbound_url: str | None = Field(None, alias="COSMOS_INBOUND_URL")
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str) -> str:
+        value = value.replace(" ", "").lower()
+        if value not in ("http", "smpp"):
+            raise ValueError("must be http or smpp (a fallback route such as smpp,http is not built yet)")
+        return value
+
+    @field_validator("inbound_url")
+    @classmethod
+    def _inbound_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @field_validator("smpp_url")
+    @classmethod
+    def _smpp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smpp", "smpps") or not parts.hostname or not parts.port:
+            raise ValueError("must be smpp://HOST:PORT or smpps://HOST:PORT")
+        return value
+
+    @field_validator("smpp_status_map")
+    @classmethod
+    def _status_map(cls, value: str) -> str:
+        from cosmos_api.smpp.answers import parse_status_map  # the one parser, also used by the client
+
+        parse_status_map(value)
+        return value
+
+    def require_smpp(self) -> tuple[str, str, str]:
+        """The SMPP URL, system_id and password, or SettingsError naming the missing variable."""
+        for name, value in (
+            ("COSMOS_SMPP_URL", self.smpp_url),
+            ("COSMOS_SMPP_SYSTEM_ID", self.smpp_system_id),
+            ("COSMOS_SMPP_PASSWORD", self.smpp_password.get_secret_value() if self.smpp_password else None),
+        ):
+            if not value:
+                raise SettingsError(f"{name} is not set: the SMPP route needs it")
+        assert self.smpp_url and self.smpp_system_id and self.smpp_password  # checked just above
+        return self.smpp_url, self.smpp_system_id, self.smpp_password.get_secret_value()
+
+    # --- end of the SMPP route ----------------------------------------------------------------------
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str | None) -> str | None:
@@ -247,6 +320,15 @@ class Settings(BaseSettings):
                     raise ValueError(f"{part.strip()!r} is not a sentinel://host:port entry")
         return value
 
+    @field_validator("budget_tz")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin)") from None
+        return value
+
     @field_validator("test_clock_offset_s")
     @classmethod
     def _test_clock_only_in_tests(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -265,6 +347,9 @@ class Settings(BaseSettings):
             raise ValueError("COSMOS_WEBHOOK_SECRET is required when COSMOS_WEBHOOK_URL is set")
         if self.retry_backoff_max_s < self.retry_backoff_base_s:
             raise ValueError("COSMOS_RETRY_BACKOFF_MAX_S must be >= COSMOS_RETRY_BACKOFF_BASE_S")
+        if self.daily_budget > 0 and "smpp" in self.transport.split(",") and self.smpp_price is None:
+            # SMPP answers carry no price: without one a budget could never be reached.
+            raise ValueError("COSMOS_DAILY_BUDGET on an SMPP route needs COSMOS_SMPP_PRICE (SMPP carries no price)")
         if self.lease_s >= self.visibility_timeout_s:
             raise ValueError(
                 f"COSMOS_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed the lease "
@@ -276,7 +361,9 @@ class Settings(BaseSettings):
     @property
     def attempt_bound_s(self) -> float:
         """Longest one HTTP attempt can take (connect plus read timeout), in seconds."""
-        return self.connect_timeout_s + self.read_timeout_s
+        http = self.connect_timeout_s + self.read_timeout_s
+        # Over SMPP an attempt may wait for a window slot, then for its submit_sm_resp.
+        return max(http, 2 * self.smpp_response_timeout_s) if self.transport == "smpp" else http
 
     @property
     def burst_bound_s(self) -> float:

@@ -259,6 +259,13 @@ async def resume(request: Request, user: Operator):
     return _see("/controls")
 
 
+@router.post("/controls/resume-budget", response_class=HTMLResponse)
+async def resume_budget_for_today(request: Request, user: Operator):
+    console = console_of(request)
+    operations.resume_budget(console.ledger, user.name)  # audited; not paused: nothing to do
+    return _see("/")
+
+
 @router.post("/controls/reset-breaker", response_class=HTMLResponse)
 async def reset_breaker(request: Request, user: Operator):
     console_of(request).controls.reset_breaker(user.name)

@@ -57,6 +57,8 @@ class ActivityCounter:
         pipe = self.redis.pipeline(transaction=True)
         touched: set[str] = set()
         for entry_id, fields in rows:
+            if fields.get("kind", "state") != "state":
+                continue  # a budget warning, not a state change
             ts = entry_time(entry_id)
             minute_key = self.keys.console_minute(int(ts // 60))
             hour = self.keys.console_hour(int(ts // 3600))

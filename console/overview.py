@@ -62,11 +62,14 @@ def figures(ledger: Ledger, controls: Controls, activity: ActivityCounter) -> di
     pipe.zcard(ledger.keys.awaiting)
     *due_now, awaiting = pipe.execute()
     today, day = activity.price(now)
+    pauses = controls.pauses()
+    if figures["budget"]["paused"]:
+        pauses["budget"] = {"reason": f"{figures['budget']['paused']} reached (until {figures['budget']['day_end']})"}
     figures.update(
         due_now=dict(zip(LANES, due_now)),
         awaiting_receipt=awaiting,
         oldest_queued_age_s=oldest_queued_age_s(ledger, now),
-        pauses=controls.pauses(),
+        pauses=pauses,
         rate_limit=ledger.settings.rate_limit,
         price_today=today,
         price_24h=day,

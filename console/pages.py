@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
+from console.auth import csrf_token
 from console.overview import figures
 from console.search import PAGE_SIZE, SCAN_LIMIT, Query, SearchError, parse_query
 from console.users import User
@@ -58,13 +59,14 @@ async def overview_stream(request: Request, user: Viewer, updates: int = STREAM_
     """Server-sent events: the rendered tiles every STREAM_INTERVAL_S, for a bounded number of updates."""
     console = console_of(request)
     template = console.templates.get_template("_tiles.html")
+    csrf = csrf_token(request)  # the budget tile's "resume for today" form
 
     async def tiles():
         for _ in range(max(1, min(updates, STREAM_LIFETIME_UPDATES))):
             if await request.is_disconnected():
                 break
             f = await asyncio.to_thread(figures, console.ledger, console.controls, console.activity)
-            yield {"event": "tiles", "data": template.render(f=f, user=user)}
+            yield {"event": "tiles", "data": template.render(f=f, user=user, csrf=csrf)}
             await asyncio.sleep(STREAM_INTERVAL_S)
 
     return EventSourceResponse(tiles())

@@ -27,7 +27,11 @@ AMBIGUOUS_HTTP = frozenset({502, 504})
 
 @dataclass(frozen=True)
 class Outcome:
-    """One attempt's result. `kind` is accepted | permanent | transient | ambiguous."""
+    """One attempt's result. `kind` is accepted | permanent | transient | ambiguous, or `release`: nothing
+    was sent and the attempt does not count (a throttled route, no bind free); retry after `retry_after_s`.
+
+    `route` (http | smpp) and `provider_status` (the HTTP code, or the SMPP command_status as 0x..)
+    are for people: the attempt history shows them; no ledger decision depends on them."""
 
     kind: str
     status: str
@@ -36,3 +40,10 @@ class Outcome:
     message_id: str = ""
     price: float = 0.0
     error: str = ""
+    route: str = "http"
+    provider_status: str = ""
+    retry_after_s: float = 0.0
+
+    @property
+    def raw_status(self) -> str:
+        return self.provider_status or (str(self.http) if self.http else "")

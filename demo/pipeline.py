@@ -27,6 +27,7 @@ from demo.processes import (
 )
 from producers.producer import SmsProducer
 from sandbox.control import SandboxControl
+from sandbox.smsc_client import SmscControl
 
 DEMO_API_KEY = "demo-key"
 DEMO_API_SECRET = "demo-secret"
@@ -115,7 +116,9 @@ def find_redis(supervisor: Supervisor, configured_url: str | None) -> tuple[str,
     return start_private_redis(supervisor, binary), True
 
 
-def start_pipeline(supervisor: Supervisor, configured_redis_url: str | None, with_console: bool = False) -> Pipeline:
+def start_pipeline(
+    supervisor: Supervisor, configured_redis_url: str | None, with_console: bool = False, transport: str = "http"
+) -> Pipeline:
     """Start every process, then wait until each one answers; nothing is sent before that."""
     redis_url, private = find_redis(supervisor, configured_redis_url)
     # A fresh prefix: the demo's keys and queues never meet real data on a shared Redis.
@@ -138,21 +141,39 @@ def start_pipeline(supervisor: Supervisor, configured_redis_url: str | None, wit
         COSMOS_WEBHOOK_URL=f"http://127.0.0.1:{receiver_port}/delivery-status",
         COSMOS_WEBHOOK_SECRET=secrets.token_urlsafe(32),
     )
+    sandbox_args: tuple[str, ...] = SANDBOX_ARGS
+    if transport == "smpp":
+        smpp_port = free_port()
+        sandbox_args += ("--smpp-port", str(smpp_port))
+        env.update(
+            COSMOS_TRANSPORT="smpp",
+            COSMOS_SMPP_URL=f"smpp://127.0.0.1:{smpp_port}",
+            COSMOS_SMPP_SYSTEM_ID=DEMO_API_KEY,
+            COSMOS_SMPP_PASSWORD=DEMO_API_SECRET,
+            COSMOS_SMPP_RESPONSE_TIMEOUT_S="5",
+        )
     # The children run in the log directory, so a .env in the user's directory cannot rewire them.
     cwd = supervisor.log_dir
-    sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *SANDBOX_ARGS), env, cwd)
+    sandbox = supervisor.start("sandbox", cosmos_cmd("sandbox", "--port", str(sandbox_port), *sandbox_args), env, cwd)
     receiver = supervisor.start(
         "receiver", cosmos_cmd("webhook", "--host", "127.0.0.1", "--port", str(receiver_port)), env, cwd
     )
     worker = supervisor.start("worker", cosmos_cmd("worker", "--processes", "1"), env, cwd)
     console = _start_console(supervisor, env, cwd) if with_console else None
 
-    control = SandboxControl(f"http://127.0.0.1:{sandbox_port}")
+    control_class = SmscControl if transport == "smpp" else SandboxControl
+    control = control_class(f"http://127.0.0.1:{sandbox_port}")
     wait_until(control.answers, START_TIMEOUT_S, "the sandbox to answer", (sandbox,))
     health = f"http://127.0.0.1:{receiver_port}/healthz"
     wait_until(lambda: _answers_ok(health), START_TIMEOUT_S, "the receiver's /healthz", (receiver,))
     settings = load_settings(
-        redis_url=redis_url, redis_prefix=prefix, api_url=control.api_url, webhook_url=None, webhook_secret=None
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        api_url=control.api_url,
+        webhook_url=None,
+        webhook_secret=None,
+        transport=transport,
+        smpp_max_binds=1,
     )
     producer = SmsProducer(settings)
     celery = make_celery(settings)

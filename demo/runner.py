@@ -29,6 +29,7 @@ def run_demo(
     count: int,
     on_progress: Callable[[int, int], None],
     keep_running: Callable[[dict, ConsoleLogin], None] | None = None,
+    transport: str = "http",
 ) -> tuple[dict, Path | None]:
     """Start the pipeline, send `count` messages, follow them; returns (summary, kept log dir or None).
 
@@ -44,7 +45,7 @@ def run_demo(
     pipeline = None
     keep_logs = False
     try:
-        pipeline = start_pipeline(supervisor, configured_redis_url, keep_running is not None)
+        pipeline = start_pipeline(supervisor, configured_redis_url, keep_running is not None, transport)
         scenario = Scenario(pipeline, plan(count, random.Random()))
         scenario.send()
         final = scenario.follow(DEADLINE_BASE_S + DEADLINE_PER_MESSAGE_S * count, lambda done: on_progress(done, count))

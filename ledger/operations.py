@@ -4,8 +4,8 @@ Job actions (cancel, requeue, resend, mark_sent, purge) run one action script pe
 jobs per round trip, and publish the broker messages of the jobs that went back to a queue
 themselves (bulk ones in chunks, as `send_bulk` does); a publish lost to a crash is found by the
 reconciler's lost-message rule. Whole sets (the dead set, a batch) go a step at a time, so a caller
-can show progress; nothing is capped. Suppression list changes land in the audit stream; pause
-and resume are `ledger.controls.Controls`.
+can show progress; nothing is capped. Suppression list changes and the budget's resume land in
+the audit stream; pause and resume are `ledger.controls.Controls`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,16 @@ def unsuppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
     removed = sum(ledger.unsuppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
     Controls(ledger.redis, ledger.keys).audit(by, "suppression remove", _numbers_target(numbers), removed)
     return removed
+
+
+def resume_budget(ledger: Ledger, by: str) -> tuple[bool, str]:
+    """Lift the budget's pause for the rest of the budget day, audited: (done, the cap reached, or why not)."""
+    done, detail = ledger.resume_budget(by)
+    if done:
+        Controls(ledger.redis, ledger.keys).audit(
+            by, "resume_budget", "budget", 1, f"{detail} reached; until the day ends"
+        )
+    return done, detail
 
 
 def _numbers_target(numbers: Sequence[str]) -> str:

@@ -38,16 +38,18 @@ def iso(ts: float | str | None) -> str | None:
 
 
 def history(raw: str | None) -> list[dict[str, Any]]:
-    """The compact attempt history ("status/http/ms;...") as a list of dicts."""
+    """The compact attempt history ("status/http/ms/route/provider_status;...") as a list of dicts."""
     out = []
     for entry in (raw or "").split(";"):
         if entry:
-            status, http, ms = (entry.split("/") + ["", ""])[:3]
+            status, http, ms, route, provider = (entry.split("/") + ["", "", "", ""])[:5]
             out.append(
                 {
                     "status": status,
                     "http": int(http) if http.isdigit() else None,
                     "latency_ms": int(ms) if ms.isdigit() else None,
+                    "route": route or "http",
+                    "provider_status": provider or (http if http.isdigit() and http != "0" else None),
                 }
             )
     return out
@@ -137,6 +139,7 @@ def to_record(job_id: str, raw: dict[str, str]) -> dict[str, Any] | None:
         "late": raw.get("late") == "1",
         "redacted": raw.get("redacted") == "1",
         "timeline": timeline(raw),
+        "route": raw.get("route") or None,
         "waiting_for": raw.get("waiting") or None,
     }
     for name in _INTS:

@@ -63,9 +63,10 @@ JOB_FIELDS = {
     "rcpt_ts": "its timestamp",
     "last_error": "the last failure, for people",
     "dead_reason": "why it is dead",
-    "history": "the last HISTORY_LEN attempts, 'status/http/ms' ';'-separated",
+    "history": "the last HISTORY_LEN attempts, 'status/http/ms/route/provider_status' ';'-separated",
     "late": "'1': the provider's word overturned a final state",
     "fwd_seq": "forwards written for this job",
+    "route": "the route of the last attempt: http | smpp",
     "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
     "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
     "call": "id of the last begin or finish call (a repeated call answers `call_reply`)",
@@ -116,6 +117,22 @@ ACCOUNT_PAUSE_REASONS = ("unauthorized", "endpoint_not_found")
 PAUSE_SCOPES = ("all", *LANES)
 """What an operator can pause: all sending, or one lane."""
 
+# --- the budget day hash ({P}:budget:<day start>) ------------------------------------------------
+BUDGET_DAY_FIELDS = {
+    "messages": "acceptances counted on this budget day",
+    "price": "their price, integer micro-dollars (receipts move it by at most the accepted price)",
+    "warned_80": "when the day reached 80 % of a cap (its budget event fired)",
+    "warned_100": "when the day reached 100 % of a cap: sending paused",
+    "logged_80": "'1': a worker logged the 80 % line",
+    "logged_100": "'1': a worker logged the 100 % line",
+    "resumed": "JSON {by, ts}: an operator lifted the budget pause for the rest of the day",
+}
+BUDGET_PAUSE_REASONS = ("daily_budget", "daily_message_cap")
+BUDGET_WARN_LEVELS = (80, 100)
+"""Percent of a cap at which a `budget` event and a log line come, once per day each."""
+BUDGET_KEEP_S = 3 * 86400
+"""A budget day's hash outlives its day by this long (seconds): yesterday's figures stay readable."""
+
 # --- counters hash fields --------------------------------------------------------------------
 COUNTERS = {
     "attempts": "HTTP requests to COSMOS",
@@ -133,6 +150,12 @@ COUNTERS = {
     "receipt_price_refused": "receipts applied without their price (outside [0, max(1.00, 10 x accepted)] USD)",
     "swept": "records removed by the retention sweep",
     "total_price": "sum of prices",
+    "smpp_binds": "SMPP bind slots taken (each a bind attempt under the fleet's lease)",
+    "smpp_receipts": "SMPP delivery receipts recorded",
+    "smpp_receipts_kept": "SMPP receipts kept because no job was known for their message_id yet",
+    "smpp_receipts_unmatched": "kept SMPP receipts dropped unmatched (10 minutes, or the 100,000 bound)",
+    "smpp_throttled": "submit_sm answered ESME_RTHROTTLED or ESME_RMSGQFUL",
+    "smpp_inbound": "inbound (non-receipt) deliver_sm received",
 }
 """Plus `state:<state>` (live records per state), `lane:<lane>:<state>` (the same per lane) and
 `dead:<reason>` (live dead records per reason); and, never lowered (the sweep leaves them),
@@ -187,6 +210,7 @@ LEDGER_HASHES = {
     "batch": BATCH_FIELDS,
     "breaker": BREAKER_FIELDS,
     "pause": PAUSE_FIELDS,
+    "budget_day": BUDGET_DAY_FIELDS,
     "rate": RATE_FIELDS,
     "forward": FORWARD_FIELDS,
     "counters": {
@@ -260,7 +284,9 @@ index entries and set members, the counts), so a call holds Redis ~10 ms."""
 # Each script reads its arguments as `A.<name>` from a table generated from these tuples, and Python
 # builds every argument list from a dict keyed by the same names (`pack`), so an argument in the wrong
 # place cannot exist: a missing or unknown name fails at the call.
-COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s")
+BUDGET_ARGS = ("budget_yesterday", "budget_today", "budget_tomorrow", "budget_after", "message_cap", "price_cap")
+"""Three consecutive budget days' four boundaries (epoch seconds), the daily caps (messages, micro-dollars)."""
+COMMON_ARGS = ("prefix", "retention_s", "events_maxlen", "grace_s", "clock_offset_s", *BUDGET_ARGS)
 QUIET_ARGS = ("quiet_start", "quiet_end", "quiet_next_start", "quiet_next_end")
 """The quiet hours' window in force (or next) and the one after, epoch seconds; zeros for none."""
 """The first arguments of every ledger script (`Ledger` adds them to each call)."""
@@ -303,6 +329,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
         "delay_s",
         "max_ambiguous_resends",
         "route",
+        "provider_status",
     ),
     "receipt": ("job", "to", "status", "message_id", "price", "receipt_timestamp"),
     "claim": ("limit", "single_list", "bulk_list", "probe_interval_s", "lost_horizon_s", *QUIET_ARGS),
@@ -318,8 +345,12 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "search_filter": ("state", "reason", "number", "batch", "since", "until_ts", "scheduled", "jobs"),
     "lock_release": ("name", "token"),
     "batch_close": ("batch_id",),
+    "bind": ("action", "holder", "slots", "lease_ms", "slot"),
+    "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
+    "inbound": ("sender", "to", "text", "word", "url"),
     "archived": ("pairs",),
     "redact": ("job", "expected_to", "to", "text", "idem", "callback"),
+    "budget": ("action", "by"),
 }
 """Each script's own arguments, after COMMON_ARGS."""
 ONCE_SCRIPTS = frozenset({"begin", "finish"})
@@ -369,14 +400,17 @@ SCRIPT_REPLIES: dict[str, tuple[str, ...]] = {
     ),
     "finish": ("result", "change"),
     "operate": ("status", "detail"),
+    "budget": ("status", "detail"),
 }
 """Fixed-position replies. `begin` answers all of these with `go` (Lua builds it with `reply{...}`),
-otherwise (verdict, detail); `enqueue` follows its status with (job, created) rows."""
+otherwise (verdict, detail); `enqueue` follows its status with (job, created) rows; `budget`'s `announce`
+answers REPLY_ROWS."""
 REPLY_ROWS: dict[str, tuple[str, ...]] = {
     "enqueue": ("job", "created"),
     "claim": ("job", "lane", "why"),
     "release": ("job", "lane", "why"),
     "forward_claim": ("fwd_id", "fields"),
+    "budget": ("level", "reason", "messages", "price"),
 }
 """Replies that are (or end in) a flat list of rows."""
 
@@ -477,6 +511,10 @@ def lua_prelude() -> str:
         _lua_table("DR", DEAD_REASONS_OURS),
         _lua_table("AP", ACCOUNT_PAUSE_REASONS),
         _lua_table("CR", CANCEL_REASONS),
+        _lua_table("BF", BUDGET_DAY_FIELDS),
+        _lua_table("BP", BUDGET_PAUSE_REASONS),
+        "local BUDGET_LEVELS = {" + ", ".join(str(level) for level in BUDGET_WARN_LEVELS) + "}",
+        f"local BUDGET_KEEP_S = {BUDGET_KEEP_S}",
         _lua_set("FINAL", FINAL_STATES),
         _lua_set("LATE_OK", LATE_SETTLEABLE),
         _lua_set("OUTCOMES", OUTCOME_STATES),

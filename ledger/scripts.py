@@ -12,6 +12,7 @@ import redis
 
 from config.redis_client import require_redis_version
 from config.settings import Settings
+from ledger.budget import Budget, BudgetDays
 from ledger.schema import (
     COMMON_ARGS,
     INNER_SCRIPTS,
@@ -56,16 +57,26 @@ def _inner(name: str) -> str:
     return f"local function {inner}_job(A)\n{helpers}{(LUA_DIR / f'{inner}.lua').read_text()}\nend\n"
 
 
-def common_args(settings: Settings) -> tuple[object, ...]:
-    """The arguments every ledger script gets first (ledger.schema.COMMON_ARGS)."""
-    values = {
-        "prefix": settings.redis_prefix,
-        "retention_s": settings.retention_s,
-        "events_maxlen": settings.events_maxlen,
-        "grace_s": settings.requeue_grace_s,
-        "clock_offset_s": settings.clock_offset_s,
-    }
-    return pack(COMMON_ARGS, values)
+class CommonArgs:
+    """The arguments every ledger script gets first (ledger.schema.COMMON_ARGS): the settings' fixed ones
+    and the budget days around now, packed again only when the budget day changes."""
+
+    def __init__(self, settings: Settings):
+        self.budget = Budget(settings)
+        self._fixed = {
+            "prefix": settings.redis_prefix,
+            "retention_s": settings.retention_s,
+            "events_maxlen": settings.events_maxlen,
+            "grace_s": settings.requeue_grace_s,
+            "clock_offset_s": settings.clock_offset_s,
+        }
+        self._packed: tuple[BudgetDays | None, tuple[object, ...]] = (None, ())
+
+    def __call__(self) -> tuple[object, ...]:
+        days = self.budget.days()
+        if self._packed[0] is not days:
+            self._packed = (days, pack(COMMON_ARGS, {**self._fixed, **self.budget.script_args(days)}))
+        return self._packed[1]
 
 
 class Scripts:
@@ -170,7 +181,7 @@ class ScriptCalls:
 
     def __init__(self, client: redis.Redis, settings: Settings):
         self.scripts = Scripts(client)
-        self.common = common_args(settings)
+        self.common = CommonArgs(settings)
 
     def __call__(self, name: str, rows: Sequence[object] = (), **args: object) -> Any:
-        return self.scripts.run(name, *self.common, *script_args(name, **args), *rows)
+        return self.scripts.run(name, *self.common(), *script_args(name, **args), *rows)

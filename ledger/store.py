@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -31,7 +32,7 @@ from ledger.schema import (
     row_args,
     script_args,
 )
-from ledger.scripts import Scripts, common_args
+from ledger.scripts import CommonArgs, Scripts
 
 PROBE_S_FACTOR = 1.5
 """A half-open probe owns the breaker for this many attempt bounds."""
@@ -115,6 +116,12 @@ def _operated(raw: list[Any]) -> tuple[bool, str]:
     return r["status"] == "ok", r["detail"]
 
 
+SMPP_KEEP_S = 600
+"""How long an SMPP receipt naming no known message_id is kept for a late submit_sm_resp."""
+SMPP_MAX_KEPT = 100_000
+"""Most such receipts kept at once; the oldest is dropped (counted unmatched) beyond it."""
+
+
 class Ledger:
     """Outcome records for one prefix on one Redis."""
 
@@ -123,16 +130,24 @@ class Ledger:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self._scripts = Scripts(client)
-        self._common = common_args(settings)
+        self._common_args = CommonArgs(settings)
+        self.budget = self._common_args.budget
+
         self._clock = LedgerClock(client, settings)
         self._quiet = QuietHours.parse(settings.quiet_hours, settings.quiet_hours_tz)
         self._quiet_windows: tuple[float, tuple[float, float, float, float]] = (float("-inf"), NO_WINDOWS)
+
+    @property
+    def _common(self) -> tuple[object, ...]:
+        """The arguments every script takes first (COMMON_ARGS), today's budget days included."""
+        return self._common_args()
 
     def _run(self, name: str, *args: object) -> Any:
         return self._scripts.run(name, *self._common, *args)
 
     def _run_many(self, name: str, calls: Iterable[tuple[object, ...]]) -> list[Any]:
-        return self._scripts.run_many(name, [(*self._common, *args) for args in calls])
+        common = self._common
+        return self._scripts.run_many(name, [(*common, *args) for args in calls])
 
     # A write an acknowledgement depends on (an enqueue, a lease) counts only once
     # COSMOS_REDIS_MIN_REPLICAS replicas have it: WAIT on the same connection, in the same round trip.
@@ -149,8 +164,9 @@ class Ledger:
         wanted = self.settings.redis_min_replicas
         if wanted <= 0:
             return self._run_many(name, calls), True
+        common = self._common
         results, acked = self._scripts.run_many_durably(
-            name, [(*self._common, *args) for args in calls], wanted, self.settings.redis_wait_timeout_ms
+            name, [(*common, *args) for args in calls], wanted, self.settings.redis_wait_timeout_ms
         )
         return results, acked >= wanted
 
@@ -332,7 +348,8 @@ class Ledger:
         wanted = self.settings.redis_min_replicas
         accepted = wanted > 0 and any(dict(zip(SCRIPT_ARGS["finish"], args))["kind"] == "accepted" for args in calls)
         wait = (wanted, self.settings.redis_wait_timeout_ms) if accepted else None
-        results = self._scripts.run_each("finish", [(*self._common, *args) for args in calls], wait)
+        common = self._common
+        results = self._scripts.run_each("finish", [(*common, *args) for args in calls], wait)
         if wait is not None:
             acked = results.pop()
             if isinstance(acked, Exception) or int(acked) < wanted:
@@ -354,6 +371,7 @@ class Ledger:
         delay_s: float = 0.0,
         call: str = "",
         route: str = "http",
+        provider_status: str = "",
     ) -> tuple[object, ...]:
         """`call`: the outcome's id, the same on every try of it (a new one when empty)."""
         s = self.settings
@@ -376,6 +394,7 @@ class Ledger:
             delay_s=delay_s,
             max_ambiguous_resends=s.max_ambiguous_resends,
             route=route,
+            provider_status=provider_status,
         )
 
     def claim_due(self, limit: int = CLAIM_STEP) -> list[tuple[str, str, str]]:
@@ -470,6 +489,68 @@ class Ledger:
             receipt_timestamp=timestamp,
         )
         return str(self._run("receipt", *args))
+
+    # --- the SMPP route --------------------------------------------------------------------
+    def bind_slot(self, action: str, holder: str, slot: int = -1, lease_s: float = 0.0) -> int:
+        """The fleet's bind slots (`bind.lua`): acquire, renew, release, count."""
+        slots = self.settings.smpp_max_binds
+        args = script_args("bind", action=action, holder=holder, slots=slots, lease_ms=int(lease_s * 1000), slot=slot)
+        return int(self._run("bind", *args))
+
+    def match_smpp_receipt(self, message_id: str, status: str, timestamp: str) -> tuple[str, str] | None:
+        """(job, to) of the job `message_id` names, or None: the receipt is kept for a late acceptance."""
+        r = self._smpp_receipt("match", message_id=message_id, status=status, timestamp=timestamp)
+        return (r[0], r[1]) if r else None
+
+    def due_smpp_receipts(self, limit: int = STEP) -> list[tuple[str, str, str, str, str]]:
+        """Kept receipts whose job is known now: (job, to, message_id, status, timestamp); each stays
+        kept until `smpp_receipt_done` (a crash before applying it retries it)."""
+        flat = self._smpp_receipt("due", limit=limit)
+        return [(flat[i], flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4]) for i in range(0, len(flat), 5)]
+
+    def smpp_receipt_done(self, message_id: str) -> None:
+        self._smpp_receipt("done", message_id=message_id)
+
+    def smpp_receipts_kept(self) -> int:
+        return int(self._smpp_receipt("kept"))
+
+    def _smpp_receipt(
+        self, action: str, *, message_id: str = "", status: str = "", timestamp: str = "", limit: int = 0
+    ) -> Any:
+        args = script_args(
+            "smpp_receipt",
+            action=action,
+            message_id=message_id,
+            status=status,
+            timestamp=timestamp,
+            keep_s=SMPP_KEEP_S,
+            max_kept=SMPP_MAX_KEPT,
+            limit=limit,
+        )
+        return self._run("smpp_receipt", *args)
+
+    def record_inbound(self, sender: str, to: str, text: str, word: str = "") -> str:
+        """An inbound message; `word` opt_out / opt_in changes the sender's suppression (`inbound.lua`)."""
+        url = self.settings.inbound_url or ""
+        return str(self._run("inbound", *script_args("inbound", sender=sender, to=to, text=text, word=word, url=url)))
+
+    def inbound_page(self, before: str = "+", count: int = 100) -> list[dict[str, Any]]:
+        """Inbound messages, newest first, at most `count` (≤ STEP) older than `before` (exclusive)."""
+        start = before if before == "+" else f"({before}"
+        entries = cast(
+            "list[tuple[str, dict[str, str]]]",
+            self.redis.xrevrange(self.keys.inbound, start, "-", count=min(count, STEP)),
+        )
+        return [
+            {
+                "id": entry_id,
+                "from": fields.get("from"),
+                "to": fields.get("to"),
+                "text": fields.get("text"),
+                "received_at": iso(int(entry_id.split("-")[0]) / 1000),
+            }
+            for entry_id, fields in entries
+        ]
 
     # --- operators -------------------------------------------------------------------
     def operate(self, action: str, job_id: str, reason: str = "cancelled", by: str = "") -> tuple[bool, str]:
@@ -598,6 +679,17 @@ class Ledger:
         """The scripts' clock (Redis TIME plus the test offset), for times computed in Python."""
         return ledger_now(self.redis, self.settings)
 
+    # --- budget ----------------------------------------------------------------------
+    def resume_budget(self, by: str) -> tuple[bool, str]:
+        """Lift today's budget pause for the rest of the day: (done, the cap it lifted or why not)."""
+        r = reply("budget", self._run("budget", *script_args("budget", action="resume", by=by)))
+        return r["status"] == "ok", r["detail"]
+
+    def budget_announcements(self) -> list[tuple[int, str, int, int]]:
+        """Warning levels reached today and not logged yet, now marked logged: (level, reason, messages, µ$)."""
+        flat = self._run("budget", *script_args("budget", action="announce", by=""))
+        return [(int(r["level"]), r["reason"], int(r["messages"]), int(r["price"])) for r in reply_rows("budget", flat)]
+
     def counters(self) -> dict[str, str]:
         return self.redis.hgetall(self.keys.counters)  # type: ignore[return-value]
 
@@ -618,7 +710,13 @@ class Ledger:
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)
-        return int(self.redis.sadd(self.keys.suppressed, *numbers)) if numbers else 0
+        if not numbers:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.suppressed, *numbers)
+        for number in numbers:  # the reason, so an opt-in (START) never lifts an operator's suppression
+            pipe.hsetnx(self.keys.suppression(number), "operator", time.time())
+        return int(pipe.execute()[0])
 
     # --- batches ---------------------------------------------------------------------
     def close_batch(self, batch_id: str) -> bool:

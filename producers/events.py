@@ -2,6 +2,7 @@
 
 The ledger's scripts append one entry per state change (`job`, `state`, `prev`, and
 `reason`, `batch`, `late` when they apply; the entry id is the time), trimmed with `MAXLEN ~ COSMOS_EVENTS_MAXLEN`.
+Entries of other kinds (a `kind` field: `budget` warnings) are yielded only to readers that ask (`kinds=`).
 On Redis 7.0 trimming drops entries whether or not a group has acknowledged them: the stream
 is a feed, not a queue. A reader that falls behind the bound gets `EventsMissed`, never a gap.
 
@@ -31,8 +32,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,10 @@ DEFAULT_CLAIM_IDLE_MS = 60_000
 CLAIM_EVERY_S = 5.0
 """How often (seconds) a reader looks for idle entries of other consumers."""
 _NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+STATE = "state"
+EVENT_KINDS = (STATE, "inbound", "budget")
+"""What the stream carries. Readers get `state` events only unless they ask for more (`kinds=`), so a
+reader written for state changes never meets another kind."""
 
 
 class EventsMissed(CosmosSmsError):
@@ -92,9 +97,19 @@ class Event:
     batch_id: str | None = None
     late: bool = False
     """The provider's word arrived after the job had ended `expired`, `dead` or `cancelled`."""
+    kind: str = STATE
+    """`state` (a record's state change) or another kind (`inbound`: a message to us; `budget`: a cap's
+    warning), see EVENT_KINDS."""
+    detail: dict[str, str] = field(default_factory=dict)
+    """The fields of an event of another kind (a `budget` event: level, reason, messages, price, cap, day)."""
 
     @classmethod
     def from_entry(cls, entry_id: str, fields: dict[str, str]) -> Event:
+        kind = fields.get("kind", STATE)
+        if kind != STATE:
+            detail = {k: v for k, v in fields.items() if k not in ("kind", "reason")}
+            reason = fields.get("reason") or None
+            return cls(entry_id, "", "", None, entry_time(entry_id), reason, kind=kind, detail=detail)
         return cls(
             id=entry_id,
             job_id=fields.get("job", ""),
@@ -109,8 +124,11 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; `at` is `ts` in ISO 8601 UTC."""
         at = datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if self.kind != STATE:
+            return {"id": self.id, "kind": self.kind, "ts": self.ts, "at": at, "reason": self.reason, **self.detail}
         return {
             "id": self.id,
+            "kind": self.kind,
             "job_id": self.job_id,
             "state": self.state,
             "prev": self.prev,
@@ -138,6 +156,17 @@ def _wait_for_entries(client: redis.Redis, stream: str, after: str, block_ms: in
         reply = client.xread({stream: after}, count=count, block=min(left_ms, slice_ms))
         if reply:
             return reply
+
+
+def _check_kinds(kinds: Iterable[str] | None) -> frozenset[str] | None:
+    if kinds is None:
+        return None
+    chosen = frozenset([kinds] if isinstance(kinds, str) else kinds)
+    unknown = sorted(chosen - set(EVENT_KINDS))
+    if unknown or not chosen:
+        allowed = ", ".join(EVENT_KINDS)
+        raise ValueError(f"kinds: must be None (every kind) or some of {allowed}, got {unknown or 'none'}")
+    return chosen
 
 
 def _check_count(count: int) -> int:
@@ -184,6 +213,7 @@ class EventReader:
         client: redis.Redis | None = None,
         start: str = "$",
         claim_idle_ms: int | None = DEFAULT_CLAIM_IDLE_MS,
+        kinds: Iterable[str] | None = (STATE,),
     ) -> None:
         for name, value in (("group", group), ("consumer", consumer)):
             if not isinstance(value, str) or not _NAME.match(value):
@@ -192,6 +222,7 @@ class EventReader:
             raise ValueError(f"start: must be '$' (new events) or '0' (every event kept), got {start!r}")
         if claim_idle_ms is not None and (not isinstance(claim_idle_ms, int) or claim_idle_ms < 1000):
             raise ValueError(f"claim_idle_ms: must be None or at least 1000, got {claim_idle_ms!r}")
+        self.kinds = _check_kinds(kinds)
         self.settings = settings or load_settings()
         self.redis = client or _client(self.settings)
         self.stream = Keys(self.settings.redis_prefix).events
@@ -217,7 +248,14 @@ class EventReader:
         _check_block(block_ms)
         if not self._group_ready:
             self.ensure_group()
-        return self._read_pending(count) or self._claim_idle(count) or self._read_new_events(count, block_ms)
+        events = self._read_pending(count) or self._claim_idle(count) or self._read_new_events(count, block_ms)
+        if self.kinds is None:
+            return events
+        # Events of kinds this reader did not ask for are acknowledged unseen: they never stay pending.
+        unwanted = [event for event in events if event.kind not in self.kinds]
+        if unwanted:
+            self.ack(unwanted)
+        return [event for event in events if event.kind in self.kinds]
 
     def ack(self, events: Sequence[Event]) -> int:
         """Acknowledge handled events; returns how many were still pending."""
@@ -309,7 +347,14 @@ class EventReader:
 class EventFeed:
     """Plain reads of the events stream, without a group: what the CLI and the console show."""
 
-    def __init__(self, settings: Settings | None = None, *, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        client: redis.Redis | None = None,
+        kinds: Iterable[str] | None = (STATE,),
+    ) -> None:
+        self.kinds = _check_kinds(kinds)
         self.settings = settings or load_settings()
         self.redis = client or _client(self.settings)
         self.stream = Keys(self.settings.redis_prefix).events
@@ -317,12 +362,16 @@ class EventFeed:
     def latest(self, count: int = 50) -> list[Event]:
         """The last `count` events, oldest first."""
         entries: Any = self.redis.xrevrange(self.stream, count=_check_count(count))
-        return _events(list(reversed(entries)))[0]
+        return self._wanted(_events(list(reversed(entries)))[0])
 
     def after(self, event_id: str = "0-0", count: int = 100) -> list[Event]:
         """Up to `count` events after `event_id` (exclusive), oldest first: a page."""
-        entries: Any = self.redis.xrange(self.stream, min=f"({event_id}", count=_check_count(count))
-        return _events(entries)[0]
+        while True:
+            entries: Any = self.redis.xrange(self.stream, min=f"({event_id}", count=_check_count(count))
+            wanted = self._wanted(_events(entries)[0])
+            if wanted or len(entries) < count:
+                return wanted
+            event_id = entries[-1][0]  # a whole page of other kinds: the next one
 
     def follow(self, after: str = "$", block_ms: int = 5000, count: int = 100) -> Iterator[Event]:
         """Iterate events after `after` (`$`: from now on) forever, waiting for new ones."""
@@ -335,7 +384,11 @@ class EventFeed:
             reply: Any = _wait_for_entries(self.redis, self.stream, last, block_ms, _check_count(count))
             for event in _events(reply[0][1] if reply else [])[0]:
                 last = event.id
-                yield event
+                if self.kinds is None or event.kind in self.kinds:
+                    yield event
+
+    def _wanted(self, events: list[Event]) -> list[Event]:
+        return events if self.kinds is None else [event for event in events if event.kind in self.kinds]
 
     def info(self) -> dict[str, Any]:
         """Length, bound, first and last ids, and each group's position and lag."""

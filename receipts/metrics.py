@@ -34,6 +34,7 @@ HISTOGRAMS = {
     "attempt": ("attempt_latency_seconds", "Time one request to COSMOS took, answered or not."),
     "send": ("send_latency_seconds", "Time from enqueue to COSMOS accepting the message (state sent)."),
     "receipt": ("receipt_latency_seconds", "Time from sent to its delivery receipt being applied."),
+    "smpp_submit": ("smpp_submit_latency_seconds", "Time from writing a submit_sm to its submit_sm_resp."),
 }
 
 COUNTER_HELP = {
@@ -76,7 +77,8 @@ class LedgerCollector(Collector):
         pause = cast("dict[str, str]", self.ledger.redis.hgetall(self.ledger.keys.pause))
         now = server_time(self.ledger.redis)
         yield from outcome_counters(counters)
-        yield from pause_gauges(pause, now)
+        yield from pause_gauges(pause, now, figures["budget"]["paused_since"])
+        yield from budget_gauges(figures)
         yield from worker_gauges(Heartbeats(self.ledger.redis, self.ledger.keys).seen(), now)
 
         jobs = GaugeMetricFamily(f"{PREFIX}jobs", "Jobs per state, as the ledger counts them.", labels=["state"])
@@ -159,6 +161,19 @@ class LedgerCollector(Collector):
             value=figures["oldest_awaiting_receipt_s"] or 0,
         )
 
+        smpp = figures.get("smpp")
+        if smpp:
+            yield GaugeMetricFamily(f"{PREFIX}smpp_binds_held", "SMPP binds held now, fleet-wide.", value=smpp["binds"])
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_in_use",
+                "Messages being sent now over SMPP, against smpp_binds x COSMOS_SMPP_WINDOW submits.",
+                value=smpp["in_flight"],
+            )
+            yield GaugeMetricFamily(
+                f"{PREFIX}smpp_window_capacity",
+                "smpp_binds x COSMOS_SMPP_WINDOW.",
+                value=smpp["binds"] * smpp["window"],
+            )
         archive = figures["archive"]
         yield GaugeMetricFamily(
             f"{PREFIX}archive_backlog",
@@ -207,8 +222,35 @@ def outcome_counters(counters: dict[str, str]) -> Iterator[CounterMetricFamily]:
     yield attempts
 
 
-def pause_gauges(pause: dict[str, str], now: float) -> Iterator[GaugeMetricFamily]:
-    """Each pause kind per lane, 1 or 0, and for how long: bounded labels only (the reason is in `stats`)."""
+def budget_gauges(figures: dict) -> list[GaugeMetricFamily]:
+    """Today's spend as the ledger counts it for the budget, and the caps (0: none)."""
+    spend, budget = figures["spend_today"], figures["budget"]
+    return [
+        GaugeMetricFamily(
+            f"{PREFIX}spend_today_messages",
+            "Messages accepted on the current budget day (midnight in COSMOS_BUDGET_TZ).",
+            value=spend["messages"],
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}spend_today_usd", "Their price on the current budget day, US dollars.", value=spend["price"]
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}daily_budget_usd",
+            "COSMOS_DAILY_BUDGET: US dollars per budget day (0: no cap).",
+            value=budget["daily_budget"],
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}daily_message_cap",
+            "COSMOS_DAILY_MESSAGE_CAP: messages per budget day (0: no cap).",
+            value=budget["daily_message_cap"],
+        ),
+    ]
+
+
+def pause_gauges(pause: dict[str, str], now: float, budget_since: float | None = None) -> Iterator[GaugeMetricFamily]:
+    """Each pause kind per lane, 1 or 0, and for how long: bounded labels only (the reason is in `stats`).
+
+    `budget_since`: when today's budget pause began (it lives in the budget day's hash, not `pause`)."""
     paused = GaugeMetricFamily(
         f"{PREFIX}sending_paused",
         "1 while sending is paused for this kind (operator, account, budget) and lane.",
@@ -231,6 +273,9 @@ def pause_gauges(pause: dict[str, str], now: float) -> Iterator[GaugeMetricFamil
             ts = now
         for lane in LANES if scope in ("", "all") else [scope]:
             since[(kind, lane)] = min(ts, since.get((kind, lane), ts))
+    if budget_since is not None:
+        for lane in LANES:
+            since[("budget", lane)] = budget_since
     for kind in PAUSE_KINDS:
         for lane in LANES:
             start = since.get((kind, lane))

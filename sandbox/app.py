@@ -386,4 +386,9 @@ def build_app(config: SandboxConfig) -> web.Application:
 
     app.on_startup.append(start_receipts)
     app.on_cleanup.append(stop_receipts)
+    if config.smpp_port is not None:
+        from sandbox.smsc import Smsc
+        from sandbox.smsc_control import add_smsc
+
+        add_smsc(app, Smsc(config.api_key, config.api_secret, config.seed), config.host, config.smpp_port)
     return app

@@ -27,3 +27,6 @@ class SandboxConfig:
     unauthorized_s: float = 0.0
     """Seconds from start during which every SMS request answers 401 unauthorized (0: none)."""
     faults: FaultSettings = field(default_factory=FaultSettings)
+    smpp_port: int | None = None
+    """Also serve the SMSC simulator on this port (sandbox/smsc.py); its credentials are the API key
+    (system_id) and secret (password)."""

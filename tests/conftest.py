@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.support.inprocess_worker",
     "tests.support.receiver_fixture",
     "tests.support.postgres_fixture",
+    "tests.support.smsc_fixture",
 ]
 
 TEST_API_KEY = "test-key-1EdZEH7484krjSQt1zg782"

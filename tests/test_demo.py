@@ -352,3 +352,34 @@ def test_demo_with_console_keeps_running_prints_a_login_that_works_and_stops_on_
         proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     wait_for(lambda: not _survivors(proc.pid, marker), timeout=30, what="every demo process to stop")
+
+
+def test_demo_over_smpp_takes_every_path_through_a_bind(redis_server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_") and k != "REDIS_URL"}
+    env.update(REDIS_URL=redis_server.url)
+    cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
+    done = subprocess.run(
+        [
+            str(cosmos_sms),
+            "demo",
+            "--transport",
+            "smpp",
+            "--redis-url",
+            redis_server.url,
+            "--count",
+            str(MIN_COUNT + 10),
+            "--json",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=DEMO_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["final"] is True, summary
+    assert summary["states"]["delivered"] > 0 and summary["states"]["not_delivered"] > 0
+    assert {"failed", "spam", "blacklist", "suppressed"} <= set(summary["dead_reasons"]), summary
+    # A refused bind: sending paused and resumed by itself, nothing dead for it.
+    assert summary["account_pause"]["paused_seen"] is True
+    assert "unauthorized" not in summary["dead_reasons"]

@@ -16,6 +16,9 @@ from tests.support.processes import ROOT
 
 THIRD_PARTY_VARIABLES = {
     "FLOWER_BASIC_AUTH": "Flower reads each of its options from FLOWER_<OPTION>",
+    "POSTGRES_DB": "the postgres image creates this database at its first start",
+    "POSTGRES_USER": "the postgres image creates this user at its first start",
+    "POSTGRES_PASSWORD": "the postgres image sets this user's password at its first start",
 }
 """Variables the deployment files pass to a program that is not ours, and who reads them."""
 

@@ -466,6 +466,25 @@ def test_breaker_opens_per_destination_probes_one_at_a_time_and_closes_on_succes
     assert breakers.acquire("a:80", 33) > 0
 
 
+def test_an_inbound_message_is_posted_to_the_inbound_url_signed(
+    app_receiver, forwarder_for, settings_for, redis_client
+):
+    from ledger.store import Ledger
+
+    app = app_receiver()
+    ledger = Ledger(redis_client, settings_for(**FAST, COSMOS_INBOUND_URL=app.url("/ok")))
+    entry = ledger.record_inbound("044770090012345", "COSMOS", "Привет STOP?", "")
+    forwarder_for()
+    [post] = wait_for(lambda: app.of("/ok"), timeout=20, what="the inbound POST")
+    assert post.verified and post.webhook_id == f"msg_in.{entry}"
+    assert {k: post.body[k] for k in ("from", "to", "text")} == {
+        "from": "044770090012345",
+        "to": "COSMOS",
+        "text": "Привет STOP?",
+    }
+    assert post.body["received_at"].endswith("Z")
+
+
 def refused(store: Forwards, fwd_id: str) -> bool:
     forward = store.get(fwd_id)
     return forward is not None and forward.failed_ts is not None and forward.last_error == "destination_refused"

@@ -28,13 +28,13 @@ def restartable_redis(tmp_path):
 
 
 def test_queued_jobs_whose_messages_were_lost_are_sent_within_ten_seconds_of_a_restart(
-    restartable_redis, workers, settings_for, sandbox
+    restartable_redis, worker_processes, settings_for, sandbox
 ):
     env = dict(REDIS_URL=restartable_redis.url, COSMOS_REQUEUE_GRACE_S="60")
     producer = SmsProducer(settings_for(COSMOS_API_URL=sandbox.api_url, **env))
     ids = [producer.send_sms(TO, "F", f"lost {n}") for n in range(20)]
     producer.redis.delete(producer.keys.broker_queue_key("single"))  # their messages are gone
-    workers.start_supervised(**env, COSMOS_REDIS_PREFIX=producer.keys.prefix)
+    worker_processes.start_supervised(**env, COSMOS_REDIS_PREFIX=producer.keys.prefix)
     wait_for(lambda: producer.redis.exists(producer.keys.redis_run_id), timeout=30, what="the reconciler's look")
     assert producer.ledger.states(ids) == ["queued"] * len(ids)  # within the grace: nothing republished
 

@@ -16,9 +16,11 @@ from config.keys import Keys
 from config.redis_client import redis_client
 from config.settings import Settings
 from cosmos_api.client import CosmosClient
+from cosmos_api.smpp.client import SmppClient
 from ledger.store import Ledger
 from worker.outcome_writer import OutcomeWriter
 from worker.slots import SendSlots
+from worker.smpp_route import SmppRoute
 
 
 @dataclass
@@ -47,7 +49,10 @@ class WorkerContext:
         return OutcomeWriter(self.ledger, wait_bound_s=self.settings.lease_s / 2)
 
     @cached_property
-    def client(self) -> CosmosClient:
+    def client(self) -> CosmosClient | SmppClient:
+        """The route's client; both answer `send(to, sender, text, callback) -> Outcome`."""
+        if self.settings.transport == "smpp":
+            return self.smpp_route.client
         api_key, api_secret = self.settings.require_credentials()
         return CosmosClient(
             self.settings.api_url,
@@ -56,6 +61,11 @@ class WorkerContext:
             connect_timeout_s=self.settings.connect_timeout_s,
             read_timeout_s=self.settings.read_timeout_s,
         )
+
+    @cached_property
+    def smpp_route(self) -> SmppRoute:
+        """This process's bind and receipt duties (started by the worker's lifecycle hooks)."""
+        return SmppRoute(self.settings, self.ledger)
 
     @cached_property
     def send_pool(self) -> ThreadPoolExecutor:

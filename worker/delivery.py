@@ -99,6 +99,9 @@ def deliver_job(
             message_id=outcome.message_id,
             price=outcome.price,
             error=outcome.error,
+            delay_s=outcome.retry_after_s,
+            route=outcome.route,
+            provider_status=outcome.raw_status,
         )
         _log_outcome(ctx, job_id, attempt, outcome, kind, result, change)
         return RETRY if result == "retry" else result

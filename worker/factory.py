@@ -115,8 +115,12 @@ class WorkerDuties:
             self.archiver.start()
         self.heartbeat = Heartbeat(ctx, _lanes(self.app, self.settings), self.tasks, lambda: reconciler.last_ran_ts)
         self.heartbeat.start()
+        if self.settings.transport == "smpp":
+            ctx.smpp_route.start()  # the bind lives in this process: plain `celery -A worker worker` sends too
 
     def stop(self) -> None:
+        if self.settings.transport == "smpp":
+            get_context(self.settings).smpp_route.stop(timeout=10)  # window drained, unbind, lease given back
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self.reconciler is not None:

@@ -3,7 +3,8 @@
 Each tick it republishes retries that are due (single lane first), ends waiting jobs past their
 deadline, republishes jobs whose lease expired because their worker died and queued jobs whose
 broker message is evidently lost, publishes scheduled jobs that are due (and bulk jobs the quiet
-hours held, once they end), and sweeps records whose retention ended. Every step is bounded.
+hours held, once they end), sweeps records whose retention ended, and logs the budget's warnings once
+each. Every step is bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 import redis
 import structlog
 
+from ledger.budget import to_usd
 from ledger.outbox import republish
 from ledger.schema import CLAIM_STEP, RELEASE_STEP, STEP, SWEEP_STEP
 from worker.context import WorkerContext
@@ -95,6 +97,8 @@ class Reconciler(threading.Thread):
             self.last_ran_ts = time.time()
             if reasons or swept:
                 log.info("reconciled", swept=swept, **reasons)
+            if ctx.ledger.budget.capped:
+                announce_budget(ctx)
             return sum(reasons.values())
         finally:
             ctx.ledger.release_lock(LOCK, self.token)
@@ -109,3 +113,18 @@ class Reconciler(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def announce_budget(ctx: WorkerContext) -> None:
+    """The log line of each budget warning level reached today, once a day across the fleet."""
+    budget = ctx.ledger.budget
+    for level, reason, messages, price in ctx.ledger.budget_announcements():
+        figures = dict(level=level, reason=reason, messages=messages, price=to_usd(price), tz=budget.zone.key)
+        if level >= 100:
+            log.error(
+                f"daily cap reached ({reason}): all sending paused until the next budget day, or "
+                "`cosmos-sms resume --budget` for the rest of today",
+                **figures,
+            )
+        else:
+            log.warning(f"budget at {level} % of the daily cap ({reason})", **figures)

@@ -75,7 +75,14 @@ WARN_ONCE_S = 60
 
 
 def run_startup_checks(settings: Settings, client: redis.Redis) -> None:
-    settings.require_credentials()
+    if settings.transport == "smpp":
+        _, system_id, password = settings.require_smpp()
+        if len(system_id) > 15 or len(password) > 8:
+            log.warning(
+                "COSMOS_SMPP_SYSTEM_ID or COSMOS_SMPP_PASSWORD is longer than SMPP 3.4 allows (15 and 8); sent as given"
+            )
+    else:
+        settings.require_credentials()
     require_redis_version(client)
     check_redis_role(client)
     lock = Keys(settings.redis_prefix).lock

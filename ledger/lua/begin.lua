@@ -78,6 +78,8 @@ if lane == 'bulk' and not renewing
   return {V.skip, 'quiet_hours'}
 end
 if operator_paused(lane) then return defer(t, 'operator_paused') end
+-- Before the account's probe: a probe COSMOS accepts costs a message too.
+if budget_paused(t) then return defer(t, 'budget_paused') end
 local probe = false
 local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')
 if account[1] then

@@ -1,6 +1,7 @@
 -- The reconciler's pick, one worker at a time, at most `limit` jobs per kind and call:
 -- 1. due retries, per lane, single first, unless something holds sending back (a pause, an open
---    breaker: then only its one probe goes; the quiet hours: no bulk), so waiting costs nothing per job;
+--    breaker: then only its one probe goes; the quiet hours: no bulk; a budget pause: none), so waiting
+--    costs nothing per job;
 -- 2. waiting jobs whose deadline passed, ended `expired` on the spot (EXPIRE_STEP a call);
 -- 3. leases whose owner died;
 -- 4. queued jobs whose broker message is evidently lost: none left in their lane.
@@ -19,7 +20,9 @@ end
 -- How many due retries may go now: all (limit), one probe, or none.
 local allowance = limit
 local account = redis.call('HMGET', PAUSE, 'account', 'probe_ts')
-if account[1] then
+if budget_paused(t) then
+  allowance = 0  -- no probe either: an accepted one would cost a message
+elseif account[1] then
   allowance = ((tonumber(account[2]) or 0) + probe_interval <= t) and 1 or 0
 else
   local b = redis.call('HMGET', BREAKER, 'state', 'open_until', 'probe_until')

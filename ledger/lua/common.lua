@@ -6,6 +6,11 @@ local P = COMMON.prefix
 local RETENTION, EVENTS_MAXLEN, GRACE = tonumber(COMMON.retention_s), tonumber(COMMON.events_maxlen),
   tonumber(COMMON.grace_s)
 local CLOCK_OFFSET = tonumber(COMMON.clock_offset_s)
+-- The budget: the boundaries of three consecutive budget days (computed in Python, which knows time
+-- zones), the daily message cap and price cap (micro-dollars; 0 = none).
+local BUDGET_DAYS = {tonumber(COMMON.budget_yesterday), tonumber(COMMON.budget_today),
+  tonumber(COMMON.budget_tomorrow), tonumber(COMMON.budget_after)}
+local MESSAGE_CAP, PRICE_CAP = tonumber(COMMON.message_cap), tonumber(COMMON.price_cap)
 local function key(...) return P .. ':' .. table.concat({...}, ':') end
 local COUNTERS = key('counters')
 local BACKSTOP_S = 86400  -- EXPIRE fires a day after the sweep should have removed a record
@@ -249,8 +254,63 @@ local function move(j, new, t, o)
   j[F.state] = new
 end
 
--- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here.
+-- Budgets. The hash of the budget day holding `ts`, that day's end and start; nil outside the days passed.
+local function budget_day(ts)
+  for i = 1, 3 do
+    if ts >= BUDGET_DAYS[i] and ts < BUDGET_DAYS[i + 1] then
+      return key('budget', string.format('%d', BUDGET_DAYS[i])), BUDGET_DAYS[i + 1], BUDGET_DAYS[i]
+    end
+  end
+  return nil
+end
+local function micros(price)
+  local p = tonumber(price) or 0
+  if p <= 0 then return 0 end
+  return math.floor(p * 1000000 + 0.5)
+end
+
+-- Which cap a day has reached `level` percent of (the price cap first), or nil.
+local function cap_reached(messages, price, level)
+  if PRICE_CAP > 0 and price * 100 >= level * PRICE_CAP then return BP.daily_budget end
+  if MESSAGE_CAP > 0 and messages * 100 >= level * MESSAGE_CAP then return BP.daily_message_cap end
+  return nil
+end
+
+-- Why the budget holds sending back now, or nil. An operator's resume lifts it until the day ends.
+local function budget_paused(t)
+  if MESSAGE_CAP <= 0 and PRICE_CAP <= 0 then return nil end
+  local dk = budget_day(t)
+  if not dk then return nil end
+  local b = redis.call('HMGET', dk, BF.messages, BF.price, BF.resumed)
+  if b[3] then return nil end
+  return cap_reached(tonumber(b[1]) or 0, tonumber(b[2]) or 0, 100)
+end
+
+-- Count acceptances and price (micro-dollars) on the budget day of `ts`; on today's, warn once per
+-- level with a `budget` event (the log line follows from the reconciler, which reads the marks).
+local function budget_count(ts, messages, price, t)
+  if messages == 0 and price == 0 then return end
+  local dk, ends, starts = budget_day(ts)
+  if not dk then return end
+  local m = redis.call('HINCRBY', dk, BF.messages, messages)
+  local p = redis.call('HINCRBY', dk, BF.price, price)
+  redis.call('EXPIREAT', dk, math.floor(ends) + BUDGET_KEEP_S)
+  if dk ~= budget_day(t) then return end
+  for _, level in ipairs(BUDGET_LEVELS) do
+    local reason = cap_reached(m, p, level)
+    if reason and redis.call('HSETNX', dk, BF['warned_' .. level], t) == 1 and EVENTS_MAXLEN > 0 then
+      local cap = reason == BP.daily_budget and string.format('%.6f', PRICE_CAP / 1000000) or MESSAGE_CAP
+      redis.call('XADD', key('events'), 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'kind', 'budget', 'level', level,
+        'reason', reason, 'messages', m, 'price', string.format('%.6f', p / 1000000), 'cap', cap,
+        'day', string.format('%d', starts))
+    end
+  end
+end
+
+-- Settle a job as sent with `mid`: the acceptance (or the provider's later word) is recorded once here,
+-- and counted on today's budget at its price.
 local function settle_sent(j, mid, price, t, late)
+  budget_count(t, 1, micros(price), t)
   move(j, S.sent, t, {late = late})
   redis.call('HSET', j.jk, F.message_id, mid, F.price, price, F.sent_ts, t)
   redis.call('HDEL', j.jk, F.last_error, F.resend_next)
@@ -270,6 +330,12 @@ local function deliver(j, status, price, stamp, t)
   if not price or price ~= price or price < 0 or price > math.max(1.0, 10 * old_price) then
     count(C.receipt_price_refused)
     price = old_price
+  end
+  do
+    -- The budget's count moves by at most the accepted price, on the acceptance's budget day.
+    local accepted = micros(old_price)
+    local delta = math.max(-accepted, math.min(accepted, micros(price) - accepted))
+    budget_count(tonumber(r[1]) or t, 0, delta, t)
   end
   redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)

@@ -8,16 +8,19 @@ local threshold, open_s = tonumber(A.breaker_threshold), tonumber(A.breaker_open
 local cap_s, delay_s = tonumber(A.breaker_cap_s), tonumber(A.delay_s)
 local max_resends, route = tonumber(A.max_ambiguous_resends), A.route
 local j = load(job, F.owner, F.message_id, F.rcpt_msgid, F.ambiguous_resends, F.doubt, F.attempts)
+local provider_status = A.provider_status  -- for people: the attempt history
 local state = j[F.state]
 if not state then return {R.missing, ''} end
 local t = now()
 if kind ~= K.defer and kind ~= K.release then
-  remember(j.jk, status .. '/' .. http .. '/' .. latency_ms)
+  remember(j.jk, status .. '/' .. http .. '/' .. latency_ms .. '/' .. route .. '/' .. provider_status)
   timeline(j, 'attempt', {'n', j[F.attempts] or '', 'status', status, 'http', http ~= '0' and http or '',
     'ms', latency_ms, 'route', route or '', 'error', kind ~= K.accepted and string.sub(err, 1, 120) or ''}, t)
   redis.call('HDEL', j.jk, F.inflight)
+  redis.call('HSET', j.jk, F.route, route)
   count('attempt:' .. route .. ':' .. kind)
   observe('attempt', (tonumber(latency_ms) or 0) / 1000)
+  if route == 'smpp' then observe('smpp_submit', (tonumber(latency_ms) or 0) / 1000) end
 end
 
 if kind == K.accepted then
@@ -25,7 +28,11 @@ if kind == K.accepted then
   redis.call('HDEL', PAUSE, 'account', 'probe_ts')  -- COSMOS takes our requests again
   if state == S.sent or state == S.delivered or state == S.not_delivered then
     -- Another attempt of this job was recorded first: this one is an extra send.
-    if j[F.message_id] ~= message_id then return {extra_send(j, message_id), change} end
+    if j[F.message_id] ~= message_id then
+      local extra = extra_send(j, message_id)
+      if extra == R.extra then budget_count(t, 1, micros(price), t) end  -- it cost a send too
+      return {extra, change}
+    end
     return {R.duplicate, change}
   end
   settle_sent(j, message_id, price, t, LATE_OK[state])
@@ -50,11 +57,14 @@ if settle_stored_receipt(j, t, j[F.doubt] == '1' or kind == K.ambiguous) then re
 if kind == K.permanent then
   local change = breaker_success()
   redis.call('HSET', j.jk, F.last_error, err)
-  if http == '0' then  -- refused before any request (large_request): not an attempt
+  if http == '0' and provider_status == '' then  -- refused before any request (large_request): not an attempt
     redis.call('HINCRBY', j.jk, F.attempts, -1)
     count(C.attempts, -1)
   end
-  if status == 'blacklist' then redis.call('SADD', key('suppressed'), j[F.to]) end
+  if status == 'blacklist' then
+    redis.call('SADD', key('suppressed'), j[F.to])
+    redis.call('HSETNX', key('suppression', j[F.to]), 'blacklist', t)
+  end
   move(j, S.dead, t, {reason = status})
   return {R.dead, change}
 end
@@ -88,6 +98,7 @@ if kind == K.defer then
   return {R.retrying, ''}
 end
 if kind == K.release then
+  if status == 'throttled' then count(C.smpp_throttled) end
   -- A lease given back before any request (too few replicas held it): not an attempt.
   redis.call('HINCRBY', j.jk, F.attempts, -1)
   count(C.attempts, -1)

@@ -34,6 +34,7 @@ elseif action == 'resend' then
   return fresh_start('resent')
 elseif action == 'mark_sent' then
   if state ~= S.held then return {'refused', 'job is ' .. state .. ', not held'} end
+  budget_count(t, 1, 0, t)  -- the operator's word that it was accepted; its price is unknown
   move(j, S.sent, t, {event = 'marked_sent', tl = {'by', by}})
   redis.call('HSET', j.jk, F.sent_ts, t, F.last_error, 'marked sent by an operator')
   return {'ok', j[F.lane]}

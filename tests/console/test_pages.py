@@ -25,6 +25,7 @@ def test_overview_shows_counts_queues_pause_breaker_and_price(operator, ledger, 
     assert el(page, id="oldest").text.endswith(" s")
     assert "op:bulk: campaign review" in el(page, id="paused").text
     assert el(page, id="breaker").text.startswith("open (12 failures")
+    assert el(page, id="route").text == "http"
 
 
 def test_overview_chart_counts_events_per_minute_and_price(operator, ledger, redis_client):
