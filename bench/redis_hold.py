@@ -333,28 +333,16 @@ def search(client: redis.Redis, settings: Settings, batches: list[str], count: i
 
 
 def other_routes(ledger: Ledger, count: int, holds: Holds) -> None:
-    """The budget day's script and the SMPP route's (bind slots, receipts by message_id, inbound),
-    through the Ledger's methods where this build has them."""
-    calls: list[Callable[[int], object]] = []
-    if budget := getattr(ledger, "budget_announcements", None):
-        calls.append(lambda i: budget())
-    if resume := getattr(ledger, "resume_budget", None):
-        calls.append(lambda i: resume("bench"))
-    if bind := getattr(ledger, "bind_slot", None):
-        calls += [
-            lambda i: bind("acquire", f"h{i}", lease_s=30),
-            lambda i: bind("count", "h"),
-            lambda i: bind("release", f"h{i}", slot=0),
-        ]
-    if match := getattr(ledger, "match_smpp_receipt", None):
-        calls.append(lambda i: match(f"smsc-{i}", "DELIVRD", "2612080000"))
-    if due := getattr(ledger, "due_smpp_receipts", None):
-        calls.append(lambda i: due())
-    if inbound := getattr(ledger, "record_inbound", None):
-        calls.append(lambda i: inbound(NUMBER, "033300000000001", f"reply {i}", "stop" if i % 10 == 0 else ""))
+    """The budget day's script and the SMPP route's: bind slots, receipts by message_id, inbound messages."""
     for i in range(count):
-        for call in calls:
-            call(i)
+        ledger.budget_announcements()
+        ledger.resume_budget("bench")
+        slot = ledger.bind_slot("acquire", f"h{i}", lease_s=30)
+        ledger.bind_slot("count", "h")
+        ledger.bind_slot("release", f"h{i}", slot=slot)
+        ledger.match_smpp_receipt(f"smsc-{i}", "DELIVRD", "2612080000")
+        ledger.due_smpp_receipts()
+        ledger.record_inbound(NUMBER, "033300000000001", f"reply {i}", "opt_out" if i % 10 == 0 else "")
         if i % 100 == 0:
             holds.collect()
     holds.collect()
@@ -399,7 +387,7 @@ def run(records: int, sample: int, work_dir: Path, progress: Callable[[str], Non
         events(client, settings, sample, holds)
         progress("search_filter")
         search(client, settings, batches, 200, holds)
-        progress("budget / SMPP scripts, where this build has them")
+        progress("budget / bind / smpp_receipt / inbound")
         other_routes(ledger, min(sample, 1000), holds)
         return {
             "records": job_hashes,
