@@ -5,7 +5,8 @@
 
 On an idle private Redis, with `slowlog-log-slower-than 0` so that every call is timed (the log
 is read and emptied after each step, before it can overflow): `--records` jobs are recorded with
-`send_bulk` (the enqueue steps are measured as they fill the server; archiving is on, so finished
+`send_bulk` (the enqueue steps are measured as they fill the server, those over 100 µs: at 0 Redis
+would log every command inside every call too; archiving is on, so finished
 records wait for the archive as in production), then each other script of `ledger/lua` is called
 the way its caller does, `--sample` times or in steps over `--sample` jobs, on that full server.
 The report gives count / p50 / p99 / max per script and whether it keeps to the goal
