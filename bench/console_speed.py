@@ -1,12 +1,15 @@
-"""Console speed: p50/p95 of every GET page with N records in Redis (default 1,000,000).
+"""Console speed: p50/p95 of every GET page with N full records in Redis (default 1,000,000) and
+M entries (default 10,000,000) in each index a page walks.
 
-Fills a private redis-server quickly with HSET/ZADD in the ledger's shapes (job hashes,
-`idx:created`, `idx:to:<number>`, dead and held sets, message ids, idempotency keys, batches, counters,
-an hour of events; packed by hiredis, streamed by `redis-cli --pipe`), starts a real `cosmos-sms console`
-process, logs in once (the login's argon2 cost is not measured) and times sequential GETs of each page
-over HTTP.
+Fills a private redis-server quickly with HSET/ZADD in the ledger's shapes (job hashes with their
+timeline, `idx:created`, `idx:to:<number>`, dead and held sets, message ids, idempotency keys, batches,
+counters, scheduled jobs, worker heartbeats, an hour of events; packed by hiredis, streamed by
+`redis-cli --pipe`), then pads `idx:created`, the busiest number's `idx:to`, `dead` and `held` to M entries
+each with entries older than every record (their records are gone, as after the retention sweep), starts
+a real `cosmos-sms console` process (no archive: `/reports` says so, `/history` reads Redis), logs in once
+(the login's argon2 cost is not measured) and times sequential GETs of each page over HTTP.
 
-    .venv/bin/python -m bench.console_speed [--records N] [--requests 40] [--out results.json]
+    .venv/bin/python -m bench.console_speed [--records N] [--index-entries M] [--requests 40] [--out results.json]
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import httpx
 import redis
 
 from bench.processes import cosmos_cmd, free_port, spawn, start_redis, wait_for
+from config.keys import Keys
 from console.users import encode_hash
+from ledger.processes import Heartbeats
 from ledger.schema import batch_job_id
 
 PREFIX = "bench"
@@ -34,6 +39,10 @@ PASSWORD = "bench password"
 FILL_STEP = 5000
 REASONS = ("retries_exhausted", "invalid_to", "suppressed")
 HOT_NUMBER = "033300000000000"
+PADDED = ("idx:created", f"idx:to:{HOT_NUMBER}", "dead", "held")
+"""The indexes a page walks, padded to --index-entries."""
+PAD_STEP = 1000
+SPAN_S = 7 * 86400
 
 
 def _state(i: int) -> str:
@@ -77,9 +86,9 @@ def fill(url: str, records: int) -> dict:
     """N records over the last 7 days, in the ledger's key shapes; returns ids worth asking for."""
     emit = Filler(url)
     now = time.time()
-    span = 7 * 86400
+    span = SPAN_S
     counters: dict[str, int] = {}
-    sample = {"job": "", "message_id": "", "idem": ""}
+    sample = {"job": "", "message_id": "", "idem": "", "delivered": ""}
     batch_total = min(10_000, records)
     for i in range(records):
         in_batch = i < batch_total
@@ -110,7 +119,15 @@ def fill(url: str, records: int) -> dict:
             1,
             "history",
             "ok/200/85",
+            "timeline_n",
+            4 if state == "delivered" else 2,
+            "~0",
+            "0|queued",
+            "~1",
+            "50|sending|n=1",
         ]
+        if state == "queued" and i % 30 == 9:
+            fields += ["send_at", now + 86400, "waiting", "send_at"]
         if in_batch:
             fields += ["batch", "bench-batch"]
         if state == "delivered":
@@ -125,10 +142,15 @@ def fill(url: str, records: int) -> dict:
                 created + 2,
                 "delivery_status",
                 "delivered",
+                "~2",
+                "130|sent|n=1|h=200|ms=85|r=http",
+                "~3",
+                "2000|delivered|st=DELIVRD",
             ]
             emit("SET", f"{PREFIX}:msgid:m{i:09d}", job)
             if not sample["message_id"] and i > records // 3:
                 sample["message_id"] = f"m{i:09d}"
+                sample["delivered"] = job
         elif state == "dead":
             reason = REASONS[i % len(REASONS)]
             fields += ["dead_reason", reason]
@@ -147,6 +169,9 @@ def fill(url: str, records: int) -> dict:
         counters[f"state:{state}"] = counters.get(f"state:{state}", 0) + 1
         if i == records // 2 + 1:
             sample.update(job=job, number=to)
+            # The same record with a full timeline: 10 first entries, 40 last ones, 40 omitted between.
+            slots = [(f"~{k}", f"{k * 1000}|retrying|n={k}|h=503|ms=120|r=http") for k in range(50)]
+            emit("HSET", f"{PREFIX}:job:{job}", "timeline_n", 90, *[x for kv in slots for x in kv])
     batch: dict[str, object] = {"total": batch_total, "created_ts": now - span, "fingerprint": "bfp"}
     batch_states: dict[str, int] = {}
     for i in range(batch_total):
@@ -193,7 +218,27 @@ def fill(url: str, records: int) -> dict:
     return sample
 
 
+def pad(url: str, entries: int) -> dict[str, int]:
+    """Each of PADDED grown to `entries` entries, older than every record; returns entries added per index."""
+    client = redis.Redis.from_url(url)
+    emit = Filler(url)
+    oldest = time.time() - SPAN_S - 1
+    added = {}
+    for name in PADDED:
+        missing = max(0, entries - int(client.zcard(f"{PREFIX}:{name}")))
+        for start in range(0, missing, PAD_STEP):
+            pairs: list[object] = []
+            for i in range(start, min(missing, start + PAD_STEP)):
+                pairs += (oldest - i, f"g{i:09d}")
+            emit("ZADD", f"{PREFIX}:{name}", *pairs)
+        added[name] = missing
+    emit.close()
+    return added
+
+
 def pages(sample: dict) -> dict[str, str | None]:
+    deep = repr(time.time() - SPAN_S - 1 - 5_000_000)
+    spaced = f"+{HOT_NUMBER[:4]} {HOT_NUMBER[4:8]} {HOT_NUMBER[8:]}"
     return {
         "overview": "/",
         "overview tiles": "/overview/tiles",
@@ -202,13 +247,22 @@ def pages(sample: dict) -> dict[str, str | None]:
         "search job id": f"/messages?job_id={sample['job']}",
         "search message_id": f"/messages?message_id={sample['message_id']}",
         "search idempotency key": f"/messages?idem={sample['idem']}",
-        "search number (hot, 50k)": f"/messages?number={HOT_NUMBER}",
+        "search number (busiest)": f"/messages?number={HOT_NUMBER}",
         "search number": f"/messages?number={sample['number']}",
         "search batch": "/messages?batch=bench-batch",
         "search state=queued (scan)": "/messages?state=queued",
         "search dead + reason": "/messages?state=dead&reason=invalid_to",
         "search time range": "/messages?since=2000-01-01T00:00&until=2100-01-01T00:00",
-        "message page": f"/messages/{sample['job']}",
+        "messages, deep cursor (5M entries in)": f"/messages?cursor={deep}:g005000000",
+        "search number with spaces and +": f"/messages?number={spaced}",
+        "search scheduled": "/messages?scheduled=1",
+        "message page (timeline of 90, 50 kept)": f"/messages/{sample['job']}",
+        "message page (delivered)": f"/messages/{sample['delivered']}",
+        "processes": "/processes",
+        "history": "/history",
+        "history by number": f"/history?to={HOT_NUMBER}",
+        "history state=delivered": "/history?state=delivered",
+        "reports (no archive)": "/reports",
         "dead letters": "/dead",
         "dead by reason": "/dead?reason=suppressed",
         "held": "/held",
@@ -246,7 +300,7 @@ def measure(http: httpx.Client, path: str, requests: int) -> dict:
         started = time.perf_counter()
         response = http.get(path)
         times.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
+        if response.status_code not in (200, 303):  # 303: one exact hit opens the message
             raise RuntimeError(f"{path}: HTTP {response.status_code}")
     times.sort()
     return {
@@ -259,6 +313,7 @@ def measure(http: httpx.Client, path: str, requests: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--index-entries", type=int, default=10_000_000, help="entries in each index a page walks")
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -270,9 +325,17 @@ def main(argv: list[str] | None = None) -> dict:
         started = time.monotonic()
         sample = fill(url, args.records)
         fill_s = time.monotonic() - started
+        started = time.monotonic()
+        padded = pad(url, args.index_entries)
+        pad_s = time.monotonic() - started
+        beats = Heartbeats(client, Keys(PREFIX))
+        for n in range(20):
+            beats.beat(f"host-{n}:{1000 + n}", {"host": f"host-{n}", "pid": 1000 + n, "lanes": ["bulk"]}, 5)
         memory_mb = client.info("memory")["used_memory"] / 1e6
         index_bytes = {
-            "idx:created per entry": round(_memory(client, f"{PREFIX}:idx:created") / args.records, 1),
+            "idx:created per entry": round(
+                _memory(client, f"{PREFIX}:idx:created") / client.zcard(f"{PREFIX}:idx:created"), 1
+            ),
             "idx:to (hot number) per entry": round(
                 _memory(client, f"{PREFIX}:idx:to:{HOT_NUMBER}") / client.zcard(f"{PREFIX}:idx:to:{HOT_NUMBER}"), 1
             ),
@@ -315,7 +378,10 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = measure(http, path, args.requests)
         report = {
             "records": args.records,
+            "index_entries": {name: client.zcard(f"{PREFIX}:{name}") for name in PADDED},
+            "index_entries_added": padded,
             "fill_s": round(fill_s, 1),
+            "pad_s": round(pad_s, 1),
             "redis_used_memory_mb": round(memory_mb),
             "index_memory_bytes": index_bytes,
             "requests_per_page": args.requests,

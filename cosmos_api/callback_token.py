@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 PARAM_JOB, PARAM_EXP, PARAM_KID, PARAM_SIG = "cosmos_job", "cosmos_exp", "cosmos_kid", "cosmos_sig"
@@ -29,8 +30,9 @@ def signature(secret: str, job_id: str, expires_ts: int) -> str:
 def callback_url(base_url: str, job_id: str, secret: str, *, expires_ts: float) -> str:
     """`base_url` with the job's token appended as query parameters, keeping any it had.
 
-    `expires_ts`: epoch seconds after which the receiver refuses the token."""
-    expires = int(expires_ts)
+    `expires_ts`: epoch seconds after which the receiver refuses the token; rounded up to a whole
+    second, never down (cut down, a short retention left a receipt a fraction of a second)."""
+    expires = math.ceil(expires_ts)
     parts = urlsplit(base_url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     query += [

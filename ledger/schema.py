@@ -70,7 +70,7 @@ JOB_FIELDS = {
     "archived": "'1': the archive has had this record at least once (the sweep may remove it)",
     "redacted": "'1': to, text, idempotency key and callback query were redacted (one-way)",
     "call": "id of the last begin or finish call (a repeated call answers `call_reply`)",
-    "call_reply": "that call's reply, JSON",
+    "call_reply": "that call's reply, JSON, without what the record holds (ONCE_REPLY_FROM_RECORD)",
     "timeline_n": "timeline entries ever written (the kept ones are in TIMELINE_FIELD<slot> fields)",
 }
 
@@ -356,6 +356,12 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
 ONCE_SCRIPTS = frozenset({"begin", "finish"})
 """Scripts whose reply is kept in the job's record under the call's id (`call`): repeated after a lost
 reply, the call answers the same instead of counting an attempt or an outcome twice."""
+ONCE_REPLY_FROM_RECORD = {
+    "begin": {"to": "to", "sender": "from", "text": "text", "callback": "callback", "forward": "forward"},
+}
+"""Reply fields (by name, with the job field they come from) a kept reply leaves blank and a repeated call
+reads again from the record: a copy would take the message past redaction, and a value over Redis's
+64-byte listpack limit turns the job's hash into a hashtable for good (twice the bytes per record)."""
 INNER_SCRIPTS = {"take": "begin"}
 """Scripts that run another's body as a function (`begin_job(A)`) inside their one atomic step; they take
 the inner script's arguments first."""

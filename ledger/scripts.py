@@ -16,8 +16,10 @@ from ledger.budget import Budget, BudgetDays
 from ledger.schema import (
     COMMON_ARGS,
     INNER_SCRIPTS,
+    ONCE_REPLY_FROM_RECORD,
     ONCE_SCRIPTS,
     SCRIPT_ARGS,
+    SCRIPT_REPLIES,
     lua_prelude,
     lua_script_args,
     pack,
@@ -33,17 +35,37 @@ def script_source(name: str) -> str:
     common = (LUA_DIR / "common.lua").read_text()
     body = (LUA_DIR / f"{name}.lua").read_text()
     if name in ONCE_SCRIPTS:
-        body = f"local function step()\n{body}\nend\n{_ONCE}"
+        body = f"local function step()\n{body}\nend\n{_once(name)}"
     return lua_prelude() + common + "\n" + _inner(name) + lua_script_args(name) + body
 
 
-_ONCE = """-- A call repeated with its call id (redis-py's retry after a lost reply) answers what the first did.
+def _once(name: str) -> str:
+    """A call repeated with its call id (redis-py's retry after a lost reply) answers what the first did;
+    the kept reply leaves out what the record holds (ONCE_REPLY_FROM_RECORD) and the repeat reads it again."""
+    positions = {n: i for i, n in enumerate(SCRIPT_REPLIES.get(name, ()), 1)}
+    from_record = ", ".join(
+        f"[{positions[n]}] = F.{field}" for n, field in ONCE_REPLY_FROM_RECORD.get(name, {}).items()
+    )
+    return f"""local FROM_RECORD = {{{from_record}}}  -- reply positions the record holds (a full reply only)
 if A.call == '' then return step() end
 local jk = key('job', A.job)
 local prior = redis.call('HMGET', jk, F.call, F.call_reply)
-if prior[1] == A.call then return cjson.decode(prior[2]) end
+if prior[1] == A.call then
+  local out = cjson.decode(prior[2])
+  if #out == #REPLY then
+    for i, f in pairs(FROM_RECORD) do out[i] = redis.call('HGET', jk, f) or '' end
+  end
+  return out
+end
 local result = step()
-if redis.call('EXISTS', jk) == 1 then redis.call('HSET', jk, F.call, A.call, F.call_reply, cjson.encode(result)) end
+if redis.call('EXISTS', jk) == 1 then
+  local kept = result
+  if #result == #REPLY and next(FROM_RECORD) then
+    kept = {{}}
+    for i, v in ipairs(result) do kept[i] = FROM_RECORD[i] and '' or v end
+  end
+  redis.call('HSET', jk, F.call, A.call, F.call_reply, cjson.encode(kept))
+end
 return result
 """
 

@@ -201,6 +201,23 @@ def test_env_example_and_readme_list_every_setting():
 # --- a demo killed outright ----------------------------------------------------------------
 
 
+DEMO_CHILDREN = ("cli.main sandbox", "cli.main webhook", "cli.main worker", "-m celery")
+"""What a running demo has started (by command line): the sandbox, the receiver, the worker command and
+its Celery processes."""
+
+
+def _running_demo(proc: subprocess.Popen, marker: str, demo_err: Path, tmp_path: Path) -> bool:
+    """Whether the demo runs with every child; fails the test at once, with the demo's own words, if it ended."""
+    if proc.poll() is not None:
+        logs = {log.name: log.read_text(errors="replace")[-1000:] for log in tmp_path.glob("cosmos-demo-*/*.log")}
+        pytest.fail(
+            f"the demo exited (code {proc.returncode}) before it was killed: "
+            f"{demo_err.read_text(errors='replace')[-2000:]}; its children's logs: {logs}"
+        )
+    children = [p for p in _survivors(-1, marker) if not p.startswith(f"{proc.pid}: ")]
+    return all(any(role in child for child in children) for role in DEMO_CHILDREN)
+
+
 def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redis_server, tmp_path):
     from demo.leftovers import RUNS_KEY, STALE_AFTER_S, drop_stale
 
@@ -210,14 +227,16 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
     # TMPDIR: the log directory a killed demo cannot remove stays under the test's tmp_path.
     env.update(REDIS_URL=redis_server.url, DEMO_TEST_MARKER=marker, TMPDIR=str(tmp_path))
     cosmos_sms = Path(sys.executable).parent / "cosmos-sms"
-    proc = subprocess.Popen(
-        [str(cosmos_sms), "demo", "--count", "3000", "--json", "--redis-url", redis_server.url],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    demo_err = tmp_path / "demo.err"
+    with demo_err.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(cosmos_sms), "demo", "--count", "3000", "--json", "--redis-url", redis_server.url],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         # Running for real: registered on the shared Redis, and jobs written under its prefix.
         prefix = wait_for(
@@ -232,8 +251,14 @@ def test_a_sigkilled_demo_leaves_no_process_and_the_next_run_drops_its_keys(redi
             interval=0.2,
             what="the demo to send",
         )
-        children = [p for p in _survivors(-1, marker) if "process group" not in p]
-        assert len(children) >= 4, children  # sandbox, receiver, worker command, its Celery process
+        # Every child up, and the demo itself still running: a demo that failed on its own stops its
+        # children while its jobs are still in Redis, and would prove nothing about a SIGKILL.
+        wait_for(
+            lambda: _running_demo(proc, marker, demo_err, tmp_path),
+            timeout=60,
+            interval=0.2,
+            what="the sandbox, receiver, worker command and its Celery processes",
+        )
 
         proc.kill()  # SIGKILL: no handler, no finally
         proc.wait(30)

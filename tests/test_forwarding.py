@@ -501,9 +501,10 @@ def test_a_link_local_callback_is_refused_at_once_and_listed(forwarder_for, stor
 def test_private_callbacks_are_refused_only_when_the_operator_asks(app_receiver, forwarder_for, store):
     app = app_receiver()
     inside = store.add("p1", app.url("/ok"), payload("p1", "delivered"))
-    forwarder_for(COSMOS_FORWARD_DENY_PRIVATE="1")
+    denying = forwarder_for(COSMOS_FORWARD_DENY_PRIVATE="1")
     wait_for(lambda: refused(store, inside.fwd_id), timeout=10, what="the loopback forward refused")
     assert app.count("/ok") == 0
+    denying.stop(timeout=10)  # else it may claim the next forward too, and refuse it
     allowed = store.add("p2", app.url("/ok"), payload("p2", "delivered"))
     forwarder_for()  # default 0: single-host and private-network deployments keep working
     wait_for(lambda: gone(store, allowed.fwd_id), timeout=10, what="the loopback forward delivered")

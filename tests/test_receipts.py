@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ import requests
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from cosmos_api.callback_token import callback_url
+from cosmos_api.callback_token import callback_url, verify
 from ledger.stats import stats
 from ledger.store import Ledger
 from producers.producer import SmsProducer
@@ -404,6 +405,15 @@ def test_healthz_answers_ok_with_redis_and_503_without(receiver, settings):
         )
     assert (health.status_code, health.json()) == (503, {"redis": "unavailable"})
     assert receipt_answer.status_code == 401  # refused before Redis is asked
+
+
+def test_a_token_lives_at_least_its_whole_lifetime_whatever_the_fraction_of_a_second():
+    # A one-second lifetime from 12.9 s cut down to a whole second would end at 12 s, before it began.
+    for issued in (1000.0, 1000.5, 1000.999):
+        url = callback_url("http://testserver/delivery-status", "job-1", "s", expires_ts=issued + 1)
+        params = dict(parse_qsl(urlsplit(url).query))
+        assert verify(params, ["s"], issued + 1) == "job-1"
+        assert verify(params, ["s"], issued + 2.01) is None
 
 
 def test_redis_outage_answers_503_so_cosmos_retries(settings_for):

@@ -113,22 +113,14 @@ def test_a_timeline_entry_stays_under_the_listpack_value_limit(producer, ledger)
     assert all(len(v.encode()) <= 63 for k, v in stored.items() if k.startswith("~"))
 
 
-def test_a_delivered_record_costs_at_most_1_5_kb_of_redis_with_its_timeline_and_every_index(settings_for):
-    # The events stream holds COSMOS_EVENTS_MAXLEN entries whatever the traffic: one per record here,
-    # as in the 1M campaign with the default bound.
-    count = 2000
-    producer = SmsProducer(settings_for(COSMOS_EVENTS_MAXLEN=str(count)))
-    ledger = producer.ledger
-    before = int(ledger.redis.info("memory")["used_memory"])
+def deliver_all(ledger, producer, numbers: list[str]) -> list[str]:
+    """Send, accept and deliver one record per number, as the workers and the receiver would."""
     ids = producer.send_bulk(
-        [
-            {"to": f"0333344455{i:05d}", "sender": "Company Name 123", "text": "Your code is 123456"}
-            for i in range(count)
-        ]
+        [{"to": to, "sender": "Company Name 123", "text": "Your code is 123456"} for to in numbers]
     )
     for lane in ("single", "bulk"):  # Celery's messages are consumed in real life: not the record's cost
         ledger.redis.delete(ledger.keys.broker_queue_key(lane))
-    for start in range(0, count, 250):
+    for start in range(0, len(ids), 250):
         step = ids[start : start + 250]
         assert {a.verdict for a in ledger.begin_many(step, ["w1"] * len(step), count_delivery=True)} == {"go"}
         ledger.finish_many(
@@ -146,10 +138,22 @@ def test_a_delivered_record_costs_at_most_1_5_kb_of_redis_with_its_timeline_and_
                 for job_id in step
             ]
         )
-    for i, job_id in enumerate(ids):
-        ledger.apply_receipt(
-            job_id, to=f"0333344455{i:05d}", status="delivered", message_id=f"m{job_id}", price=0.05, timestamp="t"
-        )
+    for to, job_id in zip(numbers, ids):
+        ledger.apply_receipt(job_id, to=to, status="delivered", message_id=f"m{job_id}", price=0.05, timestamp="t")
+    return ids
+
+
+def test_a_delivered_record_costs_at_most_1_5_kb_of_redis_with_its_timeline_and_every_index(settings_for):
+    # The events stream holds COSMOS_EVENTS_MAXLEN entries whatever the traffic: one per record here,
+    # as in the 1M campaign with the default bound.
+    count = 2000
+    producer = SmsProducer(settings_for(COSMOS_EVENTS_MAXLEN=str(count + 1)))
+    ledger = producer.ledger
+    # One record first: the scripts it loads into Redis are a fixed cost, not the records' (whether an
+    # earlier test loaded them must not move the figure).
+    deliver_all(ledger, producer, ["033334445599999"])
+    before = int(ledger.redis.info("memory")["used_memory"])
+    ids = deliver_all(ledger, producer, [f"0333344455{i:05d}" for i in range(count)])
     per_record = (int(ledger.redis.info("memory")["used_memory"]) - before) / count
     print(f"Redis bytes per delivered record, timeline and every index included: {per_record:.0f}")
     assert len(timeline_of(ledger, ids[-1])) == 5

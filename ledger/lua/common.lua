@@ -331,13 +331,15 @@ local function deliver(j, status, price, stamp, t)
     count(C.receipt_price_refused)
     price = old_price
   end
+  -- Stored as Lua prints it ('0.05'): HSET of a number writes 17 digits ('0.050000000000000003').
+  local stored = tostring(price)
   do
     -- The budget's count moves by at most the accepted price, on the acceptance's budget day.
     local accepted = micros(old_price)
     local delta = math.max(-accepted, math.min(accepted, micros(price) - accepted))
     budget_count(tonumber(r[1]) or t, 0, delta, t)
   end
-  redis.call('HSET', j.jk, F.delivery_status, status, F.price, price, F.receipt_timestamp, stamp, F.delivered_ts, t)
+  redis.call('HSET', j.jk, F.delivery_status, status, F.price, stored, F.receipt_timestamp, stamp, F.delivered_ts, t)
   redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
   observe('receipt', math.max(0, t - tonumber(r[1] or t)))
