@@ -157,8 +157,28 @@ def suppression_list(as_json) -> None:
 
 @suppression.command("remove")
 @click.argument("numbers", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Also lift an opt-out (the recipient's own STOP); audited as --force.")
 @one_line_errors
-def suppression_remove(numbers) -> None:
-    """Remove numbers from the suppression list (their dead jobs can then be requeued)."""
-    removed = operations.unsuppress(_producer().ledger, checked_numbers(numbers), operator_name())
-    click.echo(f"removed {removed} number(s)")
+def suppression_remove(numbers, force) -> None:
+    """Lift the operator and blacklist reasons of numbers (their dead jobs can then be requeued).
+
+    A number that opted out stays suppressed unless --force; one stays while any reason remains."""
+    tally = operations.unsuppress(_producer().ledger, checked_numbers(numbers), operator_name(), force)
+    click.echo(f"removed {tally['removed']} number(s)")
+    if tally["kept"]:
+        click.echo(f"{tally['kept']} number(s) stay suppressed (opted out: --force lifts that)", err=True)
+
+
+@suppression.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@one_line_errors
+def suppression_show(number, as_json) -> None:
+    """Why NUMBER is suppressed: each reason (blacklist, opt_out, operator) and since when."""
+    shown = operations.suppression_of(_producer().ledger, checked_numbers((number,))[0])
+    if as_json:
+        click.echo(json.dumps(shown))
+        return
+    click.echo(f"{number}: {'suppressed' if shown['suppressed'] else 'not suppressed'}")
+    for row in shown["reasons"]:
+        click.echo(f"  {row['reason']} since {row['since'] or 'unknown'}")

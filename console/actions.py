@@ -208,8 +208,10 @@ async def suppression_add(request: Request, user: Operator):
 async def suppression_remove(request: Request, user: Operator):
     console = console_of(request)
     numbers = _numbers(await request.form())
-    removed = operations.unsuppress(console.ledger, numbers, user.name)
-    return render(request, "done.html", user=user, back="/suppression", message=f"Removed {removed} number(s).")
+    tally = operations.unsuppress(console.ledger, numbers, user.name)
+    kept = f" {tally['kept']} stay suppressed: they opted out." if tally["kept"] else ""
+    message = f"Removed {tally['removed']} number(s).{kept}"
+    return render(request, "done.html", user=user, back="/suppression", message=message)
 
 
 @router.post("/batches/{batch_id}/cancel", response_class=HTMLResponse)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.controls import Controls
 from ledger.outbox import republish
+from ledger.record import iso
 from ledger.schema import STEP, batch_job_id
 from ledger.store import Ledger
 
@@ -62,11 +64,27 @@ def suppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
     return added
 
 
-def unsuppress(ledger: Ledger, numbers: Sequence[str], by: str) -> int:
-    """Take numbers off the suppression list, STEP at a time; returns how many were on it."""
-    removed = sum(ledger.unsuppress(numbers[i : i + STEP]) for i in range(0, len(numbers), STEP))
-    Controls(ledger.redis, ledger.keys).audit(by, "suppression remove", _numbers_target(numbers), removed)
-    return removed
+def unsuppress(ledger: Ledger, numbers: Sequence[str], by: str, force: bool = False) -> Counter[str]:
+    """Lift the `operator` and `blacklist` reasons of numbers, and `opt_out` (the recipient's own STOP)
+    only with `force`, STEP at a time; a number stays suppressed while a reason remains.
+    Returns how many were `removed`, `kept` (still suppressed) and `absent`."""
+    tally: Counter[str] = Counter()
+    for i in range(0, len(numbers), STEP):
+        tally.update(ledger.unsuppress(numbers[i : i + STEP], force))
+    action = "suppression remove --force" if force else "suppression remove"
+    detail = f"removed {tally['removed']}, still suppressed {tally['kept']}"
+    Controls(ledger.redis, ledger.keys).audit(by, action, _numbers_target(numbers), tally["removed"], detail)
+    return tally
+
+
+def suppression_of(ledger: Ledger, number: str) -> dict[str, Any]:
+    """Why `number` is suppressed: `suppressed`, and each reason with since when (ISO 8601, null if unknown)."""
+    listed, reasons = ledger.suppression_reasons(number)
+    return {
+        "number": number,
+        "suppressed": listed,
+        "reasons": [{"reason": r, "since": iso(since)} for r, since in sorted(reasons.items())],
+    }
 
 
 def resume_budget(ledger: Ledger, by: str) -> tuple[bool, str]:

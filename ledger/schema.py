@@ -348,6 +348,7 @@ SCRIPT_ARGS: dict[str, tuple[str, ...]] = {
     "bind": ("action", "holder", "slots", "lease_ms", "slot"),
     "smpp_receipt": ("action", "message_id", "status", "timestamp", "keep_s", "max_kept", "limit"),
     "inbound": ("sender", "to", "text", "word", "url"),
+    "unsuppress": ("number", "force"),
     "archived": ("pairs",),
     "redact": ("job", "expected_to", "to", "text", "idem", "callback"),
     "budget": ("action", "by"),

@@ -714,9 +714,22 @@ class Ledger:
         for number in self.redis.sscan_iter(self.keys.suppressed, count=STEP):
             yield str(number)
 
-    def unsuppress(self, numbers: Iterable[str]) -> int:
-        numbers = list(numbers)
-        return int(self.redis.srem(self.keys.suppressed, *numbers)) if numbers else 0
+    def unsuppress(self, numbers: Iterable[str], force: bool = False) -> list[str]:
+        """Lift `operator` and `blacklist` (and `opt_out` with `force`) from each number (≤ STEP):
+        `removed`, `kept` (another reason remains) or `absent`, per number."""
+        calls = [script_args("unsuppress", number=number, force=int(force)) for number in numbers]
+        return [str(r) for r in self._run_many("unsuppress", calls)] if calls else []
+
+    def suppression_reasons(self, number: str) -> tuple[bool, dict[str, float | None]]:
+        """(on the list, reason -> since); a number listed before reasons were kept shows `operator`, since unknown."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sismember(self.keys.suppressed, number)
+        pipe.hgetall(self.keys.suppression(number))
+        listed, raw = pipe.execute()
+        reasons: dict[str, float | None] = {str(k): float(v) for k, v in raw.items()}
+        if listed and not reasons:
+            reasons["operator"] = None
+        return bool(listed), reasons
 
     def suppress(self, numbers: Iterable[str]) -> int:
         numbers = list(numbers)

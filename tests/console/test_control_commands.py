@@ -71,3 +71,34 @@ def test_console_refuses_to_start_without_users_in_one_line(base_env):
     assert result.stderr.strip() == "error: COSMOS_CONSOLE_USERS is not set: the console refuses to start without users"
     bad = run({**base_env, "COSMOS_CONSOLE_USERS": "bob:admin:abc"}, "console")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "role" in bad.stderr
+
+
+def test_suppression_keeps_each_reason_and_remove_lifts_an_opt_out_only_with_force(base_env, settings_for, prefix):
+    from ledger.store import Ledger
+    from producers.producer import SmsProducer
+
+    ledger: Ledger = SmsProducer(settings_for()).ledger
+    opted, both = "033334445566780", "033334445566781"
+    ledger.record_inbound(opted, "COSMOS", "STOP", "opt_out")
+    ledger.record_inbound(both, "COSMOS", "STOP", "opt_out")
+    ledger.suppress([both])
+
+    shown = json.loads(run(base_env, "suppression", "show", both, "--json").stdout)
+    assert shown["suppressed"] is True
+    assert [r["reason"] for r in shown["reasons"]] == ["operator", "opt_out"]
+    assert all(r["since"].endswith("Z") for r in shown["reasons"])
+
+    removed = run(base_env, "suppression", "remove", opted, both)
+    assert removed.returncode == 0 and "removed 0 number(s)" in removed.stdout
+    assert "2 number(s) stay suppressed" in removed.stderr
+    shown = json.loads(run(base_env, "suppression", "show", both, "--json").stdout)
+    assert [r["reason"] for r in shown["reasons"]] == ["opt_out"] and shown["suppressed"] is True
+    assert sorted(json.loads(run(base_env, "suppression", "list", "--json").stdout)) == [opted, both]
+
+    assert "removed 2 number(s)" in run(base_env, "suppression", "remove", "--force", opted, both).stdout
+    assert json.loads(run(base_env, "suppression", "list", "--json").stdout) == []
+    gone = json.loads(run(base_env, "suppression", "show", opted, "--json").stdout)
+    assert gone == {"number": opted, "suppressed": False, "reasons": []}
+    audited = [f["action"] for _, f in ledger.redis.xrange(f"{prefix}:audit")]
+    assert audited == ["suppression remove", "suppression remove --force"]
+    assert "not suppressed" in run(base_env, "suppression", "show", opted).stdout
