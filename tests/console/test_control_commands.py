@@ -73,7 +73,9 @@ def test_console_refuses_to_start_without_users_in_one_line(base_env):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "role" in bad.stderr
 
 
-def test_suppression_keeps_each_reason_and_remove_lifts_an_opt_out_only_with_force(base_env, settings_for, prefix):
+def test_suppression_keeps_each_reason_and_remove_lifts_an_opt_out_only_with_force(
+    base_env, settings_for, redis_client, prefix
+):
     from ledger.store import Ledger
     from producers.producer import SmsProducer
 
@@ -99,6 +101,6 @@ def test_suppression_keeps_each_reason_and_remove_lifts_an_opt_out_only_with_for
     assert json.loads(run(base_env, "suppression", "list", "--json").stdout) == []
     gone = json.loads(run(base_env, "suppression", "show", opted, "--json").stdout)
     assert gone == {"number": opted, "suppressed": False, "reasons": []}
-    audited = [f["action"] for _, f in ledger.redis.xrange(f"{prefix}:audit")]
+    audited = [f["action"] for _, f in redis_client.xrange(f"{prefix}:audit")]
     assert audited == ["suppression remove", "suppression remove --force"]
     assert "not suppressed" in run(base_env, "suppression", "show", opted).stdout
