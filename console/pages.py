@@ -360,3 +360,26 @@ def task(request: Request, user: Viewer, task_id: str):
         raise HTTPException(404, f"no background action {task_id[:40]}")
     template = "_task.html" if request.headers.get("hx-request") else "task.html"
     return render(request, template, user=user, task=found, task_id=task_id)
+
+
+INBOUND_PAGE = 50
+"""Inbound messages per page: a bounded XREVRANGE."""
+
+
+@router.get("/inbound", response_class=HTMLResponse)
+def inbound(request: Request, user: Viewer, before: str = ""):
+    """Inbound messages from recipients (a STOP, a reply), newest first, a page at a time."""
+    console = console_of(request)
+    if before and not re.fullmatch(r"[0-9]+-[0-9]+", before):
+        return render(
+            request,
+            "inbound.html",
+            400,
+            user=user,
+            rows=[],
+            next_cursor=None,
+            error="before: malformed (start from the newest)",
+        )
+    rows = console.ledger.inbound_page(before or "+", INBOUND_PAGE)
+    next_cursor = rows[-1]["id"] if len(rows) == INBOUND_PAGE else None
+    return render(request, "inbound.html", user=user, rows=rows, next_cursor=next_cursor, error=None)

@@ -163,3 +163,25 @@ def test_redis_down_is_a_503_page_not_a_traceback(console_settings, users):
         # Logging in needs Redis too (the failure counter): the same page, no traceback.
         response = login(client, OPERATOR[0], OPERATOR[2])
         assert response.status_code == 503 and "Redis is not reachable" in el(soup(response), id="error").text
+
+
+def test_inbound_page_lists_newest_first_a_page_at_a_time_and_masks_numbers_for_viewers(operator, viewer, ledger):
+    from console.pages import INBOUND_PAGE
+
+    sender = number(7)
+    for i in range(INBOUND_PAGE + 2):
+        ledger.record_inbound(sender, "COSMOS", f"reply {i}")
+
+    def texts(page) -> list[str]:
+        return [row.find_all("td")[3].text for row in el(page, id="inbound").find_all("tr")[1:]]
+
+    first = soup(operator.get("/inbound"))
+    assert (
+        texts(first)[:2] == [f"reply {INBOUND_PAGE + 1}", f"reply {INBOUND_PAGE}"] and len(texts(first)) == INBOUND_PAGE
+    )
+    older = soup(operator.get(el(first, id="next")["href"]))
+    assert texts(older) == ["reply 1", "reply 0"]
+    assert older.find(id="next") is None
+    assert sender in first.text
+    assert sender not in soup(viewer.get("/inbound")).text
+    assert operator.get("/inbound?before=x").status_code == 400
