@@ -49,6 +49,11 @@ LEDGER_OWNED = frozenset(
         "rate",
         "archive_pending",
         "archive_identity",
+        "smpp_bind",
+        "smpp_early",
+        "smpp_early_data",
+        "inbound",
+        "suppression",
     }
 )
 """Keys only the ledger writes (ledger/ and its Lua scripts); other modules read them or call the ledger.
@@ -67,10 +72,12 @@ PROCESS_OWNED = frozenset(
         "archiver_status",
         "process",
         "processes",
+        "smpp_relay",
+        "smpp_relay_answer",
     }
 )
 """A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
-tasks and login throttle, worker heartbeats (the demo's heartbeats are `DEMO_RUNS`)."""
+tasks and login throttle, worker heartbeats, the SMPP relay between a process and a bind's holder (the demo's heartbeats are `DEMO_RUNS`)."""
 BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
 """Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
 DEMO_RUNS = "cosmos-demo:runs"

@@ -230,16 +230,6 @@ class Settings(BaseSettings):
             raise ValueError("must be http or smpp (a fallback route such as smpp,http is not built yet)")
         return value
 
-    @field_validator("inbound_url")
-    @classmethod
-    def _inbound_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        return value
-
     @field_validator("smpp_url")
     @classmethod
     def _smpp_url(cls, value: str | None) -> str | None:
@@ -297,7 +287,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("webhook_url")
+    @field_validator("webhook_url", "inbound_url")
     @classmethod
     def _optional_http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):

@@ -223,6 +223,8 @@ LEDGER_HASHES = {
         "attempt:": "requests per route and outcome kind, never lowered",
     },
     "histograms": {"": "latency bucket counts, `<histogram>:<bucket>`"},
+    "suppression": {"": "one number's reasons (`blacklist`, `opt_out`, `operator`) -> since when"},
+    "smpp_early_data": {"": "an SMPP receipt kept until its job is known, by its message_id"},
 }
 """Every hash the ledger owns, by its `config.keys.Keys` name, with its fields."""
 

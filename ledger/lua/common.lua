@@ -340,7 +340,9 @@ local function deliver(j, status, price, stamp, t)
     budget_count(tonumber(r[1]) or t, 0, delta, t)
   end
   redis.call('HSET', j.jk, F.delivery_status, status, F.price, stored, F.receipt_timestamp, stamp, F.delivered_ts, t)
-  redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts)
+  -- A receipt ends the time in which a begin or finish reply can be lost and asked again: its kept
+  -- reply goes, so a delivered record stays small.
+  redis.call('HDEL', j.jk, F.rcpt_status, F.rcpt_msgid, F.rcpt_price, F.rcpt_ts, F.call, F.call_reply)
   redis.call('HINCRBYFLOAT', COUNTERS, C.total_price, (tonumber(price) or 0) - old_price)
   observe('receipt', math.max(0, t - tonumber(r[1] or t)))
   move(j, status, t, {event = 'receipt'})
