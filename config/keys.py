@@ -77,7 +77,8 @@ PROCESS_OWNED = frozenset(
     }
 )
 """A process's own bookkeeping: locks, bulk chunk redelivery counters, the audit stream, console caches,
-tasks and login throttle, worker heartbeats, the SMPP relay between a process and a bind's holder (the demo's heartbeats are `DEMO_RUNS`)."""
+tasks and login throttle, worker heartbeats, the SMPP relay between a process and a bind's holder
+(the demo's heartbeats are `DEMO_RUNS`)."""
 BROKER_OWNED = frozenset({"celery_prefix", "queue", "broker_queue_key"})
 """Celery's (kombu's) names; the ledger pushes task messages into the broker lists."""
 DEMO_RUNS = "cosmos-demo:runs"
