@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -735,10 +734,11 @@ class Ledger:
         numbers = list(numbers)
         if not numbers:
             return 0
+        since = self.now()  # the ledger's clock, as the scripts that add the other reasons use
         pipe = self.redis.pipeline(transaction=False)
         pipe.sadd(self.keys.suppressed, *numbers)
         for number in numbers:  # the reason, so an opt-in (START) never lifts an operator's suppression
-            pipe.hsetnx(self.keys.suppression(number), "operator", time.time())
+            pipe.hsetnx(self.keys.suppression(number), "operator", since)
         return int(pipe.execute()[0])
 
     # --- batches ---------------------------------------------------------------------

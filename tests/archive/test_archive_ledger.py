@@ -185,13 +185,12 @@ def test_the_schema_version_processes_expect_is_the_newest_migration():
 
 
 OPEN_WHEN_TOLD = """
-import os, sys, time
+import os, sys
 from config.settings import Settings
 from archive.opening import open_archive
 from producers.producer import SmsProducer
 open(sys.argv[1] + f".ready{os.getpid()}", "w").close()
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.01)
+sys.stdin.readline()  # blocks until the test says go, to every process at once
 settings = Settings(_env_file=None)
 print(open_archive(settings, SmsProducer(settings).ledger) is not None)
 """
@@ -204,11 +203,18 @@ def test_processes_starting_together_all_open_one_new_archive(base_env, tmp_path
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_WHEN_TOLD, str(go)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, "-c", OPEN_WHEN_TOLD, str(go)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(4)
     ]
     wait_for(lambda: len(list(tmp_path.glob("go.ready*"))) == 4, timeout=60, what="the processes to be ready")
-    go.touch()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, outputs)] == [(0, b"True")] * 4, outputs
